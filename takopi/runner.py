@@ -17,6 +17,7 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from weakref import WeakValueDictionary
@@ -44,6 +45,22 @@ from takopi.utils.subprocess import (
 )
 
 _log = get_logger(__name__)
+
+#: After the CLI exits, how long stdout may stay open (held by a leftover grandchild) before
+#: the process group is terminated so that the run can finish.
+EXIT_LINGER_S = 2.0
+
+
+@asynccontextmanager
+async def _aclosing(iterator: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator[Any]]:
+    """Like :func:`contextlib.aclosing`, for any async iterator (closes generators now,
+    in this task, instead of leaving them to the garbage collector's finaliser)."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 @runtime_checkable
@@ -148,17 +165,18 @@ class SessionLockMixin:
         """
         if resume is not None:
             lock = self.lock_for(resume)
-            async with lock:
-                async for event in self.run_impl(prompt, resume):
+            async with lock, _aclosing(self.run_impl(prompt, resume)) as events:
+                async for event in events:
                     yield event
             return
         held: anyio.Semaphore | None = None
         try:
-            async for event in self.run_impl(prompt, None):
-                if held is None and isinstance(event, StartedEvent):
-                    held = self.lock_for(event.resume)
-                    await held.acquire()
-                yield event
+            async with _aclosing(self.run_impl(prompt, None)) as events:
+                async for event in events:
+                    if held is None and isinstance(event, StartedEvent):
+                        held = self.lock_for(event.resume)
+                        await held.acquire()
+                    yield event
         finally:
             if held is not None:
                 held.release()
@@ -176,8 +194,9 @@ class BaseRunner(SessionLockMixin):
 
     async def run(self, prompt: str, resume: ResumeToken | None) -> AsyncIterator[TakopiEvent]:
         """Run ``prompt``; see :meth:`SessionLockMixin.run_with_resume_lock`."""
-        async for event in self.run_with_resume_lock(prompt, resume):
-            yield event
+        async with _aclosing(self.run_with_resume_lock(prompt, resume)) as events:
+            async for event in events:
+                yield event
 
 
 @dataclass(slots=True)
@@ -306,7 +325,9 @@ class JsonlSubprocessRunner(BaseRunner):
         """
         if isinstance(error, ValueError):  # JSONDecodeError, UnicodeDecodeError
             return self.invalid_json_events(raw=raw, line=line, state=state)
-        self.get_logger().warning(
+        _log_safe(
+            self.get_logger(),
+            "warning",
             "jsonl.decode_error",
             tag=self.tag(),
             error=str(error),
@@ -318,7 +339,9 @@ class JsonlSubprocessRunner(BaseRunner):
         self, *, data: Any, error: Exception, state: Any
     ) -> list[TakopiEvent]:
         """Events when :meth:`translate` raised (default: log + warning note)."""
-        self.get_logger().warning(
+        _log_safe(
+            self.get_logger(),
+            "warning",
             "jsonl.translate_error",
             tag=self.tag(),
             error=str(error),
@@ -391,7 +414,9 @@ class JsonlSubprocessRunner(BaseRunner):
         env = self.env(state=state)
         cwd = get_run_base_dir()
         started_at = time.monotonic()
-        log.info(
+        _log_safe(
+            log,
+            "info",
             "subprocess.spawn",
             tag=tag,
             argv=argv,
@@ -401,7 +426,7 @@ class JsonlSubprocessRunner(BaseRunner):
             proc = await spawn_process(argv, cwd=cwd, env=env, stdin=True)
         except OSError as exc:
             message = self._spawn_error_message(argv[0], exc, cwd)
-            log.error("subprocess.spawn_failed", tag=tag, error=message)
+            _log_safe(log, "error", "subprocess.spawn_failed", tag=tag, error=message)
             yield CompletedEvent(
                 engine=self.engine, ok=False, answer="", resume=resume, error=message
             )
@@ -412,6 +437,8 @@ class JsonlSubprocessRunner(BaseRunner):
             drain_stderr(proc.stderr, tag=tag, logger=log, tail=stderr_tail)  # type: ignore[arg-type]
         )
         stdin_task = _start_background(_feed_stdin(proc, payload))
+        stdout_done = anyio.Event()
+        reaper_task = _start_background(_reap_after_exit(proc, stdout_done, log=log, tag=tag))
         found_session: ResumeToken | None = None
         completed: CompletedEvent | None = None
         action_count = 0
@@ -419,26 +446,32 @@ class JsonlSubprocessRunner(BaseRunner):
         finished = False
         try:
             assert proc.stdout is not None
-            async for raw_bytes in iter_bytes_lines(proc.stdout):
-                if completed is not None:
-                    continue  # keep draining so the process can exit, drop the rest
-                line_bytes = raw_bytes.strip()
-                if not line_bytes:
-                    continue
-                events = self._events_for_line(
-                    raw_bytes, line_bytes, state=state, resume=resume, found_session=found_session
-                )
-                for event in events:
-                    out, found_session = self._accept(event, resume, found_session)
-                    if out is None:
+            async with _aclosing(iter_bytes_lines(proc.stdout)) as lines:
+                async for raw_bytes in lines:
+                    if completed is not None:
+                        continue  # keep draining so the process can exit, drop the rest
+                    line_bytes = raw_bytes.strip()
+                    if not line_bytes:
                         continue
-                    if isinstance(out, ActionEvent):
-                        action_count += 1
-                    if isinstance(out, CompletedEvent):
-                        completed = out
+                    events = self._events_for_line(
+                        raw_bytes,
+                        line_bytes,
+                        state=state,
+                        resume=resume,
+                        found_session=found_session,
+                    )
+                    for event in events:
+                        out, found_session = self._accept(event, resume, found_session)
+                        if out is None:
+                            continue
+                        if isinstance(out, ActionEvent):
+                            action_count += 1
+                        if isinstance(out, CompletedEvent):
+                            completed = out
+                            yield out
+                            break
                         yield out
-                        break
-                    yield out
+            stdout_done.set()
             rc = await proc.wait()
             finished = True
             if completed is None:
@@ -459,14 +492,26 @@ class JsonlSubprocessRunner(BaseRunner):
                         yield out
                         break
                     yield out
+                if completed is None:  # a hook forgot the terminal event: keep the contract
+                    completed = CompletedEvent(
+                        engine=self.engine,
+                        ok=False,
+                        answer="",
+                        resume=found_session or resume,
+                        error=f"{tag} finished without a completed event (rc={rc})",
+                    )
+                    yield completed
         finally:
             # Kill leftovers (the whole group) on cancel / early close / error, and also any
             # background processes the CLI left behind after a normal exit.
             await terminate_process(proc)
             stdin_task.cancel()
+            reaper_task.cancel()
+            await _settle(stderr_task, timeout=0.5)
             await close_process_streams(proc)
-            stderr_task.cancel()
-            log.info(
+            _log_safe(
+                log,
+                "info",
                 "runner.completed",
                 tag=tag,
                 ok=completed.ok if completed is not None else None,
@@ -497,9 +542,13 @@ class JsonlSubprocessRunner(BaseRunner):
         except Exception as exc:
             raw = raw_bytes.decode("utf-8", errors="replace")
             line = line_bytes.decode("utf-8", errors="replace")
-            emit = getattr(self.get_logger(), pipeline_level(), None)
-            if emit is not None:
-                emit("jsonl.undecodable", tag=self.tag(), error=type(exc).__name__)
+            _log_safe(
+                self.get_logger(),
+                pipeline_level(),
+                "jsonl.undecodable",
+                tag=self.tag(),
+                error=type(exc).__name__,
+            )
             return list(self.decode_error_events(raw=raw, line=line, error=exc, state=state))
         try:
             return list(
@@ -546,6 +595,48 @@ async def _feed_stdin(proc: Process, payload: bytes | None) -> None:
             await stream.aclose()
         except Exception:
             pass
+
+
+async def _reap_after_exit(proc: Process, stdout_done: anyio.Event, *, log: Any, tag: str) -> None:
+    """Once the CLI has exited, make sure its stdout reaches EOF.
+
+    A leftover grandchild can hold the stdout pipe open forever; after ``EXIT_LINGER_S`` the
+    group is terminated, and if the pipe is still open (a process escaped the group) it is
+    closed from our side so the run can end.
+    """
+    try:
+        await proc.wait()
+        with anyio.move_on_after(EXIT_LINGER_S):
+            await stdout_done.wait()
+            return
+        _log_safe(log, "warning", "subprocess.stdout_held", tag=tag, pid=proc.pid)
+        await terminate_process(proc)
+        with anyio.move_on_after(1.0):
+            await stdout_done.wait()
+            return
+        if proc.stdout is not None:
+            await proc.stdout.aclose()
+    except Exception as exc:
+        _log_safe(log, "debug", "subprocess.reaper_failed", tag=tag, error=repr(exc))
+
+
+async def _settle(task: Any, *, timeout: float) -> None:
+    """Give a helper task ``timeout`` seconds to finish on its own, then cancel it."""
+    import asyncio
+
+    with anyio.CancelScope(shield=True):
+        if not task.done():
+            await asyncio.wait({task}, timeout=timeout)
+        if not task.done():
+            task.cancel()
+
+
+def _log_safe(log: Any, level: str, event: str, **fields: Any) -> None:
+    """Log through a plugin-provided logger, falling back to ours if it is not structlog-like."""
+    try:
+        getattr(log, level)(event, **fields)
+    except TypeError:
+        getattr(_log, level)(event, **fields)
 
 
 def _start_background(coro: Any) -> Any:
