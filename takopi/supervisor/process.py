@@ -1,0 +1,273 @@
+"""One worker OS process: spawn with a one-time secret, exit detection by pidfd, output ring
+buffer (for ``takopictl logs``), and kill.
+
+The secret travels over an inherited pipe (``--secret-fd N``), never argv or the environment.
+Workers get their own session (``setsid``) so a terminal's Ctrl-C reaches only the supervisor,
+which then stops them in order; a session leader can still read an inherited tty (console).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+import anyio
+import psutil
+
+from takopi.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitInfo:
+    """How a process ended, Popen style: ``returncode < 0`` means killed by signal ``-rc``."""
+
+    returncode: int
+
+    @property
+    def signal(self) -> int | None:
+        """The terminating signal number, if any."""
+        return -self.returncode if self.returncode < 0 else None
+
+    def describe(self) -> str:
+        """``exit code 3`` or ``killed by SIGKILL``."""
+        sig = self.signal
+        if sig is not None:
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            return f"killed by {name}"
+        return f"exit code {self.returncode}"
+
+
+class WorkerProcess:
+    """Spawns and watches one worker process."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        secret: bytes,
+        env: dict[str, str] | None = None,
+        inherit_stdio: bool = False,
+        log_lines: int = 1000,
+        echo: IO[bytes] | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.name = name
+        self._secret = secret
+        self._env = env
+        self._inherit_stdio = inherit_stdio
+        self.output: deque[str] = deque(maxlen=log_lines)
+        self._echo = echo
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.pidfd: int | None = None
+        self.exit: ExitInfo | None = None
+        self.started_at: float | None = None
+        self.exited = anyio.Event()
+        self._descendants: set[int] = set()
+
+    @property
+    def pid(self) -> int | None:
+        """The OS pid once spawned."""
+        return self.popen.pid if self.popen is not None else None
+
+    def spawn(self) -> None:
+        """Start the process; the argv must accept ``--secret-fd`` (appended here)."""
+        read_fd, write_fd = os.pipe()
+        try:
+            argv = [*self.argv, "--secret-fd", str(read_fd)]
+            self.popen = subprocess.Popen(
+                argv,
+                stdin=None if self._inherit_stdio else subprocess.DEVNULL,
+                stdout=None if self._inherit_stdio else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(read_fd,),
+                env=self._env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(read_fd)
+        try:
+            os.write(write_fd, self._secret + b"\n")
+        except OSError:
+            pass  # died at once; exit detection reports it
+        finally:
+            os.close(write_fd)
+        self.started_at = time.monotonic()
+        self.pidfd = os.pidfd_open(self.popen.pid)
+        for stream in (self.popen.stderr, self.popen.stdout):
+            if stream is not None:
+                os.set_blocking(stream.fileno(), False)
+        log.debug("worker.spawned", worker=self.name, pid=self.popen.pid)
+
+    async def watch(self, on_exit: Callable[[WorkerProcess], None] | None = None) -> ExitInfo:
+        """Pump output and wait for the exit (pidfd); run in a task. Reaps the process."""
+        assert self.popen is not None and self.pidfd is not None
+        async with anyio.create_task_group() as tg:
+            for stream in (self.popen.stderr, self.popen.stdout):
+                if stream is not None:
+                    tg.start_soon(self._pump, stream)
+            try:
+                await anyio.wait_readable(self.pidfd)
+            finally:
+                # Output still in the pipe after exit is drained by the pumps (EOF ends them),
+                # unless a leftover descendant keeps the pipe open: stop pumping then.
+                with anyio.move_on_after(0.5):
+                    while not self._pipes_closed():
+                        await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        rc = self.popen.wait()
+        os.close(self.pidfd)
+        self.pidfd = None
+        self.exit = ExitInfo(rc)
+        self._close_pipes()
+        self.exited.set()
+        if on_exit is not None:
+            on_exit(self)
+        return self.exit
+
+    def _pipes_closed(self) -> bool:
+        assert self.popen is not None
+        return all(s is None or s.closed for s in (self.popen.stderr, self.popen.stdout))
+
+    def _close_pipes(self) -> None:
+        assert self.popen is not None
+        for stream in (self.popen.stderr, self.popen.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+    async def _pump(self, stream: IO[bytes]) -> None:
+        fd = stream.fileno()
+        partial = b""
+        while True:
+            await anyio.wait_readable(fd)
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                if partial:
+                    self._line(partial)
+                stream.close()
+                return
+            if self._echo is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._echo.write(chunk)
+                    self._echo.flush()
+            partial += chunk
+            *lines, partial = partial.split(b"\n")
+            for line in lines:
+                self._line(line)
+            if len(partial) > 65536:
+                self._line(partial)
+                partial = b""
+
+    def _line(self, raw: bytes) -> None:
+        self.output.append(raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def tail(self, lines: int = 100) -> list[str]:
+        """The last ``lines`` lines of the worker's stdout/stderr."""
+        if lines <= 0:
+            return []
+        return list(self.output)[-lines:]
+
+    def remember_descendants(self) -> None:
+        """Snapshot the worker's descendants so they can be killed after it is gone."""
+        if self.popen is None or self.exit is not None:
+            return
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.popen.pid).children(recursive=True):
+                self._descendants.add(child.pid)
+
+    def signal(self, signum: int) -> bool:
+        """Send ``signum`` to the worker (not its descendants); False if already gone."""
+        if self.popen is None or self.exit is not None:
+            return False
+        try:
+            os.kill(self.popen.pid, signum)
+        except ProcessLookupError:
+            return False
+        return True
+
+    async def stop(self, grace: float = 3.0) -> ExitInfo | None:
+        """SIGTERM, wait ``grace`` seconds, SIGKILL; then kill whatever it left behind."""
+        self.remember_descendants()
+        if self.signal(signal.SIGTERM):
+            with anyio.move_on_after(grace):
+                await self.exited.wait()
+        if self.exit is None:
+            self.signal(signal.SIGKILL)
+            if self.signal(signal.SIGCONT) is False:
+                pass
+            with anyio.move_on_after(5.0):
+                await self.exited.wait()
+        self.kill_leftovers()
+        return self.exit
+
+    def kill(self) -> None:
+        """SIGKILL now (plus a SIGCONT so a stopped process dies at once)."""
+        self.remember_descendants()
+        self.signal(signal.SIGKILL)
+        self.signal(signal.SIGCONT)
+
+    def kill_leftovers(self) -> int:
+        """SIGKILL every remembered descendant still alive (and its process group)."""
+        return kill_pids(self._descendants, exclude={os.getpid()})
+
+
+def kill_pids(pids: set[int] | Sequence[int], *, exclude: set[int] | None = None) -> int:
+    """SIGKILL each live pid, its process group (if it leads one) and its descendants."""
+    exclude = exclude or set()
+    killed = 0
+    targets: set[int] = set()
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            targets.add(pid)
+            targets.update(c.pid for c in proc.children(recursive=True))
+    own_pgid = os.getpgid(0)
+    for pid in targets - exclude:
+        with contextlib.suppress(OSError):
+            pgid = os.getpgid(pid)
+            if pgid == pid and pgid != own_pgid:
+                os.killpg(pgid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def worker_argv(
+    python: str | None, *, kind: str, plugin_id: str, endpoint: str, identity: str
+) -> list[str]:
+    """``<python> -m takopi.worker --kind K --id X --endpoint E --identity I``."""
+    return [
+        python or sys.executable,
+        "-m",
+        "takopi.worker",
+        "--kind",
+        kind,
+        "--id",
+        plugin_id,
+        "--endpoint",
+        endpoint,
+        "--identity",
+        identity,
+    ]
+
+
+__all__ = ["ExitInfo", "WorkerProcess", "kill_pids", "worker_argv"]
