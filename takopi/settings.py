@@ -1,0 +1,451 @@
+"""Validated settings (pydantic-settings) for ``takopi.toml``.
+
+Sources, highest priority first: init kwargs > environment (``TAKOPI__A__B``) > dotenv > the
+TOML file. Strings are whitespace-stripped. Unknown top-level keys are allowed (engine tables
+such as ``[codex]``); nested tables that takopi owns reject unknown keys so that typos surface.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from takopi.config import (
+    HOME_CONFIG_PATH,
+    ConfigError,
+    read_config,
+    resolve_config_path,
+    write_config,
+)
+from takopi.config_migrations import migrate_config
+from takopi.ids import RESERVED_CHAT_COMMANDS
+from takopi.logging import get_logger
+from takopi.projects import ProjectConfig, ProjectsConfig
+
+log = get_logger(__name__)
+
+_INT_STRING_RE = re.compile(r"^[+-]?\d+$")
+
+DEFAULT_DENY_GLOBS: tuple[str, ...] = (".git/**", ".env", ".envrc", "*.pem", ".ssh/**")
+
+
+def _coerce_int_string(value: Any) -> Any:
+    # Chat ids pasted as strings ("-100123") are accepted; bools and floats are not.
+    if isinstance(value, str) and _INT_STRING_RE.match(value.strip()):
+        return int(value.strip())
+    return value
+
+
+ChatId = Annotated[StrictInt, BeforeValidator(_coerce_int_string)]
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class _Table(BaseModel):
+    """A config table owned by takopi: stripped strings, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TelegramTopicsSettings(_Table):
+    """``[transports.telegram.topics]``: forum-topic features."""
+
+    enabled: bool = False
+    scope: Literal["auto", "main", "projects", "all"] = "auto"
+
+
+class TelegramFilesSettings(_Table):
+    """``[transports.telegram.files]``: ``/file put`` and ``/file get``."""
+
+    max_upload_bytes: ClassVar[int] = 20 * 1024 * 1024
+    max_download_bytes: ClassVar[int] = 50 * 1024 * 1024
+
+    enabled: bool = False
+    auto_put: bool = True
+    auto_put_mode: Literal["upload", "prompt"] = "upload"
+    uploads_dir: str = "incoming"
+    allowed_user_ids: list[int] = Field(default_factory=list)
+    deny_globs: list[str] = Field(default_factory=lambda: list(DEFAULT_DENY_GLOBS))
+
+    @field_validator("uploads_dir")
+    @classmethod
+    def _relative_uploads_dir(cls, value: str) -> str:
+        if not value:
+            raise ValueError("uploads_dir must not be empty")
+        if Path(value).is_absolute():
+            raise ValueError("uploads_dir must be a relative path")
+        return value
+
+
+class TelegramTransportSettings(_Table):
+    """``[transports.telegram]``."""
+
+    bot_token: NonEmptyStr
+    chat_id: ChatId
+    allowed_user_ids: list[int] = Field(default_factory=list)
+    message_overflow: Literal["trim", "split"] = "trim"
+    voice_transcription: bool = False
+    voice_max_bytes: int = 10 * 1024 * 1024
+    voice_transcription_model: str = "gpt-4o-mini-transcribe"
+    voice_transcription_base_url: str | None = None
+    voice_transcription_api_key: str | None = None
+    session_mode: Literal["stateless", "chat"] = "stateless"
+    show_resume_line: bool = True
+    forward_coalesce_s: float = Field(default=1.0, ge=0)
+    media_group_debounce_s: float = Field(default=1.0, ge=0)
+    topics: TelegramTopicsSettings = Field(default_factory=TelegramTopicsSettings)
+    files: TelegramFilesSettings = Field(default_factory=TelegramFilesSettings)
+    # Extensions of this implementation (not in the reference):
+    api_url: str = "https://api.telegram.org"
+    offline_backlog: Literal["notify", "run", "drop"] = "notify"
+
+
+class TransportsSettings(BaseModel):
+    """``[transports]``: telegram is typed, any other ``[transports.<id>]`` is free-form."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    telegram: TelegramTransportSettings | None = None
+
+    @model_validator(mode="after")
+    def _other_transports_are_tables(self) -> TransportsSettings:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, dict):
+                raise ValueError(f"transports.{key} must be a table")
+        return self
+
+
+class ProjectSettings(_Table):
+    """One ``[projects.<alias>]`` table as written (paths not yet resolved)."""
+
+    path: NonEmptyStr
+    worktrees_dir: NonEmptyStr = ".worktrees"
+    default_engine: str | None = None
+    worktree_base: str | None = None
+    chat_id: ChatId | None = None
+
+
+class PluginsSettings(BaseModel):
+    """``[plugins]``: ``enabled`` allowlist plus one free-form table per plugin id."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    enabled: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _plugin_tables(self) -> PluginsSettings:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, dict):
+                raise ValueError(f"plugins.{key} must be a table")
+        return self
+
+
+# The TOML data for the settings being built (set by ``load_settings``/``validate_settings``).
+_toml_data: ContextVar[dict[str, Any] | None] = ContextVar("takopi_toml_data", default=None)
+
+
+class _TomlDataSource(PydanticBaseSettingsSource):
+    """Lowest-priority source: the (already migrated) TOML document."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        data = _toml_data.get() or {}
+        return data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_toml_data.get() or {})
+
+
+class TakopiSettings(BaseSettings):
+    """The whole ``takopi.toml``, validated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAKOPI__",
+        env_nested_delimiter="__",
+        extra="allow",
+        str_strip_whitespace=True,
+        case_sensitive=False,
+    )
+
+    watch_config: bool = False
+    default_engine: NonEmptyStr = "codex"
+    default_project: str | None = None
+    transport: NonEmptyStr = "telegram"
+    transports: TransportsSettings = Field(default_factory=TransportsSettings)
+    projects: dict[str, ProjectSettings] = Field(default_factory=dict)
+    plugins: PluginsSettings = Field(default_factory=PluginsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _TomlDataSource(settings_cls))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_guard(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("bot_token" in data or "chat_id" in data):
+            raise ValueError(
+                'Move bot_token/chat_id under [transports.telegram] and set transport = "telegram".'
+            )
+        return data
+
+    # --- accessors -------------------------------------------------------------------------
+
+    def engine_config(self, engine_id: str, *, config_path: Path | None = None) -> dict[str, Any]:
+        """The top-level ``[<engine_id>]`` table (``{}`` if absent); ConfigError if not a table."""
+        value = (self.model_extra or {}).get(engine_id)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"Invalid `{engine_id}` config{_where(config_path)}; expected a table."
+            )
+        return dict(value)
+
+    def transport_config(
+        self, transport_id: str, *, config_path: Path | None = None
+    ) -> dict[str, Any]:
+        """Config for ``transport_id``: validated telegram settings, raw TOML dict otherwise."""
+        if transport_id == "telegram":
+            return require_telegram_config(self, config_path).model_dump()
+        value = (self.transports.model_extra or {}).get(transport_id)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"Invalid `transports.{transport_id}`{_where(config_path)}; expected a table."
+            )
+        return dict(value)
+
+    def plugins_allowlist(self) -> list[str] | None:
+        """``plugins.enabled``, or None when empty (= every installed plugin)."""
+        enabled = [name for name in self.plugins.enabled if name]
+        return enabled or None
+
+    def plugin_configs(self) -> dict[str, dict[str, Any]]:
+        """Every ``[plugins.<id>]`` table, by id."""
+        return {k: dict(v) for k, v in (self.plugins.model_extra or {}).items()}
+
+    def plugin_config(self, plugin_id: str, *, config_path: Path | None = None) -> dict[str, Any]:
+        """``[plugins.<plugin_id>]`` (``{}`` if absent); ConfigError if not a table."""
+        value = (self.plugins.model_extra or {}).get(plugin_id)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"Invalid `plugins.{plugin_id}`{_where(config_path)}; expected a table."
+            )
+        return dict(value)
+
+    def plugin_python(self, plugin_id: str, *, config_path: Path | None = None) -> str | None:
+        """``[plugins.<id>] python``: the interpreter to run that plugin's worker under."""
+        value = self.plugin_config(plugin_id, config_path=config_path).get("python")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(
+                f"Invalid `plugins.{plugin_id}.python`{_where(config_path)}; "
+                "expected a path to a Python interpreter."
+            )
+        python = os.path.expanduser(value.strip())
+        if config_path is not None and os.sep in python and not os.path.isabs(python):
+            python = str(Path(config_path).parent / python)
+        return python
+
+    def to_projects_config(
+        self,
+        *,
+        config_path: Path,
+        engine_ids: Iterable[str],
+        reserved: Collection[str] = RESERVED_CHAT_COMMANDS,
+    ) -> ProjectsConfig:
+        """Resolve ``[projects.*]`` and ``default_project`` into a :class:`ProjectsConfig`."""
+        return _build_projects(
+            self, config_path=Path(config_path), engine_ids=engine_ids, reserved=reserved
+        )
+
+
+def _where(config_path: Path | None) -> str:
+    return f" in {config_path}" if config_path is not None else ""
+
+
+def _build_projects(
+    settings: TakopiSettings,
+    *,
+    config_path: Path,
+    engine_ids: Iterable[str],
+    reserved: Collection[str],
+) -> ProjectsConfig:
+    engines = {e.lower() for e in engine_ids}
+    reserved_lower = {r.lower() for r in reserved}
+    telegram = settings.transports.telegram
+    main_chat_id = telegram.chat_id if telegram is not None else None
+    base_dir = config_path.expanduser().parent
+    projects: dict[str, ProjectConfig] = {}
+    chat_map: dict[int, str] = {}
+    for alias, raw in settings.projects.items():
+        key = alias.strip().lower()
+        if not key:
+            raise ConfigError(f"Invalid project alias {alias!r}{_where(config_path)}.")
+        if key in engines:
+            raise ConfigError(
+                f"Invalid project alias {alias!r}; aliases must not match engine ids."
+            )
+        if key in reserved_lower:
+            raise ConfigError(
+                f"Invalid project alias {alias!r}; aliases must not match reserved commands."
+            )
+        if key in projects:
+            raise ConfigError(f"Duplicate project alias {alias!r} (aliases are case-insensitive).")
+        path = Path(raw.path).expanduser()
+        if not path.is_absolute():
+            path = base_dir / path
+        if raw.default_engine is not None and raw.default_engine.lower() not in engines:
+            available = ", ".join(sorted(engines)) or "none"
+            raise ConfigError(
+                f"Unknown default engine {raw.default_engine!r} for project {alias!r}. "
+                f"Available: {available}."
+            )
+        if raw.chat_id is not None:
+            if raw.chat_id == main_chat_id:
+                raise ConfigError(
+                    f"Invalid `projects.{alias}.chat_id`; it must differ from "
+                    "`transports.telegram.chat_id`."
+                )
+            if raw.chat_id in chat_map:
+                other = projects[chat_map[raw.chat_id]].alias
+                raise ConfigError(
+                    f"Duplicate `chat_id` {raw.chat_id} for projects {other!r} and {alias!r}."
+                )
+            chat_map[raw.chat_id] = key
+        projects[key] = ProjectConfig(
+            alias=alias,
+            path=path,
+            worktrees_dir=Path(raw.worktrees_dir).expanduser(),
+            default_engine=raw.default_engine.lower() if raw.default_engine else None,
+            worktree_base=raw.worktree_base or None,
+            chat_id=raw.chat_id,
+        )
+    default_project: str | None = None
+    if settings.default_project:
+        default_project = settings.default_project.strip().lower()
+        if default_project not in projects:
+            known = ", ".join(p.alias for p in projects.values()) or "none"
+            raise ConfigError(
+                f"Invalid default_project {settings.default_project!r}; "
+                f"no such project. Known projects: {known}."
+            )
+    return ProjectsConfig(projects=projects, default_project=default_project, chat_map=chat_map)
+
+
+def require_telegram_config(
+    settings: TakopiSettings, config_path: Path | None = None
+) -> TelegramTransportSettings:
+    """The ``[transports.telegram]`` settings; ConfigError when the table is missing."""
+    telegram = settings.transports.telegram
+    if telegram is None:
+        raise ConfigError(
+            f"Missing [transports.telegram]{_where(config_path)}; "
+            "set bot_token and chat_id (or run `takopi --onboard`)."
+        )
+    return telegram
+
+
+def format_validation_error(exc: ValidationError, config_path: Path | None = None) -> str:
+    """One readable line per problem: ``dotted.key: message``."""
+    lines: list[str] = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err.get("loc", ()) if part != "__root__")
+        msg = str(err.get("msg", "invalid value"))
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    head = f"Invalid config{_where(config_path)}"
+    if len(lines) == 1:
+        return f"{head}: {lines[0]}"
+    return head + ":\n" + "\n".join(f"- {line}" for line in lines)
+
+
+@contextmanager
+def _toml_source(data: dict[str, Any]) -> Iterator[None]:
+    token = _toml_data.set(data)
+    try:
+        yield
+    finally:
+        _toml_data.reset(token)
+
+
+def validate_settings(data: dict[str, Any], *, config_path: Path | None = None) -> TakopiSettings:
+    """Validate a config document (plus environment overrides); ConfigError on bad input."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"Invalid config{_where(config_path)}: expected a table.")
+    try:
+        with _toml_source(data):
+            return TakopiSettings()
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, config_path)) from exc
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+) -> tuple[TakopiSettings, Path]:
+    """Read, migrate (rewriting the file if needed) and validate the config.
+
+    Returns the settings and the resolved config path.
+    """
+    config_path = resolve_config_path(path)
+    data = read_config(config_path)
+    applied = migrate_config(data, config_path=config_path)
+    if applied:
+        write_config(data, config_path)
+        log.info("config.migrated", path=str(config_path), migrations=applied)
+    return validate_settings(data, config_path=config_path), config_path
+
+
+def load_settings_if_exists(
+    path: str | os.PathLike[str] | None = None,
+) -> tuple[TakopiSettings, Path] | None:
+    """Like :func:`load_settings`, but None when the config file does not exist."""
+    config_path = resolve_config_path(path)
+    if not config_path.exists():
+        return None
+    return load_settings(config_path)
+
+
+__all__ = [
+    "DEFAULT_DENY_GLOBS",
+    "HOME_CONFIG_PATH",
+    "PluginsSettings",
+    "ProjectSettings",
+    "TakopiSettings",
+    "TelegramFilesSettings",
+    "TelegramTopicsSettings",
+    "TelegramTransportSettings",
+    "TransportsSettings",
+    "format_validation_error",
+    "load_settings",
+    "load_settings_if_exists",
+    "require_telegram_config",
+    "validate_settings",
+]
