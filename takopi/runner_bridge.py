@@ -1,0 +1,622 @@
+"""The bridge between one incoming chat message and one engine run.
+
+:func:`handle_message` sends a silent ``starting`` progress message at once, re-renders it
+whenever a runner event changes what would be shown (no timer; identical renders are not sent;
+edits are fire-and-forget), and ends with exactly one final message: ``done``/``error`` (a new
+notifying reply with the progress message deleted, or the progress message edited in place when
+``final_notify`` is off), an ``error`` for runner exceptions, or `` `cancelled` `` when
+:class:`RunningTask.cancel_requested` is set. The resume line is kept whenever the run's
+``started`` event was seen.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
+
+import anyio
+import structlog
+
+from takopi.context import RunContext
+from takopi.logging import bind_run_context, clear_context, get_logger
+from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
+from takopi.presenter import Presenter
+from takopi.progress import ProgressTracker
+from takopi.transport import (
+    ChannelId,
+    MessageId,
+    MessageRef,
+    RenderedMessage,
+    SendOptions,
+    ThreadId,
+    Transport,
+)
+from takopi.transport_runtime import strip_resume_lines
+
+if TYPE_CHECKING:
+    from takopi.runner import Runner
+
+logger = get_logger(__name__)
+
+_CLOSE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecBridgeConfig:
+    """The transport and presenter a bridge run talks to.
+
+    ``final_notify``: send the final answer as a new notifying reply (and delete the progress
+    message) instead of editing the progress message in place.
+    """
+
+    transport: Transport
+    presenter: Presenter
+    final_notify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A user message, normalised by the transport."""
+
+    channel_id: ChannelId
+    message_id: MessageId
+    text: str
+    reply_to: MessageRef | None = None
+    thread_id: ThreadId | None = None
+
+
+@dataclass(slots=True)
+class RunningTask:
+    """Coordination handle of one run, keyed in :data:`RunningTasks` by its progress message.
+
+    ``resume`` is set (and ``resume_ready`` fired) once the run's token is known — or when the
+    run ends without one. Setting ``cancel_requested`` cancels the run; ``done`` fires when the
+    run is over.
+    """
+
+    resume: ResumeToken | None = None
+    resume_ready: anyio.Event = field(default_factory=anyio.Event)
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    context: RunContext | None = None
+
+
+RunningTasks: TypeAlias = dict[MessageRef, RunningTask]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOrigin:
+    """Where a run's outcome must be delivered (read by the transport worker's runner proxy)."""
+
+    channel_id: ChannelId
+    message_id: MessageId
+    thread_id: ThreadId | None = None
+    progress_ref: MessageRef | None = None
+    context_line: str | None = None
+
+
+current_run_origin: ContextVar[RunOrigin | None] = ContextVar(
+    "takopi_current_run_origin", default=None
+)
+
+OnThreadKnown: TypeAlias = Callable[[ResumeToken, anyio.Event], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class ExecOutcome:
+    """What a runner produced: its token, its completed event, whether it was cancelled."""
+
+    resume: ResumeToken | None = None
+    completed: CompletedEvent | None = None
+    cancelled: bool = False
+    event_count: int = 0
+
+
+class ProgressEdits:
+    """Re-renders the progress message when runner events change the tracker.
+
+    Events only raise a flag (a one-slot memory stream), so a slow transport coalesces bursts
+    into one edit with the latest state; renders equal to the last one sent are skipped.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        presenter: Presenter,
+        progress_ref: MessageRef | None,
+        tracker: ProgressTracker,
+        started_at: float,
+        clock: Callable[[], float],
+        last_rendered: RenderedMessage | None,
+        resume_formatter: Callable[[ResumeToken], str] | None,
+        context_line: str | None,
+        label: str = "working",
+    ) -> None:
+        self.transport = transport
+        self.presenter = presenter
+        self.progress_ref = progress_ref
+        self.tracker = tracker
+        self.started_at = started_at
+        self.clock = clock
+        self.last_rendered = last_rendered
+        self.resume_formatter = resume_formatter
+        self.context_line = context_line
+        self.label = label
+        self.event_seq = 0
+        self.rendered_seq = 0
+        self._send, self._recv = anyio.create_memory_object_stream[None](1)
+
+    async def run(self) -> None:
+        """Edit loop; runs until cancelled or :meth:`close` is called."""
+        if self.progress_ref is None:
+            return
+        async with self._recv:
+            while True:
+                while self.rendered_seq == self.event_seq:
+                    try:
+                        await self._recv.receive()
+                    except anyio.EndOfStream:
+                        return
+                seq = self.event_seq
+                await self._render_and_edit()
+                self.rendered_seq = seq
+
+    async def _render_and_edit(self) -> None:
+        assert self.progress_ref is not None
+        state = self.tracker.snapshot(
+            resume_formatter=self.resume_formatter, context_line=self.context_line
+        )
+        rendered = self.presenter.render_progress(
+            state, elapsed_s=self.clock() - self.started_at, label=self.label
+        )
+        if rendered == self.last_rendered:
+            return
+        try:
+            edited = await self.transport.edit(ref=self.progress_ref, message=rendered, wait=False)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            logger.warning("handle.progress_edit_failed", error=str(exc) or type(exc).__name__)
+            return
+        if edited is not None:
+            self.last_rendered = rendered
+
+    async def on_event(self, event: TakopiEvent) -> None:
+        """Fold ``event`` into the tracker and wake the edit loop if something changed."""
+        if not self.tracker.note_event(event):
+            return
+        if self.progress_ref is None:
+            return
+        self.event_seq += 1
+        try:
+            self._send.send_nowait(None)
+        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    def close(self) -> None:
+        """Stop feeding the edit loop."""
+        self._send.close()
+
+
+def _flatten_exceptions(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        flat: list[BaseException] = []
+        for inner in error.exceptions:
+            flat.extend(_flatten_exceptions(inner))
+        return flat
+    return [error]
+
+
+def format_error(error: BaseException) -> str:
+    """User-facing text for a runner exception: exception groups flattened, cancellation
+    dropped, one message per line."""
+    cancelled = anyio.get_cancelled_exc_class()
+    flat = [exc for exc in _flatten_exceptions(error) if not isinstance(exc, cancelled)]
+    if not flat:
+        return str(error) or type(error).__name__
+    messages = [str(exc) or type(exc).__name__ for exc in flat]
+    unique = list(dict.fromkeys(messages))
+    return "\n".join(unique)
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _close_iterator(iterator: AsyncIterator[TakopiEvent]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is None:
+        return
+    with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
+        try:
+            await aclose()
+        except Exception as exc:
+            logger.warning("handle.runner_close_failed", error=str(exc) or type(exc).__name__)
+
+
+def _log_event(event: TakopiEvent) -> None:
+    if isinstance(event, StartedEvent):
+        logger.info("runner.started", resume=event.resume.value, title=event.title)
+    elif isinstance(event, ActionEvent):
+        logger.debug(
+            "runner.action",
+            phase=event.phase,
+            action_id=event.action.id,
+            kind=event.action.kind,
+            ok=event.ok,
+        )
+    elif isinstance(event, CompletedEvent):
+        logger.info("runner.completed_event", ok=event.ok, answer_len=len(event.answer or ""))
+
+
+async def run_runner_with_cancel(
+    runner: Runner,
+    *,
+    prompt: str,
+    resume_token: ResumeToken | None,
+    edits: ProgressEdits,
+    running_task: RunningTask,
+    on_thread_known: OnThreadKnown | None = None,
+) -> ExecOutcome:
+    """Iterate ``runner.run`` until it ends or ``running_task.cancel_requested`` is set.
+
+    Runner exceptions propagate (wrapped in an exception group by the task group).
+    """
+    outcome = ExecOutcome()
+
+    async def consume(scope: anyio.CancelScope) -> None:
+        iterator = runner.run(prompt, resume_token)
+        try:
+            async for event in iterator:
+                outcome.event_count += 1
+                _log_event(event)
+                if isinstance(event, StartedEvent):
+                    outcome.resume = event.resume
+                    bind_run_context(resume=event.resume.value)
+                    if running_task.resume is None:
+                        running_task.resume = event.resume
+                        try:
+                            if on_thread_known is not None:
+                                await _maybe_await(on_thread_known(event.resume, running_task.done))
+                        finally:
+                            running_task.resume_ready.set()
+                elif isinstance(event, CompletedEvent):
+                    if event.resume is not None:
+                        outcome.resume = event.resume
+                    if outcome.completed is None:
+                        outcome.completed = event
+                await edits.on_event(event)
+        finally:
+            await _close_iterator(iterator)
+            scope.cancel()
+
+    async def watch_cancel(scope: anyio.CancelScope) -> None:
+        await running_task.cancel_requested.wait()
+        outcome.cancelled = True
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume, tg.cancel_scope)
+        tg.start_soon(watch_cancel, tg.cancel_scope)
+    return outcome
+
+
+async def _send(
+    transport: Transport,
+    *,
+    channel_id: ChannelId,
+    message: RenderedMessage,
+    options: SendOptions,
+) -> MessageRef | None:
+    try:
+        return await transport.send(channel_id=channel_id, message=message, options=options)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        logger.error("handle.send_failed", error=str(exc) or type(exc).__name__)
+        return None
+
+
+async def _edit(
+    transport: Transport, *, ref: MessageRef, message: RenderedMessage
+) -> MessageRef | None:
+    try:
+        return await transport.edit(ref=ref, message=message, wait=True)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        logger.error("handle.edit_failed", error=str(exc) or type(exc).__name__)
+        return None
+
+
+async def _delete(transport: Transport, *, ref: MessageRef) -> None:
+    try:
+        await transport.delete(ref=ref)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        logger.warning("handle.delete_failed", error=str(exc) or type(exc).__name__)
+
+
+async def send_result_message(
+    cfg: ExecBridgeConfig,
+    *,
+    channel_id: ChannelId,
+    reply_to: MessageRef | None,
+    progress_ref: MessageRef | None,
+    message: RenderedMessage,
+    notify: bool,
+    edit_ref: MessageRef | None,
+    thread_id: ThreadId | None = None,
+) -> MessageRef | None:
+    """Deliver a terminal message: edit ``edit_ref`` in place, else send a new reply (which
+    replaces and then deletes the progress message)."""
+    if edit_ref is not None:
+        edited = await _edit(cfg.transport, ref=edit_ref, message=message)
+        if edited is not None:
+            return edited
+    options = SendOptions(
+        reply_to=reply_to, notify=notify, replace=progress_ref, thread_id=thread_id
+    )
+    sent = await _send(cfg.transport, channel_id=channel_id, message=message, options=options)
+    if sent is not None and progress_ref is not None and sent != progress_ref:
+        await _delete(cfg.transport, ref=progress_ref)
+    return sent
+
+
+def _final_answer(completed: CompletedEvent) -> tuple[str, str]:
+    """(status, answer) of a completed run, as shown to the user."""
+    answer = completed.answer or ""
+    if not completed.ok:
+        if completed.error:
+            answer = f"{answer}\n\n{completed.error}" if answer.strip() else str(completed.error)
+        return "error", answer
+    return ("done" if answer.strip() else "error"), answer
+
+
+async def handle_message(
+    cfg: ExecBridgeConfig,
+    *,
+    runner: Runner,
+    incoming: IncomingMessage,
+    resume_token: ResumeToken | None,
+    context: RunContext | None = None,
+    context_line: str | None = None,
+    strip_resume_line: Callable[[str], bool] | None = None,
+    running_tasks: RunningTasks | None = None,
+    on_thread_known: OnThreadKnown | None = None,
+    progress_ref: MessageRef | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Run ``incoming`` on ``runner`` and render it into the chat (see the module docstring).
+
+    ``progress_ref``: an existing placeholder (e.g. a ``queued`` message) to reuse as the
+    progress message. ``strip_resume_line``: predicate for resume lines to drop from the prompt
+    (default: the runner's own ``is_resume_line``).
+    """
+    started_at = clock()
+    outer_log_context = structlog.contextvars.get_contextvars()
+    bind_run_context(
+        chat_id=incoming.channel_id,
+        user_msg_id=incoming.message_id,
+        engine=runner.engine,
+        resume=resume_token.value if resume_token is not None else None,
+        project=context.project if context is not None else None,
+        branch=context.branch if context is not None else None,
+    )
+    try:
+        await _handle_message(
+            cfg,
+            runner=runner,
+            incoming=incoming,
+            resume_token=resume_token,
+            context=context,
+            context_line=context_line,
+            strip_resume_line=strip_resume_line,
+            running_tasks=running_tasks,
+            on_thread_known=on_thread_known,
+            progress_ref=progress_ref,
+            clock=clock,
+            started_at=started_at,
+        )
+    finally:
+        clear_context()
+        if outer_log_context:
+            bind_run_context(**outer_log_context)
+
+
+async def _handle_message(
+    cfg: ExecBridgeConfig,
+    *,
+    runner: Runner,
+    incoming: IncomingMessage,
+    resume_token: ResumeToken | None,
+    context: RunContext | None,
+    context_line: str | None,
+    strip_resume_line: Callable[[str], bool] | None,
+    running_tasks: RunningTasks | None,
+    on_thread_known: OnThreadKnown | None,
+    progress_ref: MessageRef | None,
+    clock: Callable[[], float],
+    started_at: float,
+) -> None:
+    logger.info("handle.incoming", text=incoming.text)
+    is_resume_line = strip_resume_line if strip_resume_line is not None else runner.is_resume_line
+    prompt = strip_resume_lines(incoming.text or "", is_resume_line=is_resume_line)
+    resume_formatter: Callable[[ResumeToken], str] = runner.format_resume
+
+    tracker = ProgressTracker(runner.engine)
+    user_ref = MessageRef(
+        channel_id=incoming.channel_id,
+        message_id=incoming.message_id,
+        thread_id=incoming.thread_id,
+    )
+
+    initial = cfg.presenter.render_progress(
+        tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line),
+        elapsed_s=0.0,
+        label="starting",
+    )
+    if progress_ref is not None:
+        progress_ref = await send_result_message(
+            cfg,
+            channel_id=incoming.channel_id,
+            reply_to=user_ref,
+            progress_ref=None,
+            message=initial,
+            notify=False,
+            edit_ref=progress_ref,
+            thread_id=incoming.thread_id,
+        )
+    else:
+        progress_ref = await _send(
+            cfg.transport,
+            channel_id=incoming.channel_id,
+            message=initial,
+            options=SendOptions(reply_to=user_ref, notify=False, thread_id=incoming.thread_id),
+        )
+    if progress_ref is None:
+        logger.warning("handle.progress_send_failed")
+
+    edits = ProgressEdits(
+        transport=cfg.transport,
+        presenter=cfg.presenter,
+        progress_ref=progress_ref,
+        tracker=tracker,
+        started_at=started_at,
+        clock=clock,
+        last_rendered=initial if progress_ref is not None else None,
+        resume_formatter=resume_formatter,
+        context_line=context_line,
+    )
+
+    running_task = RunningTask(context=context)
+    registered = running_tasks is not None and progress_ref is not None
+    if registered:
+        assert running_tasks is not None and progress_ref is not None
+        running_tasks[progress_ref] = running_task
+
+    origin_token = current_run_origin.set(
+        RunOrigin(
+            channel_id=incoming.channel_id,
+            message_id=incoming.message_id,
+            thread_id=incoming.thread_id,
+            progress_ref=progress_ref,
+            context_line=context_line,
+        )
+    )
+    outcome = ExecOutcome()
+    error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(edits.run)
+            try:
+                outcome = await run_runner_with_cancel(
+                    runner,
+                    prompt=prompt,
+                    resume_token=resume_token,
+                    edits=edits,
+                    running_task=running_task,
+                    on_thread_known=on_thread_known,
+                )
+                if outcome.completed is None and not outcome.cancelled:
+                    raise RuntimeError("runner finished without a completed event")
+            except Exception as exc:
+                error = exc
+                logger.error("handle.runner_failed", error=format_error(exc))
+            finally:
+                if running_task.resume is None:
+                    running_task.resume = outcome.resume
+                running_task.resume_ready.set()
+                edits.close()
+                tg.cancel_scope.cancel()
+    finally:
+        current_run_origin.reset(origin_token)
+        running_task.done.set()
+        if registered:
+            assert running_tasks is not None and progress_ref is not None
+            running_tasks.pop(progress_ref, None)
+
+    elapsed = clock() - started_at
+    if outcome.resume is not None:
+        bind_run_context(resume=outcome.resume.value)
+    tracker.set_resume(outcome.resume)
+    state = tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line)
+
+    if error is not None:
+        rendered = cfg.presenter.render_final(
+            state, elapsed_s=elapsed, status="error", answer=format_error(error)
+        )
+        await send_result_message(
+            cfg,
+            channel_id=incoming.channel_id,
+            reply_to=user_ref,
+            progress_ref=progress_ref,
+            message=rendered,
+            notify=False,
+            edit_ref=progress_ref,
+            thread_id=incoming.thread_id,
+        )
+        logger.info("handle.completed", status="error", elapsed=elapsed)
+        return
+
+    if outcome.cancelled and outcome.completed is None:
+        rendered = cfg.presenter.render_progress(state, elapsed_s=elapsed, label="`cancelled`")
+        await send_result_message(
+            cfg,
+            channel_id=incoming.channel_id,
+            reply_to=user_ref,
+            progress_ref=progress_ref,
+            message=rendered,
+            notify=False,
+            edit_ref=progress_ref,
+            thread_id=incoming.thread_id,
+        )
+        logger.info("handle.completed", status="cancelled", elapsed=elapsed)
+        return
+
+    completed = outcome.completed
+    assert completed is not None
+    status, answer = _final_answer(completed)
+    rendered = cfg.presenter.render_final(state, elapsed_s=elapsed, status=status, answer=answer)
+    edit_ref = None if cfg.final_notify else progress_ref
+    await send_result_message(
+        cfg,
+        channel_id=incoming.channel_id,
+        reply_to=user_ref,
+        progress_ref=progress_ref,
+        message=rendered,
+        notify=cfg.final_notify,
+        edit_ref=edit_ref,
+        thread_id=incoming.thread_id,
+    )
+    logger.info(
+        "handle.completed",
+        status=status,
+        ok=completed.ok,
+        answer_len=len(answer),
+        elapsed=elapsed,
+        action_count=state.action_count,
+    )
+
+
+__all__ = [
+    "ExecBridgeConfig",
+    "ExecOutcome",
+    "IncomingMessage",
+    "ProgressEdits",
+    "RunOrigin",
+    "RunningTask",
+    "RunningTasks",
+    "current_run_origin",
+    "format_error",
+    "handle_message",
+    "run_runner_with_cancel",
+    "send_result_message",
+]
