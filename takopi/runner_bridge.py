@@ -11,6 +11,7 @@ notifying reply with the progress message deleted, or the progress message edite
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -212,10 +213,17 @@ def _flatten_exceptions(error: BaseException) -> list[BaseException]:
     return [error]
 
 
+def _cancelled_exc_class() -> type[BaseException]:
+    try:
+        return anyio.get_cancelled_exc_class()
+    except Exception:  # no running event loop
+        return asyncio.CancelledError
+
+
 def format_error(error: BaseException) -> str:
     """User-facing text for a runner exception: exception groups flattened, cancellation
     dropped, one message per line."""
-    cancelled = anyio.get_cancelled_exc_class()
+    cancelled = _cancelled_exc_class()
     flat = [exc for exc in _flatten_exceptions(error) if not isinstance(exc, cancelled)]
     if not flat:
         return str(error) or type(error).__name__
