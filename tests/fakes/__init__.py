@@ -1,0 +1,1 @@
+"""Fake external services used by the tests (model provider, Telegram Bot API)."""
