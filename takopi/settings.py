@@ -380,7 +380,8 @@ def format_validation_error(exc: ValidationError, config_path: Path | None = Non
         loc = ".".join(str(part) for part in err.get("loc", ()) if part != "__root__")
         msg = str(err.get("msg", "invalid value"))
         msg = msg.removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}" if loc else msg)
+        # model-level validators already name the offending key in their message
+        lines.append(f"{loc}: {msg}" if loc and not msg.startswith(f"{loc}.") else msg)
     head = f"Invalid config{_where(config_path)}"
     if len(lines) == 1:
         return f"{head}: {lines[0]}"
