@@ -63,6 +63,10 @@ async def _aclosing(iterator: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator
             await aclose()
 
 
+class _UndecodableLine(ValueError):
+    """``decode_jsonl`` returned ``None``: treated like invalid JSON."""
+
+
 @runtime_checkable
 class Runner(Protocol):
     """An engine: runs prompts and owns its resume-line format."""
@@ -323,7 +327,7 @@ class JsonlSubprocessRunner(BaseRunner):
         JSON syntax errors become :meth:`invalid_json_events`; other errors (schema
         validation, …) are logged and the line dropped.
         """
-        if isinstance(error, ValueError):  # JSONDecodeError, UnicodeDecodeError
+        if isinstance(error, json.JSONDecodeError | UnicodeDecodeError | _UndecodableLine):
             return self.invalid_json_events(raw=raw, line=line, state=state)
         _log_safe(
             self.get_logger(),
@@ -538,7 +542,7 @@ class JsonlSubprocessRunner(BaseRunner):
         try:
             data = self.decode_jsonl(line=line_bytes)
             if data is None:
-                raise ValueError("decoder returned no data")
+                raise _UndecodableLine("decoder returned no data")
         except Exception as exc:
             raw = raw_bytes.decode("utf-8", errors="replace")
             line = line_bytes.decode("utf-8", errors="replace")

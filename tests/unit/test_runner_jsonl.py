@@ -348,3 +348,29 @@ async def test_hook_keyword_names_are_the_plugin_api() -> None:
             "stream_end_events",
         }:
             assert kw_only == params[1:], name
+
+
+async def test_decoder_returning_none_counts_as_invalid_json_but_schema_errors_do_not(
+    script_runner: MakeRunner,
+) -> None:
+    class Picky(ScriptCliRunner):
+        def decode_jsonl(self, *, line: bytes) -> Any:
+            data = super().decode_jsonl(line=line)
+            if data.get("type") == "skip":
+                return None
+            if data.get("type") == "invalid-schema":
+                raise ValueError("field x: wrong type")  # like a pydantic ValidationError
+            return data
+
+    runner = script_runner(
+        PRELUDE
+        + """
+emit({"type": "started", "session": "s8"})
+emit({"type": "skip"})
+emit({"type": "invalid-schema"})
+emit({"type": "completed", "answer": "x"})
+"""
+    )
+    events = await collect(Picky(script=runner.script))
+    assert notes(events) == ["invalid JSON from scripted; ignoring line"]
+    assert isinstance(events[-1], CompletedEvent) and events[-1].ok
