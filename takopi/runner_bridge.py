@@ -292,6 +292,12 @@ async def run_runner_with_cancel(
                         try:
                             if on_thread_known is not None:
                                 await _maybe_await(on_thread_known(event.resume, running_task.done))
+                        except Exception as exc:
+                            # A scheduler bug must not abort the user's run.
+                            logger.error(
+                                "handle.on_thread_known_failed",
+                                error=str(exc) or type(exc).__name__,
+                            )
                         finally:
                             running_task.resume_ready.set()
                 elif isinstance(event, CompletedEvent):
@@ -373,9 +379,43 @@ async def send_result_message(
         reply_to=reply_to, notify=notify, replace=progress_ref, thread_id=thread_id
     )
     sent = await _send(cfg.transport, channel_id=channel_id, message=message, options=options)
-    if sent is not None and progress_ref is not None and sent != progress_ref:
+    if sent is None:
+        logger.error("handle.result_delivery_failed", channel_id=channel_id)
+        return None
+    if progress_ref is not None and sent != progress_ref:
         await _delete(cfg.transport, ref=progress_ref)
     return sent
+
+
+async def send_runner_unavailable(
+    cfg: ExecBridgeConfig,
+    *,
+    incoming: IncomingMessage,
+    engine: str,
+    issue: str | None,
+    resume_token: ResumeToken | None = None,
+    resume_formatter: Callable[[ResumeToken], str] | None = None,
+    context_line: str | None = None,
+) -> MessageRef | None:
+    """Reply ``error:\n<issue>`` (header ``error · <engine> · 0s``) when the selected engine
+    cannot run; the resume line is kept when a token and formatter are given."""
+    tracker = ProgressTracker(engine)
+    tracker.set_resume(resume_token)
+    state = tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line)
+    reason = issue or f"engine {engine!r} is unavailable"
+    message = cfg.presenter.render_final(
+        state, elapsed_s=0.0, status="error", answer=f"error:\n{reason}"
+    )
+    reply_to = MessageRef(
+        channel_id=incoming.channel_id,
+        message_id=incoming.message_id,
+        thread_id=incoming.thread_id,
+    )
+    logger.info("handle.runner_unavailable", engine=engine, issue=reason)
+    options = SendOptions(reply_to=reply_to, notify=True, thread_id=incoming.thread_id)
+    return await _send(
+        cfg.transport, channel_id=incoming.channel_id, message=message, options=options
+    )
 
 
 def _final_answer(completed: CompletedEvent) -> tuple[str, str]:
@@ -627,4 +667,5 @@ __all__ = [
     "handle_message",
     "run_runner_with_cancel",
     "send_result_message",
+    "send_runner_unavailable",
 ]

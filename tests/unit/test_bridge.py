@@ -29,6 +29,7 @@ from takopi.runner_bridge import (
     current_run_origin,
     format_error,
     handle_message,
+    send_runner_unavailable,
 )
 from takopi.runners.mock import Emit, Raise, Return, ScriptRunner, Wait
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
@@ -573,3 +574,40 @@ async def test_real_subprocess_runner_end_to_end(script_runner: Callable[..., An
     )
     assert transport.ops[-1].kind == "delete"
     assert os.environ.get("TAKOPI_TEST_NEVER_SET") is None
+
+
+async def test_failing_on_thread_known_does_not_abort_the_run() -> None:
+    def broken(token: ResumeToken, done: anyio.Event) -> None:
+        raise RuntimeError("scheduler bug")
+
+    transport = RecordingTransport()
+    runner = ScriptRunner([Return(answer="still fine")], engine="codex", resume_value="s-14")
+    await handle_message(
+        cfg_for(transport),
+        runner=runner,
+        incoming=incoming(),
+        resume_token=None,
+        on_thread_known=broken,
+        clock=frozen_clock,
+    )
+    assert transport.of("send")[-1].text == (
+        "done · codex · 0s\n\nstill fine\n\n`codex resume s-14`"
+    )
+
+
+async def test_runner_unavailable_reply() -> None:
+    transport = RecordingTransport()
+    ref = await send_runner_unavailable(
+        cfg_for(transport),
+        incoming=incoming(thread_id=5),
+        engine="pi",
+        issue="pi not found on PATH",
+        resume_token=ResumeToken("pi", "p1"),
+        resume_formatter=lambda token: f"`pi --session {token.value}`",
+    )
+    assert ref is not None
+    (op,) = transport.ops
+    assert op.text == "error · pi · 0s\n\nerror:\npi not found on PATH\n\n`pi --session p1`"
+    assert op.options == SendOptions(
+        reply_to=MessageRef(42, 7, thread_id=5), notify=True, thread_id=5
+    )
