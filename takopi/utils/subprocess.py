@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
 
@@ -113,6 +114,29 @@ async def close_process_streams(proc: Process) -> None:
                 pass
 
 
+@asynccontextmanager
+async def manage_subprocess(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bool = True,
+    grace: float = TERMINATE_GRACE_S,
+) -> AsyncIterator[Process]:
+    """``async with manage_subprocess(argv) as proc:`` — spawn, then always clean up.
+
+    On exit (normal, error or cancellation) the whole process group is terminated
+    (:func:`terminate_process`) and the pipes are closed. Holds no cancel scope while the
+    body runs, so it is safe to use around ``yield`` in an async generator.
+    """
+    proc = await spawn_process(argv, cwd=cwd, env=env, stdin=stdin)
+    try:
+        yield proc
+    finally:
+        await terminate_process(proc, grace=grace)
+        await close_process_streams(proc)
+
+
 def which_error(argv0: str, cwd: str | os.PathLike[str] | None) -> str:
     """Explain a ``FileNotFoundError`` from spawning: missing cwd or missing executable."""
     if cwd is not None and not Path(cwd).is_dir():
@@ -124,6 +148,7 @@ __all__ = [
     "TERMINATE_GRACE_S",
     "close_process_streams",
     "group_alive",
+    "manage_subprocess",
     "signal_group",
     "spawn_process",
     "terminate_process",

@@ -167,3 +167,22 @@ async def test_spawned_process_leads_its_own_group() -> None:
             if stream is not None:
                 await stream.aclose()
     assert proc.returncode == -signal.SIGTERM
+
+
+async def test_manage_subprocess_cleans_up_the_group_on_error() -> None:
+    from takopi.utils.subprocess import manage_subprocess
+
+    code = (
+        "import subprocess, sys, time\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        "print(c.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    pids: list[int] = []
+    with pytest.raises(LookupError):
+        async with manage_subprocess([sys.executable, "-c", code], grace=1.0) as proc:
+            assert proc.stdout is not None
+            pids = [proc.pid, int((await proc.stdout.receive()).split()[0])]
+            raise LookupError("body failed")
+    assert proc.returncode is not None
+    assert await _wait_gone(pids)
