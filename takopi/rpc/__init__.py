@@ -65,6 +65,7 @@ from takopi.rpc.codec import (
     registered_names,
 )
 from takopi.rpc.endpoint import DealerEndpoint, RouterEndpoint
+from takopi.rpc.envelope import PROTOCOL_VERSION
 from takopi.rpc.errors import (
     CallTimeout,
     HandshakeRefused,
@@ -75,9 +76,8 @@ from takopi.rpc.errors import (
     register_error,
 )
 from takopi.rpc.peer import Peer
+from takopi.rpc.proxy import RemoteMethod, RemoteProxy
 from takopi.rpc.runtime import ipc_address, make_runtime_dir, new_identity
-
-PROTOCOL_VERSION = 1
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -89,6 +89,8 @@ __all__ = [
     "ProtocolError",
     "Ref",
     "RemoteError",
+    "RemoteMethod",
+    "RemoteProxy",
     "RouterEndpoint",
     "RpcError",
     "decode",
