@@ -7,6 +7,7 @@ base; takopi never fetches and never removes worktrees.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from takopi.config import ConfigError
@@ -24,6 +25,15 @@ from takopi.utils.git import (
 )
 
 logger = get_logger(__name__)
+
+# Two runs asking for the same new branch at once must not race on ``git worktree add``.
+_path_locks: dict[Path, threading.Lock] = {}
+_path_locks_guard = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    with _path_locks_guard:
+        return _path_locks.setdefault(path.resolve(strict=False), threading.Lock())
 
 
 def resolve_run_cwd(context: RunContext | None, *, projects: ProjectsConfig) -> Path | None:
@@ -86,6 +96,12 @@ def ensure_worktree(project: ProjectConfig, branch: str) -> Path:
     if branch == current_branch(root):
         return root
     path = worktree_path_for(project, branch)
+    with _lock_for(path):
+        return _ensure_worktree_locked(project, branch, path)
+
+
+def _ensure_worktree_locked(project: ProjectConfig, branch: str, path: Path) -> Path:
+    root = project.path
     if path.exists():
         if not is_worktree_top(path):
             raise ConfigError(f"{path} exists but is not a git worktree")

@@ -183,3 +183,24 @@ def test_git_failure_is_a_config_error(tmp_path: Path, repo: Path) -> None:
     project = ProjectConfig(alias="repo", path=repo, worktree_base="no-such-base")
     with pytest.raises(ConfigError, match="git worktree add failed"):
         ensure_worktree(project, "child")
+
+
+def test_concurrent_requests_for_one_new_branch(project: ProjectConfig, repo: Path) -> None:
+    import threading
+
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(ensure_worktree(project, "race"))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert results == [repo / ".worktrees" / "race"] * 4
