@@ -1,0 +1,221 @@
+"""Tier 2: the real agent CLIs, driven through the takopi runners, against the fake model.
+
+For every engine: a plain prompt, then a resume whose history must reach the model; a shell
+tool call; an HTTP 400 from the model; cancellation mid-turn (the CLI and all its children must
+be gone within 3 s). The CLIs come from ``scripts/install-engines.sh``; their config is passed
+through the takopi engine config keys (``[codex] extra_args``, ``[claude] model``,
+``[opencode] model``, ``[pi] provider/model``) plus environment variables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+import pytest
+
+from takopi.engines import get_backend
+from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
+from takopi.runner import Runner
+from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
+from tests.fakes.model_server import FakeModelServer
+from tests.real_engines.engines import ENGINES, EngineSandbox
+
+pytestmark = [pytest.mark.real_engines, pytest.mark.anyio]
+
+RUN_TIMEOUT_S = 60.0
+CANCEL_GRACE_S = 3.0
+
+
+def build_runner(sandbox: EngineSandbox) -> Runner:
+    """The takopi runner for the sandbox's engine, built from its engine config table."""
+    backend = get_backend(sandbox.engine)
+    return backend.build_runner(dict(sandbox.config), sandbox.root / "takopi.toml")
+
+
+async def collect(
+    runner: Runner, prompt: str, resume: ResumeToken | None, cwd: Path
+) -> list[TakopiEvent]:
+    """Run one prompt to completion (bounded) from ``cwd`` and return every event."""
+    token = set_run_base_dir(cwd)
+    try:
+        with anyio.fail_after(RUN_TIMEOUT_S):
+            return [event async for event in runner.run(prompt, resume)]
+    finally:
+        reset_run_base_dir(token)
+
+
+def describe(events: list[TakopiEvent]) -> str:
+    """Readable event dump for assertion messages."""
+    return "\n".join(repr(event) for event in events)
+
+
+def final(events: list[TakopiEvent]) -> CompletedEvent:
+    """The single terminal event, which must be last."""
+    completed = [e for e in events if isinstance(e, CompletedEvent)]
+    assert len(completed) == 1, describe(events)
+    assert events[-1] is completed[0], describe(events)
+    return completed[0]
+
+
+def started(events: list[TakopiEvent]) -> StartedEvent:
+    """The single started event."""
+    found = [e for e in events if isinstance(e, StartedEvent)]
+    assert len(found) == 1, describe(events)
+    return found[0]
+
+
+def prompt_requests(fake: FakeModelServer, prompt: str) -> list[Any]:
+    """Model requests whose scripted prompt is ``prompt``."""
+    return [r for r in fake.model_requests() if r.prompt == prompt]
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_new_session_then_resume_carries_history(
+    engine: str,
+    engine_sandbox: Callable[..., EngineSandbox],
+    fake_model: FakeModelServer,
+) -> None:
+    # ANTHROPIC_API_KEY must be stripped by the claude runner (use_api_billing = false).
+    extra_env = {"ANTHROPIC_API_KEY": "must-not-reach-the-model"} if engine == "claude" else {}
+    sandbox = engine_sandbox(engine, **extra_env)
+    runner = build_runner(sandbox)
+    first_prompt = "remember the word takopi-marker-7"
+
+    events = await collect(runner, first_prompt, None, sandbox.work)
+    done = final(events)
+    assert done.ok, describe(events)
+    assert done.answer == f"ok: {first_prompt}", describe(events)
+    token = started(events).resume
+    assert token.engine == engine
+    assert token.value
+    assert done.resume == token
+    assert runner.extract_resume(runner.format_resume(token)) == token
+    assert prompt_requests(fake_model, first_prompt), fake_model.requests
+    if engine == "claude":
+        first = prompt_requests(fake_model, first_prompt)[0]
+        assert "authorization" in first.credential_headers
+        assert "x-api-key" not in first.credential_headers
+
+    resumed = await collect(runner, "HISTORY", token, sandbox.work)
+    done2 = final(resumed)
+    assert done2.ok, describe(resumed)
+    assert started(resumed).resume == token, describe(resumed)
+    assert done2.resume == token
+    assert done2.answer.splitlines() == [
+        "HISTORY: 1 earlier prompt(s)",
+        f"- {first_prompt}",
+    ], describe(resumed)
+    history_requests = prompt_requests(fake_model, "HISTORY")
+    assert history_requests, fake_model.requests
+    carried = [t for t in history_requests[-1].user_texts() if first_prompt in t]
+    assert carried, history_requests[-1].body
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_shell_tool_call_is_a_command_action(
+    engine: str,
+    engine_sandbox: Callable[..., EngineSandbox],
+    fake_model: FakeModelServer,
+) -> None:
+    sandbox = engine_sandbox(engine)
+    runner = build_runner(sandbox)
+
+    events = await collect(runner, "please\nRUN: echo hi", None, sandbox.work)
+    done = final(events)
+    assert done.ok, describe(events)
+    assert done.answer == "`echo hi` printed: hi", describe(events)
+
+    commands = [e for e in events if isinstance(e, ActionEvent) and e.action.kind == "command"]
+    phases = [e.phase for e in commands]
+    assert phases[0] == "started" and phases[-1] == "completed", describe(events)
+    assert {e.action.id for e in commands} == {commands[0].action.id}, describe(events)
+    finished = commands[-1]
+    assert finished.ok is True, describe(events)
+    assert "echo hi" in finished.action.title
+    exit_code = finished.action.detail.get("exit_code")
+    if engine in ("codex", "opencode"):  # the only CLIs that report the exit code
+        assert exit_code == 0, describe(events)
+    assert events.index(finished) < events.index(done)
+
+    # The model saw the tool result come back before giving its answer.
+    run_requests = prompt_requests(fake_model, "please\nRUN: echo hi")
+    assert [r.action for r in run_requests if r.action == "tool"] == ["tool"]
+    assert run_requests[-1].action == "answer"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_model_http_400_is_an_error_completion(
+    engine: str,
+    engine_sandbox: Callable[..., EngineSandbox],
+    fake_model: FakeModelServer,
+) -> None:
+    sandbox = engine_sandbox(engine)
+    runner = build_runner(sandbox)
+
+    events = await collect(runner, "FAIL400", None, sandbox.work)
+    done = final(events)
+    assert done.ok is False, describe(events)
+    assert done.error, describe(events)
+    # The model's error text reaches the user (not only "failed (rc=1)").
+    assert "FAIL400" in done.error, describe(events)
+    assert prompt_requests(fake_model, "FAIL400")[0].action == "fail"
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_cancel_mid_turn_kills_cli_and_children(
+    engine: str,
+    engine_sandbox: Callable[..., EngineSandbox],
+    fake_model: FakeModelServer,
+) -> None:
+    sandbox = engine_sandbox(engine)
+    runner = build_runner(sandbox)
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    events: list[TakopiEvent] = []
+
+    async def consume() -> None:
+        token = set_run_base_dir(sandbox.work)
+        try:
+            async for event in runner.run("SLEEP 30", None):
+                events.append(event)
+        finally:
+            reset_run_base_dir(token)
+
+    procs: list[psutil.Process] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        with anyio.fail_after(RUN_TIMEOUT_S):
+            while not prompt_requests(fake_model, "SLEEP 30"):
+                await anyio.sleep(0.05)
+        # The turn is in flight: the CLI (and whatever it spawned) is alive now.
+        procs = [p for p in me.children(recursive=True) if p.pid not in before]
+        assert _alive(procs), "no CLI process found while the turn was in flight"
+        cancelled_at = time.monotonic()
+        tg.cancel_scope.cancel()
+
+    remaining = _alive(procs)
+    while remaining and time.monotonic() < cancelled_at + CANCEL_GRACE_S:
+        time.sleep(0.05)
+        remaining = _alive(procs)
+    assert not remaining, [(p.pid, p.name(), p.cmdline()) for p in remaining]
+    assert not any(isinstance(e, CompletedEvent) and e.ok for e in events), describe(events)
