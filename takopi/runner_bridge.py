@@ -25,8 +25,8 @@ import structlog
 from takopi.context import RunContext
 from takopi.logging import bind_run_context, clear_context, get_logger
 from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
-from takopi.presenter import Presenter
-from takopi.progress import ProgressTracker
+from takopi.presenter import MarkdownPresenter, Presenter
+from takopi.progress import ProgressState, ProgressTracker
 from takopi.transport import (
     ChannelId,
     MessageId,
@@ -104,6 +104,34 @@ current_run_origin: ContextVar[RunOrigin | None] = ContextVar(
     "takopi_current_run_origin", default=None
 )
 
+_FALLBACK_PRESENTER = MarkdownPresenter()
+
+
+def render_progress_safely(
+    presenter: Presenter, state: ProgressState, *, elapsed_s: float, label: str
+) -> RenderedMessage:
+    """``presenter.render_progress``; a failing presenter falls back to plain Markdown so that
+    the user still gets a message."""
+    try:
+        return presenter.render_progress(state, elapsed_s=elapsed_s, label=label)
+    except Exception as exc:
+        logger.error("handle.render_failed", kind="progress", error=str(exc) or type(exc).__name__)
+        return _FALLBACK_PRESENTER.render_progress(state, elapsed_s=elapsed_s, label=label)
+
+
+def render_final_safely(
+    presenter: Presenter, state: ProgressState, *, elapsed_s: float, status: str, answer: str
+) -> RenderedMessage:
+    """``presenter.render_final`` with the same fallback as :func:`render_progress_safely`."""
+    try:
+        return presenter.render_final(state, elapsed_s=elapsed_s, status=status, answer=answer)
+    except Exception as exc:
+        logger.error("handle.render_failed", kind="final", error=str(exc) or type(exc).__name__)
+        return _FALLBACK_PRESENTER.render_final(
+            state, elapsed_s=elapsed_s, status=status, answer=answer
+        )
+
+
 OnThreadKnown: TypeAlias = Callable[[ResumeToken, anyio.Event], Awaitable[None] | None]
 
 
@@ -172,8 +200,8 @@ class ProgressEdits:
         state = self.tracker.snapshot(
             resume_formatter=self.resume_formatter, context_line=self.context_line
         )
-        rendered = self.presenter.render_progress(
-            state, elapsed_s=self.clock() - self.started_at, label=self.label
+        rendered = render_progress_safely(
+            self.presenter, state, elapsed_s=self.clock() - self.started_at, label=self.label
         )
         if rendered == self.last_rendered:
             return
@@ -403,8 +431,8 @@ async def send_runner_unavailable(
     tracker.set_resume(resume_token)
     state = tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line)
     reason = issue or f"engine {engine!r} is unavailable"
-    message = cfg.presenter.render_final(
-        state, elapsed_s=0.0, status="error", answer=f"error:\n{reason}"
+    message = render_final_safely(
+        cfg.presenter, state, elapsed_s=0.0, status="error", answer=f"error:\n{reason}"
     )
     reply_to = MessageRef(
         channel_id=incoming.channel_id,
@@ -506,7 +534,8 @@ async def _handle_message(
         thread_id=incoming.thread_id,
     )
 
-    initial = cfg.presenter.render_progress(
+    initial = render_progress_safely(
+        cfg.presenter,
         tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line),
         elapsed_s=0.0,
         label="starting",
@@ -598,8 +627,8 @@ async def _handle_message(
     state = tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line)
 
     if error is not None:
-        rendered = cfg.presenter.render_final(
-            state, elapsed_s=elapsed, status="error", answer=format_error(error)
+        rendered = render_final_safely(
+            cfg.presenter, state, elapsed_s=elapsed, status="error", answer=format_error(error)
         )
         await send_result_message(
             cfg,
@@ -615,7 +644,9 @@ async def _handle_message(
         return
 
     if outcome.cancelled and outcome.completed is None:
-        rendered = cfg.presenter.render_progress(state, elapsed_s=elapsed, label="`cancelled`")
+        rendered = render_progress_safely(
+            cfg.presenter, state, elapsed_s=elapsed, label="`cancelled`"
+        )
         await send_result_message(
             cfg,
             channel_id=incoming.channel_id,
@@ -632,7 +663,9 @@ async def _handle_message(
     completed = outcome.completed
     assert completed is not None
     status, answer = _final_answer(completed)
-    rendered = cfg.presenter.render_final(state, elapsed_s=elapsed, status=status, answer=answer)
+    rendered = render_final_safely(
+        cfg.presenter, state, elapsed_s=elapsed, status=status, answer=answer
+    )
     edit_ref = None if cfg.final_notify else progress_ref
     await send_result_message(
         cfg,
@@ -665,6 +698,8 @@ __all__ = [
     "current_run_origin",
     "format_error",
     "handle_message",
+    "render_final_safely",
+    "render_progress_safely",
     "run_runner_with_cancel",
     "send_result_message",
     "send_runner_unavailable",

@@ -611,3 +611,19 @@ async def test_runner_unavailable_reply() -> None:
     assert op.options == SendOptions(
         reply_to=MessageRef(42, 7, thread_id=5), notify=True, thread_id=5
     )
+
+
+async def test_broken_presenter_still_yields_a_terminal_reply() -> None:
+    class BrokenFinal(MarkdownPresenter):
+        def render_final(
+            self, state: Any, *, elapsed_s: float, status: str, answer: str
+        ) -> RenderedMessage:
+            raise KeyError("template missing")
+
+    transport = RecordingTransport()
+    runner = ScriptRunner([Return(answer="answer")], engine="codex", resume_value="s-15")
+    cfg = ExecBridgeConfig(transport=transport, presenter=BrokenFinal(), final_notify=True)
+    await handle_message(
+        cfg, runner=runner, incoming=incoming(), resume_token=None, clock=frozen_clock
+    )
+    assert transport.of("send")[-1].text == "done · codex · 0s\n\nanswer\n\n`codex resume s-15`"
