@@ -7,4 +7,4 @@ from typing import Any
 
 async def handle(supervisor: Any, args: dict[str, Any]) -> dict[str, Any]:
     """List runs and pending deliveries."""
-    return dict(supervisor.runs())
+    return dict(supervisor.runs_info())

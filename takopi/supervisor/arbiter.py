@@ -1,0 +1,1042 @@
+"""The arbiter: owns the supervisor process as a whole.
+
+It loads the config, binds the RPC endpoint and the control socket, spawns one worker per
+engine plus the transport (command workers on first use), completes each worker's handshake and
+load, holds the transport's lockfile, routes runs through the run registry, watches liveness
+(pidfd exit + event-loop ping), restarts per :mod:`~takopi.supervisor.policy`, reports to systemd
+and shuts down gracefully. ``run_supervisor(options) -> int`` is the CLI entry point.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from takopi.config import ConfigError
+from takopi.logging import get_logger
+from takopi.supervisor.control import ControlServer
+from takopi.supervisor.journal import Journal
+from takopi.supervisor.notify import Notifier
+from takopi.supervisor.paths import SupervisorPaths, resolve_paths
+from takopi.supervisor.policy import PolicyConfig, WorkerPolicy
+from takopi.supervisor.process import WorkerProcess, worker_argv
+from takopi.supervisor.reaper import Reaper, become_subreaper
+from takopi.supervisor.registry import RunRegistry
+from takopi.supervisor.runs import SHUTDOWN_REASON, RunService
+from takopi.supervisor.runtime_service import EngineStandIn, RuntimeService
+from takopi.supervisor.verbs import bind_verbs
+
+log = get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_TRANSPORT_QUARANTINED = 3
+
+
+@dataclass(slots=True)
+class SupervisorOptions:
+    """What the CLI passes to :func:`run_supervisor`."""
+
+    config_path: Path | None = None
+    transport_override: str | None = None
+    default_engine_override: str | None = None
+    final_notify: bool = True
+    debug: bool = False
+    engines: list[str] | None = None
+    """Restrict the engine workers to these ids (default: every installed engine)."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    ping_interval: float = 2.0
+    ping_timeout: float = 3.0
+    """A worker whose event loop does not answer a ping within this is killed and replaced."""
+    load_timeout: float = 30.0
+    shutdown_grace: float = 10.0
+    """In-flight runs get this long to finish at shutdown before they are cancelled."""
+    engine_wait: float = 30.0
+    """How long a run waits for its engine worker to (re)start."""
+    subreaper: bool = True
+    handle_signals: bool = True
+    echo_worker_output: bool = True
+
+
+@dataclass(eq=False)
+class WorkerSlot:
+    """One worker's place in the supervisor; outlives its incarnations."""
+
+    kind: str
+    plugin_id: str
+    python: str | None
+    policy: WorkerPolicy
+    state: str = "stopped"
+    process: WorkerProcess | None = None
+    identity: bytes | None = None
+    secret: str | None = None
+    peer: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+    hello: dict[str, Any] = field(default_factory=dict)
+    restarts: int = 0
+    incarnation: int = 0
+    last_exit: str | None = None
+    last_error: str | None = None
+    ready_at: float | None = None
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    settled: anyio.Event = field(default_factory=anyio.Event)
+    """Set once the slot reached ready, quarantine or disable (for startup readiness)."""
+    manual_restart: bool = False
+    running_task: bool = False
+
+    @property
+    def name(self) -> str:
+        """``engine:codex``, ``transport:telegram``, ``command:run``."""
+        return f"{self.kind}:{self.plugin_id}"
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly status row."""
+        proc = self.process
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "id": self.plugin_id,
+            "state": self.state,
+            "pid": proc.pid if proc is not None and proc.exit is None else None,
+            "python": self.hello.get("python"),
+            "python_executable": self.python or sys.executable,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "last_error": self.last_error or self.policy.last_error,
+            "uptime_s": round(time.monotonic() - self.ready_at, 3) if self.ready_at else None,
+            "identity": self.identity.decode() if self.identity else None,
+            "status": self.info.get("status"),
+            "issue": self.info.get("issue"),
+        }
+
+
+class Arbiter:
+    """Owns the whole supervisor: config, workers, registry, journal, control, signals."""
+
+    def __init__(self, options: SupervisorOptions) -> None:
+        self.options = options
+        self.state = "starting"
+        self.exit_code = EXIT_OK
+        self.started_at = time.monotonic()
+        self.slots: dict[str, WorkerSlot] = {}
+        self.registry = RunRegistry()
+        self.runs = RunService(self)
+        self.runtime_service = RuntimeService(self)
+        self.notifier = Notifier()
+        self.stop_requested = anyio.Event()
+        self.stopped = anyio.Event()
+        self._tg: TaskGroup | None = None
+        self._lock: Any = None
+        self._stand_ins: dict[str, EngineStandIn] = {}
+        self._pending_identities: dict[bytes, WorkerSlot] = {}
+        self._ready_notified = False
+        self.transport_id = ""
+        self.default_engine = ""
+        self.settings: Any = None
+        self.config_path = Path("takopi.toml")
+        self.paths: SupervisorPaths | None = None
+        self.journal: Journal = Journal(Path(os.devnull))
+        self.runtime: Any = None
+        self.endpoint: Any = None
+
+    # ------------------------------------------------------------------ config
+    def _load_config(self) -> None:
+        from takopi.settings import load_settings, resolve_config_path, validate_settings
+
+        config_path = resolve_config_path(self.options.config_path)
+        if config_path.exists():
+            self.settings, self.config_path = load_settings(config_path)
+        else:
+            self.settings, self.config_path = (
+                validate_settings({}, config_path=config_path),
+                config_path,
+            )
+        self.transport_id = self.options.transport_override or self.settings.transport
+        if not self.transport_id:
+            raise ConfigError("Invalid --transport; expected a non-empty string.")
+
+    def _engine_ids(self) -> list[str]:
+        from takopi.engines import list_backends
+        from takopi.plugins import ENGINE_GROUP, list_entrypoints_for_python
+
+        allowlist = self.settings.plugins_allowlist()
+        ids = set(list_backends(allowlist=allowlist))
+        for plugin_id, table in self.settings.plugin_configs().items():
+            if isinstance(table, dict) and table.get("python") and plugin_id not in ids:
+                python = self.settings.plugin_python(plugin_id, config_path=self.config_path)
+                try:
+                    eps = list_entrypoints_for_python(python, ENGINE_GROUP, allowlist=allowlist)
+                except Exception as exc:
+                    log.warning("supervisor.plugin_python_failed", plugin=plugin_id, error=str(exc))
+                    continue
+                ids.update(ep.name for ep in eps if ep.name == plugin_id)
+        if self.options.engines is not None:
+            ids &= set(self.options.engines)
+        return sorted(ids)
+
+    def _python_for(self, plugin_id: str) -> str | None:
+        try:
+            return self.settings.plugin_python(plugin_id, config_path=self.config_path)  # type: ignore[no-any-return]
+        except ConfigError as exc:
+            log.warning("supervisor.bad_plugin_python", plugin=plugin_id, error=str(exc))
+            return None
+
+    def _build_runtime(self) -> None:
+        from takopi.router import AutoRouter, RunnerEntry
+        from takopi.runtime_loader import resolve_default_engine
+        from takopi.transport_runtime import TransportRuntime
+
+        engine_ids = [s.plugin_id for s in self.slots.values() if s.kind == "engine"]
+        self.default_engine = (
+            resolve_default_engine(
+                override=self.options.default_engine_override,
+                settings=self.settings,
+                engine_ids=engine_ids,
+            )
+            if engine_ids
+            else (self.options.default_engine_override or "codex")
+        )
+        entries = []
+        for engine in engine_ids:
+            stand_in = self._stand_ins.setdefault(engine, EngineStandIn(engine, self))
+            slot = self.slots[f"engine:{engine}"]
+            status, issue = "ok", None
+            if slot.state in ("quarantined", "disabled"):
+                status, issue = "load_error", slot.last_error or slot.policy.last_error
+            elif slot.info:
+                status = slot.info.get("status") or "ok"
+                issue = slot.info.get("issue")
+            entries.append(RunnerEntry(engine=engine, runner=stand_in, status=status, issue=issue))  # type: ignore[arg-type]
+        router = AutoRouter(entries, default_engine=self.default_engine)
+        projects = self.settings.to_projects_config(
+            config_path=self.config_path, engine_ids=engine_ids
+        )
+        kwargs = dict(
+            router=router,
+            projects=projects,
+            allowlist=self.settings.plugins_allowlist(),
+            config_path=self.config_path,
+            plugin_configs=self.settings.plugin_configs(),
+            watch_config=bool(self.settings.watch_config),
+        )
+        if self.runtime is None:
+            self.runtime = TransportRuntime(**kwargs)  # type: ignore[arg-type]
+        else:
+            self.runtime.update(**kwargs)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What workers cache: engines' resume codecs and plain runtime attributes."""
+        engines = {}
+        for slot in self.slots.values():
+            if slot.kind == "engine" and slot.info:
+                engines[slot.plugin_id] = {
+                    k: slot.info.get(k)
+                    for k in ("resume_re", "resume_flags", "local_resume_line", "local_extract")
+                }
+        runtime = self.runtime
+        return {
+            "default_engine": self.default_engine,
+            "engine_ids": list(runtime.engine_ids) if runtime is not None else [],
+            "allowlist": list(runtime.allowlist)
+            if runtime is not None and runtime.allowlist
+            else None,
+            "config_path": str(self.config_path),
+            "watch_config": bool(runtime.watch_config) if runtime is not None else False,
+            "engines": engines,
+        }
+
+    async def _push_snapshot(self) -> None:
+        self._build_runtime()
+        snap = self.snapshot()
+        for slot in list(self.slots.values()):
+            if (
+                slot.kind in ("transport", "command")
+                and slot.peer is not None
+                and slot.state == "ready"
+            ):
+                try:
+                    await slot.peer.notify("runtime.changed", snap)
+                except Exception as exc:
+                    log.debug("supervisor.snapshot_push_failed", worker=slot.name, error=str(exc))
+
+    # ------------------------------------------------------------------ helpers for services
+    def spawn_task(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the supervisor's task group (outlives RPC handlers)."""
+        assert self._tg is not None
+        self._tg.start_soon(fn, *args)
+
+    def engine_peer(self, engine: str) -> Any:
+        """The ready engine worker's peer, or None."""
+        slot = self.slots.get(f"engine:{engine}")
+        if slot is None or slot.state != "ready":
+            return None
+        return slot.peer
+
+    async def wait_engine_peer(self, engine: str, timeout: float) -> Any:
+        """Wait (bounded) for the engine worker to be ready; None if it cannot be."""
+        slot = self.slots.get(f"engine:{engine}")
+        if slot is None:
+            return None
+        with anyio.move_on_after(timeout):
+            while True:
+                if slot.state == "ready" and slot.peer is not None and not slot.peer.closed:
+                    return slot.peer
+                if slot.state in ("quarantined", "disabled", "stopped") or self.state == "stopping":
+                    return None
+                await slot.ready.wait()
+                if slot.state != "ready":
+                    await anyio.sleep(0.01)
+        return None
+
+    def engine_issue(self, engine: str) -> str:
+        """Why ``engine`` cannot run right now."""
+        slot = self.slots.get(f"engine:{engine}")
+        if slot is None:
+            return f"engine {engine!r} is not configured"
+        reason = slot.last_error or slot.policy.last_error or slot.state
+        return f"engine {engine!r} is unavailable ({slot.state}: {reason})"
+
+    def engine_process(self, engine: str) -> WorkerProcess | None:
+        """The engine's current worker process."""
+        slot = self.slots.get(f"engine:{engine}")
+        return slot.process if slot is not None else None
+
+    def engine_exit_cause(self, engine: str) -> str | None:
+        """How the engine's last worker ended (``killed by SIGKILL``)."""
+        slot = self.slots.get(f"engine:{engine}")
+        return slot.last_exit if slot is not None else None
+
+    def known_pids(self) -> set[int]:
+        """Pids of live worker processes (the reaper must not touch them)."""
+        pids = set()
+        for slot in self.slots.values():
+            proc = slot.process
+            if proc is not None and proc.pid is not None and proc.exit is None:
+                pids.add(proc.pid)
+        return pids
+
+    # ------------------------------------------------------------------ handshake
+    async def _authenticate(
+        self, identity: bytes, hello: dict[str, Any]
+    ) -> bool | str | dict[str, Any]:
+        slot = self._pending_identities.get(identity)
+        if slot is None:
+            log.warning("rpc.unknown_identity", identity=identity[:64].decode("utf-8", "replace"))
+            return "unknown identity"
+        secret = hello.get("secret")
+        if (
+            not isinstance(secret, str)
+            or slot.secret is None
+            or not hmac.compare_digest(secret.encode(), slot.secret.encode())
+        ):
+            log.warning("rpc.bad_secret", worker=slot.name)
+            return "wrong secret"
+        if hello.get("kind") != slot.kind or hello.get("id") != slot.plugin_id:
+            log.warning(
+                "rpc.identity_mismatch",
+                worker=slot.name,
+                kind=hello.get("kind"),
+                id=hello.get("id"),
+            )
+            return f"this identity belongs to {slot.name}"
+        from takopi.api import TAKOPI_PLUGIN_API_VERSION
+
+        if hello.get("api_version") != TAKOPI_PLUGIN_API_VERSION:
+            return (
+                f"plugin API version mismatch: worker has {hello.get('api_version')}, "
+                f"supervisor has {TAKOPI_PLUGIN_API_VERSION}"
+            )
+        del self._pending_identities[identity]
+        slot.secret = None  # one-time
+        slot.hello = {k: v for k, v in hello.items() if k != "secret"}
+        return True
+
+    def _on_peer_lost(self, identity: bytes) -> None:
+        log.debug("rpc.peer_lost", identity=identity[:64].decode("utf-8", "replace"))
+
+    # ------------------------------------------------------------------ bring-up
+    async def _bring_up(self, slot: WorkerSlot, peer: Any) -> None:
+        try:
+            with anyio.fail_after(self.options.load_timeout):
+                if slot.kind == "engine":
+                    ok = await self._load_engine(slot, peer)
+                elif slot.kind == "transport":
+                    ok = await self._load_transport(slot, peer)
+                else:
+                    ok = await self._load_command(slot, peer)
+        except TimeoutError:
+            slot.last_error = "worker did not finish loading in time"
+            ok = False
+        except Exception as exc:
+            if slot.process is not None and slot.process.exit is None:
+                log.error("supervisor.bring_up_failed", worker=slot.name, error=str(exc))
+                slot.last_error = f"{type(exc).__name__}: {exc}"
+            ok = False
+        if not ok:
+            if slot.process is not None and slot.process.exit is None:
+                # A failed load makes the worker exit with its code; make sure it does.
+                with anyio.move_on_after(2):
+                    await slot.process.exited.wait()
+                if slot.process.exit is None:
+                    slot.process.kill()
+            return
+        slot.state = "ready"
+        slot.ready_at = time.monotonic()
+        slot.policy.on_ready()
+        slot.last_error = None
+        slot.ready.set()
+        slot.settled.set()
+        log.info("worker.ready", worker=slot.name, pid=slot.process.pid if slot.process else None)
+        self.spawn_task(self._pinger, slot, peer)
+        if slot.kind == "engine":
+            await self._push_snapshot()
+        self._maybe_notify_ready()
+
+    def _load_failed(self, slot: WorkerSlot, result: dict[str, Any]) -> bool:
+        slot.last_error = str(result.get("error") or "load failed")
+        slot.policy.last_error = slot.last_error
+        log.error("worker.failed", worker=slot.name, error=slot.last_error)
+        return False
+
+    async def _load_engine(self, slot: WorkerSlot, peer: Any) -> bool:
+        config = self.settings.engine_config(slot.plugin_id, config_path=self.config_path)
+        result = await peer.call("load", config=config, config_path=str(self.config_path))
+        if not result.get("ok"):
+            return self._load_failed(slot, result)
+        slot.info = dict(result)
+        self._stand_ins.setdefault(slot.plugin_id, EngineStandIn(slot.plugin_id, self)).update(
+            slot.info
+        )
+        if result.get("status") != "ok":
+            log.warning(
+                "engine.not_ok",
+                engine=slot.plugin_id,
+                status=result.get("status"),
+                issue=result.get("issue"),
+            )
+        return True
+
+    async def _load_transport(self, slot: WorkerSlot, peer: Any) -> bool:
+        from takopi.lockfile import LockError, acquire_lock
+
+        transport_config = self.settings.transport_config(
+            self.transport_id, config_path=self.config_path
+        )
+        result = await peer.call(
+            "load", transport_config=transport_config, config_path=str(self.config_path)
+        )
+        if not result.get("ok"):
+            return self._load_failed(slot, result)
+        if self._lock is None:
+            try:
+                self._lock = acquire_lock(self.config_path, result.get("lock_token"))
+            except LockError as exc:
+                message = f"error: already running ({exc.hint})"
+                print(message, file=sys.stderr)
+                log.error("supervisor.lock_held", path=str(exc.path), pid=exc.pid)
+                self.fatal(EXIT_ERROR, message)
+                return False
+        # check_setup wants the default engine's description; wait briefly for it.
+        default_slot = self.slots.get(f"engine:{self.default_engine}")
+        if default_slot is not None:
+            with anyio.move_on_after(self.options.load_timeout):
+                await default_slot.settled.wait()
+        engine_info = {
+            "id": self.default_engine,
+            "cli_cmd": (default_slot.info.get("cli_cmd") if default_slot else None),
+            "install_cmd": (default_slot.info.get("install_cmd") if default_slot else None),
+        }
+        setup = await peer.call(
+            "check_setup", engine=engine_info, transport_override=self.options.transport_override
+        )
+        for issue in setup.get("issues") or []:
+            title = str(issue.get("title"))
+            if title.startswith("install "):
+                log.warning("setup.warning", transport=self.transport_id, issue=title)
+                continue
+            message = f"error: {title}"
+            print(message, file=sys.stderr)
+            log.error("setup.failed", transport=self.transport_id, issue=title)
+            slot.last_error = title
+            self.fatal(EXIT_ERROR, message)
+            return False
+        self._build_runtime()
+        await peer.call(
+            "start",
+            final_notify=self.options.final_notify,
+            default_engine_override=self.options.default_engine_override,
+            snapshot=self.snapshot(),
+        )
+        return True
+
+    async def _load_command(self, slot: WorkerSlot, peer: Any) -> bool:
+        result = await peer.call("load", snapshot=self.snapshot())
+        if not result.get("ok"):
+            return self._load_failed(slot, result)
+        slot.info = dict(result)
+        return True
+
+    def _register_handlers(self, slot: WorkerSlot, peer: Any) -> None:
+        if slot.kind == "transport":
+            self.runtime_service.register(peer, transport=slot.plugin_id)
+            self.runs.register(peer, transport=slot.plugin_id)
+            peer.register("command.describe", self.command_describe)
+            peer.register("command.handle", self.command_handle)
+        elif slot.kind == "command":
+            self.runtime_service.register(peer, transport=None)
+
+    # ------------------------------------------------------------------ commands
+    async def _command_slot(self, command_id: str) -> WorkerSlot | None:
+        from takopi.commands import list_command_ids
+
+        name = f"command:{command_id}"
+        slot = self.slots.get(name)
+        if slot is None:
+            allowlist = self.settings.plugins_allowlist()
+            known = set(list_command_ids(allowlist=allowlist))
+            if command_id not in known and not self._python_for(command_id):
+                return None
+            slot = self._new_slot("command", command_id)
+            self.spawn_task(self._supervise, slot)
+        with anyio.move_on_after(self.options.load_timeout):
+            await slot.settled.wait()
+        return slot
+
+    async def command_describe(self, command_id: str) -> dict[str, Any]:
+        """Start the command worker on first use; its id and description."""
+        slot = await self._command_slot(str(command_id))
+        if slot is None:
+            return {"ok": False, "error": f"Unknown command {command_id!r}."}
+        if slot.state != "ready":
+            return {
+                "ok": False,
+                "error": f"command {command_id!r} is unavailable: {slot.last_error or slot.policy.last_error or slot.state}",
+            }
+        return {"ok": True, "description": slot.info.get("description", "")}
+
+    async def command_handle(self, command_id: str, ctx: dict[str, Any]) -> Any:
+        """Relay one command invocation to its worker (executor refs travel through us)."""
+        slot = await self._command_slot(str(command_id))
+        if slot is None or slot.state != "ready" or slot.peer is None:
+            raise RuntimeError(f"command {command_id!r} is unavailable")
+        return await slot.peer.call("handle", ctx)
+
+    # ------------------------------------------------------------------ slots
+    def _new_slot(self, kind: str, plugin_id: str) -> WorkerSlot:
+        slot = WorkerSlot(
+            kind=kind,
+            plugin_id=plugin_id,
+            python=self._python_for(plugin_id),
+            policy=WorkerPolicy(config=self.options.policy),
+        )
+        self.slots[slot.name] = slot
+        return slot
+
+    def _worker_env(self, slot: WorkerSlot) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        if slot.kind != "transport":
+            # Least privilege: transport secrets given by env overrides stay with the transport.
+            for key in list(env):
+                if key.upper().startswith("TAKOPI__TRANSPORTS__"):
+                    del env[key]
+        return env
+
+    def _spawn(self, slot: WorkerSlot) -> WorkerProcess:
+        from takopi.rpc import new_identity
+
+        assert self.paths is not None
+        slot.incarnation += 1
+        slot.identity = new_identity(slot.kind, slot.plugin_id)
+        slot.secret = secrets.token_urlsafe(32)
+        slot.ready = anyio.Event()
+        slot.info = slot.info if slot.kind == "engine" else {}
+        slot.peer = None
+        slot.ready_at = None
+        self._pending_identities[slot.identity] = slot
+        argv = worker_argv(
+            slot.python,
+            kind=slot.kind,
+            plugin_id=slot.plugin_id,
+            endpoint=self.paths.rpc_address,
+            identity=slot.identity.decode(),
+        )
+        argv += ["--supervisor-pid", str(os.getpid())]
+        proc = WorkerProcess(
+            argv,
+            name=slot.name,
+            secret=slot.secret.encode(),
+            env=self._worker_env(slot),
+            inherit_stdio=slot.kind == "transport",
+            echo=sys.stderr.buffer
+            if self.options.echo_worker_output and hasattr(sys.stderr, "buffer")
+            else None,
+        )
+        proc.spawn()
+        slot.process = proc
+        slot.state = "starting"
+        slot.policy.on_spawn()
+        log.info(
+            "worker.spawned", worker=slot.name, pid=proc.pid, python=slot.python or sys.executable
+        )
+        return proc
+
+    async def _supervise(self, slot: WorkerSlot) -> None:
+        """Keep one slot's worker running per policy until stop, quarantine or disable."""
+        if slot.running_task:
+            return
+        slot.running_task = True
+        try:
+            while self.state != "stopping":
+                try:
+                    proc = self._spawn(slot)
+                except OSError as exc:
+                    slot.last_error = f"cannot start worker: {exc}"
+                    log.error("worker.spawn_failed", worker=slot.name, error=str(exc))
+                    slot.state = "quarantined"
+                    slot.policy.quarantined = True
+                    break
+                was_ready = False
+                try:
+                    exit_info = await proc.watch(self._on_process_exit(slot))
+                finally:
+                    was_ready = slot.ready_at is not None
+                self._pending_identities.pop(slot.identity or b"", None)
+                slot.ready = anyio.Event() if slot.ready.is_set() else slot.ready
+                if self.state == "stopping":
+                    slot.state = "stopped"
+                    break
+                if slot.manual_restart:
+                    slot.manual_restart = False
+                    slot.restarts += 1
+                    continue
+                error = slot.last_error or (None if was_ready else _tail_error(proc))
+                decision = slot.policy.on_exit(
+                    exit_code=exit_info.returncode, was_ready=was_ready, error=error
+                )
+                log.warning(
+                    "worker.exited",
+                    worker=slot.name,
+                    exit=exit_info.describe(),
+                    action=decision.action,
+                    delay=round(decision.delay, 3),
+                )
+                if decision.action == "restart":
+                    slot.state = "backoff"
+                    slot.restarts += 1
+                    if decision.delay > 0:
+                        with anyio.move_on_after(decision.delay):
+                            await self.stop_requested.wait()
+                    continue
+                slot.state = "quarantined" if decision.action == "quarantine" else "disabled"
+                slot.last_error = decision.reason
+                slot.settled.set()
+                slot.ready.set()  # wake waiters so they see the state
+                log.error(
+                    "worker.gave_up", worker=slot.name, state=slot.state, reason=decision.reason
+                )
+                if slot.kind == "engine":
+                    await self._push_snapshot()
+                if slot.kind == "transport" and slot.plugin_id == self.transport_id:
+                    message = (
+                        f"error: transport {self.transport_id!r} {slot.state}: {decision.reason}"
+                    )
+                    print(message, file=sys.stderr)
+                    self.fatal(
+                        EXIT_TRANSPORT_QUARANTINED if self.exit_code == EXIT_OK else self.exit_code,
+                        message,
+                    )
+                self._maybe_notify_ready()
+                break
+        finally:
+            slot.running_task = False
+
+    def _on_process_exit(self, slot: WorkerSlot) -> Callable[[WorkerProcess], None]:
+        def on_exit(proc: WorkerProcess) -> None:
+            assert proc.exit is not None
+            slot.last_exit = proc.exit.describe()
+            if slot.state not in ("stopped",):
+                slot.state = "stopped" if self.state == "stopping" else "exited"
+            proc.kill_leftovers()
+            Reaper(self.known_pids).sweep() if self.options.subreaper else None
+            peer = slot.peer
+            slot.peer = None
+            if peer is not None:
+                from takopi.rpc import PeerGone
+
+                try:
+                    peer.close(PeerGone(f"{slot.name} worker {slot.last_exit}"))
+                except Exception as exc:  # pragma: no cover - defensive
+                    log.debug("rpc.close_failed", error=str(exc))
+            if (
+                slot.kind == "transport"
+                and slot.plugin_id == self.transport_id
+                and proc.exit.returncode == 0
+                and slot.ready_at is not None
+                and self.state == "running"
+            ):
+                # The transport finished on its own (e.g. console at end of input).
+                log.info("transport.finished", transport=slot.plugin_id)
+                self.request_stop()
+
+        return on_exit
+
+    async def _pinger(self, slot: WorkerSlot, peer: Any) -> None:
+        """Event-loop liveness: a worker that does not answer in time is killed."""
+        interval = self.options.ping_interval
+        while self.state != "stopping" and slot.peer is peer and not peer.closed:
+            await anyio.sleep(interval)
+            if slot.peer is not peer or peer.closed or self.state == "stopping":
+                return
+            try:
+                await peer.ping(timeout=self.options.ping_timeout)
+            except Exception as exc:
+                if slot.peer is not peer or peer.closed:
+                    return
+                slot.state = "unresponsive"
+                slot.last_error = (
+                    f"unresponsive: no ping answer within {self.options.ping_timeout:g}s"
+                )
+                log.error("worker.unresponsive", worker=slot.name, error=str(exc))
+                if slot.process is not None:
+                    slot.process.kill()
+                return
+
+    # ------------------------------------------------------------------ readiness / notify
+    def _maybe_notify_ready(self) -> None:
+        if self._ready_notified or self.state != "running":
+            return
+        transport = self.slots.get(f"transport:{self.transport_id}")
+        if transport is None or transport.state != "ready":
+            return
+        if not all(s.settled.is_set() for s in self.slots.values() if s.kind == "engine"):
+            return
+        self._ready_notified = True
+        ready = [
+            s.plugin_id for s in self.slots.values() if s.kind == "engine" and s.state == "ready"
+        ]
+        self.notifier.ready(f"running: {self.transport_id}; engines: {', '.join(ready) or 'none'}")
+        log.info(
+            "supervisor.ready",
+            transport=self.transport_id,
+            engines=ready,
+            startup_s=round(time.monotonic() - self.started_at, 3),
+        )
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await anyio.sleep(interval)
+
+    async def _sweeper(self) -> None:
+        reaper = Reaper(self.known_pids)
+        while True:
+            await anyio.sleep(1.0)
+            reaper.sweep()
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    result = await self.reload()
+                    log.info(
+                        "supervisor.reloaded",
+                        **{k: v for k, v in result.items() if k != "reloaded"},
+                        ok=result.get("reloaded"),
+                    )
+                else:
+                    log.info("supervisor.signal", signal=signal.Signals(signum).name)
+                    self.request_stop()
+
+    # ------------------------------------------------------------------ control verbs
+    def status(self) -> dict[str, Any]:
+        """Snapshot for ``takopictl status``."""
+        assert self.paths is not None
+        return {
+            "pid": os.getpid(),
+            "state": self.state,
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "config_path": str(self.config_path),
+            "transport": self.transport_id,
+            "default_engine": self.default_engine,
+            "runtime_dir": str(self.paths.runtime_dir),
+            "state_dir": str(self.paths.state_dir),
+            "runs": len(self.registry.runs),
+            "pending_deliveries": len(self.journal.pending()),
+            "workers": [s.describe() for s in self.slots.values()],
+        }
+
+    async def restart_workers(self, names: list[str], *, force: bool) -> list[str]:
+        """Restart the named workers (all when empty); ``force`` kills and un-quarantines."""
+        targets = []
+        for name in names or list(self.slots):
+            slot = (
+                self.slots.get(name)
+                or self.slots.get(f"engine:{name}")
+                or self.slots.get(f"transport:{name}")
+                or self.slots.get(f"command:{name}")
+            )
+            if slot is None:
+                raise KeyError(name)
+            targets.append(slot)
+        restarted = []
+        for slot in targets:
+            if slot.state in ("quarantined", "disabled") or not slot.running_task:
+                if slot.state == "disabled" and not force:
+                    continue
+                slot.policy.reset()
+                slot.settled = anyio.Event()
+                slot.last_error = None
+                self.spawn_task(self._supervise, slot)
+            else:
+                slot.manual_restart = True
+                if slot.process is not None:
+                    if force:
+                        slot.process.kill()
+                    else:
+                        self.spawn_task(slot.process.stop, 3.0)
+            restarted.append(slot.name)
+        return restarted
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (idempotent)."""
+        self.stop_requested.set()
+
+    def fatal(self, code: int, message: str) -> None:
+        """Stop with a non-zero exit code."""
+        if self.exit_code == EXIT_OK:
+            self.exit_code = code
+        log.error("supervisor.fatal", message=message, code=code)
+        self.request_stop()
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config; apply routing/projects/plugin tables, restart changed engines."""
+        from takopi.settings import load_settings
+
+        self.state = "reloading" if self.state == "running" else self.state
+        self.notifier.reloading()
+        old = self.settings
+        try:
+            settings, _path = load_settings(self.config_path)
+        except (ConfigError, OSError) as exc:
+            log.warning("config.reload.failed", error=str(exc))
+            self.state = "running" if self.state == "reloading" else self.state
+            self.notifier.ready("reload failed; previous config kept")
+            return {"reloaded": False, "error": str(exc), "restart_required": []}
+        self.settings = settings
+        restart_required = []
+        if settings.transport != old.transport or (
+            settings.transport_config(self.transport_id, config_path=self.config_path)
+            != old.transport_config(self.transport_id, config_path=self.config_path)
+        ):
+            restart_required.append(f"transport:{self.transport_id}")
+        changed = []
+        for slot in list(self.slots.values()):
+            if slot.kind == "engine":
+                try:
+                    if settings.engine_config(slot.plugin_id) != old.engine_config(slot.plugin_id):
+                        changed.append(slot.name)
+                except ConfigError:
+                    changed.append(slot.name)
+        try:
+            await self._push_snapshot()
+        except ConfigError as exc:
+            self.settings = old
+            self._build_runtime()
+            self.state = "running" if self.state == "reloading" else self.state
+            return {"reloaded": False, "error": str(exc), "restart_required": []}
+        if changed:
+            await self.restart_workers(changed, force=False)
+        self.state = "running" if self.state == "reloading" else self.state
+        self.notifier.ready("reloaded")
+        return {
+            "reloaded": True,
+            "error": None,
+            "restart_required": restart_required,
+            "restarted": changed,
+        }
+
+    def worker_logs(self, name: str, lines: int) -> dict[str, Any]:
+        """Recent output of one worker."""
+        slot = self.slots.get(name)
+        if slot is None:
+            for candidate in self.slots.values():
+                if candidate.plugin_id == name:
+                    slot = candidate
+                    break
+        if slot is None:
+            raise KeyError(name)
+        proc = slot.process
+        return {
+            "name": slot.name,
+            "pid": proc.pid if proc is not None else None,
+            "lines": proc.tail(lines) if proc is not None else [],
+        }
+
+    def runs_info(self) -> dict[str, Any]:
+        """Runs in flight and pending deliveries."""
+        return {
+            "runs": self.registry.describe(),
+            "pending_deliveries": [e.delivery() for e in self.journal.pending()],
+        }
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Cancel one run by id (from ``takopictl cancel``)."""
+        return self.registry.cancel(run_id, "cancelled")
+
+    # ------------------------------------------------------------------ main
+    async def run(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        from takopi.rpc import RouterEndpoint
+
+        try:
+            self._load_config()
+            self.paths = resolve_paths(self.config_path)
+            self.journal = Journal(self.paths.journal_path)
+            interrupted = self.journal.load()
+            for entry in interrupted:
+                log.warning(
+                    "run.interrupted",
+                    run_id=entry.run_id,
+                    engine=entry.engine,
+                    resume_line=entry.resume_line,
+                )
+            for engine in self._engine_ids():
+                self._new_slot("engine", engine)
+            self._new_slot("transport", self.transport_id)
+            self._build_runtime()
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            log.error("supervisor.config_error", error=str(exc))
+            return EXIT_ERROR
+        if self.options.subreaper:
+            become_subreaper()
+        self.endpoint = RouterEndpoint(
+            self.paths.rpc_address,
+            authenticate=self._authenticate,
+            on_peer=self._on_peer_registered,
+            on_peer_lost=self._on_peer_lost,
+        )
+        try:
+            self.endpoint.start()
+        except Exception as exc:
+            message = f"error: cannot bind {self.paths.rpc_address}: {exc}"
+            print(message, file=sys.stderr)
+            log.error("supervisor.bind_failed", error=str(exc))
+            return EXIT_ERROR
+        self.paths.pid_file.write_text(f"{os.getpid()}\n")
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self.endpoint.serve)
+                await tg.start(ControlServer(self.paths.control_socket, bind_verbs(self)).serve)
+                if self.options.handle_signals:
+                    tg.start_soon(self._signals)
+                tg.start_soon(self._watchdog)
+                if self.options.subreaper:
+                    tg.start_soon(self._sweeper)
+                self.state = "running"
+                self.notifier.status("starting workers")
+                for slot in list(self.slots.values()):
+                    tg.start_soon(self._supervise, slot)
+                await self.stop_requested.wait()
+                await self._shutdown()
+                tg.cancel_scope.cancel()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+            self.journal.close()
+            try:
+                aclose = getattr(self.endpoint, "aclose", None)
+                if aclose is not None:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                        await aclose()
+            except Exception:
+                pass
+            for path in (self.paths.pid_file,):
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+            self.stopped.set()
+        return self.exit_code
+
+    def _on_peer_registered(self, peer: Any) -> None:
+        identity = getattr(peer, "identity", None)
+        if identity is None and isinstance(peer.info, dict):
+            identity = peer.info.get("identity")
+        slot = next((s for s in self.slots.values() if s.identity == identity), None)
+        if slot is None:
+            log.warning("rpc.peer_without_slot")
+            return
+        slot.peer = peer
+        self._register_handlers(slot, peer)
+        self.spawn_task(self._bring_up, slot, peer)
+
+    async def _shutdown(self) -> None:
+        log.info("supervisor.stopping", runs=len(self.registry.runs))
+        self.state = "stopping"
+        self.notifier.stopping()
+        self.registry.accepting = False
+        if self.registry.runs:
+            with anyio.move_on_after(self.options.shutdown_grace):
+                await self.runs.idle.wait()
+        if self.registry.runs:
+            count = self.registry.cancel_all(SHUTDOWN_REASON)
+            log.warning("supervisor.cancelling_runs", count=count)
+            with anyio.move_on_after(5):
+                await self.runs.idle.wait()
+            await anyio.sleep(0.2)  # let the terminal replies reach the transport
+        order = ["transport", "command", "engine"]
+        for kind in order:
+            async with anyio.create_task_group() as tg:
+                for slot in self.slots.values():
+                    if slot.kind == kind and slot.process is not None and slot.process.exit is None:
+                        tg.start_soon(slot.process.stop, 3.0)
+        for slot in self.slots.values():
+            if slot.state not in ("quarantined", "disabled"):
+                slot.state = "stopped"
+        if self.options.subreaper:
+            Reaper(self.known_pids).sweep()
+        log.info("supervisor.stopped", exit_code=self.exit_code)
+
+
+def _tail_error(proc: WorkerProcess) -> str | None:
+    """The last meaningful output line of a worker that died before it was ready."""
+    for line in reversed(proc.tail(50)):
+        text = line.strip()
+        if text:
+            return text[-500:]
+    return None
+
+
+def run_supervisor(options: SupervisorOptions) -> int:
+    """Run the supervisor until it stops; returns the exit code (CLI entry point)."""
+    from takopi.logging import setup_logging
+
+    setup_logging(debug=options.debug)
+    arbiter = Arbiter(options)
+    try:
+        return int(anyio.run(arbiter.run, backend="asyncio"))
+    except KeyboardInterrupt:
+        log.info("shutdown.interrupted")
+        return 130
+
+
+__all__ = ["Arbiter", "SupervisorOptions", "WorkerSlot", "run_supervisor"]

@@ -1,0 +1,159 @@
+"""Engine worker: hosts one ``EngineBackend`` and serves its runner over RPC.
+
+Methods served (called by the supervisor):
+
+- ``load(config, config_path)`` → ``{"ok": True, "engine", "status": "ok"|"bad_config"|
+  "missing_cli", "issue", "cli_cmd", "install_cmd", "cli_path", "resume_re", "resume_flags",
+  "local_resume_line", "local_extract"}`` or ``{"ok": False, "error", "exit_code"}``.
+  ``resume_re`` (the runner's ``resume_re`` pattern, if it has one) lets callers answer
+  ``is_resume_line`` / ``extract_resume`` without a round trip when the runner uses the
+  default :class:`~takopi.runner.ResumeTokenMixin` implementations (``local_*`` flags).
+- stream ``run(prompt, resume, cwd=None, model=None, reasoning=None, run_id=None)`` — the
+  runner's events; ``set_run_base_dir(cwd)`` and ``apply_run_options(...)`` are in effect
+  while the runner runs, so plugins reading those contextvars see the run's values.
+- ``format_resume(token)``, ``extract_resume(text)``, ``is_resume_line(line)``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from takopi.config import ConfigError
+from takopi.logging import bind_run_context, clear_context, get_logger
+from takopi.model import ResumeToken, TakopiEvent
+from takopi.worker.codes import EX_CONFIG, EXIT_PLUGIN_FAILED
+
+log = get_logger(__name__)
+
+
+def _uses_default(runner: Any, name: str) -> bool:
+    from takopi.runner import ResumeTokenMixin
+
+    return getattr(type(runner), name, None) is getattr(ResumeTokenMixin, name)
+
+
+class EngineHost:
+    """Loads the engine plugin on ``load`` and serves its runner."""
+
+    kind = "engine"
+
+    def __init__(self, plugin_id: str) -> None:
+        self.plugin_id = plugin_id
+        self.runner: Any = None
+        self.exit_code: int | None = None
+
+    def register(self, peer: Any) -> None:
+        """Install this host's RPC handlers on ``peer``."""
+        peer.register("load", self.load)
+        peer.register_stream("run", self.run)
+        peer.register("format_resume", self.format_resume)
+        peer.register("extract_resume", self.extract_resume)
+        peer.register("is_resume_line", self.is_resume_line)
+
+    async def load(
+        self, config: dict[str, Any] | None = None, config_path: str | None = None
+    ) -> dict[str, Any]:
+        """Import the backend and build the runner (invalid config ⇒ retry with defaults)."""
+        from takopi.engines import get_backend
+
+        path = Path(config_path) if config_path else Path.cwd() / "takopi.toml"
+        try:
+            backend = get_backend(self.plugin_id)
+        except ConfigError as exc:
+            return self._failed(str(exc), EXIT_PLUGIN_FAILED)
+        status, issue = "ok", None
+        try:
+            self.runner = backend.build_runner(dict(config or {}), path)
+        except ConfigError as exc:
+            if not config:
+                return self._failed(f"invalid [{self.plugin_id}] config: {exc}", EX_CONFIG)
+            status, issue = "bad_config", f"invalid [{self.plugin_id}] config: {exc}"
+            log.warning("engine.bad_config", engine=self.plugin_id, error=str(exc))
+            try:
+                self.runner = backend.build_runner({}, path)
+            except Exception as exc2:
+                return self._failed(f"{type(exc2).__name__}: {exc2}", EX_CONFIG)
+        except Exception as exc:
+            return self._failed(
+                f"build_runner failed: {type(exc).__name__}: {exc}", EXIT_PLUGIN_FAILED
+            )
+        cli_cmd = backend.cli_cmd or backend.id
+        cli_path = shutil.which(cli_cmd)
+        if cli_path is None and status == "ok":
+            status, issue = "missing_cli", f"{cli_cmd} not found on PATH"
+        resume_re = getattr(self.runner, "resume_re", None)
+        pattern = getattr(resume_re, "pattern", None)
+        return {
+            "ok": True,
+            "engine": getattr(self.runner, "engine", self.plugin_id),
+            "status": status,
+            "issue": issue,
+            "cli_cmd": cli_cmd,
+            "install_cmd": backend.install_cmd,
+            "cli_path": cli_path,
+            "resume_re": pattern if isinstance(pattern, str) else None,
+            "resume_flags": int(getattr(resume_re, "flags", 0)) if pattern else 0,
+            "local_resume_line": bool(pattern) and _uses_default(self.runner, "is_resume_line"),
+            "local_extract": bool(pattern) and _uses_default(self.runner, "extract_resume"),
+        }
+
+    def _failed(self, error: str, code: int) -> dict[str, Any]:
+        log.error("worker.failed", engine=self.plugin_id, error=error)
+        self.exit_code = code
+        return {"ok": False, "error": error, "exit_code": code}
+
+    def _need_runner(self) -> Any:
+        if self.runner is None:
+            raise RuntimeError(f"engine {self.plugin_id!r} is not loaded")
+        return self.runner
+
+    async def run(
+        self,
+        prompt: str,
+        resume: ResumeToken | None = None,
+        cwd: str | None = None,
+        model: str | None = None,
+        reasoning: str | None = None,
+        run_id: str | None = None,
+    ) -> AsyncIterator[TakopiEvent]:
+        """Run the prompt with the run's cwd and overrides in the plugin-visible contextvars."""
+        from takopi.runners.run_options import EngineRunOptions, apply_run_options
+        from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
+
+        runner = self._need_runner()
+        options = (
+            EngineRunOptions(model=model, reasoning=reasoning) if (model or reasoning) else None
+        )
+        base_token = set_run_base_dir(cwd)
+        bind_run_context(run_id=run_id, engine=self.plugin_id, cwd=cwd)
+        try:
+            with apply_run_options(options):
+                iterator = runner.run(prompt, resume)
+                try:
+                    async for event in iterator:
+                        yield event
+                finally:
+                    aclose = getattr(iterator, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
+        finally:
+            clear_context()
+            reset_run_base_dir(base_token)
+
+    async def format_resume(self, token: ResumeToken) -> str:
+        """The runner's resume line for ``token``."""
+        return str(self._need_runner().format_resume(token))
+
+    async def extract_resume(self, text: str | None) -> ResumeToken | None:
+        """The runner's resume token in ``text``."""
+        return self._need_runner().extract_resume(text)  # type: ignore[no-any-return]
+
+    async def is_resume_line(self, line: str) -> bool:
+        """Whether ``line`` is one of the runner's resume lines."""
+        return bool(self._need_runner().is_resume_line(line))
+
+
+__all__ = ["EngineHost"]

@@ -1,0 +1,452 @@
+"""Objects a transport (or command) worker hands to plugin code in place of the supervisor's.
+
+- :class:`RuntimeProxy` — the ``TransportRuntime`` API; sync methods use ``call_blocking``
+  (plugins call them from their own loop thread) or a snapshot pushed by the supervisor.
+- :class:`RunnerProxy` — what ``runtime.resolve_runner().runner`` is: ``engine``, sync resume
+  helpers answered from the engine's shipped regex when possible, and ``run()`` streaming
+  events from the engine worker through the supervisor's run registry.
+- :class:`CommandBackendProxy` — what ``get_command()`` returns in a transport worker.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from takopi.logging import get_logger
+from takopi.model import CompletedEvent, EngineId, ResumeToken, TakopiEvent
+
+log = get_logger(__name__)
+
+
+class _ResumeCodec:
+    """An engine's resume regex, shipped once by its worker."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        pattern = info.get("resume_re")
+        self.regex: re.Pattern[str] | None = None
+        if isinstance(pattern, str):
+            try:
+                self.regex = re.compile(pattern, int(info.get("resume_flags") or 0))
+            except re.error:
+                self.regex = None
+        self.local_line = bool(info.get("local_resume_line")) and self.regex is not None
+        self.local_extract = bool(info.get("local_extract")) and self.regex is not None
+
+    def is_resume_line(self, line: str) -> bool:
+        assert self.regex is not None
+        return bool(self.regex.match(line))
+
+    def extract(self, engine: EngineId, text: str | None) -> ResumeToken | None:
+        assert self.regex is not None
+        if not text:
+            return None
+        found: str | None = None
+        for match in self.regex.finditer(text):
+            token = match.group("token")
+            if token:
+                found = token
+        return ResumeToken(engine=engine, value=found) if found else None
+
+
+class Snapshot:
+    """The supervisor's view of engines and settings, refreshed by ``runtime.changed``."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.update(data)
+
+    def update(self, data: dict[str, Any]) -> None:
+        """Replace the snapshot (called from the peer loop; plain attribute swaps)."""
+        self.data = data
+        self.codecs = {
+            engine: _ResumeCodec(info) for engine, info in (data.get("engines") or {}).items()
+        }
+
+
+class RunnerProxy:
+    """A runner living in an engine worker, reached through the supervisor."""
+
+    def __init__(self, peer: Any, engine: EngineId, snapshot: Snapshot) -> None:
+        self._peer = peer
+        self.engine = engine
+        self._snapshot = snapshot
+        self._lines: OrderedDict[str, str] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"RunnerProxy(engine={self.engine!r})"
+
+    def _codec(self) -> _ResumeCodec | None:
+        return self._snapshot.codecs.get(self.engine)
+
+    def _remember(self, token: str, line: str) -> None:
+        self._lines[token] = line
+        self._lines.move_to_end(token)
+        while len(self._lines) > 256:
+            self._lines.popitem(last=False)
+
+    def format_resume(self, token: ResumeToken) -> str:
+        """The engine's resume line (cached from the run stream, else asked for)."""
+        if token.engine != self.engine:
+            raise RuntimeError(f"resume token is for engine {token.engine!r}, not {self.engine!r}")
+        cached = self._lines.get(token.value)
+        if cached is not None:
+            return cached
+        line = str(self._peer.call_blocking("engine.format_resume", self.engine, token, timeout=30))
+        self._remember(token.value, line)
+        return line
+
+    def is_resume_line(self, line: str) -> bool:
+        """Whether ``line`` is this engine's resume line."""
+        codec = self._codec()
+        if codec is not None and codec.local_line:
+            return codec.is_resume_line(line)
+        return bool(
+            self._peer.call_blocking("engine.is_resume_line", self.engine, line, timeout=30)
+        )
+
+    def extract_resume(self, text: str | None) -> ResumeToken | None:
+        """The engine's resume token in ``text`` (last match wins)."""
+        codec = self._codec()
+        if codec is not None and codec.local_extract:
+            return codec.extract(self.engine, text)
+        return self._peer.call_blocking("engine.extract_resume", self.engine, text, timeout=30)  # type: ignore[no-any-return]
+
+    async def run(self, prompt: str, resume: ResumeToken | None) -> AsyncIterator[TakopiEvent]:
+        """Stream the run's events; leaving early cancels the run explicitly."""
+        from takopi.runners.run_options import get_run_options
+        from takopi.utils.paths import get_run_base_dir
+
+        origin: dict[str, Any] = {}
+        try:
+            from takopi.runner_bridge import current_run_origin
+
+            run_origin = current_run_origin.get()
+        except ImportError:  # pragma: no cover - bridge always present in this package
+            run_origin = None
+        if run_origin is not None:
+            progress = run_origin.progress_ref
+            origin = {
+                "channel_id": run_origin.channel_id,
+                "message_id": run_origin.message_id,
+                "thread_id": run_origin.thread_id,
+                "progress_message_id": progress.message_id if progress is not None else None,
+                "context_line": run_origin.context_line,
+            }
+        cwd = get_run_base_dir()
+        options = get_run_options()
+        run_id = uuid.uuid4().hex
+        finished = False
+        async with self._peer.stream(
+            "run",
+            engine=self.engine,
+            prompt=prompt,
+            resume=resume,
+            cwd=str(cwd) if cwd is not None else None,
+            model=options.model if options is not None else None,
+            reasoning=options.reasoning if options is not None else None,
+            run_id=run_id,
+            origin=origin,
+        ) as items:
+            try:
+                async for item in items:
+                    if isinstance(item, dict):
+                        token, line = item.get("token"), item.get("resume_line")
+                        if isinstance(token, str) and isinstance(line, str):
+                            self._remember(token, line)
+                        continue
+                    if isinstance(item, CompletedEvent):
+                        finished = True
+                    yield item
+                    if finished:
+                        # The consumer took the terminal event: nothing left to deliver.
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                            try:
+                                await self._peer.notify("run.ack", run_id)
+                            except Exception as exc:
+                                log.warning("runner_proxy.ack_failed", error=str(exc))
+            finally:
+                if not finished:
+                    # The consumer left early (cancel): tell the supervisor before the stream
+                    # closes so it cancels the run instead of finishing it for the journal.
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                        try:
+                            await self._peer.notify("run.cancel", run_id)
+                        except Exception as exc:
+                            log.warning("runner_proxy.cancel_failed", error=str(exc))
+
+
+class _RouterProxy:
+    """``runtime._router`` reach-through used by some plugins (slack)."""
+
+    def __init__(self, runtime: RuntimeProxy) -> None:
+        self._runtime = runtime
+
+    def resolve_resume(self, text: str | None, reply_text: str | None = None) -> ResumeToken | None:
+        return self._runtime._call("router.resolve_resume", text=text, reply_text=reply_text)  # type: ignore[no-any-return]
+
+    def extract_resume(self, text: str | None) -> ResumeToken | None:
+        return self._runtime._call("router.extract_resume", text=text)  # type: ignore[no-any-return]
+
+    def is_resume_line(self, line: str) -> bool:
+        return self._runtime.is_resume_line(line)
+
+    @property
+    def engine_ids(self) -> tuple[str, ...]:
+        return self._runtime.engine_ids
+
+    @property
+    def default_engine(self) -> str:
+        return self._runtime.default_engine
+
+
+class RuntimeProxy:
+    """Stands in for ``TransportRuntime`` inside a worker (same method names)."""
+
+    def __init__(self, peer: Any, snapshot: Snapshot) -> None:
+        self._peer = peer
+        self._snapshot = snapshot
+        self._runners: dict[str, RunnerProxy] = {}
+        self._router = _RouterProxy(self)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._peer.call_blocking(f"runtime.{method}", *args, timeout=60, **kwargs)
+
+    def runner_proxy(self, engine: EngineId) -> RunnerProxy:
+        """The (cached) runner proxy of ``engine``."""
+        proxy = self._runners.get(engine)
+        if proxy is None:
+            proxy = RunnerProxy(self._peer, engine, self._snapshot)
+            self._runners[engine] = proxy
+        return proxy
+
+    # -- snapshot attributes ----------------------------------------------------------------
+    @property
+    def default_engine(self) -> EngineId:
+        """The global default engine."""
+        return str(self._snapshot.data.get("default_engine") or "")
+
+    @property
+    def engine_ids(self) -> tuple[EngineId, ...]:
+        """Every configured engine id, sorted."""
+        return tuple(self._snapshot.data.get("engine_ids") or ())
+
+    @property
+    def allowlist(self) -> tuple[str, ...] | None:
+        """Plugin distribution allowlist."""
+        value = self._snapshot.data.get("allowlist")
+        return tuple(value) if value is not None else None
+
+    @property
+    def config_path(self) -> Path | None:
+        """The active config file."""
+        value = self._snapshot.data.get("config_path")
+        return Path(value) if value else None
+
+    @property
+    def watch_config(self) -> bool:
+        """Whether hot reload is on (the supervisor does the watching)."""
+        return bool(self._snapshot.data.get("watch_config"))
+
+    @property
+    def _projects(self) -> Any:
+        return self._call("projects")
+
+    # -- engines ------------------------------------------------------------------------------
+    def available_engine_ids(self) -> tuple[EngineId, ...]:
+        """Engines that can run."""
+        return tuple(self._call("available_engine_ids"))
+
+    def missing_engine_ids(self) -> tuple[EngineId, ...]:
+        """Engines whose CLI is missing."""
+        return tuple(self._call("missing_engine_ids"))
+
+    def engine_ids_with_status(self, status: str) -> tuple[EngineId, ...]:
+        """Engines with ``status``."""
+        return tuple(self._call("engine_ids_with_status", status))
+
+    def resolve_engine(self, *, engine_override: EngineId | None, context: Any) -> EngineId:
+        """Override, else project default, else global default."""
+        return str(self._call("resolve_engine", engine_override=engine_override, context=context))
+
+    def resolve_runner(
+        self, *, resume_token: ResumeToken | None, engine_override: EngineId | None
+    ) -> Any:
+        """A ``ResolvedRunner`` whose runner is a :class:`RunnerProxy`."""
+        from takopi.transport_runtime import ResolvedRunner
+
+        info = self._call(
+            "resolve_runner", resume_token=resume_token, engine_override=engine_override
+        )
+        engine = str(info["engine"])
+        return ResolvedRunner(
+            engine=engine,
+            runner=self.runner_proxy(engine),
+            available=bool(info["available"]),
+            issue=info.get("issue"),
+        )
+
+    def is_resume_line(self, line: str) -> bool:
+        """True when any engine recognises ``line`` (answered locally when possible)."""
+        codecs = self._snapshot.codecs
+        engines = self.engine_ids
+        if engines and all(e in codecs and codecs[e].local_line for e in engines):
+            return any(codecs[e].is_resume_line(line) for e in engines)
+        return bool(self._call("is_resume_line", line))
+
+    # -- projects and contexts ----------------------------------------------------------------
+    def project_aliases(self) -> tuple[str, ...]:
+        """Project aliases."""
+        return tuple(self._call("project_aliases"))
+
+    def normalize_project_key(self, value: str) -> str | None:
+        """Project key for an alias."""
+        return self._call("normalize_project_key", value)  # type: ignore[no-any-return]
+
+    def project_alias_for_key(self, key: str) -> str:
+        """Alias for a project key."""
+        return str(self._call("project_alias_for_key", key))
+
+    def project_default_engine(self, key: str | None) -> EngineId | None:
+        """A project's default engine."""
+        return self._call("project_default_engine", key)  # type: ignore[no-any-return]
+
+    def default_context_for_chat(self, chat_id: int | str | None) -> Any:
+        """Context of the project bound to a chat."""
+        return self._call("default_context_for_chat", chat_id)
+
+    def format_context_line(self, context: Any) -> str | None:
+        """`` `ctx: alias @branch` `` or None."""
+        if context is None:
+            return None
+        return self._call("format_context_line", context)  # type: ignore[no-any-return]
+
+    def resolve_run_cwd(self, context: Any) -> Path | None:
+        """The run's working directory (ConfigError on problems, as in-process)."""
+        value = self._call("resolve_run_cwd", context)
+        return Path(value) if value is not None else None
+
+    def plugin_config(self, plugin_id: str) -> dict[str, Any]:
+        """``[plugins.<plugin_id>]``."""
+        return dict(self._call("plugin_config", plugin_id))
+
+    def resolve_message(
+        self,
+        *,
+        text: str,
+        reply_text: str | None = None,
+        ambient_context: Any = None,
+        chat_id: int | str | None = None,
+    ) -> Any:
+        """Directives, ``ctx:`` and resume resolution (done by the supervisor)."""
+        return self._call(
+            "resolve_message",
+            text=text,
+            reply_text=reply_text,
+            ambient_context=ambient_context,
+            chat_id=chat_id,
+        )
+
+    # -- extension for built-in transports ----------------------------------------------------
+    def pending_deliveries(self) -> list[dict[str, Any]]:
+        """Outcomes of runs whose consumer was lost (journal); deliver then ``ack_delivery``.
+
+        Each item: ``delivery_id, transport, engine, status, answer, error, resume_line,
+        context_line, channel_id, message_id, thread_id, progress_message_id, text``.
+        """
+        return list(self._call("pending_deliveries"))
+
+    def ack_delivery(self, delivery_id: str) -> bool:
+        """Mark a pending delivery as delivered."""
+        return bool(self._call("ack_delivery", delivery_id))
+
+
+class CommandBackendProxy:
+    """``get_command()`` in a transport worker: ``handle`` runs in the command's worker."""
+
+    def __init__(self, peer: Any, command_id: str, description: str) -> None:
+        self._peer = peer
+        self.id = command_id
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"CommandBackendProxy(id={self.id!r})"
+
+    async def handle(self, ctx: Any) -> Any:
+        """Ship ``ctx`` (executor by reference) to the command worker and return its result."""
+        executor = ctx.executor
+        attrs = {}
+        default_context = getattr(executor, "default_context", None)
+        if default_context is not None:
+            attrs["default_context"] = default_context
+        message = ctx.message
+        payload = {
+            "command": ctx.command,
+            "text": ctx.text,
+            "args_text": ctx.args_text,
+            "args": tuple(ctx.args),
+            "message": _plain_ref(message),
+            "reply_to": _plain_ref(ctx.reply_to),
+            "reply_text": ctx.reply_text,
+            "config_path": str(ctx.config_path) if ctx.config_path else None,
+            "plugin_config": ctx.plugin_config,
+            "executor": self._peer.export(executor, attrs=attrs),
+        }
+        return await self._peer.call("command.handle", self.id, payload)
+
+
+def _plain_ref(ref: Any) -> Any:
+    """A MessageRef without its transport-native ``raw`` (kept only if plain data)."""
+    if ref is None:
+        return None
+    from takopi.transport import MessageRef
+
+    raw = (
+        ref.raw
+        if isinstance(ref.raw, str | int | float | bool | dict | list | type(None))
+        else None
+    )
+    return MessageRef(
+        channel_id=ref.channel_id,
+        message_id=ref.message_id,
+        raw=raw,
+        thread_id=ref.thread_id,
+        sender_id=ref.sender_id,
+    )
+
+
+def make_command_resolver(peer: Any) -> Any:
+    """A resolver for :func:`takopi.commands.set_command_resolver` asking the supervisor."""
+    from takopi.config import ConfigError
+
+    cache: dict[str, CommandBackendProxy] = {}
+
+    def resolve(command_id: str, *, allowlist: Any = None, required: bool = True) -> Any:
+        if command_id in cache:
+            return cache[command_id]
+        info = peer.call_blocking("command.describe", command_id, timeout=60)
+        if not info or not info.get("ok"):
+            error = (info or {}).get("error") or f"Unknown command {command_id!r}."
+            if required:
+                raise ConfigError(error)
+            log.warning("commands.load_failed", command=command_id, error=error)
+            return None
+        proxy = CommandBackendProxy(peer, command_id, str(info.get("description") or ""))
+        cache[command_id] = proxy
+        return proxy
+
+    return resolve
+
+
+__all__ = [
+    "CommandBackendProxy",
+    "RunnerProxy",
+    "RuntimeProxy",
+    "Snapshot",
+    "make_command_resolver",
+]

@@ -1,0 +1,178 @@
+"""Transport worker: hosts one ``TransportBackend``.
+
+Supervisor → worker methods:
+
+- ``load(transport_config, config_path)`` → ``{"ok": True, "lock_token": str|None}`` or
+  ``{"ok": False, "error", "exit_code"}`` (imports the plugin, asks ``lock_token``).
+- ``check_setup(engine, transport_override)`` → ``{"issues": [{"title", "lines"}]}``
+  (``engine`` = ``{"id", "cli_cmd", "install_cmd"}``; an ``EngineBackend`` is built from it).
+- ``start(final_notify, default_engine_override, snapshot)`` → ``{"started": True}``: runs
+  ``build_and_run`` on a thread with no running event loop, with a :class:`RuntimeProxy`.
+- notification ``runtime.changed(snapshot)``.
+
+When ``build_and_run`` returns the worker exits 0; when it raises, 1 (traceback on stderr).
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from takopi.config import ConfigError
+from takopi.logging import get_logger
+from takopi.worker.codes import EX_CONFIG, EXIT_CRASHED, EXIT_OK, EXIT_PLUGIN_FAILED
+from takopi.worker.proxies import RuntimeProxy, Snapshot, make_command_resolver
+
+log = get_logger(__name__)
+
+
+def _unavailable_runner(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("engines run in their own worker processes")
+
+
+class TransportHost:
+    """Loads the transport plugin and runs it on its own thread."""
+
+    kind = "transport"
+
+    def __init__(self, plugin_id: str) -> None:
+        self.plugin_id = plugin_id
+        self.backend: Any = None
+        self.transport_config: dict[str, Any] = {}
+        self.config_path = Path("takopi.toml")
+        self.exit_code: int | None = None
+        self.snapshot = Snapshot({})
+        self.peer: Any = None
+        self.thread: threading.Thread | None = None
+        self.on_finished: Any = None
+
+    def register(self, peer: Any) -> None:
+        """Install this host's RPC handlers on ``peer``."""
+        self.peer = peer
+        peer.register("load", self.load)
+        peer.register("check_setup", self.check_setup)
+        peer.register("start", self.start)
+        peer.register("runtime.changed", self.runtime_changed)
+
+    async def load(
+        self, transport_config: dict[str, Any] | None = None, config_path: str | None = None
+    ) -> dict[str, Any]:
+        """Import the backend and compute its lock token."""
+        from takopi.transports import get_transport
+
+        self.transport_config = dict(transport_config or {})
+        self.config_path = Path(config_path) if config_path else Path.cwd() / "takopi.toml"
+        try:
+            self.backend = get_transport(self.plugin_id)
+        except ConfigError as exc:
+            return self._failed(str(exc), EXIT_PLUGIN_FAILED)
+        try:
+            try:
+                token = self.backend.lock_token(
+                    transport_config=self.transport_config, _config_path=self.config_path
+                )
+            except TypeError:
+                token = self.backend.lock_token(
+                    transport_config=self.transport_config, config_path=self.config_path
+                )
+        except ConfigError as exc:
+            return self._failed(str(exc), EX_CONFIG)
+        except Exception as exc:
+            return self._failed(
+                f"lock_token failed: {type(exc).__name__}: {exc}", EXIT_PLUGIN_FAILED
+            )
+        return {
+            "ok": True,
+            "lock_token": token,
+            "description": getattr(self.backend, "description", ""),
+        }
+
+    def _failed(self, error: str, code: int) -> dict[str, Any]:
+        log.error("worker.failed", transport=self.plugin_id, error=error)
+        self.exit_code = code
+        return {"ok": False, "error": error, "exit_code": code}
+
+    async def check_setup(
+        self, engine: dict[str, Any] | None = None, transport_override: str | None = None
+    ) -> dict[str, Any]:
+        """Run the plugin's ``check_setup`` against a description of the default engine."""
+        from takopi.backends import EngineBackend
+
+        info = engine or {}
+        backend = EngineBackend(
+            id=str(info.get("id") or "codex"),
+            build_runner=_unavailable_runner,
+            cli_cmd=info.get("cli_cmd"),
+            install_cmd=info.get("install_cmd"),
+        )
+        try:
+            result = self.backend.check_setup(backend, transport_override=transport_override)
+        except Exception as exc:
+            return {
+                "issues": [
+                    {"title": f"check_setup failed: {type(exc).__name__}: {exc}", "lines": []}
+                ]
+            }
+        issues = getattr(result, "issues", None) or []
+        return {
+            "issues": [
+                {"title": str(getattr(i, "title", i)), "lines": list(getattr(i, "lines", ()) or ())}
+                for i in issues
+            ]
+        }
+
+    async def runtime_changed(self, snapshot: dict[str, Any]) -> None:
+        """The supervisor's engines/config changed."""
+        self.snapshot.update(snapshot)
+
+    async def start(
+        self,
+        final_notify: bool = True,
+        default_engine_override: str | None = None,
+        snapshot: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start ``build_and_run`` on a fresh thread (no running event loop there)."""
+        from takopi.commands import set_command_resolver
+
+        if self.thread is not None:
+            return {"started": False, "error": "already started"}
+        self.snapshot.update(snapshot or {})
+        runtime = RuntimeProxy(self.peer, self.snapshot)
+        set_command_resolver(make_command_resolver(self.peer))
+
+        def target() -> None:
+            code = EXIT_OK
+            try:
+                self.backend.build_and_run(
+                    transport_config=self.transport_config,
+                    config_path=self.config_path,
+                    runtime=runtime,
+                    final_notify=final_notify,
+                    default_engine_override=default_engine_override,
+                )
+                log.info("transport.finished", transport=self.plugin_id)
+            except ConfigError as exc:
+                log.error("transport.config_error", transport=self.plugin_id, error=str(exc))
+                code = EX_CONFIG
+            except BaseException as exc:
+                traceback.print_exc()
+                log.error(
+                    "transport.crashed",
+                    transport=self.plugin_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                code = EXIT_CRASHED
+            self.exit_code = code
+            if self.on_finished is not None:
+                self.on_finished(code)
+
+        self.thread = threading.Thread(
+            target=target, name=f"transport-{self.plugin_id}", daemon=True
+        )
+        self.thread.start()
+        return {"started": True}
+
+
+__all__ = ["TransportHost"]
