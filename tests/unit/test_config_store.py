@@ -27,7 +27,7 @@ from takopi.config import (
 
 
 def test_home_config_path_and_resolution(tmp_path: Path) -> None:
-    assert HOME_CONFIG_PATH == Path.home() / ".takopi" / "takopi.toml"
+    assert Path.home() / ".takopi" / "takopi.toml" == HOME_CONFIG_PATH
     assert resolve_config_path(None) == HOME_CONFIG_PATH
     assert resolve_config_path("~/x.toml") == Path.home() / "x.toml"
     assert resolve_config_path(tmp_path / "a.toml") == tmp_path / "a.toml"
