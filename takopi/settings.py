@@ -159,6 +159,7 @@ class PluginsSettings(BaseModel):
 
 # The TOML data for the settings being built (set by ``load_settings``/``validate_settings``).
 _toml_data: ContextVar[dict[str, Any] | None] = ContextVar("takopi_toml_data", default=None)
+_use_env: ContextVar[bool] = ContextVar("takopi_settings_use_env", default=True)
 
 
 class _TomlDataSource(PydanticBaseSettingsSource):
@@ -200,7 +201,10 @@ class TakopiSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings, _TomlDataSource(settings_cls))
+        toml = _TomlDataSource(settings_cls)
+        if not _use_env.get():
+            return (init_settings, toml)
+        return (init_settings, env_settings, dotenv_settings, toml)
 
     @model_validator(mode="before")
     @classmethod
@@ -389,23 +393,45 @@ def format_validation_error(exc: ValidationError, config_path: Path | None = Non
 
 
 @contextmanager
-def _toml_source(data: dict[str, Any]) -> Iterator[None]:
+def _toml_source(data: dict[str, Any], *, use_env: bool) -> Iterator[None]:
     token = _toml_data.set(data)
+    env_token = _use_env.set(use_env)
     try:
         yield
     finally:
+        _use_env.reset(env_token)
         _toml_data.reset(token)
 
 
-def validate_settings(data: dict[str, Any], *, config_path: Path | None = None) -> TakopiSettings:
-    """Validate a config document (plus environment overrides); ConfigError on bad input."""
+def validate_settings(
+    data: dict[str, Any], *, config_path: Path | None = None, use_env: bool = True
+) -> TakopiSettings:
+    """Validate a config document; ConfigError on bad input.
+
+    With ``use_env`` (default) ``TAKOPI__A__B`` environment variables override the document,
+    as at startup; ``takopi config set`` validates the file alone with ``use_env=False``.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"Invalid config{_where(config_path)}: expected a table.")
     try:
-        with _toml_source(data):
+        with _toml_source(data, use_env=use_env):
             return TakopiSettings()
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, config_path)) from exc
+
+
+def normalized_value(settings: TakopiSettings, key: str) -> Any:
+    """The validated value at dotted ``key`` (e.g. chat_id ``"123"`` → ``123``).
+
+    Used by ``takopi config set`` to write back the normalized form; ``KeyError`` if the
+    settings have no such key (then keep the raw value).
+    """
+    node: Any = settings.model_dump()
+    for segment in key.split("."):
+        if not isinstance(node, dict) or segment not in node:
+            raise KeyError(key)
+        node = node[segment]
+    return node
 
 
 def load_settings(
@@ -447,6 +473,8 @@ __all__ = [
     "format_validation_error",
     "load_settings",
     "load_settings_if_exists",
+    "normalized_value",
     "require_telegram_config",
+    "resolve_config_path",
     "validate_settings",
 ]

@@ -329,3 +329,27 @@ def test_load_settings_paths(tmp_path: Path) -> None:
     import takopi.settings as settings_module
 
     assert settings_module.HOME_CONFIG_PATH == HOME_CONFIG_PATH
+
+
+def test_config_set_flow_validates_file_alone_and_normalizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from takopi.config import parse_value, read_config, set_key, write_config
+    from takopi.settings import normalized_value
+
+    monkeypatch.setenv("TAKOPI__TRANSPORTS__TELEGRAM__CHAT_ID", "777")
+    path = tmp_path / "takopi.toml"
+    write_config({"transports": {"telegram": {"bot_token": "1:t", "chat_id": 1}}}, path)
+    data = read_config(path)
+    set_key(data, "transports.telegram.chat_id", parse_value('"-100123"'))
+    settings = validate_settings(data, config_path=path, use_env=False)
+    value = normalized_value(settings, "transports.telegram.chat_id")
+    assert value == -100123  # the string became an int, and the env value did not leak in
+    set_key(data, "transports.telegram.chat_id", value)
+    write_config(data, path)
+    assert read_config(path)["transports"]["telegram"]["chat_id"] == -100123
+    assert validate_settings(data).transports.telegram.chat_id == 777  # type: ignore[union-attr]
+    with pytest.raises(KeyError):
+        normalized_value(settings, "transports.telegram.nope")
+    codex = validate_settings({"codex": {"m": 1}}, use_env=False)
+    assert normalized_value(codex, "codex.m") == 1
