@@ -1,0 +1,1 @@
+"""The built-in Telegram transport (Bot API long polling)."""

@@ -1,0 +1,244 @@
+"""The built-in ``telegram`` transport backend (entry point ``takopi.telegram.backend:BACKEND``).
+
+``build_and_run`` is called by the transport worker on a thread without an event loop; it
+validates ``[transports.telegram]``, checks the token with ``getMe`` and runs the chat loop
+with ``anyio.run`` until the process is stopped. The bot token stays in this process and is
+registered with the log redactor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from takopi.backends import EngineBackend, SetupIssue
+from takopi.backends_helpers import install_issue
+from takopi.config import ConfigError
+from takopi.logging import get_logger, register_secret
+from takopi.runner_bridge import ExecBridgeConfig
+from takopi.transports import SetupResult
+
+from .bridge import TelegramBridgeConfig, TelegramPresenter, TelegramTransport
+from .client import TelegramClient
+from .client_api import TelegramApiError, TelegramError, TelegramRetryAfter
+from .loop import run_main_loop
+
+log = get_logger(__name__)
+
+
+def telegram_settings(transport_config: Any, config_path: Path | None = None) -> Any:
+    """Validate ``[transports.telegram]`` (a dict or an already validated model)."""
+    from pydantic import ValidationError
+
+    from takopi.settings import TelegramTransportSettings
+
+    if isinstance(transport_config, TelegramTransportSettings):
+        return transport_config
+    if hasattr(transport_config, "model_dump"):
+        transport_config = transport_config.model_dump()
+    if not isinstance(transport_config, dict):
+        raise ConfigError("Invalid [transports.telegram]; expected a table.")
+    try:
+        return TelegramTransportSettings.model_validate(transport_config)
+    except ValidationError as exc:
+        where = f" in {config_path}" if config_path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid [transports.telegram]{where}: {problems}") from None
+
+
+def build_startup_message(
+    runtime: Any,
+    *,
+    session_mode: str,
+    show_resume_line: bool,
+    default_engine: str | None = None,
+    topics_enabled: bool = False,
+    cwd: str | None = None,
+) -> str:
+    """``🐙 **takopi is ready**`` followed by default engine, engines, projects, mode…"""
+    default = default_engine or runtime.default_engine
+    available = list(runtime.available_engine_ids())
+    notes: list[str] = []
+    missing = list(runtime.missing_engine_ids())
+    if missing:
+        notes.append(f"not installed: {', '.join(missing)}")
+    try:
+        bad = list(runtime.engine_ids_with_status("bad_config"))
+        failed = list(runtime.engine_ids_with_status("load_error"))
+    except Exception:
+        bad, failed = [], []
+    if bad:
+        notes.append(f"misconfigured: {', '.join(bad)}")
+    if failed:
+        notes.append(f"failed to load: {', '.join(failed)}")
+    engines = ", ".join(available) or "none"
+    if notes:
+        engines = f"{engines} ({'; '.join(notes)})"
+    projects = ", ".join(runtime.project_aliases()) or "none"
+    lines = [
+        f"default: `{default}`",
+        f"engines: `{engines}`",
+        f"projects: `{projects}`",
+        f"mode: `{session_mode}`",
+        f"topics: `{'enabled' if topics_enabled else 'disabled'}`",
+        f"resume lines: `{'shown' if show_resume_line else 'hidden'}`",
+        f"working in: `{cwd or os.getcwd()}`",
+    ]
+    return "🐙 **takopi is ready**\n\n" + "  \n".join(lines)
+
+
+async def _wait_for_bot(bot: TelegramClient, *, attempts: int = 5) -> dict[str, Any] | None:
+    """``getMe``; a rejected token is a ConfigError, transient failures are retried."""
+    delay = 1.0
+    for _ in range(attempts):
+        try:
+            me = await bot.api.get_me()
+        except TelegramRetryAfter as exc:
+            await anyio.sleep(exc.retry_after)
+            continue
+        except TelegramApiError as exc:
+            if exc.error_code in (401, 404):
+                raise ConfigError(
+                    "Telegram rejected the bot token (getMe: "
+                    f"{exc.description}); check transports.telegram.bot_token."
+                ) from None
+            log.warning("telegram.get_me_failed", error=exc.description)
+        except TelegramError as exc:
+            log.warning("telegram.get_me_failed", error=exc.description)
+        else:
+            return me
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+    return None
+
+
+async def run_telegram(
+    settings: Any,
+    *,
+    runtime: Any,
+    config_path: Path | None,
+    final_notify: bool,
+    default_engine_override: str | None = None,
+    poll_timeout_s: int = 50,
+) -> None:
+    """Build the client, transport and presenter for ``settings`` and run the chat loop."""
+    async with TelegramClient(settings.bot_token, api_url=settings.api_url) as bot:
+        me = await _wait_for_bot(bot)
+        log.info(
+            "telegram.ready",
+            bot=(me or {}).get("username"),
+            chat_id=settings.chat_id,
+            session_mode=settings.session_mode,
+        )
+        transport = TelegramTransport(bot)
+        presenter = TelegramPresenter(message_overflow=settings.message_overflow)
+        startup = build_startup_message(
+            runtime,
+            session_mode=settings.session_mode,
+            show_resume_line=settings.show_resume_line,
+            default_engine=default_engine_override,
+            topics_enabled=bool(settings.topics.enabled),
+        )
+        cfg = TelegramBridgeConfig(
+            bot=bot,
+            runtime=runtime,
+            chat_id=settings.chat_id,
+            startup_msg=startup,
+            exec_cfg=ExecBridgeConfig(
+                transport=transport, presenter=presenter, final_notify=final_notify
+            ),
+            session_mode=settings.session_mode,
+            show_resume_line=settings.show_resume_line,
+            allowed_user_ids=tuple(settings.allowed_user_ids),
+            forward_coalesce_s=settings.forward_coalesce_s,
+            offline_backlog=settings.offline_backlog,
+            config_path=config_path,
+            poll_timeout_s=poll_timeout_s,
+        )
+        await run_main_loop(cfg)
+
+
+class TelegramBackend:
+    """The ``telegram`` transport backend."""
+
+    id = "telegram"
+    description = "Telegram bot (Bot API long polling)"
+
+    def check_setup(
+        self, engine_backend: EngineBackend, *, transport_override: str | None = None
+    ) -> SetupResult:
+        """Engine CLI on PATH, and (unless another transport is forced) a valid telegram table."""
+        issues: list[SetupIssue] = []
+        cli = engine_backend.cli_cmd or engine_backend.id
+        if shutil.which(cli) is None:
+            issues.append(install_issue(cli, engine_backend.install_cmd))
+        config_path: Path | None = None
+        if transport_override in (None, "telegram"):
+            from takopi.config import HOME_CONFIG_PATH
+
+            config_path = HOME_CONFIG_PATH
+            try:
+                from takopi.settings import load_settings, require_telegram_config
+
+                settings, config_path = load_settings()
+                require_telegram_config(settings, config_path)
+            except ConfigError:
+                exists = config_path is not None and config_path.exists()
+                issues.append(SetupIssue("configure telegram" if exists else "create a config"))
+        return SetupResult(issues=tuple(issues), config_path=config_path)
+
+    async def interactive_setup(self, *, force: bool) -> bool:
+        """The onboarding wizard lives in the CLI (``takopi --onboard``); nothing to do here."""
+        return False
+
+    def lock_token(self, *, transport_config: Any, _config_path: Path | None = None) -> str | None:
+        """The bot token (the supervisor fingerprints it for the lockfile)."""
+        try:
+            settings = telegram_settings(transport_config, _config_path)
+        except ConfigError:
+            token = (
+                transport_config.get("bot_token") if isinstance(transport_config, dict) else None
+            )
+            return token if isinstance(token, str) and token else None
+        register_secret(settings.bot_token)
+        return str(settings.bot_token)
+
+    def build_and_run(
+        self,
+        *,
+        transport_config: Any,
+        config_path: Path,
+        runtime: Any,
+        final_notify: bool,
+        default_engine_override: str | None,
+    ) -> None:
+        """Validate the config and run the chat loop (blocks; owns its event loop)."""
+        settings = telegram_settings(transport_config, config_path)
+        register_secret(settings.bot_token)
+        anyio.run(
+            lambda: run_telegram(
+                settings,
+                runtime=runtime,
+                config_path=Path(config_path) if config_path is not None else None,
+                final_notify=final_notify,
+                default_engine_override=default_engine_override,
+            )
+        )
+
+
+BACKEND = TelegramBackend()
+
+__all__ = [
+    "BACKEND",
+    "TelegramBackend",
+    "build_startup_message",
+    "run_telegram",
+    "telegram_settings",
+]

@@ -1,0 +1,313 @@
+"""Telegram implementations of the bridge interfaces: `TelegramPresenter`, `TelegramTransport`,
+and the config objects of the chat loop (`TelegramBridgeConfig` and friends).
+
+``RenderedMessage.extra`` keys used here: ``entities`` (Bot API entities for ``text``),
+``reply_markup`` (inline keyboard; progress messages carry the cancel button, terminal
+messages clear it), ``followups`` (more ``RenderedMessage``\\ s to send after this one —
+``message_overflow = "split"``), ``parse_mode`` (passed through when a plugin sets it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from takopi.logging import get_logger
+from takopi.markdown import MarkdownFormatter, MarkdownParts
+from takopi.progress import ProgressState
+from takopi.runner_bridge import ExecBridgeConfig
+from takopi.transport import ChannelId, MessageRef, RenderedMessage, SendOptions
+
+from .client import BotClient
+from .render import MAX_BODY_CHARS, prepare_telegram, prepare_telegram_multi
+from .types import TelegramCallbackQuery, TelegramIncomingMessage
+
+CANCEL_CALLBACK_DATA = "takopi:cancel"
+CANCEL_MARKUP: dict[str, Any] = {
+    "inline_keyboard": [[{"text": "cancel", "callback_data": CANCEL_CALLBACK_DATA}]]
+}
+CLEAR_MARKUP: dict[str, Any] = {"inline_keyboard": []}
+
+log = get_logger(__name__)
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class TelegramPresenter:
+    """Renders progress/final messages as Telegram text + entities.
+
+    ``message_overflow``: ``"trim"`` (the final body is cut to 3500 Markdown chars) or
+    ``"split"`` (the final answer becomes several messages, see ``followups``). Progress
+    messages are always trimmed.
+    """
+
+    def __init__(
+        self,
+        formatter: MarkdownFormatter | None = None,
+        *,
+        message_overflow: Literal["trim", "split"] | str = "trim",
+        max_body_chars: int = MAX_BODY_CHARS,
+    ) -> None:
+        self.formatter = formatter or MarkdownFormatter()
+        self.message_overflow = message_overflow
+        self.max_body_chars = max_body_chars
+
+    def _message(self, parts: MarkdownParts, markup: dict[str, Any]) -> RenderedMessage:
+        text, entities = prepare_telegram(
+            parts.header, parts.body, parts.footer, max_body_chars=self.max_body_chars
+        )
+        return RenderedMessage(text=text, extra={"entities": entities, "reply_markup": markup})
+
+    def render_progress(
+        self, state: ProgressState, *, elapsed_s: float, label: str = "working"
+    ) -> RenderedMessage:
+        parts = self.formatter.render_progress_parts(state, elapsed_s=elapsed_s, label=label)
+        markup = CLEAR_MARKUP if "cancelled" in label else CANCEL_MARKUP
+        return self._message(parts, markup)
+
+    def render_final(
+        self, state: ProgressState, *, elapsed_s: float, status: str, answer: str
+    ) -> RenderedMessage:
+        parts = self.formatter.render_final_parts(
+            state, elapsed_s=elapsed_s, status=status, answer=answer
+        )
+        return self.render_final_parts(parts)
+
+    def render_final_parts(self, parts: MarkdownParts) -> RenderedMessage:
+        """A terminal message from Markdown parts (used for journal deliveries too)."""
+        if self.message_overflow != "split":
+            return self._message(parts, CLEAR_MARKUP)
+        rendered = prepare_telegram_multi(
+            parts.header, parts.body, parts.footer, max_body_chars=self.max_body_chars
+        )
+        first_text, first_entities = rendered[0]
+        followups = [
+            RenderedMessage(text=text, extra={"entities": entities})
+            for text, entities in rendered[1:]
+        ]
+        extra: dict[str, Any] = {"entities": first_entities, "reply_markup": CLEAR_MARKUP}
+        if followups:
+            extra["followups"] = followups
+        return RenderedMessage(text=first_text, extra=extra)
+
+
+class TelegramTransport:
+    """:class:`takopi.transport.Transport` over a :class:`BotClient` (writes via the outbox)."""
+
+    def __init__(self, bot: BotClient) -> None:
+        self._bot = bot
+        self._deleted: dict[tuple[int, int], None] = {}
+
+    @property
+    def bot(self) -> BotClient:
+        return self._bot
+
+    async def close(self) -> None:
+        await self._bot.close()
+
+    @staticmethod
+    def _payload(message: RenderedMessage) -> dict[str, Any]:
+        extra = message.extra or {}
+        entities = extra.get("entities")
+        markup = extra.get("reply_markup")
+        return {
+            "entities": entities if isinstance(entities, list) and entities else None,
+            "parse_mode": extra.get("parse_mode"),
+            "reply_markup": markup if isinstance(markup, dict) else None,
+        }
+
+    async def send(
+        self,
+        *,
+        channel_id: ChannelId,
+        message: RenderedMessage,
+        options: SendOptions | None = None,
+    ) -> MessageRef | None:
+        options = options or SendOptions()
+        chat_id = _as_int(channel_id)
+        if chat_id is None:
+            log.warning("telegram.send.bad_channel", channel_id=str(channel_id))
+            return None
+        payload = self._payload(message)
+        markup = payload["reply_markup"]
+        if markup is not None and not markup.get("inline_keyboard"):
+            payload["reply_markup"] = None  # a new message has no keyboard to clear
+        reply_to = _as_int(options.reply_to.message_id) if options.reply_to else None
+        thread_id = _as_int(options.thread_id)
+        if thread_id is None and options.reply_to is not None:
+            thread_id = _as_int(options.reply_to.thread_id)
+        replace = _as_int(options.replace.message_id) if options.replace else None
+        result = await self._bot.send_message(
+            chat_id,
+            message.text or "…",
+            reply_to_message_id=reply_to,
+            disable_notification=not options.notify,
+            message_thread_id=thread_id,
+            replace_message_id=replace,
+            **payload,
+        )
+        if result is None:
+            return None
+        message_id = _as_int(result.get("message_id"))
+        if message_id is None:
+            return None
+        if replace is not None and message_id != replace:
+            self._deleted[(chat_id, replace)] = None
+            self._trim_deleted()
+        ref = MessageRef(channel_id=chat_id, message_id=message_id, raw=result, thread_id=thread_id)
+        await self._send_followups(
+            chat_id, message, reply_to=reply_to, thread_id=thread_id, notify=options.notify
+        )
+        return ref
+
+    async def _send_followups(
+        self,
+        chat_id: int,
+        message: RenderedMessage,
+        *,
+        reply_to: int | None,
+        thread_id: int | None,
+        notify: bool,
+    ) -> None:
+        for followup in (message.extra or {}).get("followups") or ():
+            if not isinstance(followup, RenderedMessage):
+                continue
+            payload = self._payload(followup)
+            payload["reply_markup"] = None
+            await self._bot.send_message(
+                chat_id,
+                followup.text or "…",
+                reply_to_message_id=reply_to,
+                disable_notification=not notify,
+                message_thread_id=thread_id,
+                **payload,
+            )
+
+    async def edit(
+        self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
+    ) -> MessageRef | None:
+        chat_id = _as_int(ref.channel_id)
+        message_id = _as_int(ref.message_id)
+        if chat_id is None or message_id is None:
+            return None
+        result = await self._bot.edit_message_text(
+            chat_id, message_id, message.text or "…", wait=wait, **self._payload(message)
+        )
+        if wait and result is None:
+            return None
+        if (message.extra or {}).get("followups"):
+            await self._send_followups(
+                chat_id,
+                message,
+                reply_to=message_id,
+                thread_id=_as_int(ref.thread_id),
+                notify=False,
+            )
+        return MessageRef(
+            channel_id=chat_id,
+            message_id=message_id,
+            raw=result if isinstance(result, dict) else ref.raw,
+            thread_id=ref.thread_id,
+        )
+
+    async def delete(self, *, ref: MessageRef) -> bool:
+        chat_id = _as_int(ref.channel_id)
+        message_id = _as_int(ref.message_id)
+        if chat_id is None or message_id is None:
+            return False
+        if (chat_id, message_id) in self._deleted:
+            return True  # already deleted when a reply replaced it
+        ok = await self._bot.delete_message(chat_id, message_id)
+        if ok:
+            self._deleted[(chat_id, message_id)] = None
+            self._trim_deleted()
+        return ok
+
+    def _trim_deleted(self) -> None:
+        while len(self._deleted) > 1024:
+            self._deleted.pop(next(iter(self._deleted)))
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramFilesConfig:
+    """``[transports.telegram.files]`` (file transfer is not implemented by this build)."""
+
+    enabled: bool = False
+    auto_put: bool = True
+    auto_put_mode: str = "upload"
+    uploads_dir: str = "incoming"
+    allowed_user_ids: tuple[int, ...] = ()
+    deny_globs: tuple[str, ...] = (".git/**", ".env", ".envrc", "*.pem", ".ssh/**")
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramTopicsConfig:
+    """``[transports.telegram.topics]`` (forum topics are not implemented by this build)."""
+
+    enabled: bool = False
+    scope: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramVoiceTranscriptionConfig:
+    """Voice transcription settings (transcription is not implemented by this build)."""
+
+    enabled: bool = False
+    max_bytes: int = 10 * 1024 * 1024
+    model: str = "gpt-4o-mini-transcribe"
+    base_url: str | None = None
+    api_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramBridgeConfig:
+    """Everything the chat loop needs."""
+
+    bot: BotClient
+    runtime: Any
+    chat_id: int
+    startup_msg: str
+    exec_cfg: ExecBridgeConfig
+    session_mode: Literal["stateless", "chat"] | str = "stateless"
+    show_resume_line: bool = True
+    allowed_user_ids: tuple[int, ...] = ()
+    forward_coalesce_s: float = 1.0
+    offline_backlog: Literal["notify", "run", "drop"] | str = "notify"
+    chat_ids: tuple[int, ...] | None = None
+    config_path: Path | None = None
+    poll_timeout_s: int = 50
+    voice_transcription: TelegramVoiceTranscriptionConfig = field(
+        default_factory=TelegramVoiceTranscriptionConfig
+    )
+    files: TelegramFilesConfig = field(default_factory=TelegramFilesConfig)
+    topics: TelegramTopicsConfig = field(default_factory=TelegramTopicsConfig)
+
+
+def __getattr__(name: str) -> Any:
+    # ``poll_updates`` / ``run_main_loop`` live in loop.py (which imports this module).
+    if name in {"poll_updates", "run_main_loop"}:
+        from . import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "CANCEL_CALLBACK_DATA",
+    "CANCEL_MARKUP",
+    "CLEAR_MARKUP",
+    "TelegramBridgeConfig",
+    "TelegramCallbackQuery",
+    "TelegramFilesConfig",
+    "TelegramIncomingMessage",
+    "TelegramPresenter",
+    "TelegramTopicsConfig",
+    "TelegramTransport",
+    "TelegramVoiceTranscriptionConfig",
+]

@@ -1,0 +1,116 @@
+"""Stored sessions for ``session_mode = "chat"``: one resume token per engine per chat key.
+
+File ``telegram_chat_sessions_state.json`` (next to the config)::
+
+    {"version": 1, "cwd": "/abs/startup/cwd",
+     "chats": {"<chat_id>:<sender_id|chat>": {"sessions": {"<engine>": {"resume": "<token>"}}}}}
+
+Private chats use the key ``<chat_id>:chat``; groups keep one entry per sender. When takopi
+starts from another working directory than the stored ``cwd``, every session is dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from takopi.logging import get_logger
+from takopi.model import ResumeToken
+
+from .state_store import JsonStateStore
+
+STATE_FILENAME = "telegram_chat_sessions_state.json"
+STATE_VERSION = 1
+
+log = get_logger(__name__)
+
+
+def chat_session_key(chat_id: int, sender_id: int | None, *, is_private: bool) -> str:
+    """``<chat_id>:chat`` in private chats, ``<chat_id>:<sender_id>`` in groups."""
+    if is_private or sender_id is None:
+        return f"{chat_id}:chat"
+    return f"{chat_id}:{sender_id}"
+
+
+def _new_state() -> dict[str, Any]:
+    return {"version": STATE_VERSION, "cwd": None, "chats": {}}
+
+
+class ChatSessionStore(JsonStateStore[dict[str, Any]]):
+    """Resume tokens per chat key and engine."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            path,
+            version=STATE_VERSION,
+            state_type=dict,
+            state_factory=_new_state,
+            log_prefix="telegram.chat_sessions",
+            logger=log,
+        )
+
+    def _chats(self) -> dict[str, Any]:
+        chats = self._state.get("chats")
+        if not isinstance(chats, dict):
+            chats = {}
+            self._state["chats"] = chats
+        return chats
+
+    async def sync_cwd(self, cwd: str) -> bool:
+        """Drop every session when takopi now runs from another cwd; returns True if wiped."""
+        async with self._lock:
+            self._reload_locked_if_needed()
+            previous = self._state.get("cwd")
+            wiped = previous is not None and previous != cwd and bool(self._chats())
+            if wiped:
+                log.info("telegram.chat_sessions.cwd_changed", previous=previous, cwd=cwd)
+                self._state["chats"] = {}
+            if previous != cwd or wiped:
+                self._state["cwd"] = cwd
+                self._save_locked()
+            return wiped
+
+    async def get(self, key: str, engine: str) -> ResumeToken | None:
+        async with self._lock:
+            self._reload_locked_if_needed()
+            entry = self._chats().get(key)
+            sessions = entry.get("sessions") if isinstance(entry, dict) else None
+            item = sessions.get(engine) if isinstance(sessions, dict) else None
+            value = item.get("resume") if isinstance(item, dict) else None
+            if not isinstance(value, str) or not value:
+                return None
+            return ResumeToken(engine=engine, value=value)
+
+    async def has(self, key: str) -> bool:
+        async with self._lock:
+            self._reload_locked_if_needed()
+            entry = self._chats().get(key)
+            return isinstance(entry, dict) and bool(entry.get("sessions"))
+
+    async def set(self, key: str, token: ResumeToken) -> None:
+        async with self._lock:
+            self._reload_locked_if_needed()
+            chats = self._chats()
+            entry = chats.get(key)
+            if not isinstance(entry, dict):
+                entry = {}
+                chats[key] = entry
+            sessions = entry.get("sessions")
+            if not isinstance(sessions, dict):
+                sessions = {}
+                entry["sessions"] = sessions
+            if sessions.get(token.engine) == {"resume": token.value}:
+                return
+            sessions[token.engine] = {"resume": token.value}
+            self._save_locked()
+
+    async def clear(self, key: str) -> bool:
+        async with self._lock:
+            self._reload_locked_if_needed()
+            removed = self._chats().pop(key, None) is not None
+            if removed:
+                self._save_locked()
+            return removed
+
+
+__all__ = ["STATE_FILENAME", "ChatSessionStore", "chat_session_key"]

@@ -1,0 +1,307 @@
+"""`TelegramClient`: the Bot API client the transport uses — writes go through the outbox.
+
+Reads (``getUpdates``, ``getMe``, ``getChat``…) go straight to the API; writes
+(``sendMessage``, ``editMessageText``, ``deleteMessage``) are keyed, prioritised, paced and
+retried by :class:`~takopi.telegram.outbox.TelegramOutbox`. Use it as an async context manager
+so the outbox dispatcher runs; outside one, writes run directly (unpaced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from takopi.logging import get_logger
+
+from .client_api import (
+    DEFAULT_API_URL,
+    BotApi,
+    TelegramError,
+    TelegramRetryAfter,
+)
+from .outbox import (
+    DELETE_PRIORITY,
+    EDIT_PRIORITY,
+    SEND_PRIORITY,
+    TelegramOutbox,
+    default_interval,
+    is_group_chat_id,
+)
+
+log = get_logger(__name__)
+
+
+@runtime_checkable
+class BotClient(Protocol):
+    """What the Telegram transport needs from a Bot API client."""
+
+    async def close(self) -> None: ...
+
+    async def get_me(self) -> dict[str, Any] | None: ...
+
+    async def get_updates(
+        self,
+        offset: int | None,
+        timeout_s: int = 50,
+        allowed_updates: list[str] | None = None,
+    ) -> list[dict[str, Any]] | None: ...
+
+    async def send_message(
+        self,
+        chat_id: int,
+        text: str,
+        reply_to_message_id: int | None = None,
+        disable_notification: bool | None = False,
+        message_thread_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        *,
+        replace_message_id: int | None = None,
+    ) -> dict[str, Any] | None: ...
+
+    async def edit_message_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        entities: list[dict[str, Any]] | None = None,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        *,
+        wait: bool = True,
+    ) -> dict[str, Any] | None: ...
+
+    async def delete_message(self, chat_id: int, message_id: int) -> bool: ...
+
+    async def set_my_commands(
+        self,
+        commands: list[dict[str, str]],
+        *,
+        scope: dict[str, Any] | None = None,
+        language_code: str | None = None,
+    ) -> bool: ...
+
+    async def answer_callback_query(
+        self, callback_query_id: str, text: str | None = None, show_alert: bool | None = None
+    ) -> bool: ...
+
+    async def get_chat(self, chat_id: int) -> dict[str, Any] | None: ...
+
+    async def get_chat_member(self, chat_id: int, user_id: int) -> dict[str, Any] | None: ...
+
+
+class TelegramClient:
+    """Bot API client with an outbox (see module docstring)."""
+
+    def __init__(
+        self,
+        token: str | BotApi,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        timeout_s: float = 120.0,
+        http_client: httpx.AsyncClient | None = None,
+        interval_for: Callable[[int | None], float] = default_interval,
+        global_rate: int = 30,
+        max_attempts: int = 8,
+    ) -> None:
+        self.api = (
+            token
+            if isinstance(token, BotApi)
+            else BotApi(token, api_url=api_url, timeout_s=timeout_s, http_client=http_client)
+        )
+        self.outbox = TelegramOutbox(
+            interval_for=interval_for, global_rate=global_rate, max_attempts=max_attempts
+        )
+
+    async def __aenter__(self) -> TelegramClient:
+        await self.outbox.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        try:
+            return await self.outbox.__aexit__(*exc)
+        finally:
+            await self.api.close()
+
+    async def close(self) -> None:
+        await self.outbox.close()
+        await self.api.close()
+
+    # -- reads (not queued) --------------------------------------------------------------
+    async def _read(self, method: str, call: Callable[[], Any]) -> Any:
+        try:
+            return await call()
+        except TelegramRetryAfter:
+            raise
+        except TelegramError as exc:
+            log.warning("telegram.request_failed", method=method, error=exc.description)
+            return None
+
+    async def get_me(self) -> dict[str, Any] | None:
+        return await self._read("getMe", self.api.get_me)  # type: ignore[no-any-return]
+
+    async def get_updates(
+        self,
+        offset: int | None,
+        timeout_s: int = 50,
+        allowed_updates: list[str] | None = None,
+    ) -> list[dict[str, Any]] | None:
+        """One long poll. ``None`` on failure (logged); raises TelegramRetryAfter on 429."""
+        return await self._read(  # type: ignore[no-any-return]
+            "getUpdates",
+            lambda: self.api.get_updates(
+                offset=offset, timeout_s=timeout_s, allowed_updates=allowed_updates
+            ),
+        )
+
+    async def get_chat(self, chat_id: int) -> dict[str, Any] | None:
+        return await self._read("getChat", lambda: self.api.get_chat(chat_id))  # type: ignore[no-any-return]
+
+    async def get_chat_member(self, chat_id: int, user_id: int) -> dict[str, Any] | None:
+        return await self._read(  # type: ignore[no-any-return]
+            "getChatMember", lambda: self.api.get_chat_member(chat_id, user_id)
+        )
+
+    async def answer_callback_query(
+        self, callback_query_id: str, text: str | None = None, show_alert: bool | None = None
+    ) -> bool:
+        try:
+            return await self.api.answer_callback_query(
+                callback_query_id, text=text, show_alert=show_alert
+            )
+        except TelegramError as exc:
+            log.warning(
+                "telegram.request_failed", method="answerCallbackQuery", error=exc.description
+            )
+            return False
+
+    async def set_my_commands(
+        self,
+        commands: list[dict[str, str]],
+        *,
+        scope: dict[str, Any] | None = None,
+        language_code: str | None = None,
+    ) -> bool:
+        try:
+            return await self.api.set_my_commands(
+                commands, scope=scope, language_code=language_code
+            )
+        except TelegramError as exc:
+            log.warning("telegram.request_failed", method="setMyCommands", error=exc.description)
+            return False
+
+    # -- writes (queued) -----------------------------------------------------------------
+    async def send_message(
+        self,
+        chat_id: int,
+        text: str,
+        reply_to_message_id: int | None = None,
+        disable_notification: bool | None = False,
+        message_thread_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        *,
+        replace_message_id: int | None = None,
+    ) -> dict[str, Any] | None:
+        """Send a message; with ``replace_message_id`` the old message is deleted after the
+        new one is sent — and if sending fails for good, the old message is edited into the
+        new content instead, so the content is never lost."""
+
+        async def execute() -> Any:
+            return await self.api.send_message(
+                chat_id=chat_id,
+                text=text,
+                reply_to_message_id=reply_to_message_id,
+                disable_notification=disable_notification,
+                message_thread_id=message_thread_id,
+                entities=entities,
+                parse_mode=parse_mode,
+                reply_markup=reply_markup,
+            )
+
+        if replace_message_id is not None:
+            self.outbox.drop_pending(("edit", chat_id, replace_message_id))
+            key: Any = ("send", chat_id, replace_message_id)
+        else:
+            key = self.outbox.unique_key("send")
+        result = await self.outbox.enqueue(
+            key, chat_id=chat_id, priority=SEND_PRIORITY, execute=execute, label="sendMessage"
+        )
+        if replace_message_id is None:
+            return result  # type: ignore[no-any-return]
+        if result is not None:
+            await self._delete(chat_id, replace_message_id, wait=False)
+            return result  # type: ignore[no-any-return]
+        log.warning(
+            "telegram.replace_send_failed",
+            chat_id=chat_id,
+            message_id=replace_message_id,
+            fallback="edit",
+        )
+        return await self.edit_message_text(
+            chat_id,
+            replace_message_id,
+            text,
+            entities=entities,
+            parse_mode=parse_mode,
+            reply_markup=reply_markup if reply_markup is not None else {"inline_keyboard": []},
+        )
+
+    async def edit_message_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        entities: list[dict[str, Any]] | None = None,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+        *,
+        wait: bool = True,
+    ) -> dict[str, Any] | None:
+        """Edit a message's text. Edits of one message are coalesced (latest wins)."""
+
+        async def execute() -> Any:
+            return await self.api.edit_message_text(
+                chat_id=chat_id,
+                message_id=message_id,
+                text=text,
+                entities=entities,
+                parse_mode=parse_mode,
+                reply_markup=reply_markup,
+            )
+
+        return await self.outbox.enqueue(  # type: ignore[no-any-return]
+            ("edit", chat_id, message_id),
+            chat_id=chat_id,
+            priority=EDIT_PRIORITY,
+            execute=execute,
+            label="editMessageText",
+            wait=wait,
+        )
+
+    async def delete_message(self, chat_id: int, message_id: int) -> bool:
+        """Delete a message (pending edits of it are dropped first)."""
+        return await self._delete(chat_id, message_id, wait=True)
+
+    async def _delete(self, chat_id: int, message_id: int, *, wait: bool) -> bool:
+        self.outbox.drop_pending(("edit", chat_id, message_id))
+
+        async def execute() -> Any:
+            return await self.api.delete_message(chat_id=chat_id, message_id=message_id)
+
+        result = await self.outbox.enqueue(
+            ("delete", chat_id, message_id),
+            chat_id=chat_id,
+            priority=DELETE_PRIORITY,
+            execute=execute,
+            label="deleteMessage",
+            wait=wait,
+        )
+        return bool(result) or not wait
+
+
+__all__ = ["BotClient", "TelegramClient", "is_group_chat_id"]

@@ -1,0 +1,271 @@
+"""Raw Telegram Bot API over httpx: one JSON POST per method, errors mapped to exceptions.
+
+``BotApi.request`` raises :class:`TelegramRetryAfter` (429), :class:`TelegramTransientError`
+(5xx, network errors, timeouts, undecodable answers) and :class:`TelegramApiError` (any other
+``ok=false``). The typed helpers (``get_me``, ``send_message``…) are thin wrappers; callers
+that must never fail use :meth:`BotApi.call_safe`. The bot token only ever appears in the
+request URL, which is never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from takopi.logging import get_logger, redact_text, register_secret
+
+DEFAULT_API_URL = "https://api.telegram.org"
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_RETRY_AFTER_S = 5.0
+NOT_MODIFIED = "message is not modified"
+
+log = get_logger(__name__)
+
+
+class TelegramError(Exception):
+    """Base class of Bot API failures."""
+
+    def __init__(self, method: str, description: str) -> None:
+        super().__init__(f"{method}: {description}")
+        self.method = method
+        self.description = description
+
+
+class TelegramRetryAfter(TelegramError):
+    """Telegram asked us to slow down for ``retry_after`` seconds."""
+
+    def __init__(self, method: str, retry_after: float, description: str = "") -> None:
+        super().__init__(method, description or f"retry after {retry_after}")
+        self.retry_after = retry_after
+
+
+class TelegramTransientError(TelegramError):
+    """A failure worth retrying: 5xx, network error, timeout, garbage answer."""
+
+
+class TelegramApiError(TelegramError):
+    """A definitive API error (4xx other than 429)."""
+
+    def __init__(self, method: str, description: str, error_code: int | None = None) -> None:
+        super().__init__(method, description)
+        self.error_code = error_code
+
+    @property
+    def not_modified(self) -> bool:
+        """The edit was a no-op (Telegram answers 400 for identical content)."""
+        return NOT_MODIFIED in self.description
+
+
+def _retry_after(payload: Any) -> float:
+    params = payload.get("parameters") if isinstance(payload, dict) else None
+    value = params.get("retry_after") if isinstance(params, dict) else None
+    try:
+        seconds = float(value) if isinstance(value, int | float | str) else -1.0
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
+    return seconds if seconds >= 0 else DEFAULT_RETRY_AFTER_S
+
+
+class BotApi:
+    """Telegram Bot API client (``{api_url}/bot{token}/{method}``)."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("bot token must not be empty")
+        register_secret(token)
+        self._token = token
+        self._base = f"{api_url.rstrip('/')}/bot{token}"
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout_s)
+
+    async def close(self) -> None:
+        """Close the underlying HTTP client (if we created it)."""
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def request(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> Any:
+        """Call ``method``; return its ``result`` or raise a :class:`TelegramError`."""
+        payload = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            kwargs: dict[str, Any] = {"json": payload}
+            if timeout_s is not None:
+                kwargs["timeout"] = timeout_s
+            response = await self._http.post(f"{self._base}/{method}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise TelegramTransientError(
+                method, redact_text(f"{type(exc).__name__}: {exc}")
+            ) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code == 429 or (
+            isinstance(data, dict) and data.get("error_code") == 429
+        ):
+            raise TelegramRetryAfter(
+                method,
+                _retry_after(data),
+                str(data.get("description", "")) if isinstance(data, dict) else "",
+            )
+        if not isinstance(data, dict):
+            raise TelegramTransientError(
+                method, f"undecodable response (HTTP {response.status_code})"
+            )
+        if data.get("ok") is True:
+            return data.get("result")
+        description = redact_text(str(data.get("description") or f"HTTP {response.status_code}"))
+        code = data.get("error_code")
+        if response.status_code >= 500 or (isinstance(code, int) and code >= 500):
+            raise TelegramTransientError(method, description)
+        raise TelegramApiError(method, description, code if isinstance(code, int) else None)
+
+    async def call_safe(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Like :meth:`request`, but errors are logged and give ``None`` (429 still raises)."""
+        try:
+            return await self.request(method, params)
+        except TelegramRetryAfter:
+            raise
+        except TelegramError as exc:
+            log.warning(
+                "telegram.request_failed",
+                method=method,
+                error=exc.description,
+                kind=type(exc).__name__,
+            )
+            return None
+
+    # -- typed helpers (raise TelegramError) --------------------------------------------
+    async def get_me(self) -> dict[str, Any] | None:
+        result = await self.request("getMe")
+        return result if isinstance(result, dict) else None
+
+    async def get_updates(
+        self,
+        *,
+        offset: int | None = None,
+        timeout_s: int = 50,
+        allowed_updates: list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        result = await self.request(
+            "getUpdates",
+            {
+                "offset": offset,
+                "timeout": timeout_s,
+                "allowed_updates": allowed_updates,
+                "limit": limit,
+            },
+            timeout_s=timeout_s + 30.0,
+        )
+        if not isinstance(result, list):
+            raise TelegramTransientError("getUpdates", "result is not a list")
+        return result
+
+    async def send_message(
+        self,
+        *,
+        chat_id: int,
+        text: str,
+        reply_to_message_id: int | None = None,
+        disable_notification: bool | None = None,
+        message_thread_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        params: dict[str, Any] = {
+            "chat_id": chat_id,
+            "text": text,
+            "disable_notification": disable_notification,
+            "message_thread_id": message_thread_id,
+            "entities": entities or None,
+            "parse_mode": parse_mode,
+            "reply_markup": reply_markup,
+            "link_preview_options": {"is_disabled": True},
+        }
+        if reply_to_message_id is not None:
+            params["reply_to_message_id"] = reply_to_message_id
+            params["allow_sending_without_reply"] = True
+        result = await self.request("sendMessage", params)
+        return result if isinstance(result, dict) else None
+
+    async def edit_message_text(
+        self,
+        *,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        entities: list[dict[str, Any]] | None = None,
+        parse_mode: str | None = None,
+        reply_markup: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        params = {
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "text": text,
+            "entities": entities or None,
+            "parse_mode": parse_mode,
+            "reply_markup": reply_markup,
+            "link_preview_options": {"is_disabled": True},
+        }
+        try:
+            result = await self.request("editMessageText", params)
+        except TelegramApiError as exc:
+            if exc.not_modified:
+                return {"message_id": message_id, "chat": {"id": chat_id}, "text": text}
+            raise
+        return result if isinstance(result, dict) else None
+
+    async def delete_message(self, *, chat_id: int, message_id: int) -> bool:
+        result = await self.request("deleteMessage", {"chat_id": chat_id, "message_id": message_id})
+        return bool(result)
+
+    async def set_my_commands(
+        self,
+        commands: list[dict[str, str]],
+        *,
+        scope: dict[str, Any] | None = None,
+        language_code: str | None = None,
+    ) -> bool:
+        result = await self.request(
+            "setMyCommands",
+            {"commands": commands, "scope": scope, "language_code": language_code},
+        )
+        return bool(result)
+
+    async def answer_callback_query(
+        self, callback_query_id: str, *, text: str | None = None, show_alert: bool | None = None
+    ) -> bool:
+        result = await self.request(
+            "answerCallbackQuery",
+            {"callback_query_id": callback_query_id, "text": text, "show_alert": show_alert},
+        )
+        return bool(result)
+
+    async def get_chat(self, chat_id: int) -> dict[str, Any] | None:
+        result = await self.request("getChat", {"chat_id": chat_id})
+        return result if isinstance(result, dict) else None
+
+    async def get_chat_member(self, chat_id: int, user_id: int) -> dict[str, Any] | None:
+        result = await self.request("getChatMember", {"chat_id": chat_id, "user_id": user_id})
+        return result if isinstance(result, dict) else None
+
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "BotApi",
+    "TelegramApiError",
+    "TelegramError",
+    "TelegramRetryAfter",
+    "TelegramTransientError",
+]

@@ -1,0 +1,196 @@
+"""File-transfer helpers (path safety, deny globs, zips), shared with transport plugins.
+
+The ``/file`` command itself is not part of this build, but other transports (slack, matrix)
+import these helpers from here.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .commands import split_command_args
+
+
+class ZipTooLargeError(Exception):
+    """The zip of a directory would exceed the allowed size."""
+
+
+def format_bytes(size: int) -> str:
+    """``512 b``, ``1.2 kb``, ``3.4 mb``, ``1.0 gb``."""
+    value = float(size)
+    for unit in ("b", "kb", "mb"):
+        if value < 1024:
+            return f"{int(value)} {unit}" if unit == "b" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} gb"
+
+
+def file_usage() -> str:
+    """Usage text of ``/file``."""
+    return "usage: `/file put <path>` or `/file get <path>`"
+
+
+def normalize_relative_path(value: str) -> PurePosixPath | None:
+    """A safe relative path: no ``~``, not absolute, no ``..``, no ``.git`` part; ``.`` parts
+    dropped. None when unsafe or empty."""
+    raw = value.strip().replace("\\", "/")
+    if not raw or raw.startswith("~"):
+        return None
+    path = PurePosixPath(raw)
+    if path.is_absolute():
+        return None
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts) or any(p == ".git" for p in parts):
+        return None
+    return PurePosixPath(*parts)
+
+
+def resolve_path_within_root(root: Path, rel: PurePosixPath | str) -> Path | None:
+    """``root / rel`` resolved (symlinks followed); None when it escapes ``root``."""
+    base = root.resolve()
+    target = (base / str(rel)).resolve()
+    try:
+        target.relative_to(base)
+    except ValueError:
+        return None
+    return target
+
+
+def deny_reason(rel: PurePosixPath | str, deny_globs: Iterable[str]) -> str | None:
+    """The deny rule matching ``rel`` (``.git`` anywhere ⇒ ``.git/**``), or None."""
+    path = PurePosixPath(str(rel))
+    if ".git" in path.parts:
+        return ".git/**"
+    for pattern in deny_globs:
+        if path.match(pattern):
+            return pattern
+        if (
+            pattern.endswith("/**")
+            and path.parts[: len(PurePosixPath(pattern[:-3]).parts)]
+            == PurePosixPath(pattern[:-3]).parts
+        ):
+            return pattern
+    return None
+
+
+def default_upload_name(filename: str | None, fallback: str) -> str:
+    """A safe file name for an upload (path parts stripped)."""
+    name = Path(filename or "").name.strip()
+    if not name or name in {".", ".."}:
+        return fallback
+    return name
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file ``.takopi-upload-*`` in the same directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".takopi-upload-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def zip_directory(
+    root: Path, rel: PurePosixPath | str, deny_globs: Sequence[str], *, max_bytes: int | None = None
+) -> bytes:
+    """Zip ``root/rel`` (deflated; symlinks and denied paths skipped)."""
+    directory = root / str(rel)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for current, dirs, files in os.walk(directory):
+            dirs[:] = [d for d in dirs if not (Path(current) / d).is_symlink()]
+            for name in sorted(files):
+                full = Path(current) / name
+                if full.is_symlink():
+                    continue
+                rel_path = PurePosixPath(full.relative_to(root).as_posix())
+                if deny_reason(rel_path, deny_globs) is not None:
+                    continue
+                zf.write(full, arcname=full.relative_to(directory).as_posix())
+                if max_bytes is not None and buffer.tell() > max_bytes:
+                    raise ZipTooLargeError(str(rel))
+    data = buffer.getvalue()
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ZipTooLargeError(str(rel))
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class FileCommand:
+    """``/file put|get <path> [--force]``."""
+
+    action: str | None
+    path: str | None
+    force: bool = False
+    error: str | None = None
+
+
+def parse_file_command(args_text: str) -> FileCommand:
+    """Parse the arguments of ``/file``."""
+    args = list(split_command_args(args_text))
+    if not args:
+        return FileCommand(action=None, path=None, error=file_usage())
+    action = args.pop(0).lower()
+    if action not in {"put", "get"}:
+        return FileCommand(action=None, path=None, error=file_usage())
+    force = False
+    rest: list[str] = []
+    for arg in args:
+        if arg == "--force":
+            force = True
+        elif arg.startswith("--"):
+            return FileCommand(action=action, path=None, error=f"unknown flag: {arg}")
+        else:
+            rest.append(arg)
+    return FileCommand(action=action, path=" ".join(rest) or None, force=force)
+
+
+def parse_file_prompt(
+    text: str, *, allow_empty: bool = False
+) -> tuple[str | None, bool, str | None]:
+    """``(path, force, error)`` from a ``put`` argument string."""
+    args = list(split_command_args(text))
+    force = False
+    rest: list[str] = []
+    for arg in args:
+        if arg == "--force":
+            force = True
+        elif arg.startswith("--"):
+            return None, force, f"unknown flag: {arg}"
+        else:
+            rest.append(arg)
+    path = " ".join(rest) or None
+    if path is None and not allow_empty:
+        return None, force, file_usage()
+    return path, force, None
+
+
+__all__ = [
+    "FileCommand",
+    "ZipTooLargeError",
+    "default_upload_name",
+    "deny_reason",
+    "file_usage",
+    "format_bytes",
+    "normalize_relative_path",
+    "parse_file_command",
+    "parse_file_prompt",
+    "resolve_path_within_root",
+    "write_bytes_atomic",
+    "zip_directory",
+]

@@ -1,0 +1,997 @@
+"""The Telegram chat loop: long polling, routing, runs, cancellation, sessions, deliveries.
+
+``run_main_loop(cfg)`` runs until cancelled. Per update: parse (malformed ⇒ logged and
+skipped), de-duplicate, accept only configured chats (and, if set, ``allowed_user_ids``
+senders), apply the offline-backlog policy, then route: forwards to the coalescer,
+``/cancel``, ``/new``, plugin commands, everything else as a prompt (after
+``forward_coalesce_s``; replies to a running progress message are queued on that thread).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from takopi.commands import CommandContext, RunRequest, RunResult, get_command, list_command_ids
+from takopi.config import ConfigError
+from takopi.context import RunContext
+from takopi.directives import DirectiveError
+from takopi.logging import get_logger
+from takopi.markdown import MarkdownParts, format_header
+from takopi.model import ResumeToken
+from takopi.progress import ProgressTracker
+from takopi.router import RunnerUnavailableError
+from takopi.runner_bridge import ExecBridgeConfig, IncomingMessage, RunningTasks, handle_message
+from takopi.scheduler import ThreadJob, ThreadScheduler
+from takopi.transport import MessageRef, RenderedMessage, SendOptions
+from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
+
+from .bridge import CANCEL_CALLBACK_DATA, TelegramBridgeConfig, TelegramPresenter
+from .chat_sessions import ChatSessionStore, chat_session_key
+from .client import BotClient
+from .client_api import TelegramRetryAfter
+from .coalesce import ForwardCoalescer, format_forwarded_prompt
+from .commands import build_command_menu, parse_command, split_command_args
+from .parsing import UpdateDeduper, parse_update
+from .render import render_markdown
+from .types import TelegramCallbackQuery, TelegramIncomingMessage
+
+log = get_logger(__name__)
+
+ALLOWED_UPDATES = ["message", "callback_query"]
+POLL_FAILURE_SLEEP_S = 2.0
+
+CANCEL_NO_REPLY = "reply to the progress message to cancel."
+CANCEL_NOTHING = "nothing is currently running for that message."
+CANCEL_RUNNING = "cancelling..."
+CANCEL_DROPPED = "dropped from queue."
+RESUME_NOT_READY = "resume token not ready yet; try replying to the final message."
+BACKLOG_NOTICE = (
+    "takopi was offline when this message arrived, so it was not run. send it again to run it."
+)
+
+
+# -- polling -------------------------------------------------------------------------------
+
+
+async def poll_updates(
+    source: Any,
+    *,
+    offset: int | None = None,
+    timeout_s: int = 50,
+    allowed_updates: list[str] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> AsyncIterator[dict[str, Any]]:
+    """Long-poll ``getUpdates`` forever, yielding raw updates and advancing the offset.
+
+    ``source`` is a :class:`BotClient` or anything with a ``.bot`` (e.g. the bridge config).
+    Failures are logged and retried after 2 s; 429 waits ``retry_after``.
+    """
+    bot: BotClient = getattr(source, "bot", source)
+    allowed = allowed_updates if allowed_updates is not None else ALLOWED_UPDATES
+    while True:
+        try:
+            updates = await bot.get_updates(offset, timeout_s=timeout_s, allowed_updates=allowed)
+        except TelegramRetryAfter as exc:
+            log.info("loop.get_updates.retry_after", retry_after=exc.retry_after)
+            await sleep(exc.retry_after)
+            continue
+        if updates is None:
+            log.warning("loop.get_updates.failed")
+            await sleep(POLL_FAILURE_SLEEP_S)
+            continue
+        for update in updates:
+            update_id = update.get("update_id") if isinstance(update, dict) else None
+            if isinstance(update_id, int) and not isinstance(update_id, bool):
+                offset = max(offset or 0, update_id + 1)
+            yield update
+
+
+async def drain_backlog(bot: BotClient) -> int | None:
+    """Confirm every pending update without handling it; returns the next offset."""
+    offset: int | None = None
+    drained = 0
+    while True:
+        try:
+            updates = await bot.get_updates(offset, timeout_s=0, allowed_updates=ALLOWED_UPDATES)
+        except TelegramRetryAfter as exc:
+            await anyio.sleep(exc.retry_after)
+            continue
+        if not updates:
+            break
+        for update in updates:
+            update_id = update.get("update_id") if isinstance(update, dict) else None
+            if isinstance(update_id, int):
+                offset = max(offset or 0, update_id + 1)
+        drained += len(updates)
+    log.info("startup.backlog.drained", count=drained)
+    return offset
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _field(record: Any, name: str, default: Any = None) -> Any:
+    if isinstance(record, dict):
+        return record.get(name, default)
+    return getattr(record, name, default)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class _ResumeLineProxy:
+    """Wraps a runner so that ``format_resume`` returns ``""`` when resume lines are hidden."""
+
+    def __init__(self, runner: Any, *, show: bool) -> None:
+        self._runner = runner
+        self._show = show
+        self.engine = runner.engine
+
+    def format_resume(self, token: ResumeToken) -> str:
+        return str(self._runner.format_resume(token)) if self._show else ""
+
+    def is_resume_line(self, line: str) -> bool:
+        return bool(self._runner.is_resume_line(line))
+
+    def extract_resume(self, text: str | None) -> ResumeToken | None:
+        return self._runner.extract_resume(text)  # type: ignore[no-any-return]
+
+    def run(self, prompt: str, resume: ResumeToken | None) -> Any:
+        return self._runner.run(prompt, resume)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunSpec:
+    """A run to start: who asked, where, on which engine/thread."""
+
+    chat_id: int
+    user_msg_id: int
+    text: str
+    thread_id: int | None
+    reply_to: MessageRef | None
+    resume_token: ResumeToken | None
+    engine_override: str | None
+    context: RunContext | None
+    session_key: str | None
+
+
+class _CaptureTransport:
+    """An in-memory transport for ``run_one(mode="capture")``: remembers the last message."""
+
+    def __init__(self) -> None:
+        self.last: RenderedMessage | None = None
+        self._next = 0
+
+    async def close(self) -> None:
+        return None
+
+    async def send(
+        self, *, channel_id: Any, message: RenderedMessage, options: SendOptions | None = None
+    ) -> MessageRef:
+        self._next += 1
+        self.last = message
+        return MessageRef(channel_id=channel_id, message_id=f"capture-{self._next}")
+
+    async def edit(
+        self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
+    ) -> MessageRef:
+        self.last = message
+        return ref
+
+    async def delete(self, *, ref: MessageRef) -> bool:
+        return True
+
+
+class TelegramCommandExecutor:
+    """``ctx.executor`` for plugin commands: talks to the command's chat, runs engines."""
+
+    def __init__(self, loop: TelegramLoop, msg: TelegramIncomingMessage) -> None:
+        self._loop = loop
+        self._msg = msg
+        self.default_context: RunContext | None = loop.ambient_context(msg.chat_id)
+
+    async def send(
+        self,
+        message: RenderedMessage | str,
+        *,
+        reply_to: MessageRef | None = None,
+        notify: bool = True,
+    ) -> MessageRef | None:
+        if isinstance(message, str):
+            message = RenderedMessage(text=message)
+        target = reply_to or MessageRef(
+            channel_id=self._msg.chat_id,
+            message_id=self._msg.message_id,
+            thread_id=self._msg.thread_id,
+        )
+        return await self._loop.transport.send(
+            channel_id=self._msg.chat_id,
+            message=message,
+            options=SendOptions(reply_to=target, notify=notify, thread_id=self._msg.thread_id),
+        )
+
+    async def run_one(self, request: RunRequest, *, mode: str = "emit") -> RunResult:
+        loop = self._loop
+        context = request.context or self.default_context
+        engine = request.engine or loop.runtime.resolve_engine(
+            engine_override=None, context=context
+        )
+        spec = _RunSpec(
+            chat_id=self._msg.chat_id,
+            user_msg_id=self._msg.message_id,
+            text=request.prompt,
+            thread_id=self._msg.thread_id,
+            reply_to=None,
+            resume_token=None,
+            engine_override=engine,
+            context=context,
+            session_key=None,
+        )
+        if mode == "capture":
+            capture = _CaptureTransport()
+            await loop.run_spec(spec, transport=capture)
+            return RunResult(engine=engine, message=capture.last)
+        await loop.run_spec(spec)
+        return RunResult(engine=engine, message=None)
+
+    async def run_many(
+        self, requests: Any, *, mode: str = "emit", parallel: bool = False
+    ) -> list[RunResult]:
+        requests = list(requests)
+        if not parallel:
+            return [await self.run_one(r, mode=mode) for r in requests]
+        results: list[RunResult | None] = [None] * len(requests)
+
+        async def one(i: int, request: RunRequest) -> None:
+            try:
+                results[i] = await self.run_one(request, mode=mode)
+            except Exception as exc:
+                log.warning("telegram.executor.run_failed", error=str(exc))
+
+        async with anyio.create_task_group() as tg:
+            for i, request in enumerate(requests):
+                tg.start_soon(one, i, request)
+        return [r for r in results if r is not None]
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+class TelegramLoop:
+    """State of one running chat loop (see module docstring)."""
+
+    def __init__(
+        self,
+        cfg: TelegramBridgeConfig,
+        task_group: TaskGroup,
+        *,
+        started_at: float | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.runtime = cfg.runtime
+        self.bot = cfg.bot
+        self.exec_cfg = cfg.exec_cfg
+        self.transport = cfg.exec_cfg.transport
+        self.presenter = cfg.exec_cfg.presenter
+        self.tg = task_group
+        self.started_at = started_at if started_at is not None else time.time()
+        self.running_tasks: RunningTasks = {}
+        self.scheduler = ThreadScheduler(task_group=task_group, run_job=self._run_job)  # type: ignore[arg-type]
+        self.deduper = UpdateDeduper()
+        self.coalescer = ForwardCoalescer(
+            delay_s=cfg.forward_coalesce_s, task_group=task_group, on_flush=self._flush_prompt
+        )
+        self.sessions: ChatSessionStore | None = None
+        if cfg.config_path is not None:
+            self.sessions = ChatSessionStore(
+                cfg.config_path.with_name("telegram_chat_sessions_state.json")
+            )
+        self._plugin_ids: set[str] | None = None
+
+    # -- acceptance ---------------------------------------------------------------------
+    def chat_accepted(self, chat_id: int | None) -> bool:
+        if chat_id is None:
+            return False
+        if self.cfg.chat_ids is not None and chat_id in self.cfg.chat_ids:
+            return True
+        if chat_id == self.cfg.chat_id or chat_id in self.cfg.allowed_user_ids:
+            return True
+        try:
+            return self.runtime.default_context_for_chat(chat_id) is not None
+        except Exception as exc:
+            log.warning("telegram.chat_check_failed", error=str(exc))
+            return False
+
+    def sender_allowed(self, sender_id: int | None) -> bool:
+        allowed = self.cfg.allowed_user_ids
+        return not allowed or (sender_id is not None and sender_id in allowed)
+
+    def ambient_context(self, chat_id: int) -> RunContext | None:
+        try:
+            return self.runtime.default_context_for_chat(chat_id)  # type: ignore[no-any-return]
+        except Exception:
+            return None
+
+    # -- entry points -------------------------------------------------------------------
+    async def handle_raw_update(self, raw: Any) -> None:
+        """Route one raw update; never raises (errors are logged)."""
+        try:
+            update = parse_update(raw)
+            if update is None:
+                return
+            if not self.deduper.is_new(update):
+                log.debug("update.ignored", reason="duplicate", update_id=update.update_id)
+                return
+            if isinstance(update, TelegramCallbackQuery):
+                await self.handle_callback(update)
+            else:
+                await self.handle_message(update)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            log.exception("update.failed", error=str(exc))
+
+    async def handle_callback(self, query: TelegramCallbackQuery) -> None:
+        if not self.chat_accepted(query.chat_id):
+            log.info("update.ignored", reason="chat_not_allowed", chat_id=query.chat_id)
+            return
+        if not self.sender_allowed(query.sender_id):
+            log.info("update.ignored", reason="sender_not_allowed", sender_id=query.sender_id)
+            return
+        if query.data != CANCEL_CALLBACK_DATA or query.chat_id is None or query.message_id is None:
+            await self.bot.answer_callback_query(query.callback_query_id)
+            return
+        answer = self.cancel(query.chat_id, query.message_id)
+        await self.bot.answer_callback_query(query.callback_query_id, text=answer)
+
+    async def handle_message(self, msg: TelegramIncomingMessage) -> None:
+        if not self.chat_accepted(msg.chat_id):
+            log.info("update.ignored", reason="chat_not_allowed", chat_id=msg.chat_id)
+            return
+        if msg.sender_is_bot:
+            return
+        if not self.sender_allowed(msg.sender_id):
+            log.info("update.ignored", reason="sender_not_allowed", sender_id=msg.sender_id)
+            return
+        if msg.date is not None and msg.date < int(self.started_at):
+            policy = self.cfg.offline_backlog
+            log.info(
+                "update.backlog", policy=policy, chat_id=msg.chat_id, message_id=msg.message_id
+            )
+            if policy == "drop":
+                return
+            if policy != "run":
+                await self.reply(msg, BACKLOG_NOTICE, notify=False)
+                return
+        log.info("handle.incoming_update", chat_id=msg.chat_id, message_id=msg.message_id)
+
+        if msg.is_forward and not msg.has_document and not msg.has_voice and not msg.media_group_id:
+            if not self.coalescer.attach_forward(msg):
+                log.debug("update.ignored", reason="forward_without_prompt")
+            return
+        if msg.has_document:
+            return  # file transfer is not enabled in this build: ignored silently
+        if msg.has_voice and not msg.text:
+            await self.reply(
+                msg,
+                "voice transcription is disabled.\n\nenable it in your config with "
+                "`voice_transcription = true` under `[transports.telegram]`.",
+            )
+            return
+
+        command = parse_command(msg.text)
+        if command is not None:
+            if command.name == "cancel":
+                await self.handle_cancel_command(msg)
+                return
+            if command.name == "new" and self.cfg.session_mode == "chat":
+                await self.handle_new(msg)
+                return
+            if await self.is_plugin_command(command.name):
+                self.tg.start_soon(self.dispatch_command, msg, command.name, command.args_text)
+                return
+
+        if msg.reply_to_message_id is not None:
+            ref = MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
+            if ref in self.running_tasks:
+                self.tg.start_soon(self.follow_up_running, msg, ref)
+                return
+        self.coalescer.submit(msg)
+
+    # -- replies ------------------------------------------------------------------------
+    async def reply(
+        self, msg: TelegramIncomingMessage, markdown: str, *, notify: bool = True
+    ) -> MessageRef | None:
+        text, entities = render_markdown(markdown)
+        return await self.transport.send(
+            channel_id=msg.chat_id,
+            message=RenderedMessage(text=text, extra={"entities": entities}),
+            options=SendOptions(
+                reply_to=MessageRef(
+                    channel_id=msg.chat_id, message_id=msg.message_id, thread_id=msg.thread_id
+                ),
+                notify=notify,
+                thread_id=msg.thread_id,
+            ),
+        )
+
+    async def send_error(self, msg: TelegramIncomingMessage, error: str) -> None:
+        await self.reply(msg, f"error:\n{error}")
+
+    # -- cancel -------------------------------------------------------------------------
+    def cancel(self, chat_id: int, progress_message_id: int) -> str:
+        """Cancel the run or queued job behind a progress message; returns the answer text."""
+        ref = MessageRef(channel_id=chat_id, message_id=progress_message_id)
+        task = self.running_tasks.get(ref)
+        if task is not None:
+            task.cancel_requested.set()
+            log.info("telegram.cancel.requested", chat_id=chat_id, message_id=progress_message_id)
+            return CANCEL_RUNNING
+        job = self.scheduler.cancel_queued(chat_id, progress_message_id)
+        if job is not None:
+            self.tg.start_soon(self._mark_job_cancelled, job)
+            return CANCEL_DROPPED
+        return CANCEL_NOTHING
+
+    async def _mark_job_cancelled(self, job: ThreadJob) -> None:
+        if job.progress_ref is None:
+            return
+        tracker = ProgressTracker(job.resume_token.engine)
+        tracker.set_resume(job.resume_token)
+        formatter = self._resume_formatter(job.resume_token, show=True)
+        state = tracker.snapshot(
+            resume_formatter=formatter,
+            context_line=self._context_line(job.context),
+        )
+        rendered = self.presenter.render_progress(state, elapsed_s=0.0, label="`cancelled`")
+        await self.transport.edit(ref=job.progress_ref, message=rendered, wait=True)
+
+    async def handle_cancel_command(self, msg: TelegramIncomingMessage) -> None:
+        if msg.reply_to_message_id is None:
+            await self.reply(msg, CANCEL_NO_REPLY)
+            return
+        answer = self.cancel(msg.chat_id, msg.reply_to_message_id)
+        if answer == CANCEL_NOTHING:
+            await self.reply(msg, CANCEL_NOTHING)
+
+    # -- /new ---------------------------------------------------------------------------
+    def session_key(self, msg: TelegramIncomingMessage) -> str | None:
+        if self.cfg.session_mode != "chat" or self.sessions is None:
+            return None
+        return chat_session_key(msg.chat_id, msg.sender_id, is_private=msg.is_private)
+
+    async def handle_new(self, msg: TelegramIncomingMessage) -> None:
+        self.coalescer.cancel(msg.chat_id, msg.thread_id, msg.sender_id)
+        key = self.session_key(msg)
+        if key is not None and self.sessions is not None:
+            await self.sessions.clear(key)
+        text = (
+            "cleared stored sessions for this chat."
+            if msg.is_private
+            else "cleared stored sessions for you in this chat."
+        )
+        await self.reply(msg, text)
+
+    # -- plugin commands ----------------------------------------------------------------
+    async def is_plugin_command(self, name: str) -> bool:
+        if name in set(self.runtime.engine_ids) or self.runtime.normalize_project_key(name):
+            return False
+        if self._plugin_ids is None or name not in self._plugin_ids:
+            try:
+                self._plugin_ids = set(list_command_ids(allowlist=self.runtime.allowlist))
+            except Exception as exc:
+                log.warning("telegram.commands.list_failed", error=str(exc))
+                self._plugin_ids = set()
+        return name in self._plugin_ids
+
+    async def dispatch_command(
+        self, msg: TelegramIncomingMessage, name: str, args_text: str
+    ) -> None:
+        try:
+            backend = get_command(name, allowlist=self.runtime.allowlist, required=False)
+            if backend is None:
+                await self.send_error(msg, f"command `{name}` is unavailable.")
+                return
+            reply_to = (
+                MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
+                if msg.reply_to_message_id is not None
+                else None
+            )
+            ctx = CommandContext(
+                command=name,
+                text=msg.text,
+                args_text=args_text,
+                args=split_command_args(args_text),
+                message=MessageRef(
+                    channel_id=msg.chat_id,
+                    message_id=msg.message_id,
+                    raw=msg.raw,
+                    thread_id=msg.thread_id,
+                    sender_id=msg.sender_id,
+                ),
+                reply_to=reply_to,
+                reply_text=msg.reply_to_text,
+                config_path=self.runtime.config_path,
+                plugin_config=self.runtime.plugin_config(name),
+                runtime=self.runtime,
+                executor=TelegramCommandExecutor(self, msg),
+            )
+            result = await backend.handle(ctx)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            log.exception("telegram.command.failed", command=name, error=str(exc))
+            await self.send_error(msg, str(exc) or type(exc).__name__)
+            return
+        if result is None:
+            return
+        text, entities = render_markdown(result.text)
+        target = result.reply_to or MessageRef(
+            channel_id=msg.chat_id, message_id=msg.message_id, thread_id=msg.thread_id
+        )
+        await self.transport.send(
+            channel_id=msg.chat_id,
+            message=RenderedMessage(text=text, extra={"entities": entities}),
+            options=SendOptions(reply_to=target, notify=result.notify, thread_id=msg.thread_id),
+        )
+
+    # -- prompts ------------------------------------------------------------------------
+    async def _flush_prompt(
+        self, prompt: TelegramIncomingMessage, forwards: list[TelegramIncomingMessage]
+    ) -> None:
+        text = format_forwarded_prompt(prompt, forwards)
+        try:
+            await self.run_prompt(prompt, text)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            log.exception("telegram.prompt.failed", error=str(exc))
+            await self.send_error(prompt, str(exc) or type(exc).__name__)
+
+    async def run_prompt(self, msg: TelegramIncomingMessage, text: str) -> None:
+        """Resolve directives/context/resume for a prompt and run (or queue) it."""
+        try:
+            resolved = self.runtime.resolve_message(
+                text=text,
+                reply_text=msg.reply_to_text,
+                ambient_context=self.ambient_context(msg.chat_id),
+                chat_id=msg.chat_id,
+            )
+        except DirectiveError as exc:
+            await self.send_error(msg, str(exc))
+            return
+        session_key = self.session_key(msg)
+        resume = resolved.resume_token
+        if resume is None and session_key is not None and self.sessions is not None:
+            engine = self.runtime.resolve_engine(
+                engine_override=resolved.engine_override, context=resolved.context
+            )
+            resume = await self.sessions.get(session_key, engine)
+        spec = _RunSpec(
+            chat_id=msg.chat_id,
+            user_msg_id=msg.message_id,
+            text=resolved.prompt,
+            thread_id=msg.thread_id,
+            reply_to=(
+                MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
+                if msg.reply_to_message_id is not None
+                else None
+            ),
+            resume_token=resume,
+            engine_override=resolved.engine_override,
+            context=resolved.context,
+            session_key=session_key,
+        )
+        if resume is not None:
+            # resume runs go through the per-thread FIFO; a placeholder only when they wait
+            await self.enqueue(spec, placeholder=self.scheduler.is_busy(resume))
+            return
+        await self.run_spec(spec)
+
+    async def follow_up_running(self, msg: TelegramIncomingMessage, ref: MessageRef) -> None:
+        """A reply to a running progress message: wait for its thread, then queue on it."""
+        task = self.running_tasks.get(ref)
+        if task is None:
+            self.coalescer.submit(msg)
+            return
+        if task.resume is None:
+            with anyio.move_on_after(60):
+                await task.resume_ready.wait()
+        token = task.resume
+        if token is None:
+            await self.reply(msg, RESUME_NOT_READY)
+            return
+        try:
+            resolved = self.runtime.resolve_message(
+                text=msg.text,
+                reply_text=None,
+                ambient_context=task.context or self.ambient_context(msg.chat_id),
+                chat_id=msg.chat_id,
+            )
+        except DirectiveError as exc:
+            await self.send_error(msg, str(exc))
+            return
+        spec = _RunSpec(
+            chat_id=msg.chat_id,
+            user_msg_id=msg.message_id,
+            text=resolved.prompt,
+            thread_id=msg.thread_id,
+            reply_to=ref,
+            resume_token=token,
+            engine_override=None,
+            context=task.context,
+            session_key=self.session_key(msg),
+        )
+        await self.enqueue(spec)
+
+    async def enqueue(self, spec: _RunSpec, *, placeholder: bool = True) -> None:
+        """Queue a resume run behind its thread, with a cancellable ``queued`` placeholder."""
+        assert spec.resume_token is not None
+        token = spec.resume_token
+        progress_ref = await self._send_queued_placeholder(spec) if placeholder else None
+        log.info(
+            "telegram.run.queued", chat_id=spec.chat_id, thread=f"{token.engine}:{token.value}"
+        )
+        await self.scheduler.enqueue(
+            ThreadJob(
+                chat_id=spec.chat_id,
+                user_msg_id=spec.user_msg_id,
+                text=spec.text,
+                resume_token=token,
+                context=spec.context,
+                thread_id=spec.thread_id,
+                session_key=spec.session_key,
+                progress_ref=progress_ref,
+            )
+        )
+
+    async def _send_queued_placeholder(self, spec: _RunSpec) -> MessageRef | None:
+        assert spec.resume_token is not None
+        token = spec.resume_token
+        tracker = ProgressTracker(token.engine)
+        tracker.set_resume(token)
+        state = tracker.snapshot(
+            resume_formatter=self._resume_formatter(token, show=self._show_resume(spec)),
+            context_line=self._context_line(spec.context),
+        )
+        placeholder = self.presenter.render_progress(state, elapsed_s=0.0, label="queued")
+        return await self.transport.send(
+            channel_id=spec.chat_id,
+            message=placeholder,
+            options=SendOptions(
+                reply_to=MessageRef(
+                    channel_id=spec.chat_id, message_id=spec.user_msg_id, thread_id=spec.thread_id
+                ),
+                notify=False,
+                thread_id=spec.thread_id,
+            ),
+        )
+
+    async def _run_job(self, job: ThreadJob) -> None:
+        spec = _RunSpec(
+            chat_id=int(job.chat_id),
+            user_msg_id=int(job.user_msg_id),
+            text=job.text,
+            thread_id=_int(job.thread_id),
+            reply_to=None,
+            resume_token=job.resume_token,
+            engine_override=None,
+            context=job.context,
+            session_key=job.session_key,
+        )
+        await self.run_spec(spec, progress_ref=job.progress_ref)
+
+    def _show_resume(self, spec: _RunSpec) -> bool:
+        # Hidden resume lines only make sense where takopi keeps the session itself.
+        return self.cfg.show_resume_line or spec.session_key is None
+
+    def _resume_formatter(self, token: ResumeToken, *, show: bool) -> Callable[[ResumeToken], str]:
+        def fmt(tok: ResumeToken) -> str:
+            if not show:
+                return ""
+            try:
+                entry = self.runtime.resolve_runner(resume_token=tok, engine_override=None)
+                return str(entry.runner.format_resume(tok))
+            except Exception:
+                return f"`{tok.engine} resume {tok.value}`"
+
+        return fmt
+
+    def _context_line(self, context: RunContext | None) -> str | None:
+        try:
+            return self.runtime.format_context_line(context)  # type: ignore[no-any-return]
+        except Exception:
+            return None
+
+    async def run_spec(
+        self,
+        spec: _RunSpec,
+        *,
+        progress_ref: MessageRef | None = None,
+        transport: Any = None,
+    ) -> None:
+        """Run one prompt through ``handle_message`` (errors become chat replies)."""
+        exec_cfg = self.exec_cfg
+        if transport is not None:
+            exec_cfg = ExecBridgeConfig(
+                transport=transport, presenter=self.presenter, final_notify=True
+            )
+        try:
+            entry = self.runtime.resolve_runner(
+                resume_token=spec.resume_token, engine_override=spec.engine_override
+            )
+        except RunnerUnavailableError as exc:
+            await self._send_terminal_error(
+                exec_cfg,
+                spec,
+                engine=spec.engine_override or "?",
+                error=str(exc),
+                progress_ref=progress_ref,
+            )
+            return
+        if not entry.available:
+            issue = entry.issue or f"engine {entry.engine!r} is unavailable"
+            await self._send_terminal_error(
+                exec_cfg, spec, engine=entry.engine, error=issue, progress_ref=progress_ref
+            )
+            return
+        try:
+            cwd = self.runtime.resolve_run_cwd(spec.context)
+        except ConfigError as exc:
+            await self._send_terminal_error(
+                exec_cfg, spec, engine=entry.engine, error=str(exc), progress_ref=progress_ref
+            )
+            return
+        runner = _ResumeLineProxy(entry.runner, show=self._show_resume(spec))
+
+        async def on_thread_known(token: ResumeToken, done: anyio.Event) -> None:
+            await self.scheduler.note_thread_known(token, done)
+            if spec.session_key is not None and self.sessions is not None:
+                await self.sessions.set(spec.session_key, token)
+
+        base_token = set_run_base_dir(cwd)
+        try:
+            await handle_message(
+                exec_cfg,
+                runner=runner,  # type: ignore[arg-type]
+                incoming=IncomingMessage(
+                    channel_id=spec.chat_id,
+                    message_id=spec.user_msg_id,
+                    text=spec.text,
+                    reply_to=spec.reply_to,
+                    thread_id=spec.thread_id,
+                ),
+                resume_token=spec.resume_token,
+                context=spec.context,
+                context_line=self._context_line(spec.context),
+                strip_resume_line=self.runtime.is_resume_line,
+                running_tasks=self.running_tasks if transport is None else None,
+                on_thread_known=on_thread_known,
+                progress_ref=progress_ref,
+            )
+        finally:
+            reset_run_base_dir(base_token)
+
+    async def _send_terminal_error(
+        self,
+        exec_cfg: ExecBridgeConfig,
+        spec: _RunSpec,
+        *,
+        engine: str,
+        error: str,
+        progress_ref: MessageRef | None,
+    ) -> None:
+        header = format_header(0.0, None, label="error", engine=engine)
+        footer = self._context_line(spec.context)
+        rendered = (
+            self.presenter.render_final_parts(
+                MarkdownParts(header=header, body=f"error:\n{error}", footer=footer)
+            )
+            if isinstance(self.presenter, TelegramPresenter)
+            else RenderedMessage(text=f"{header}\n\nerror:\n{error}")
+        )
+        options = SendOptions(
+            reply_to=MessageRef(
+                channel_id=spec.chat_id, message_id=spec.user_msg_id, thread_id=spec.thread_id
+            ),
+            notify=True,
+            replace=progress_ref,
+            thread_id=spec.thread_id,
+        )
+        await exec_cfg.transport.send(channel_id=spec.chat_id, message=rendered, options=options)
+        log.warning("telegram.run.unavailable", engine=engine, error=error)
+
+    # -- startup ------------------------------------------------------------------------
+    async def deliver_pending(self) -> int:
+        """Send outcomes the supervisor journaled while this transport was down."""
+        pending = getattr(self.runtime, "pending_deliveries", None)
+        ack = getattr(self.runtime, "ack_delivery", None)
+        if pending is None:
+            return 0
+        try:
+            records = await _maybe_await(pending())
+        except Exception as exc:
+            log.warning("telegram.pending_deliveries.failed", error=str(exc))
+            return 0
+        delivered = 0
+        for record in records or ():
+            transport_id = _field(record, "transport")
+            if transport_id not in (None, "", "telegram"):
+                continue
+            try:
+                ok = await self._deliver(record)
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:
+                log.exception("telegram.delivery.failed", error=str(exc))
+                ok = False
+            if not ok:
+                continue
+            delivered += 1
+            if ack is not None:
+                try:
+                    await _maybe_await(ack(_field(record, "delivery_id")))
+                except Exception as exc:
+                    log.warning("telegram.delivery.ack_failed", error=str(exc))
+        return delivered
+
+    async def _deliver(self, record: Any) -> bool:
+        chat_id = _int(_field(record, "channel_id"))
+        if chat_id is None:
+            log.warning("telegram.delivery.bad_record", delivery_id=_field(record, "delivery_id"))
+            return True  # undeliverable: ack it so it does not come back forever
+        status = _field(record, "status")
+        if status is None:
+            kind = _field(record, "kind")
+            status = (
+                "interrupted"
+                if kind == "interrupted"
+                else ("done" if _field(record, "ok") else "error")
+            )
+        engine = _field(record, "engine") or "?"
+        answer = (_field(record, "answer") or "").strip()
+        error = _field(record, "error")
+        if status == "interrupted":
+            body = error or "interrupted: takopi restarted while this run was in progress."
+            if answer:
+                body = f"{answer}\n\n{body}"
+        elif status == "error" and error:
+            body = f"{answer}\n\n{error}" if answer else str(error)
+        else:
+            body = answer or None
+        footer_lines = [
+            line for line in (_field(record, "context_line"), _field(record, "resume_line")) if line
+        ]
+        parts = MarkdownParts(
+            header=f"{status} · {engine}",
+            body=body,
+            footer="  \n".join(footer_lines) if footer_lines else None,
+        )
+        rendered = (
+            self.presenter.render_final_parts(parts)
+            if isinstance(self.presenter, TelegramPresenter)
+            else RenderedMessage(text="\n\n".join(p for p in (parts.header, body) if p))
+        )
+        reply_id = _int(_field(record, "reply_to_message_id")) or _int(_field(record, "message_id"))
+        thread_id = _int(_field(record, "thread_id"))
+        progress_id = _int(_field(record, "progress_message_id"))
+        sent = await self.transport.send(
+            channel_id=chat_id,
+            message=rendered,
+            options=SendOptions(
+                reply_to=MessageRef(channel_id=chat_id, message_id=reply_id) if reply_id else None,
+                notify=True,
+                replace=MessageRef(channel_id=chat_id, message_id=progress_id)
+                if progress_id
+                else None,
+                thread_id=thread_id,
+            ),
+        )
+        log.info(
+            "telegram.delivery.sent",
+            delivery_id=_field(record, "delivery_id"),
+            ok=sent is not None,
+            status=status,
+        )
+        return sent is not None
+
+    async def sync_commands(self) -> None:
+        """``setMyCommands``; a failure is logged, never fatal."""
+        try:
+            plugin_commands: list[tuple[str, str | None]] = []
+            try:
+                ids = list_command_ids(allowlist=self.runtime.allowlist)
+            except Exception as exc:
+                log.warning("telegram.commands.list_failed", error=str(exc))
+                ids = []
+            for command_id in ids:
+                description: str | None = None
+                try:
+                    backend = get_command(
+                        command_id, allowlist=self.runtime.allowlist, required=False
+                    )
+                    description = getattr(backend, "description", None) if backend else None
+                except Exception as exc:
+                    log.warning("telegram.commands.load_failed", command=command_id, error=str(exc))
+                plugin_commands.append((command_id, description))
+            builtins: list[tuple[str, str]] = []
+            if self.cfg.session_mode == "chat":
+                builtins.append(("new", "start a new thread"))
+            builtins.append(("cancel", "cancel run"))
+            menu = build_command_menu(
+                engines=self.runtime.available_engine_ids(),
+                projects=self.runtime.project_aliases(),
+                plugin_commands=plugin_commands,
+                builtins=builtins,
+            )
+            ok = await self.bot.set_my_commands(menu)
+            if not ok:
+                log.warning("telegram.commands.sync_failed")
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            log.warning("telegram.commands.sync_failed", error=str(exc))
+
+    async def send_startup_message(self) -> None:
+        if not self.cfg.startup_msg:
+            return
+        text, entities = render_markdown(self.cfg.startup_msg)
+        await self.transport.send(
+            channel_id=self.cfg.chat_id,
+            message=RenderedMessage(text=text, extra={"entities": entities}),
+            options=SendOptions(notify=False),
+        )
+
+    async def run(self) -> None:
+        """Startup sequence, then poll forever."""
+        if self.sessions is not None and self.cfg.session_mode == "chat":
+            await self.sessions.sync_cwd(os.getcwd())
+        offset: int | None = None
+        if self.cfg.offline_backlog == "drop":
+            offset = await drain_backlog(self.bot)
+        await self.deliver_pending()
+        await self.send_startup_message()
+        self.tg.start_soon(self.sync_commands)
+        async for update in poll_updates(
+            self.bot, offset=offset, timeout_s=self.cfg.poll_timeout_s
+        ):
+            await self.handle_raw_update(update)
+
+
+async def run_main_loop(cfg: TelegramBridgeConfig, **_ignored: Any) -> None:
+    """Run the chat loop of ``cfg`` until cancelled."""
+    async with anyio.create_task_group() as tg:
+        loop = TelegramLoop(cfg, tg)
+        await loop.run()
+
+
+__all__ = [
+    "ALLOWED_UPDATES",
+    "BACKLOG_NOTICE",
+    "TelegramCommandExecutor",
+    "TelegramLoop",
+    "drain_backlog",
+    "poll_updates",
+    "run_main_loop",
+]

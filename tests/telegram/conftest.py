@@ -1,0 +1,210 @@
+"""Fixtures for the Telegram transport tests: the fake Bot API, a fake ``codex`` CLI on PATH,
+and a harness that runs the real transport (``run_telegram``) on its own thread and loop,
+like the transport worker does."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anyio.from_thread import start_blocking_portal
+
+from takopi.logging import setup_logging
+from takopi.projects import ProjectsConfig
+from takopi.router import AutoRouter, RunnerEntry
+from takopi.runners.codex import build_runner
+from takopi.settings import TelegramTransportSettings
+from takopi.telegram.backend import run_telegram
+from takopi.transport_runtime import TransportRuntime
+from tests.fakes.bot_api import BotApiServer, FakeMessage
+
+CHAT = 1001  # the configured private chat (user 1001)
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def server() -> Iterator[BotApiServer]:
+    srv = BotApiServer(max_poll_timeout=0.5)
+    srv.start()
+    srv.add_chat(CHAT)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+class FakeCodex:
+    """The fake ``codex`` on PATH: its call log and its gates."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir
+
+    def calls(self) -> list[dict[str, Any]]:
+        path = self.dir / "calls.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def open_gate(self, name: str) -> None:
+        (self.dir / name).write_text("open")
+
+
+@pytest.fixture
+def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    state = tmp_path / "codex-state"
+    state.mkdir()
+    script = bin_dir / "codex"
+    script.write_text(f"#!{sys.executable}\n" + (HERE / "fake_codex.py").read_text())
+    script.chmod(script.stat().st_mode | stat.S_IEXEC | stat.S_IXGRP | stat.S_IXOTH)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_CODEX_DIR", str(state))
+    return FakeCodex(state)
+
+
+def make_runtime(config_path: Path, projects: ProjectsConfig | None = None) -> TransportRuntime:
+    runner = build_runner({}, config_path)
+    router = AutoRouter([RunnerEntry(engine="codex", runner=runner)], default_engine="codex")
+    return TransportRuntime(router=router, projects=projects, config_path=config_path)
+
+
+class Harness:
+    """Runs the telegram transport against the fake server on a background event loop."""
+
+    def __init__(
+        self,
+        server: BotApiServer,
+        tmp_path: Path,
+        *,
+        runtime: Any = None,
+        final_notify: bool = True,
+        **settings: Any,
+    ) -> None:
+        self.server = server
+        self.config_path = tmp_path / "takopi.toml"
+        self.runtime = runtime if runtime is not None else make_runtime(self.config_path)
+        values: dict[str, Any] = {
+            "bot_token": server.token,
+            "chat_id": CHAT,
+            "api_url": server.base_url,
+            "forward_coalesce_s": 0,
+        }
+        values.update(settings)
+        self.settings = TelegramTransportSettings.model_validate(values)
+        self.final_notify = final_notify
+        self._stack = ExitStack()
+        self._future: Future[Any] | None = None
+
+    def start(self, *, wait_ready: bool = True) -> Harness:
+        portal = self._stack.enter_context(start_blocking_portal(backend="asyncio"))
+        self._future = portal.start_task_soon(
+            partial(
+                run_telegram,
+                self.settings,
+                runtime=self.runtime,
+                config_path=self.config_path,
+                final_notify=self.final_notify,
+                poll_timeout_s=1,
+            )
+        )
+        if wait_ready:
+            self.wait_bot_message(CHAT, lambda m: "takopi is ready" in m.text)
+            # the loop polls right after the startup message; give it its first poll
+            self.server.wait_for(lambda: self.server.calls("getUpdates"), timeout=10)
+        return self
+
+    def stop(self) -> None:
+        future = self._future
+        if future is not None and not future.done():
+            future.cancel()
+        self._stack.close()
+        if future is not None and future.done() and not future.cancelled():
+            exc = future.exception()
+            if exc is not None:
+                raise exc
+
+    def __enter__(self) -> Harness:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------------
+    def wait_bot_message(
+        self,
+        chat_id: int,
+        predicate: Callable[[FakeMessage], bool],
+        *,
+        timeout: float = 20.0,
+        include_deleted: bool = False,
+    ) -> FakeMessage:
+        def find() -> FakeMessage | None:
+            for m in self.server.bot_messages(chat_id, include_deleted=include_deleted):
+                if predicate(m):
+                    return m
+            return None
+
+        return self.server.wait_for(find, timeout=timeout)
+
+    def final_for(self, chat_id: int, user_msg_id: int, *, timeout: float = 20.0) -> FakeMessage:
+        """The terminal (done/error) reply to a user message."""
+        return self.wait_bot_message(
+            chat_id,
+            lambda m: m.reply_to_message_id == user_msg_id and m.text.startswith(("done", "error")),
+            timeout=timeout,
+        )
+
+
+@pytest.fixture
+def harness_factory(server: BotApiServer, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def make(**kwargs: Any) -> Harness:
+        h = Harness(server, tmp_path, **kwargs)
+        made.append(h)
+        return h
+
+    try:
+        yield make
+    finally:
+        for h in made:
+            h.stop()
+
+
+@pytest.fixture
+def log_capture() -> Iterator[io.StringIO]:
+    """Route takopi logs (JSON lines, debug level) into a buffer for the test."""
+    buf = io.StringIO()
+    setup_logging(level="debug", fmt="json", stream=buf)
+    try:
+        yield buf
+    finally:
+        setup_logging()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
