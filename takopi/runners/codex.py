@@ -12,6 +12,7 @@ goes to codex on stdin. Resume line: `` `codex resume <thread id>` ``.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,23 @@ class CodexRunState(JsonlRunState):
     turn_index: int = -1
     # (phase, text) of the current turn's agent messages, in order
     messages: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+def clean_error(message: str) -> str:
+    """The ``error.message`` inside a JSON error body codex passes through verbatim."""
+    text = message.strip()
+    if text.startswith("{"):
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return text
+        error = body.get("error") if isinstance(body, dict) else None
+        inner = error.get("message") if isinstance(error, dict) else None
+        if isinstance(inner, str) and inner.strip():
+            return inner.strip()
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return str(body["message"]).strip() or text
+    return text
 
 
 def final_answer(messages: list[tuple[str | None, str]]) -> str:
@@ -205,7 +223,7 @@ class CodexRunner(ResumeTokenMixin, JsonlSubprocessRunner):
             case schema.TurnFailed(error=error):
                 return [
                     factory.completed_error(
-                        error=error.message or "codex turn failed",
+                        error=clean_error(error.message) or "codex turn failed",
                         answer=final_answer(st.messages),
                         resume=found_session or resume,
                     )
@@ -225,7 +243,7 @@ class CodexRunner(ResumeTokenMixin, JsonlSubprocessRunner):
                             level="info",
                         )
                     ]
-                return [self.note_event(message or "codex error", state=st)]
+                return [self.note_event(clean_error(message) or "codex error", state=st)]
             case _:
                 logger.debug("codex.event_ignored", type=getattr(data, "type", None))
                 return []

@@ -77,6 +77,12 @@ class FakeCli:
         lines = [ln for ln in (FIXTURES / name).read_text().splitlines() if ln.strip()]
         self.script(lines, **kwargs)
 
+    def script_recorded(self, name: str) -> None:
+        """Replay the recorded real stream ``<name>.jsonl`` with its recorded exit code."""
+        index = json.loads((FIXTURES / "real_streams.json").read_text())
+        rc = index.get(name, {}).get("returncode", 0)
+        self.script_fixture(f"{name}.jsonl", exit=rc)
+
     @property
     def calls(self) -> list[dict[str, Any]]:
         """Every invocation so far: ``argv`` (without the program), ``stdin``, ``cwd``, ``env``."""
