@@ -26,10 +26,16 @@ class ConfigError(Exception):
     """Invalid or missing configuration; the message is shown to the user as-is."""
 
 
+CONFIG_PATH_ENV = "TAKOPI_CONFIG_PATH"
+"""Environment variable naming the active config (set by the supervisor for its workers)."""
+
+
 def resolve_config_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """``path`` with ``~`` expanded, or :data:`HOME_CONFIG_PATH` when None/empty."""
+    """``path`` with ``~`` expanded; when None/empty, ``$TAKOPI_CONFIG_PATH`` if set, else
+    :data:`HOME_CONFIG_PATH`."""
     if path is None or str(path) == "":
-        return HOME_CONFIG_PATH
+        from_env = os.environ.get(CONFIG_PATH_ENV, "").strip()
+        return Path(from_env).expanduser() if from_env else HOME_CONFIG_PATH
     return Path(path).expanduser()
 
 
@@ -210,6 +216,7 @@ def flatten_config(config: Mapping[str, Any]) -> list[str]:
 
 
 __all__ = [
+    "CONFIG_PATH_ENV",
     "HOME_CONFIG_PATH",
     "KEY_SEGMENT_PATTERN",
     "ConfigError",

@@ -26,9 +26,15 @@ from takopi.config import (
 )
 
 
-def test_home_config_path_and_resolution(tmp_path: Path) -> None:
+def test_home_config_path_and_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAKOPI_CONFIG_PATH", raising=False)
     assert Path.home() / ".takopi" / "takopi.toml" == HOME_CONFIG_PATH
     assert resolve_config_path(None) == HOME_CONFIG_PATH
+    assert resolve_config_path("") == HOME_CONFIG_PATH
+    monkeypatch.setenv("TAKOPI_CONFIG_PATH", str(tmp_path / "active.toml"))
+    assert resolve_config_path(None) == tmp_path / "active.toml"
+    assert resolve_config_path(tmp_path / "explicit.toml") == tmp_path / "explicit.toml"
+    monkeypatch.delenv("TAKOPI_CONFIG_PATH")
     assert resolve_config_path("~/x.toml") == Path.home() / "x.toml"
     assert resolve_config_path(tmp_path / "a.toml") == tmp_path / "a.toml"
 
@@ -167,3 +173,46 @@ def test_write_config_leaves_no_temp_file_on_failure(tmp_path: Path) -> None:
     leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".dir_in_the_way.")]
     assert leftovers == []
     assert os.path.isdir(target)
+
+
+def test_light_modules_do_not_import_pydantic() -> None:
+    """Workers import these; validation (pydantic) must stay in takopi.settings."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import takopi.config, takopi.backends, takopi.backends_helpers, takopi.ids\n"
+        "import takopi.plugins, takopi.engines, takopi.transports, takopi.lockfile\n"
+        "import takopi.config_migrations, takopi.utils.json_state\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'pydantic_settings')))\n"
+        "import takopi.settings\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.splitlines()[-2:] == ["[]", "True"]
+
+
+def test_api_exports_from_core_config_modules() -> None:
+    import takopi.api as api
+    from takopi import backends, backends_helpers, config, engines, ids, settings, transports
+
+    assert api.EngineBackend is backends.EngineBackend
+    assert api.EngineConfig is backends.EngineConfig
+    assert api.SetupIssue is backends.SetupIssue
+    assert api.install_issue is backends_helpers.install_issue
+    assert api.list_backends is engines.list_backends
+    assert api.TransportBackend is transports.TransportBackend
+    assert api.SetupResult is transports.SetupResult
+    assert api.ConfigError is config.ConfigError
+    assert api.HOME_CONFIG_PATH is config.HOME_CONFIG_PATH
+    assert api.read_config is config.read_config
+    assert api.write_config is config.write_config
+    assert api.load_settings is settings.load_settings
+    assert api.RESERVED_COMMAND_IDS is ids.RESERVED_COMMAND_IDS
+    issue = api.install_issue("codex", "npm i -g @openai/codex")
+    assert issue == api.SetupIssue("install codex", ("$ npm i -g @openai/codex",))
+    assert api.install_issue("x", None).lines == ()
+    assert api.SetupResult().ok and not api.SetupResult(issues=[issue]).ok

@@ -353,3 +353,15 @@ def test_config_set_flow_validates_file_alone_and_normalizes(
         normalized_value(settings, "transports.telegram.nope")
     codex = validate_settings({"codex": {"m": 1}}, use_env=False)
     assert normalized_value(codex, "codex.m") == 1
+
+
+def test_load_settings_without_path_uses_active_config_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # plugins call load_settings() with no argument; inside a worker that must be the
+    # supervisor's config, which it exports as TAKOPI_CONFIG_PATH
+    path = tmp_path / "active.toml"
+    path.write_text('transport = "console"\ndefault_engine = "pi"\n')
+    monkeypatch.setenv("TAKOPI_CONFIG_PATH", str(path))
+    settings, resolved = load_settings()
+    assert (resolved, settings.default_engine) == (path, "pi")
