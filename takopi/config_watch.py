@@ -34,7 +34,9 @@ class ConfigReload:
     """One applied reload, passed to ``on_reload``."""
 
     settings: TakopiSettings
-    runtime_spec: RuntimeSpec
+    runtime_spec: RuntimeSpec | None
+    """The applied spec; None when ``runtime`` is remote (a worker's proxy: the supervisor
+    reloads routing itself)."""
     config_path: Path
     restart_required: bool = False
     """True when transport settings changed: those only take effect after a restart."""
@@ -73,8 +75,10 @@ async def watch_config(
     """Watch ``config_path`` forever (cancel the task to stop) and hot-reload ``runtime``.
 
     ``build_spec(settings=, config_path=, default_engine_override=)`` makes the new spec
-    (default: :func:`takopi.runtime_loader.build_runtime_spec`). ``on_reload`` may be sync or
-    async. Disabled when ``MUTANT_UNDER_TEST`` is set.
+    (default: :func:`takopi.runtime_loader.build_runtime_spec`) for a runtime with an
+    ``update`` method; a remote runtime (no ``update``) only gets ``refresh()`` if it has one,
+    and ``on_reload`` still sees every valid change. ``on_reload`` may be sync or async.
+    Disabled when ``MUTANT_UNDER_TEST`` is set.
     """
     if os.environ.get("MUTANT_UNDER_TEST"):
         return
@@ -87,7 +91,10 @@ async def watch_config(
     current = _try_load(path) if last_sig is not None else None
     transport_fp = _transport_fingerprint(current) if current is not None else None
     last_problem: str | None = None
-    log.info("config.watch.started", path=str(path))
+    # An in-process TransportRuntime is rebuilt here; a worker's runtime proxy has no
+    # ``update`` because the supervisor applies reloads centrally.
+    local = callable(getattr(runtime, "update", None))
+    log.info("config.watch.started", path=str(path), local=local)
     while True:
         await anyio.sleep(poll_interval)
         sig = file_signature(path)
@@ -103,10 +110,14 @@ async def watch_config(
             settings, _ = load_settings(path)
             # load_settings may have rewritten the file (migrations): don't reload that again.
             last_sig = file_signature(path)
-            spec = build_spec(
-                settings=settings,
-                config_path=path,
-                default_engine_override=default_engine_override,
+            spec = (
+                build_spec(
+                    settings=settings,
+                    config_path=path,
+                    default_engine_override=default_engine_override,
+                )
+                if local
+                else None
             )
         except Exception as exc:  # bad config, broken plugin: keep the old runtime
             message = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
@@ -121,11 +132,16 @@ async def watch_config(
             transport_fp = new_fp
         if restart_required:
             log.warning("config.reload.transport_changed", path=str(path), restart_required=True)
-        spec.apply(runtime)
+        if spec is not None:
+            spec.apply(runtime)
+        else:
+            refresh = getattr(runtime, "refresh", None)
+            if callable(refresh):
+                refresh()
         log.info(
             "config.reloaded",
             path=str(path),
-            default_engine=spec.default_engine,
+            default_engine=spec.default_engine if spec is not None else settings.default_engine,
             restart_required=restart_required,
         )
         if on_reload is not None:

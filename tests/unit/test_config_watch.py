@@ -210,3 +210,43 @@ async def test_disabled_under_mutation_testing(
     monkeypatch.setenv("MUTANT_UNDER_TEST", "1")
     with anyio.fail_after(5):
         await watch_config(config_path=config, runtime=object(), poll_interval=POLL)
+
+
+class _RemoteRuntime:
+    """Stands in for a worker's runtime proxy: no ``update``; has ``refresh``."""
+
+    def __init__(self) -> None:
+        self.refreshed = 0
+
+    def refresh(self) -> None:
+        self.refreshed += 1
+
+
+async def test_remote_runtime_is_not_rebuilt_locally(config: Path) -> None:
+    runtime = _RemoteRuntime()
+    reloads: list[ConfigReload] = []
+    built: list[Any] = []
+
+    def spy_build(**kwargs: Any) -> Any:
+        built.append(kwargs)
+        return build_spec(**kwargs)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            functools.partial(
+                watch_config,
+                config_path=config,
+                runtime=runtime,
+                on_reload=reloads.append,
+                poll_interval=POLL,
+                build_spec=spy_build,
+            )
+        )
+        await anyio.sleep(POLL * 3)
+        _write(config, BASE.replace('"alpha"', '"beta"'))
+        await _until(lambda: len(reloads) == 1, "reload")
+        tg.cancel_scope.cancel()
+    assert built == []
+    assert runtime.refreshed == 1
+    assert reloads[0].runtime_spec is None
+    assert reloads[0].settings.default_engine == "beta"
