@@ -140,3 +140,9 @@ def test_release_removes_and_reacquire_works(tmp_path: Path) -> None:
     handle.release()
     acquire_lock(config, "t").release()
     assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_hint_uses_home_relative_path() -> None:
+    error = LockError(Path.home() / ".takopi" / "takopi.lock", 1)
+    assert str(error) == "already running"
+    assert error.hint == "remove ~/.takopi/takopi.lock if stale"
