@@ -41,6 +41,18 @@ class Message:
         ]
         return "".join(parts)
 
+    def thinking(self) -> list[str]:
+        """The non-empty ``thinking`` blocks, stripped."""
+        if isinstance(self.content, str):
+            return []
+        return [
+            block["thinking"].strip()
+            for block in self.content
+            if block.get("type") == "thinking"
+            and isinstance(block.get("thinking"), str)
+            and block["thinking"].strip()
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class SessionHeader:
