@@ -147,6 +147,13 @@ def _raw_entrypoints(group: str) -> list[PluginEntryPoint]:
     found: list[PluginEntryPoint] = []
     for dist in metadata.distributions():
         try:
+            # cheap pre-check: most distributions declare no takopi entry points at all
+            text = dist.read_text("entry_points.txt")
+        except Exception:
+            continue
+        if not text or group not in text:
+            continue
+        try:
             dist_name = dist.metadata["Name"]
         except Exception:  # corrupt METADATA: skip the distribution, not the whole listing
             continue
