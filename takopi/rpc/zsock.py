@@ -63,6 +63,10 @@ class SocketDriver:
         self.closed = False
         self._fd = sock.FD
         loop.add_reader(self._fd, self._drain)
+        # The FD only signals *changes*: messages that arrived before we started watching (or
+        # whose signal an earlier zmq call consumed) would otherwise never wake us.
+        self._drain_scheduled = True
+        loop.call_soon(self._drain)
 
     def send(self, frames: list[bytes]) -> None:
         """Queue ``frames`` for sending, in order. Raises ``Unreachable`` on EHOSTUNREACH."""
