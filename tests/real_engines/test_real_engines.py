@@ -219,3 +219,70 @@ async def test_cancel_mid_turn_kills_cli_and_children(
         remaining = _alive(procs)
     assert not remaining, [(p.pid, p.name(), p.cmdline()) for p in remaining]
     assert not any(isinstance(e, CompletedEvent) and e.ok for e in events), describe(events)
+
+
+# --- the improvements, proven against the real CLIs -------------------------------
+
+
+@pytest.mark.timeout(120)
+async def test_pi_resumes_the_right_one_of_two_sessions_started_together(
+    engine_sandbox: Callable[..., EngineSandbox],
+) -> None:
+    # pi session ids are UUIDv7: two sessions started within ~65 s share their first 8 hex
+    # digits, and pi resolves an id prefix to the most recently modified match.
+    sandbox = engine_sandbox("pi")
+    runner = build_runner(sandbox)
+    first = await collect(runner, "session alpha", None, sandbox.work)
+    second = await collect(runner, "session beta", None, sandbox.work)
+    token_a, token_b = started(first).resume, started(second).resume
+    assert token_a != token_b
+
+    resumed = await collect(runner, "HISTORY", token_a, sandbox.work)
+    done = final(resumed)
+    assert done.ok, describe(resumed)
+    assert done.answer.splitlines() == ["HISTORY: 1 earlier prompt(s)", "- session alpha"]
+    assert done.resume == token_a
+
+
+@pytest.mark.timeout(120)
+async def test_opencode_resume_from_another_cwd_does_not_hang(
+    engine_sandbox: Callable[..., EngineSandbox],
+    tmp_path: Path,
+) -> None:
+    # opencode `run --session` from a different cwd hangs forever unless given --dir.
+    sandbox = engine_sandbox("opencode")
+    runner = build_runner(sandbox)
+    first = await collect(runner, "from the project dir", None, sandbox.work)
+    token = started(first).resume
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    resumed = await collect(runner, "HISTORY", token, elsewhere)
+    done = final(resumed)
+    assert done.ok, describe(resumed)
+    assert done.answer.splitlines() == [
+        "HISTORY: 1 earlier prompt(s)",
+        "- from the project dir",
+    ]
+
+
+@pytest.mark.timeout(120)
+async def test_claude_permission_denial_becomes_a_warning_action(
+    engine_sandbox: Callable[..., EngineSandbox],
+) -> None:
+    sandbox = engine_sandbox("claude")
+    sandbox.config["allowed_tools"] = ["Read"]
+    runner = build_runner(sandbox)
+
+    events = await collect(runner, "RUN: touch denied.txt", None, sandbox.work)
+    final(events)
+    warnings = [
+        e
+        for e in events
+        if isinstance(e, ActionEvent) and e.action.kind == "warning" and e.level == "warning"
+    ]
+    assert warnings, describe(events)
+    assert any(
+        "Bash" in e.action.title and "touch denied.txt" in e.action.title for e in warnings
+    ), describe(events)
+    assert not (sandbox.work / "denied.txt").exists()
