@@ -1,0 +1,184 @@
+"""Real child processes on the other end: death, refusal, SIGSTOP and flow control."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from takopi.rpc import (
+    CallTimeout,
+    DealerEndpoint,
+    Peer,
+    PeerGone,
+    RouterEndpoint,
+    ipc_address,
+    new_identity,
+)
+
+from .conftest import SECRET, accept_secret
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn(mode: str, address: str, secret: str = SECRET) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.rpc.child", mode, address, secret],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def wait_ready(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+    assert line.strip() == "READY", proc.stderr.read() if proc.stderr else line
+
+
+def reap(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+class Supervisor:
+    def __init__(self, address: str) -> None:
+        self.peers: asyncio.Queue[Peer] = asyncio.Queue()
+        self.lost: asyncio.Queue[bytes] = asyncio.Queue()
+        self.endpoint = RouterEndpoint(
+            address,
+            authenticate=accept_secret,
+            on_peer=self.peers.put_nowait,
+            on_peer_lost=self.lost.put_nowait,
+        )
+        self.endpoint.start()
+
+
+@pytest.fixture
+async def supervisor(runtime_dir: Path) -> AsyncIterator[Supervisor]:
+    sup = Supervisor(ipc_address(runtime_dir, "sup"))
+    try:
+        yield sup
+    finally:
+        await sup.endpoint.aclose()
+
+
+async def test_kill_9_worker_fails_pending_calls_and_streams(supervisor: Supervisor) -> None:
+    proc = spawn("worker", supervisor.endpoint.address)
+    try:
+        await wait_ready(proc)
+        peer = await asyncio.wait_for(supervisor.peers.get(), 10)
+        assert await peer.call("pid", timeout=10) == proc.pid
+        assert peer.info["pid"] == proc.pid
+        call = asyncio.create_task(peer.call("hang"))
+
+        async def consume() -> int:
+            n = 0
+            async with peer.stream("endless", window=4) as items:
+                async for _ in items:
+                    n += 1
+            return n
+
+        stream = asyncio.create_task(consume())
+        await asyncio.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        with pytest.raises(PeerGone, match=str(proc.pid)):
+            await asyncio.wait_for(call, 5)
+        with pytest.raises(PeerGone):
+            await asyncio.wait_for(stream, 5)
+        assert await asyncio.wait_for(supervisor.lost.get(), 5) == peer.identity
+        assert supervisor.endpoint.peer(peer.identity) is None
+    finally:
+        reap(proc)
+
+
+async def test_wrong_secret_worker_exits_with_reason(supervisor: Supervisor) -> None:
+    good = spawn("worker", supervisor.endpoint.address)
+    bad = spawn("worker", supervisor.endpoint.address, secret="not-the-secret")
+    try:
+        await wait_ready(good)
+        peer = await asyncio.wait_for(supervisor.peers.get(), 10)
+        rc = await asyncio.wait_for(asyncio.to_thread(bad.wait), 30)
+        assert rc == 3
+        assert bad.stderr is not None
+        assert "refused: wrong secret" in bad.stderr.read()
+        assert supervisor.endpoint.refused_count == 1
+        assert await peer.call("echo", "fine", timeout=10) == "fine"
+    finally:
+        reap(good)
+        reap(bad)
+
+
+async def test_sigstopped_worker_detected_by_loop_ping(supervisor: Supervisor) -> None:
+    proc = spawn("worker", supervisor.endpoint.address)
+    try:
+        await wait_ready(proc)
+        peer = await asyncio.wait_for(supervisor.peers.get(), 10)
+        assert await peer.ping(timeout=10) >= 0
+        os.kill(proc.pid, signal.SIGSTOP)
+        with pytest.raises(CallTimeout):
+            await peer.ping(timeout=0.5)
+        os.kill(proc.pid, signal.SIGCONT)
+        assert await peer.ping(timeout=10) >= 0
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        reap(proc)
+
+
+async def test_slow_consumer_bounds_producer_in_another_process(supervisor: Supervisor) -> None:
+    proc = spawn("worker", supervisor.endpoint.address)
+    window = 32
+    try:
+        await wait_ready(proc)
+        peer = await asyncio.wait_for(supervisor.peers.get(), 10)
+        consumed = 0
+        worst = 0
+        async with peer.stream("numbers", 2000, window=window) as items:
+            async for item in items:
+                assert item == consumed
+                consumed += 1
+                if consumed % 100 == 0:
+                    await asyncio.sleep(0.05)  # let the producer run as far as it can
+                    produced = await peer.call("produced", timeout=10)
+                    worst = max(worst, produced - consumed)
+        assert consumed == 2000
+        assert worst <= window
+        assert worst > 0
+    finally:
+        reap(proc)
+
+
+async def test_worker_sees_supervisor_death(runtime_dir: Path) -> None:
+    address = ipc_address(runtime_dir, "child-sup")
+    proc = spawn("router", address)
+    try:
+        await wait_ready(proc)
+        peer = await DealerEndpoint.connect(
+            address,
+            identity=new_identity("engine", "me"),
+            hello={"kind": "engine", "id": "me", "secret": SECRET},
+            timeout=20,
+        )
+        assert peer.info["pid"] == proc.pid
+        assert await peer.call("echo", 1, timeout=10) == 1
+        call = asyncio.create_task(peer.call("hang"))
+        await asyncio.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        with pytest.raises(PeerGone):
+            await asyncio.wait_for(call, 5)
+        assert peer.closed
+    finally:
+        reap(proc)
