@@ -32,6 +32,13 @@ installed_version() {
 command -v node >/dev/null || { log "node not found on PATH"; exit 1; }
 command -v npm >/dev/null || { log "npm not found on PATH"; exit 1; }
 
+# Serialise concurrent runs (e.g. several pytest-xdist workers) on the same cache dir.
+mkdir -p "$(dirname "$dir")"
+if command -v flock >/dev/null; then
+  exec 9>"$(dirname "$dir")/.$(basename "$dir").lock"
+  flock 9
+fi
+
 missing=()
 for pin in "${pins[@]}"; do
   name="${pin%@*}"

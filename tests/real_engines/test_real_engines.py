@@ -9,6 +9,9 @@ through the takopi engine config keys (``[codex] extra_args``, ``[claude] model`
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -286,3 +289,53 @@ async def test_claude_permission_denial_becomes_a_warning_action(
         "Bash" in e.action.title and "touch denied.txt" in e.action.title for e in warnings
     ), describe(events)
     assert not (sandbox.work / "denied.txt").exists()
+
+
+_PORT_RE = re.compile(r"sin6?_port=htons\((?P<port>\d+)\)")
+_ADDR_RE = re.compile(r"(?:inet_addr|inet_pton)\((?:AF_INET6?, )?\"(?P<addr>[^\"]+)\"")
+
+
+def inet_peers(trace: str) -> set[tuple[str, int]]:
+    """(address, port) of every AF_INET/AF_INET6 sockaddr in an strace log."""
+    peers = set()
+    for line in trace.splitlines():
+        if "AF_INET" not in line:
+            continue
+        port, addr = _PORT_RE.search(line), _ADDR_RE.search(line)
+        assert port and addr, f"unparsed strace line: {line}"
+        peers.add((addr["addr"], int(port["port"])))
+    return peers
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_cli_connects_only_to_the_fake(
+    engine: str,
+    engine_sandbox: Callable[..., EngineSandbox],
+    fake_model: FakeModelServer,
+    engines_bin: Path,
+    tmp_path: Path,
+) -> None:
+    # Trace every inet connect/sendto of the CLI and all its children (independent of the
+    # netns, which would only make such attempts fail): the fake must be the only peer.
+    strace = shutil.which("strace")
+    assert strace, "strace is required to check the CLIs' connections"
+    trace_log = tmp_path / f"{engine}.strace"
+    wrappers = tmp_path / "wrappers"
+    wrappers.mkdir()
+    wrapper = wrappers / engine
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec {strace} -f -qq --seccomp-bpf -e trace=connect,sendto,sendmsg "
+        f'-o {trace_log} {engines_bin / engine} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    sandbox = engine_sandbox(engine)
+    os.environ["PATH"] = f"{wrappers}:{os.environ['PATH']}"  # restored by monkeypatch
+    runner = build_runner(sandbox)
+
+    events = await collect(runner, "please\nRUN: echo hi", None, sandbox.work)
+    assert final(events).ok, describe(events)
+    peers = inet_peers(trace_log.read_text())
+    assert ("127.0.0.1", fake_model.port) in peers  # the trace did see the model traffic
+    assert peers == {("127.0.0.1", fake_model.port)}, peers
