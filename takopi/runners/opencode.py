@@ -84,6 +84,7 @@ class OpencodeRunState(JsonlRunState):
     answer: str = ""
     saw_step_finish: bool = False
     usage: dict[str, Any] = field(default_factory=dict)
+    started_tools: set[str] = field(default_factory=set)
 
 
 def _current_cwd() -> str:
@@ -290,6 +291,23 @@ class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
             detail["title"] = state.title
         if kind == "file_change":
             detail.update(file_change_detail(tool_input_path(state.input)))
+        if state.status not in ("completed", "error"):
+            st.started_tools.add(action_id)
+            return [
+                st.factory.action_started(
+                    action_id=action_id, kind=kind, title=title, detail=detail
+                )
+            ]
+        # opencode often prints a tool only once it is done: announce it first so that
+        # every action has a start
+        events: list[TakopiEvent] = []
+        if action_id not in st.started_tools:
+            events.append(
+                st.factory.action_started(
+                    action_id=action_id, kind=kind, title=title, detail=dict(detail)
+                )
+            )
+        st.started_tools.discard(action_id)
         if state.status == "completed":
             exit_code = state.metadata.get("exit")
             output = state.output or ""
@@ -297,46 +315,43 @@ class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
             if isinstance(exit_code, int) and not isinstance(exit_code, bool):
                 detail["exit_code"] = exit_code
             ok = not (isinstance(exit_code, int) and exit_code != 0)
-            return [
+            events.append(
                 st.factory.action_completed(
                     action_id=action_id, kind=kind, title=title, ok=ok, detail=detail
                 )
-            ]
-        if state.status == "error":
-            message = state.error or "tool failed"
-            detail["error"] = message
-            events: list[TakopiEvent] = [
-                st.factory.action_completed(
-                    action_id=action_id,
-                    kind=kind,
-                    title=title,
-                    ok=False,
-                    detail=detail,
-                    message=message,
-                )
-            ]
-            if _REJECTED_RE.search(message):
-                subject = (
-                    relativize_command(state.input["command"])
-                    if isinstance(state.input.get("command"), str)
-                    else relativize_path(tool_input_path(state.input) or "")
-                )
-                label = f"permission denied: {part.tool}" + (f" `{subject}`" if subject else "")
-                events.append(
-                    st.factory.action_completed(
-                        action_id=f"opencode.denied.{action_id}",
-                        kind="warning",
-                        title=label,
-                        ok=False,
-                        detail={"tool_name": part.tool, "tool_input": state.input},
-                        message=message,
-                        level="warning",
-                    )
-                )
+            )
             return events
-        return [
-            st.factory.action_started(action_id=action_id, kind=kind, title=title, detail=detail)
-        ]
+        message = state.error or "tool failed"
+        detail["error"] = message
+        events.append(
+            st.factory.action_completed(
+                action_id=action_id,
+                kind=kind,
+                title=title,
+                ok=False,
+                detail=detail,
+                message=message,
+            )
+        )
+        if _REJECTED_RE.search(message):
+            subject = (
+                relativize_command(state.input["command"])
+                if isinstance(state.input.get("command"), str)
+                else relativize_path(tool_input_path(state.input) or "")
+            )
+            label = f"permission denied: {part.tool}" + (f" `{subject}`" if subject else "")
+            events.append(
+                st.factory.action_completed(
+                    action_id=f"opencode.denied.{action_id}",
+                    kind="warning",
+                    title=label,
+                    ok=False,
+                    detail={"tool_name": part.tool, "tool_input": state.input},
+                    message=message,
+                    level="warning",
+                )
+            )
+        return events
 
     # -- endings --------------------------------------------------------------------------
 

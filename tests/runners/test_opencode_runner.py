@@ -98,6 +98,7 @@ async def test_new_run_argv_and_events(fake_cli: Any, workdir: Path) -> None:
     check_contract(events)
     assert summarize(events) == [
         ("started", SESSION, "opencode"),
+        ("action", "command", "started", "call_1", "echo hi", None),
         ("action", "command", "completed", "call_1", "echo hi", True),
         ("completed", True, "`echo hi` printed: hi", None, SESSION),
     ]
@@ -111,7 +112,7 @@ async def test_new_run_argv_and_events(fake_cli: Any, workdir: Path) -> None:
         "cache_write_tokens": 4,
         "cost": 1.0,
     }
-    command = events[1]
+    command = events[2]
     assert isinstance(command, ActionEvent)
     assert command.action.detail["exit_code"] == 0
     assert command.action.detail["output_preview"] == "hi\n"
@@ -227,6 +228,7 @@ async def test_permission_rejection_from_real_stream(fake_cli: Any, workdir: Pat
     session = summary[0][1]
     assert summary == [
         ("started", session, "opencode"),
+        ("action", "command", "started", summary[1][3], "cat /etc/hostname", None),
         ("action", "command", "completed", summary[1][3], "cat /etc/hostname", False),
         (
             "action",
@@ -322,9 +324,13 @@ async def test_tool_states_titles_and_unknown_events(fake_cli: Any, workdir: Pat
         ("action", "command", "completed", "c1", "false", False),
         ("action", "tool", "started", "c2", "read: `a.py`", None),
         ("action", "tool", "completed", "c2", "read: `a.py`", True),
+        ("action", "file_change", "started", "c3", "b.py", None),
         ("action", "file_change", "completed", "c3", "b.py", True),
+        ("action", "web_search", "started", "c4", "fetch", None),
         ("action", "web_search", "completed", "c4", "fetch", False),
+        ("action", "tool", "started", "c5", "Mystery tool title", None),
         ("action", "tool", "completed", "c5", "Mystery tool title", True),
+        ("action", "tool", "started", "c6", "explore repo", None),
         ("action", "tool", "completed", "c6", "explore repo", True),
         # clean exit after a finished step counts as success (no stop reason)
         ("completed", True, "", None, SESSION),

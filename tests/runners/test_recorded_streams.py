@@ -182,6 +182,7 @@ CASES: list[tuple[str, str, bool, list[tuple[Any, ...]]]] = [
         "opencode_tool",
         False,
         [
+            ("action", "command", "started", ANY, "echo hi", None),
             ("action", "command", "completed", ANY, "echo hi", True),
             ("completed", True, "`echo hi` printed: hi", None),
         ],
