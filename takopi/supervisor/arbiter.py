@@ -64,6 +64,10 @@ class SupervisorOptions:
     """In-flight runs get this long to finish at shutdown before they are cancelled."""
     engine_wait: float = 30.0
     """How long a run waits for its engine worker to (re)start."""
+    max_frame_bytes: int = 64 * 1024 * 1024
+    extra_transports: list[str] = field(default_factory=list)
+    """More transport workers sharing this supervisor's runs (per-thread serialization spans
+    all of them); only the main transport's lock token is taken."""
     subreaper: bool = True
     handle_signals: bool = True
     echo_worker_output: bool = True
@@ -165,6 +169,47 @@ class Arbiter:
         self.transport_id = self.options.transport_override or self.settings.transport
         if not self.transport_id:
             raise ConfigError("Invalid --transport; expected a non-empty string.")
+        self._apply_supervisor_table()
+
+    def _apply_supervisor_table(self) -> None:
+        """``[supervisor]`` tunables: ping_interval, ping_timeout, load_timeout,
+        shutdown_grace, engine_wait, max_frame_bytes, extra_transports, and a
+        ``[supervisor.restart]`` table with :class:`PolicyConfig` fields."""
+        table = (self.settings.model_extra or {}).get("supervisor") or {}
+        if not isinstance(table, dict):
+            raise ConfigError("Invalid `supervisor` config; expected a table.")
+        for key in (
+            "ping_interval",
+            "ping_timeout",
+            "load_timeout",
+            "shutdown_grace",
+            "engine_wait",
+        ):
+            if key in table:
+                value = table[key]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    raise ConfigError(f"Invalid `supervisor.{key}`; expected a positive number.")
+                setattr(self.options, key, float(value))
+        if "max_frame_bytes" in table:
+            value = table["max_frame_bytes"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise ConfigError(
+                    "Invalid `supervisor.max_frame_bytes`; expected an integer >= 1024."
+                )
+            self.options.max_frame_bytes = value
+        extra = table.get("extra_transports")
+        if extra is not None:
+            if not isinstance(extra, list) or not all(isinstance(x, str) and x for x in extra):
+                raise ConfigError("Invalid `supervisor.extra_transports`; expected a list of ids.")
+            self.options.extra_transports = list(extra)
+        restart = table.get("restart")
+        if restart is not None:
+            if not isinstance(restart, dict):
+                raise ConfigError("Invalid `supervisor.restart`; expected a table.")
+            try:
+                self.options.policy = PolicyConfig(**restart)
+            except TypeError as exc:
+                raise ConfigError(f"Invalid `supervisor.restart`: {exc}") from None
 
     def _engine_ids(self) -> list[str]:
         from takopi.engines import list_backends
@@ -366,9 +411,11 @@ class Arbiter:
         log.debug("rpc.peer_lost", identity=identity[:64].decode("utf-8", "replace"))
 
     # ------------------------------------------------------------------ bring-up
-    async def _bring_up(self, slot: WorkerSlot, peer: Any) -> None:
+    async def _bring_up(self, slot: WorkerSlot, peer: Any, attached: anyio.Event) -> None:
+        proc = slot.process
         try:
             with anyio.fail_after(self.options.load_timeout):
+                await attached.wait()
                 if slot.kind == "engine":
                     ok = await self._load_engine(slot, peer)
                 elif slot.kind == "transport":
@@ -379,17 +426,19 @@ class Arbiter:
             slot.last_error = "worker did not finish loading in time"
             ok = False
         except Exception as exc:
-            if slot.process is not None and slot.process.exit is None:
+            if proc is not None and proc.exit is None and self.state != "stopping":
                 log.error("supervisor.bring_up_failed", worker=slot.name, error=str(exc))
                 slot.last_error = f"{type(exc).__name__}: {exc}"
             ok = False
         if not ok:
-            if slot.process is not None and slot.process.exit is None:
+            if proc is not None and proc.exit is None:
                 # A failed load makes the worker exit with its code; make sure it does.
                 with anyio.move_on_after(2):
-                    await slot.process.exited.wait()
-                if slot.process.exit is None:
-                    slot.process.kill()
+                    await proc.exited.wait()
+                if proc.exit is None:
+                    proc.kill()
+            return
+        if slot.process is not proc or peer.closed:
             return
         slot.state = "ready"
         slot.ready_at = time.monotonic()
@@ -430,15 +479,16 @@ class Arbiter:
     async def _load_transport(self, slot: WorkerSlot, peer: Any) -> bool:
         from takopi.lockfile import LockError, acquire_lock
 
+        primary = slot.plugin_id == self.transport_id
         transport_config = self.settings.transport_config(
-            self.transport_id, config_path=self.config_path
+            slot.plugin_id, config_path=self.config_path
         )
         result = await peer.call(
             "load", transport_config=transport_config, config_path=str(self.config_path)
         )
         if not result.get("ok"):
             return self._load_failed(slot, result)
-        if self._lock is None:
+        if primary and self._lock is None:
             try:
                 self._lock = acquire_lock(self.config_path, result.get("lock_token"))
             except LockError as exc:
@@ -920,6 +970,9 @@ class Arbiter:
             for engine in self._engine_ids():
                 self._new_slot("engine", engine)
             self._new_slot("transport", self.transport_id)
+            for extra in self.options.extra_transports:
+                if extra != self.transport_id:
+                    self._new_slot("transport", extra)
             self._build_runtime()
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -932,6 +985,7 @@ class Arbiter:
             authenticate=self._authenticate,
             on_peer=self._on_peer_registered,
             on_peer_lost=self._on_peer_lost,
+            max_frame_bytes=self.options.max_frame_bytes,
         )
         try:
             self.endpoint.start()
@@ -986,8 +1040,12 @@ class Arbiter:
             log.warning("rpc.peer_without_slot")
             return
         slot.peer = peer
+        attached = anyio.Event()
+        # The worker says when its handlers are registered; nothing is sent to it before
+        # (a request racing the WELCOME could otherwise arrive before the worker's Peer).
+        peer.register("worker.attached", lambda: attached.set())
         self._register_handlers(slot, peer)
-        self.spawn_task(self._bring_up, slot, peer)
+        self.spawn_task(self._bring_up, slot, peer, attached)
 
     async def _shutdown(self) -> None:
         log.info("supervisor.stopping", runs=len(self.registry.runs))

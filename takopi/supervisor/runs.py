@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 SHUTDOWN_REASON = "shutdown"
+DRAIN_TIMEOUT = 10.0
 SHUTDOWN_ERROR = "cancelled: takopi is shutting down; reply to resume"
 
 
@@ -158,8 +159,13 @@ class RunService:
                 log.info("run.detached", run_id=record.run_id, engine=engine)
 
         try:
+
+            async def close_consumer() -> None:
+                with anyio.CancelScope(shield=True):
+                    await send.aclose()
+
             status, error = await self._drive_engine(
-                record, forward, state, prompt, resume, cwd, model, reasoning
+                record, forward, close_consumer, state, prompt, resume, cwd, model, reasoning
             )
             if status is not None:
                 # Synthesized terminal event: engine death, shutdown, unavailable engine.
@@ -192,6 +198,7 @@ class RunService:
         self,
         record: RunRecord,
         forward: Any,
+        close_consumer: Any,
         state: dict[str, Any],
         prompt: str,
         resume: ResumeToken | None,
@@ -227,11 +234,20 @@ class RunService:
                     run_id=record.run_id,
                 ) as events:
                     async for event in events:
+                        if state["completed"] is not None:
+                            continue  # nothing may follow completed; drain to the end
                         record.events += 1
                         await self._on_event(record, event, state, forward)
                         if isinstance(event, CompletedEvent):
-                            return None, None
+                            # The consumer is done; the thread key stays held until the
+                            # engine's process has exited (bounded).
+                            await close_consumer()
+                            scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
+                if state["completed"] is not None:
+                    return None, None
         except PeerGone as exc:
+            if state["completed"] is not None:
+                return None, None
             cause = None
             if process is not None:
                 # The endpoint may notice the loss a moment before our pidfd watcher reaps it.
@@ -241,8 +257,12 @@ class RunService:
             cause = cause or exc.message or "connection lost"
             return "error", f"{engine} worker died ({cause}); reply to resume the session"
         except Exception as exc:
+            if state["completed"] is not None:
+                return None, None
             log.exception("run.driver_failed", run_id=record.run_id)
             return "error", f"{engine} run failed: {type(exc).__name__}: {exc}"
+        if state["completed"] is not None:
+            return None, None
         if scope.cancel_called:
             if record.cancel_reason == SHUTDOWN_REASON:
                 return "cancelled", SHUTDOWN_ERROR

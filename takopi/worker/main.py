@@ -172,6 +172,7 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
         log.error("worker.connect_failed", error=str(exc))
         return EXIT_PEER_LOST
     host.register(peer)
+    await peer.notify("worker.attached")
     loop_token = anyio.lowlevel.current_token()
     finished = anyio.Event()
 

@@ -1,0 +1,1 @@
+"""Test-only takopi plugins (engines, a recording transport, a command)."""

@@ -1,0 +1,3 @@
+"""An engine plugin whose import fails."""
+
+raise RuntimeError("proctest: broken on purpose")

@@ -1,0 +1,5 @@
+"""An engine plugin that kills its process while being imported."""
+
+import os
+
+os._exit(9)

@@ -1,0 +1,259 @@
+"""Fault tests with a real supervisor, real workers, a real agent CLI subprocess.
+
+Each test asserts the terminal-reply guarantee (ARCHITECTURE.md §3) and that no worker or agent
+process is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import psutil
+import pytest
+
+from tests.process.conftest import (
+    SupervisorHarness,
+    assert_no_leftovers,
+    marked_processes,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(90)]
+
+RESUME_RE = re.compile(r"`scripted resume (\w+)`")
+FAST = "[supervisor]\nping_interval = 0.5\nping_timeout = 1.0\nshutdown_grace = 2.0\n"
+
+
+def agents(harness: SupervisorHarness) -> list[psutil.Process]:
+    out = []
+    for proc in marked_processes(harness.mark):
+        try:
+            if "takopi_proctest.agent" in " ".join(proc.cmdline()):
+                out.append(proc)
+        except psutil.Error:
+            pass
+    return out
+
+
+def resume_seen(harness: SupervisorHarness) -> str | None:
+    for record in harness.outbox():
+        match = RESUME_RE.search(str(record.get("text") or ""))
+        if match:
+            return match.group(1)
+    return None
+
+
+def test_run_round_trip_and_clean_stop(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    supervisor.send("hello steps=2 answer=hi-there")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done")
+    assert "hi-there" in final["text"]
+    assert RESUME_RE.search(final["text"])
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_kill_engine_worker_mid_run(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    supervisor.send("long sleep=60")
+    token = wait_until(lambda: resume_seen(supervisor))
+    wait_until(lambda: agents(supervisor))
+    old_pid = supervisor.worker("engine:scripted")["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+
+    final = wait_until(lambda: supervisor.finals(), timeout=20)[0]
+    assert final["text"].startswith("error")
+    assert "killed by SIGKILL" in final["text"]
+    assert f"`scripted resume {token}`" in final["text"]
+    # the agent CLI the dead worker left behind is gone, the worker is back
+    wait_until(lambda: not agents(supervisor), timeout=5)
+    wait_until(
+        lambda: (
+            supervisor.worker("engine:scripted")["state"] == "ready"
+            and supervisor.worker("engine:scripted")["pid"] != old_pid
+        )
+    )
+    assert supervisor.worker("engine:scripted")["restarts"] == 1
+    # replying to the error resumes the same session
+    supervisor.send("again answer=resumed-ok", reply_text=final["text"])
+    done = wait_until(lambda: [f for f in supervisor.finals() if "resumed-ok" in f["text"]])[0]
+    assert done["text"].startswith("done")
+    assert f"`scripted resume {token}`" in done["text"]
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_kill_transport_worker_mid_run_delivers_after_restart(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    supervisor.send("slow sleep=3 answer=survived-transport-death")
+    token = wait_until(lambda: resume_seen(supervisor))
+    old_pid = supervisor.worker("transport:recorder")["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    delivery = wait_until(lambda: supervisor.outbox_ops("delivery"), timeout=30)[0]
+    assert delivery["status"] == "done"
+    assert delivery["answer"] == "survived-transport-death"
+    assert delivery["resume_line"] == f"`scripted resume {token}`"
+    assert delivery["message_id"] == 1
+    new = supervisor.worker("transport:recorder")
+    assert new["pid"] != old_pid and new["state"] == "ready"
+    # acknowledged: nothing pending any more
+    wait_until(lambda: supervisor.control("runs")["pending_deliveries"] == [])
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_sigstopped_worker_is_detected_and_replaced(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    old_pid = supervisor.worker("engine:scripted")["pid"]
+    os.kill(old_pid, signal.SIGSTOP)
+    wait_until(
+        lambda: (
+            supervisor.worker("engine:scripted")["pid"] not in (None, old_pid)
+            and supervisor.worker("engine:scripted")["state"] == "ready"
+        ),
+        timeout=20,
+    )
+    assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
+    assert "unresponsive" in (supervisor.worker("engine:scripted")["last_error"] or "") or (
+        "SIGKILL" in (supervisor.worker("engine:scripted")["last_exit"] or "")
+    )
+    supervisor.send("after stop answer=still-works")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done") and "still-works" in final["text"]
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_broken_plugins_are_quarantined_rest_works(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(
+        extra=FAST + "[supervisor.restart]\nmax_failures_before_ready = 2\ninitial_backoff = 0.05\n"
+    )
+    supervisor.start(engines=("scripted", "broken", "exiter", "badconfig"))
+
+    def settled() -> dict[str, dict]:
+        workers = {w["id"]: w for w in supervisor.control("status")["workers"]}
+        if all(
+            workers[e]["state"] in ("quarantined", "disabled")
+            for e in ("broken", "exiter", "badconfig")
+        ):
+            return workers
+        return {}
+
+    workers = wait_until(settled, timeout=30)
+    assert workers["broken"]["state"] == "quarantined"
+    assert "proctest: broken on purpose" in workers["broken"]["last_error"]
+    assert workers["exiter"]["state"] == "quarantined"
+    assert "before becoming ready" in workers["exiter"]["last_error"]
+    assert workers["exiter"]["last_exit"] == "exit code 9"
+    assert workers["badconfig"]["state"] == "disabled"  # EX_CONFIG: never restarted
+    assert "never valid" in workers["badconfig"]["last_error"]
+    assert workers["badconfig"]["restarts"] == 0
+    assert workers["scripted"]["state"] == "ready"
+    supervisor.send("works answer=fine")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done") and "fine" in final["text"]
+    # selecting a quarantined engine gets a clear answer, not a hang
+    supervisor.send("/broken hi")
+    unavailable = wait_until(
+        lambda: (
+            supervisor.outbox_ops("unavailable")
+            or [f for f in supervisor.finals() if "broken" in f["text"]]
+        )
+    )
+    assert "broken" in str(unavailable[0])
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_kill_supervisor_leaves_nothing_and_next_start_reports_interrupted(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    supervisor.send("doomed sleep=60")
+    token = wait_until(lambda: resume_seen(supervisor))
+    wait_until(lambda: agents(supervisor))
+    assert supervisor.proc is not None
+    killed_at = time.monotonic()
+    supervisor.proc.kill()
+    supervisor.proc.wait(5)
+    wait_until(lambda: not marked_processes(supervisor.mark), timeout=3.0)
+    assert time.monotonic() - killed_at < 3.5
+
+    supervisor.start()
+    delivery = wait_until(lambda: supervisor.outbox_ops("delivery"), timeout=20)[0]
+    assert delivery["status"] == "interrupted"
+    assert delivery["resume_line"] == f"`scripted resume {token}`"
+    assert f"`scripted resume {token}`" in delivery["text"]
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_cancel_kills_agent_and_reports_cancelled(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    supervisor.send("to cancel sleep=60")
+    wait_until(lambda: resume_seen(supervisor))
+    wait_until(lambda: agents(supervisor))
+    supervisor.send("", op="cancel")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("`cancelled`")
+    wait_until(lambda: not agents(supervisor), timeout=5)
+    wait_until(lambda: supervisor.control("runs")["runs"] == [])
+    assert supervisor.control("runs")["pending_deliveries"] == []
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_graceful_stop_gives_in_flight_run_its_terminal_reply(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    supervisor.send("long sleep=60")
+    token = wait_until(lambda: resume_seen(supervisor))
+    assert supervisor.stop() == 0
+    finals = supervisor.finals()
+    assert finals and "shutting down" in finals[0]["text"]
+    assert f"`scripted resume {token}`" in finals[0]["text"]
+    assert_no_leftovers(supervisor)
+
+
+def test_second_supervisor_on_same_config_refuses(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    import subprocess
+    import sys
+
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "takopi.supervisor",
+            "--config",
+            str(supervisor.config_path),
+            "--engine",
+            "scripted",
+        ],
+        env=supervisor.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode != 0
+    assert "refusing to bind" in second.stderr or "already running" in second.stderr
+    # the first one is unaffected
+    supervisor.send("still here answer=yes")
+    assert wait_until(lambda: supervisor.finals())[0]["text"].startswith("done")
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
