@@ -1,8 +1,10 @@
 """Tier 2: the real agent CLIs, driven through the takopi runners, against the fake model.
 
 For every engine: a plain prompt, then a resume whose history must reach the model; a shell
-tool call; an HTTP 400 from the model; cancellation mid-turn (the CLI and all its children must
-be gone within 3 s). The CLIs come from ``scripts/install-engines.sh``; their config is passed
+tool call (run under strace: the fake must be the only network peer); an HTTP 400 from the
+model; cancellation mid-turn (the CLI and all its children must be gone within 3 s). Then the
+issue's improvements on the real CLIs (pi resume by full id, opencode resume from another cwd,
+claude permission denials). The CLIs come from ``scripts/install-engines.sh``; their config is passed
 through the takopi engine config keys (``[codex] extra_args``, ``[claude] model``,
 ``[opencode] model``, ``[pi] provider/model``) plus environment variables.
 """
@@ -120,14 +122,54 @@ async def test_new_session_then_resume_carries_history(
     assert carried, history_requests[-1].body
 
 
+_PORT_RE = re.compile(r"sin6?_port=htons\((?P<port>\d+)\)")
+_ADDR_RE = re.compile(r"(?:inet_addr|inet_pton)\((?:AF_INET6?, )?\"(?P<addr>[^\"]+)\"")
+
+
+def inet_peers(trace: str) -> set[tuple[str, int]]:
+    """(address, port) of every AF_INET/AF_INET6 sockaddr in an strace log."""
+    peers = set()
+    for line in trace.splitlines():
+        if "AF_INET" not in line:
+            continue
+        port, addr = _PORT_RE.search(line), _ADDR_RE.search(line)
+        assert port and addr, f"unparsed strace line: {line}"
+        peers.add((addr["addr"], int(port["port"])))
+    return peers
+
+
+def traced_cli_path(engine: str, engines_bin: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A wrapper dir whose ``<engine>`` execs the real CLI under strace; (dir, trace log).
+
+    Every inet connect/sendto of the CLI and all its children is logged, independent of the
+    netns (which would only make such attempts fail)."""
+    strace = shutil.which("strace")
+    assert strace, "strace is required to check the CLIs' connections"
+    trace_log = tmp_path / f"{engine}.strace"
+    wrappers = tmp_path / "wrappers"
+    wrappers.mkdir()
+    wrapper = wrappers / engine
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec {strace} -f -qq --seccomp-bpf -e trace=connect,sendto,sendmsg "
+        f'-o {trace_log} {engines_bin / engine} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrappers, trace_log
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("engine", ENGINES)
-async def test_shell_tool_call_is_a_command_action(
+async def test_shell_tool_call_is_a_command_action_and_only_the_fake_is_contacted(
     engine: str,
     engine_sandbox: Callable[..., EngineSandbox],
     fake_model: FakeModelServer,
+    engines_bin: Path,
+    tmp_path: Path,
 ) -> None:
+    wrappers, trace_log = traced_cli_path(engine, engines_bin, tmp_path)
     sandbox = engine_sandbox(engine)
+    os.environ["PATH"] = f"{wrappers}:{os.environ['PATH']}"  # restored by monkeypatch
     runner = build_runner(sandbox)
 
     events = await collect(runner, "please\nRUN: echo hi", None, sandbox.work)
@@ -151,6 +193,11 @@ async def test_shell_tool_call_is_a_command_action(
     run_requests = prompt_requests(fake_model, "please\nRUN: echo hi")
     assert [r.action for r in run_requests if r.action == "tool"] == ["tool"]
     assert run_requests[-1].action == "answer"
+
+    # No connection attempt to anything but the fake, from the CLI or any of its children.
+    peers = inet_peers(trace_log.read_text())
+    assert ("127.0.0.1", fake_model.port) in peers  # the trace did see the model traffic
+    assert peers == {("127.0.0.1", fake_model.port)}, peers
 
 
 @pytest.mark.timeout(120)
@@ -289,53 +336,3 @@ async def test_claude_permission_denial_becomes_a_warning_action(
         "Bash" in e.action.title and "touch denied.txt" in e.action.title for e in warnings
     ), describe(events)
     assert not (sandbox.work / "denied.txt").exists()
-
-
-_PORT_RE = re.compile(r"sin6?_port=htons\((?P<port>\d+)\)")
-_ADDR_RE = re.compile(r"(?:inet_addr|inet_pton)\((?:AF_INET6?, )?\"(?P<addr>[^\"]+)\"")
-
-
-def inet_peers(trace: str) -> set[tuple[str, int]]:
-    """(address, port) of every AF_INET/AF_INET6 sockaddr in an strace log."""
-    peers = set()
-    for line in trace.splitlines():
-        if "AF_INET" not in line:
-            continue
-        port, addr = _PORT_RE.search(line), _ADDR_RE.search(line)
-        assert port and addr, f"unparsed strace line: {line}"
-        peers.add((addr["addr"], int(port["port"])))
-    return peers
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("engine", ENGINES)
-async def test_cli_connects_only_to_the_fake(
-    engine: str,
-    engine_sandbox: Callable[..., EngineSandbox],
-    fake_model: FakeModelServer,
-    engines_bin: Path,
-    tmp_path: Path,
-) -> None:
-    # Trace every inet connect/sendto of the CLI and all its children (independent of the
-    # netns, which would only make such attempts fail): the fake must be the only peer.
-    strace = shutil.which("strace")
-    assert strace, "strace is required to check the CLIs' connections"
-    trace_log = tmp_path / f"{engine}.strace"
-    wrappers = tmp_path / "wrappers"
-    wrappers.mkdir()
-    wrapper = wrappers / engine
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"exec {strace} -f -qq --seccomp-bpf -e trace=connect,sendto,sendmsg "
-        f'-o {trace_log} {engines_bin / engine} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    sandbox = engine_sandbox(engine)
-    os.environ["PATH"] = f"{wrappers}:{os.environ['PATH']}"  # restored by monkeypatch
-    runner = build_runner(sandbox)
-
-    events = await collect(runner, "please\nRUN: echo hi", None, sandbox.work)
-    assert final(events).ok, describe(events)
-    peers = inet_peers(trace_log.read_text())
-    assert ("127.0.0.1", fake_model.port) in peers  # the trace did see the model traffic
-    assert peers == {("127.0.0.1", fake_model.port)}, peers
