@@ -32,7 +32,11 @@ _SCRIPT = textwrap.dedent(
     scenario = json.load(open({scenario!r}))
     calls = {record!r}
     stdin = sys.stdin.read() if not sys.stdin.closed else ""
-    entry = {{"argv": sys.argv[1:], "stdin": stdin, "cwd": os.getcwd(), "env": dict(os.environ)}}
+    entry = {{"argv": sys.argv[1:], "stdin": stdin, "cwd": os.getcwd(), "env": dict(os.environ),
+             "pid": os.getpid()}}
+    if scenario.get("child"):
+        import subprocess
+        entry["child_pid"] = subprocess.Popen(["sleep", "60"]).pid
     with open(calls, "a") as fh:
         fh.write(json.dumps(entry) + "\\n")
     for line in scenario.get("stderr", []):
@@ -65,12 +69,22 @@ class FakeCli:
         stderr: list[str] | None = None,
         exit: int = 0,
         sleep: float = 0,
+        child: bool = False,
     ) -> None:
-        """Set what the CLI prints: dict/list items are JSON-encoded, strings go verbatim."""
+        """Set what the CLI prints: dict/list items are JSON-encoded, strings go verbatim.
+
+        ``sleep`` holds the CLI after its output; ``child`` makes it start a ``sleep 60``
+        grandchild first (its pid is recorded as ``child_pid``).
+        """
         lines = [item if isinstance(item, str) else json.dumps(item) for item in stdout or []]
-        self.scenario_path.write_text(
-            json.dumps({"stdout": lines, "stderr": stderr or [], "exit": exit, "sleep": sleep})
-        )
+        scenario = {
+            "stdout": lines,
+            "stderr": stderr or [],
+            "exit": exit,
+            "sleep": sleep,
+            "child": child,
+        }
+        self.scenario_path.write_text(json.dumps(scenario))
 
     def script_fixture(self, name: str, **kwargs: Any) -> None:
         """Replay ``tests/fixtures/streams/<name>`` (a recorded real stream)."""
