@@ -33,7 +33,7 @@ from takopi.supervisor.policy import PolicyConfig, WorkerPolicy
 from takopi.supervisor.process import WorkerProcess, worker_argv
 from takopi.supervisor.reaper import Reaper, become_subreaper
 from takopi.supervisor.registry import RunRegistry
-from takopi.supervisor.runs import SHUTDOWN_REASON, RunService
+from takopi.supervisor.runs import OPERATOR_REASON, SHUTDOWN_REASON, RunService
 from takopi.supervisor.runtime_service import EngineStandIn, RuntimeService
 from takopi.supervisor.verbs import bind_verbs
 
@@ -948,7 +948,7 @@ class Arbiter:
 
     def cancel_run(self, run_id: str) -> bool:
         """Cancel one run by id (from ``takopictl cancel``)."""
-        return self.registry.cancel(run_id, "cancelled")
+        return self.registry.cancel(run_id, OPERATOR_REASON)
 
     # ------------------------------------------------------------------ main
     async def run(self) -> int:

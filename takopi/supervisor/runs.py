@@ -37,7 +37,9 @@ log = get_logger(__name__)
 
 SHUTDOWN_REASON = "shutdown"
 DRAIN_TIMEOUT = 10.0
-SHUTDOWN_ERROR = "cancelled: takopi is shutting down; reply to resume"
+OPERATOR_REASON = "operator"
+OPERATOR_ERROR = "cancelled by the operator (takopictl cancel)"
+SHUTDOWN_ERROR = "cancelled: takopi is shutting down"
 
 
 class RunService:
@@ -169,6 +171,8 @@ class RunService:
             )
             if status is not None:
                 # Synthesized terminal event: engine death, shutdown, unavailable engine.
+                if state["token"] is not None and error:
+                    error += "; reply to resume the session"
                 self.arbiter.journal.outcome(
                     record.run_id,
                     status=status,
@@ -255,7 +259,7 @@ class RunService:
                     await process.exited.wait()
                 cause = process.exit.describe() if process.exit is not None else None
             cause = cause or exc.message or "connection lost"
-            return "error", f"{engine} worker died ({cause}); reply to resume the session"
+            return "error", f"{engine} worker died ({cause})"
         except Exception as exc:
             if state["completed"] is not None:
                 return None, None
@@ -266,6 +270,8 @@ class RunService:
         if scope.cancel_called:
             if record.cancel_reason == SHUTDOWN_REASON:
                 return "cancelled", SHUTDOWN_ERROR
+            if record.cancel_reason == OPERATOR_REASON:
+                return "cancelled", OPERATOR_ERROR
             # The consumer asked for it and renders "cancelled" itself.
             self.arbiter.journal.outcome(
                 record.run_id, status="cancelled", resume_line=record.resume_line, pending=False
@@ -310,4 +316,4 @@ class RunService:
         await forward(event)
 
 
-__all__ = ["SHUTDOWN_ERROR", "SHUTDOWN_REASON", "RunService"]
+__all__ = ["OPERATOR_REASON", "SHUTDOWN_ERROR", "SHUTDOWN_REASON", "RunService"]

@@ -1,0 +1,181 @@
+"""sd_notify sequence against a NOTIFY_SOCKET the test owns; the control socket verbs;
+a command worker reached from the transport; handshake authentication rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+
+from takopi.supervisor.arbiter import Arbiter, SupervisorOptions
+from takopi.supervisor.control import ControlServer, request
+from takopi.supervisor.verbs import bind_verbs
+from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(90)]
+
+
+def test_sd_notify_sequence(supervisor: SupervisorHarness) -> None:
+    path = supervisor.base / "notify.sock"
+    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sink.bind(str(path))
+    sink.settimeout(0.2)
+    messages: list[str] = []
+
+    def drain() -> list[str]:
+        while True:
+            try:
+                messages.append(sink.recv(4096).decode())
+            except (TimeoutError, BlockingIOError):
+                return messages
+
+    supervisor.write_config()
+    supervisor.start(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"}, wait_ready=False)
+    wait_until(lambda: any("READY=1" in m for m in drain()), timeout=30)
+    status = supervisor.control("status")
+    assert all(w["state"] == "ready" for w in status["workers"])  # READY only when all are
+    ready_msg = next(m for m in messages if "READY=1" in m)
+    assert "STATUS=running: recorder; engines: scripted" in ready_msg
+    wait_until(lambda: sum("WATCHDOG=1" in m for m in drain()) >= 2)
+    assert supervisor.proc is not None
+    supervisor.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: any("RELOADING=1" in m for m in drain()))
+    reload_index = next(i for i, m in enumerate(messages) if "RELOADING=1" in m)
+    assert "MONOTONIC_USEC=" in messages[reload_index]
+    wait_until(lambda: any("READY=1" in m for m in drain()[reload_index + 1 :]))
+    assert supervisor.stop() == 0
+    drain()
+    assert any("STOPPING=1" in m for m in messages)
+    # workers never see the notify socket
+    assert "NOTIFY_SOCKET" not in supervisor.log()
+    sink.close()
+    assert_no_leftovers(supervisor)
+
+
+def test_control_verbs(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config()
+    supervisor.start()
+    sock_path = supervisor.control_socket
+    assert stat.S_IMODE(sock_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sock_path.parent.stat().st_mode) == 0o700
+
+    status = supervisor.control("status")
+    assert status["transport"] == "recorder" and status["state"] == "running"
+    names = {w["name"] for w in status["workers"]}
+    assert names == {"engine:scripted", "transport:recorder"}
+
+    supervisor.send("for the logs answer=x")
+    wait_until(lambda: supervisor.finals())
+    logs = supervisor.control("logs", {"name": "engine:scripted", "lines": 500})
+    assert any("subprocess.spawn" in line for line in logs["lines"])
+    assert len(supervisor.control("logs", {"name": "scripted", "lines": 1})["lines"]) == 1
+
+    old = supervisor.worker("engine:scripted")["pid"]
+    assert supervisor.control("restart", {"names": ["engine:scripted"]})["restarted"] == [
+        "engine:scripted"
+    ]
+    wait_until(
+        lambda: (
+            supervisor.worker("engine:scripted")["pid"] not in (None, old)
+            and supervisor.worker("engine:scripted")["state"] == "ready"
+        )
+    )
+
+    bad = request(sock_path, "restart", {"names": ["nope"]})
+    assert not bad["ok"] and bad["code"] == "bad_request" and "nope" in bad["error"]
+    unknown = request(sock_path, "frobnicate")
+    assert not unknown["ok"] and unknown["code"] == "unknown_verb"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(str(sock_path))
+        raw.sendall(b"this is not json\n")
+        answer = json.loads(raw.recv(65536))
+    assert answer == {"ok": False, "error": "request is not valid JSON", "code": "bad_request"}
+
+    supervisor.send("slow one sleep=30")
+    wait_until(lambda: "resume" in str(supervisor.outbox()[-1].get("text")))
+    runs = wait_until(lambda: supervisor.control("runs")["runs"])
+    cancelled = supervisor.control("cancel", {"run_id": runs[0]["run_id"]})
+    assert cancelled == {"cancelled": True}
+    final = wait_until(lambda: supervisor.finals()[1:])[0]
+    assert final["text"].startswith("error") and "cancelled by the operator" in final["text"]
+    assert "`scripted resume " in final["text"]
+
+    assert supervisor.control("stop") == {"stopping": True}
+    assert supervisor.proc is not None
+    assert supervisor.proc.wait(30) == 0
+    assert not sock_path.exists()
+    assert_no_leftovers(supervisor)
+
+
+def test_command_worker_executor_survives_handle(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config()
+    supervisor.start()
+    supervisor.send("/echo hi there", op="command")
+    result = wait_until(lambda: supervisor.outbox_ops("command_result"))[0]
+    assert result["text"] == "echo: hi there"
+    texts = lambda: [r.get("text") for r in supervisor.outbox_ops("send")]  # noqa: E731
+    assert "echo via executor: hi there" in texts()
+    # a background task of the command plugin uses ctx.executor after handle() returned
+    wait_until(lambda: "later: hi there" in texts())
+    status = supervisor.control("status")
+    command = next(w for w in status["workers"] if w["name"] == "command:echo")
+    assert command["state"] == "ready"
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+@pytest.mark.anyio
+async def test_handshake_rules(tmp_path: Path) -> None:
+    arbiter = Arbiter(SupervisorOptions())
+    slot = arbiter._new_slot.__func__  # type: ignore[attr-defined]
+    del slot
+    from takopi.supervisor.arbiter import WorkerSlot
+    from takopi.supervisor.policy import WorkerPolicy
+
+    w = WorkerSlot(kind="engine", plugin_id="codex", python=None, policy=WorkerPolicy())
+    w.identity, w.secret = b"engine:codex:1", "s3cret"
+    arbiter.slots[w.name] = w
+    arbiter._pending_identities[w.identity] = w
+    hello = {"kind": "engine", "id": "codex", "api_version": 1, "secret": "wrong"}
+    assert await arbiter._authenticate(w.identity, hello) == "wrong secret"
+    hello["secret"] = "s3cret"
+    hello["id"] = "claude"
+    assert "belongs to engine:codex" in str(await arbiter._authenticate(w.identity, hello))
+    hello["id"] = "codex"
+    hello["api_version"] = 2
+    assert "API version mismatch" in str(await arbiter._authenticate(w.identity, hello))
+    hello["api_version"] = 1
+    assert await arbiter._authenticate(w.identity, hello) is True
+    # one-time: the same secret cannot be replayed
+    assert await arbiter._authenticate(w.identity, hello) == "unknown identity"
+    assert "secret" not in w.hello
+
+
+@pytest.mark.anyio
+async def test_control_refuses_other_uid_and_oversized(tmp_path: Path) -> None:
+    class Fake:
+        def status(self) -> dict:
+            return {"pid": os.getpid()}
+
+    handlers = bind_verbs(Fake())  # type: ignore[arg-type]
+    server = ControlServer(tmp_path / "c.sock", handlers)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.serve)
+        ok = await anyio.to_thread.run_sync(request, tmp_path / "c.sock", "status")
+        assert ok == {"ok": True, "id": None, "result": {"pid": os.getpid()}}
+
+        def oversized() -> dict:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+                raw.connect(str(tmp_path / "c.sock"))
+                raw.sendall(b"{" + b" " * 70_000)
+                return json.loads(raw.recv(65536))
+
+        answer = await anyio.to_thread.run_sync(oversized)
+        assert answer["code"] == "bad_request" and "too large" in answer["error"]
+        tg.cancel_scope.cancel()
