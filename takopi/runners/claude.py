@@ -11,7 +11,8 @@ Config (``[claude]`` in takopi.toml):
   from claude's environment so that the subscription login is used.
 
 Permission denials (a ``tool_result`` refused for lack of permission, and the result's
-``permission_denials``) become warning actions naming the tool and its input.
+``permission_denials``) become warning actions naming the tool and its input, and are listed
+at the end of the final answer (progress actions are not part of the final message).
 Resume line: `` `claude --resume <session id>` ``.
 """
 
@@ -79,6 +80,7 @@ class ClaudeRunState(JsonlRunState):
     thinking_seq: int = 0
     denied: set[str] = field(default_factory=set)
     denial_seq: int = 0
+    denial_titles: list[str] = field(default_factory=list)
 
 
 def _result_text(content: Any) -> str:
@@ -125,6 +127,14 @@ def denial_title(tool_name: str, tool_input: dict[str, Any]) -> str:
     summary = input_summary(tool_name, tool_input)
     name = tool_name or "tool"
     return f"permission denied: {name} `{summary}`" if summary else f"permission denied: {name}"
+
+
+def _with_denials(answer: str, titles: list[str]) -> str:
+    """Append the denied tool calls to the answer: progress actions vanish with the run."""
+    if not titles:
+        return answer
+    notice = "\n".join(titles)
+    return f"{answer}\n\n{notice}" if answer.strip() else notice
 
 
 @dataclass(slots=True)
@@ -352,6 +362,7 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
         if tool_use_id:
             st.denied.add(tool_use_id)
         title = denial_title(tool_name, tool_input)
+        st.denial_titles.append(title)
         detail: dict[str, Any] = {
             "tool_name": tool_name,
             "tool_input": tool_input,
@@ -390,7 +401,11 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
         token = st.factory.resume or resume
         if not msg.is_error:
             answer = msg.result if msg.result else st.last_text
-            events.append(st.factory.completed_ok(answer=answer, resume=token, usage=usage))
+            events.append(
+                st.factory.completed_ok(
+                    answer=_with_denials(answer, st.denial_titles), resume=token, usage=usage
+                )
+            )
             return events
         error = msg.result or ""
         if not error:
@@ -399,6 +414,7 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
             if details:
                 error = f"{error}: {details}"
         answer = st.last_text if st.last_text.strip() != error.strip() else ""
+        answer = _with_denials(answer, st.denial_titles)
         events.append(
             st.factory.completed_error(error=error, answer=answer, resume=token, usage=usage)
         )

@@ -227,7 +227,7 @@ async def test_denied_tool_result_from_real_stream(fake_cli: Any, workdir: Path)
             "permission denied: Bash `touch f`",
             False,
         ),
-        ("completed", True, answer, None, session),
+        ("completed", True, answer + "\n\npermission denied: Bash `touch f`", None, session),
     ]
     warning = events[3]
     assert isinstance(warning, ActionEvent)
@@ -299,7 +299,14 @@ async def test_permission_denials_only_in_result(fake_cli: Any, workdir: Path) -
             "permission denied: WebFetch `https://example.com`",
             False,
         ),
-        ("completed", True, "I could not write the file.", None, SESSION),
+        (
+            "completed",
+            True,
+            "I could not write the file.\n\npermission denied: Write `notes.md`\n"
+            "permission denied: WebFetch `https://example.com`",
+            None,
+            SESSION,
+        ),
     ]
     started_write = events[1]
     assert isinstance(started_write, ActionEvent)

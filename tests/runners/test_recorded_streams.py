@@ -165,7 +165,8 @@ CASES: list[tuple[str, str, bool, list[tuple[Any, ...]]]] = [
                 True,
                 "`touch denied.txt` printed: touch in '/tmp/takopi-rec/work/denied.txt' was "
                 "blocked. For security, Claude Code may only create or modify files in the "
-                "allowed working directories for this session: '/tmp/takopi-rec/work'.",
+                "allowed working directories for this session: '/tmp/takopi-rec/work'."
+                "\n\npermission denied: Bash `touch denied.txt`",
                 None,
             ),
         ],
