@@ -137,7 +137,7 @@ def _with_denials(answer: str, titles: list[str]) -> str:
     return f"{answer}\n\n{notice}" if answer.strip() else notice
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     """Runs ``claude -p --output-format stream-json``; see the module docstring."""
 

@@ -121,7 +121,7 @@ def _mcp_detail(item: schema.McpToolCallItem) -> dict[str, Any]:
     return detail
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class CodexRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     """Runs ``codex exec --json``; see the module docstring for config and argv."""
 

@@ -129,7 +129,7 @@ def _add_usage(total: dict[str, Any], part: schema.StepFinishPart) -> None:
         total["cost"] = total.get("cost", 0.0) + part.cost
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     """Runs ``opencode run --format json``; see the module docstring."""
 

@@ -100,7 +100,7 @@ class PiRunState(JsonlRunState):
     tools: dict[str, tuple[Any, str, dict[str, Any]]] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     """Runs ``pi --print --mode json``; see the module docstring."""
 
