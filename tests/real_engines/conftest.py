@@ -10,14 +10,21 @@ a loopback-only network namespace when the process may create one (:mod:`.netns`
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from takopi.logging import get_logger
 from tests.fakes.model_server import FakeModelServer
-from tests.real_engines.engines import EngineSandbox, install_engines, prepare_engine
+from tests.real_engines.engines import (
+    EngineSandbox,
+    install_engines,
+    live_processes,
+    prepare_engine,
+)
 from tests.real_engines.netns import isolated_network
 
 log = get_logger(__name__)
@@ -26,6 +33,25 @@ log = get_logger(__name__)
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """Every process a test started (CLIs, their children) must be gone after it (3 s grace)."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    new = [p for p in me.children(recursive=True) if p.pid not in before]
+    deadline = time.monotonic() + 3.0
+    while live_processes(new) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leftover = []
+    for proc in live_processes(new):
+        try:
+            leftover.append((proc.pid, proc.cmdline()))
+        except psutil.Error:
+            continue
+    assert not leftover, f"processes left behind: {leftover}"
 
 
 @pytest.fixture(scope="session")

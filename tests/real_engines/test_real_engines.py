@@ -28,7 +28,7 @@ from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent,
 from takopi.runner import Runner
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 from tests.fakes.model_server import FakeModelServer
-from tests.real_engines.engines import ENGINES, EngineSandbox
+from tests.real_engines.engines import ENGINES, EngineSandbox, live_processes
 
 pytestmark = [pytest.mark.real_engines, pytest.mark.anyio]
 
@@ -219,17 +219,6 @@ async def test_model_http_400_is_an_error_completion(
     assert prompt_requests(fake_model, "FAIL400")[0].action == "fail"
 
 
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    alive = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("engine", ENGINES)
 async def test_cancel_mid_turn_kills_cli_and_children(
@@ -259,14 +248,14 @@ async def test_cancel_mid_turn_kills_cli_and_children(
                 await anyio.sleep(0.05)
         # The turn is in flight: the CLI (and whatever it spawned) is alive now.
         procs = [p for p in me.children(recursive=True) if p.pid not in before]
-        assert _alive(procs), "no CLI process found while the turn was in flight"
+        assert live_processes(procs), "no CLI process found while the turn was in flight"
         cancelled_at = time.monotonic()
         tg.cancel_scope.cancel()
 
-    remaining = _alive(procs)
+    remaining = live_processes(procs)
     while remaining and time.monotonic() < cancelled_at + CANCEL_GRACE_S:
         time.sleep(0.05)
-        remaining = _alive(procs)
+        remaining = live_processes(procs)
     assert not remaining, [(p.pid, p.name(), p.cmdline()) for p in remaining]
     assert not any(isinstance(e, CompletedEvent) and e.ok for e in events), describe(events)
 
