@@ -85,11 +85,14 @@ def engine_sandbox(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., EngineSandbox]:
-    """Factory: ``engine_sandbox(engine, **extra_env)`` prepares HOME/config/work dir for the
-    engine and makes its environment the process environment (restored after the test)."""
+    """Factory: ``engine_sandbox(engine, pi_api=..., **extra_env)`` prepares HOME/config/work
+    dir for the engine and makes its environment the process environment (restored after the
+    test)."""
 
-    def make(engine: str, **extra_env: str) -> EngineSandbox:
-        sandbox = prepare_engine(engine, fake_model.base_url, tmp_path / engine, engines_bin)
+    def make(engine: str, *, pi_api: str = "openai-completions", **extra_env: str) -> EngineSandbox:
+        sandbox = prepare_engine(
+            engine, fake_model.base_url, tmp_path / engine, engines_bin, pi_api=pi_api
+        )
         sandbox.env.update(extra_env)
         env = sandbox.full_env()
         for key in list(os.environ):

@@ -156,8 +156,20 @@ def opencode_config(base_url: str) -> dict[str, Any]:
     }
 
 
-def prepare_engine(engine: str, base_url: str, root: Path, bin_dir: Path) -> EngineSandbox:
-    """Create HOME/work dirs and config files under ``root`` for ``engine``."""
+PI_APIS = ("openai-completions", "openai-responses", "anthropic-messages")
+
+
+def prepare_engine(
+    engine: str,
+    base_url: str,
+    root: Path,
+    bin_dir: Path,
+    *,
+    pi_api: str = "openai-completions",
+) -> EngineSandbox:
+    """Create HOME/work dirs and config files under ``root`` for ``engine``.
+
+    ``pi_api`` picks the wire pi's provider speaks (any of :data:`PI_APIS`)."""
     home = root / "home"
     work = root / "work"
     home.mkdir(parents=True, exist_ok=True)
@@ -198,8 +210,9 @@ def prepare_engine(engine: str, base_url: str, root: Path, bin_dir: Path) -> Eng
         models = {
             "providers": {
                 "fake": {
-                    "baseUrl": f"{base_url}/v1",
-                    "api": "openai-completions",
+                    # the Anthropic client appends /v1/messages itself
+                    "baseUrl": base_url if pi_api == "anthropic-messages" else f"{base_url}/v1",
+                    "api": pi_api,
                     "apiKey": FAKE_KEY,
                     "models": [{"id": "fake-model"}],
                 }

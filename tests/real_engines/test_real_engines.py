@@ -28,7 +28,7 @@ from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent,
 from takopi.runner import Runner
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 from tests.fakes.model_server import FakeModelServer
-from tests.real_engines.engines import ENGINES, EngineSandbox, live_processes
+from tests.real_engines.engines import ENGINES, PI_APIS, EngineSandbox, live_processes
 
 pytestmark = [pytest.mark.real_engines, pytest.mark.anyio]
 
@@ -325,3 +325,24 @@ async def test_claude_permission_denial_becomes_a_warning_action(
         "Bash" in e.action.title and "touch denied.txt" in e.action.title for e in warnings
     ), describe(events)
     assert not (sandbox.work / "denied.txt").exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("api", [a for a in PI_APIS if a != "openai-completions"])
+async def test_pi_over_the_other_wires(
+    api: str,
+    engine_sandbox: Callable[..., EngineSandbox],
+    fake_model: FakeModelServer,
+) -> None:
+    # pi's Responses and Anthropic clients need the fake's full event streams.
+    sandbox = engine_sandbox("pi", pi_api=api)
+    runner = build_runner(sandbox)
+
+    events = await collect(runner, "please\nRUN: echo hi", None, sandbox.work)
+    done = final(events)
+    assert done.ok, describe(events)
+    assert done.answer == "`echo hi` printed: hi", describe(events)
+    commands = [e for e in events if isinstance(e, ActionEvent) and e.action.kind == "command"]
+    assert [e.phase for e in commands] == ["started", "completed"], describe(events)
+    expected_wire = {"openai-responses": "responses", "anthropic-messages": "anthropic"}[api]
+    assert {r.wire for r in fake_model.model_requests()} == {expected_wire}
