@@ -127,6 +127,7 @@ async def test_resume_same_dir_model_override(fake_cli: Any, workdir: Path) -> N
         ResumeToken("opencode", SESSION),
         cwd=workdir,
         model="fake/other",
+        reasoning="high",  # only codex takes a reasoning override
     )
     assert cli.last["argv"] == [
         "run",

@@ -176,8 +176,11 @@ async def test_resume_by_full_id_with_options(fake_cli: Any, workdir: Path) -> N
     # a path token from an older resume line, a /model override, a dash prompt
     path_token = ResumeToken("pi", "/home/me/.pi/agent/sessions/--x--/a b.jsonl")
     cli.script([header(SESSION_B), {"type": "agent_end", "messages": []}])
-    events = await collect(r, "-v please", path_token, cwd=workdir, model="other")
+    events = await collect(
+        r, "-v please", path_token, cwd=workdir, model="other", reasoning="xhigh"
+    )
     argv = cli.last["argv"]
+    assert not any("xhigh" in arg for arg in argv)
     assert argv[argv.index("--model") + 1] == "other"
     assert argv[-3:] == ["--session", path_token.value, " -v please"]
     assert summarize(events)[0] == ("started", path_token.value, "pi")
