@@ -63,7 +63,10 @@ def session_dir_name(cwd: str) -> str:
 def new_session_path(cwd: str, *, env: dict[str, str] | None = None) -> Path:
     """A fresh session file path for ``cwd`` (its folder is created)."""
     folder = pi_agent_dir(env) / "sessions" / session_dir_name(cwd)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # pi then reports the problem itself
+        logger.warning("pi.session_dir_failed", path=str(folder), error=str(exc))
     stamp = re.sub(r"[:.]", "-", datetime.now(UTC).isoformat())
     return folder / f"{stamp}_{uuid.uuid4().hex}.jsonl"
 
