@@ -346,3 +346,58 @@ async def test_pi_over_the_other_wires(
     assert [e.phase for e in commands] == ["started", "completed"], describe(events)
     expected_wire = {"openai-responses": "responses", "anthropic-messages": "anthropic"}[api]
     assert {r.wire for r in fake_model.model_requests()} == {expected_wire}
+
+
+# --- reference engine config keys reach the real CLIs ----------------------------------------
+
+
+@pytest.mark.timeout(120)
+async def test_codex_profile_key_selects_a_config_toml_profile(
+    engine_sandbox: Callable[..., EngineSandbox],
+    fake_model: FakeModelServer,
+) -> None:
+    sandbox = engine_sandbox("codex")
+    # The provider now lives only in a profile. codex 0.169 reads `--profile NAME` from
+    # $CODEX_HOME/NAME.config.toml and refuses a legacy [profiles.NAME] table in config.toml.
+    codex_home = sandbox.home / ".codex"
+    (codex_home / "config.toml").write_text(
+        "[analytics]\n"
+        "enabled = false\n"
+        "[features]\n"
+        "plugins = false\n"
+        "unbounded_connection_retries = false\n"
+    )
+    (codex_home / "offline.config.toml").write_text(
+        'model = "gpt-5.5"\n'
+        'model_provider = "fake"\n'
+        'approval_policy = "never"\n'
+        "[model_providers.fake]\n"
+        'name = "Fake LLM"\n'
+        f'base_url = "{fake_model.base_url}/v1"\n'
+        'env_key = "FAKE_API_KEY"\n'
+        'wire_api = "responses"\n'
+        "request_max_retries = 0\n"
+        "stream_max_retries = 0\n"
+    )
+    runner = build_runner(EngineSandbox(**{**sandbox.__dict__, "config": {"profile": "offline"}}))
+
+    events = await collect(runner, "via profile", None, sandbox.work)
+    done = final(events)
+    assert done.ok, describe(events)
+    assert done.answer == "ok: via profile"
+    assert started(events).title == "offline"
+    assert prompt_requests(fake_model, "via profile")
+
+
+@pytest.mark.timeout(120)
+async def test_claude_permission_mode_key_reaches_the_cli(
+    engine_sandbox: Callable[..., EngineSandbox],
+) -> None:
+    sandbox = engine_sandbox("claude")
+    sandbox.config["permission_mode"] = "acceptEdits"
+    runner = build_runner(sandbox)
+
+    events = await collect(runner, "hello", None, sandbox.work)
+    assert final(events).ok, describe(events)
+    meta = started(events).meta or {}
+    assert meta.get("permissionMode") == "acceptEdits", describe(events)
