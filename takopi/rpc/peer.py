@@ -22,13 +22,7 @@ from typing import Any
 
 from takopi.logging import get_logger
 from takopi.rpc import envelope as env
-from takopi.rpc.codec import (
-    EXT_BACKREF,
-    Ref,
-    RefDescriptor,
-    decode,
-    encode,
-)
+from takopi.rpc.codec import EXT_BACKREF, Codec, Ref, RefDescriptor
 from takopi.rpc.errors import (
     BAD_REQUEST,
     ENCODE_ERROR,
@@ -247,8 +241,7 @@ class Peer:
         self._callback_tasks: set[asyncio.Future[Any]] = set()
         self._releases: list[list[int]] = []
         self._release_scheduled = False
-        self._exporter = self._export_ref
-        self._importer = self._import_ref
+        self._codec = Codec(self._export_ref, self._import_ref)
 
     # ------------------------------------------------------------------ registration
 
@@ -298,7 +291,7 @@ class Peer:
         return PeerGone(f"peer {self.name} is gone" + (f": {reason}" if reason else ""))
 
     def _encode(self, obj: Any) -> bytes:
-        return encode(obj, ref_exporter=self._exporter)
+        return self._codec.encode(obj)
 
     async def call(
         self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any
@@ -644,7 +637,7 @@ class Peer:
             log.warning("rpc.frame.unknown_kind", peer=self.name, kind=kind)
 
     def _decode(self, body: bytes) -> Any:
-        return decode(body, ref_importer=self._importer)
+        return self._codec.decode(body)
 
     def _on_response(self, rid: int, body: bytes) -> None:
         fut = self._pending.pop(rid, None)

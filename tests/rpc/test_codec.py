@@ -151,10 +151,11 @@ class _Point:
 def test_register_custom_dataclass_and_tolerate_extra_fields() -> None:
     register_type(_Point, name="tests.rpc._Point")
     assert decode(encode(_Point(3, 4))) == _Point(3, 4)
-    # a newer peer may send fields this side does not know: they are ignored
-    inner = msgpack.packb(["tests.rpc._Point", {"x": 1, "z": 9}], use_bin_type=True)
-    data = msgpack.packb(msgpack.ExtType(1, inner), use_bin_type=True)
-    assert decode(data) == _Point(1, 0)
+    # a peer whose class differs (reordered, extra, missing fields) still decodes by name
+    tag = msgpack.ExtType(1, b"tests.rpc._Point\0z,x")
+    assert decode(msgpack.packb([tag, 9, 1], use_bin_type=True)) == _Point(1, 0)
+    tag = msgpack.ExtType(1, b"tests.rpc._Point\0y,x")
+    assert decode(msgpack.packb([tag, 5, 2], use_bin_type=True)) == _Point(2, 5)
 
 
 def test_register_rejects_name_clash_and_non_dataclass_without_functions() -> None:
@@ -165,9 +166,15 @@ def test_register_rejects_name_clash_and_non_dataclass_without_functions() -> No
 
 
 def test_unknown_wire_type_fails_decode() -> None:
-    inner = msgpack.packb(["NoSuchType", {}], use_bin_type=True)
     with pytest.raises(TypeError, match="NoSuchType"):
-        decode(msgpack.packb(msgpack.ExtType(1, inner), use_bin_type=True))
+        decode(msgpack.packb([msgpack.ExtType(1, b"NoSuchType\0a")], use_bin_type=True))
+    with pytest.raises(TypeError, match="extension code 99"):
+        decode(msgpack.packb(msgpack.ExtType(99, b""), use_bin_type=True))
+
+
+def test_tuple_and_frozenset_as_map_keys() -> None:
+    value = {(1, "a"): "tuple key", frozenset({2}): "set key"}
+    assert decode(encode(value)) == value
 
 
 def test_importing_rpc_does_not_import_heavy_modules() -> None:

@@ -1,0 +1,238 @@
+"""RPC benchmark: round trip and streamed events/s through one hop, each against a raw pipe
+measured in the same run (not part of the test suite).
+
+    .venv/bin/python bench/bench_rpc.py [--calls 3000] [--events 200000]
+
+Round trip: this process (asyncio, ROUTER) calls ``echo`` on a worker process (DEALER) over
+ipc://; baseline: a blocking 8-byte ping-pong with a child over two pipes. Streaming: the worker
+streams takopi ``ActionEvent`` objects (decoded into the real class here); baseline: the child
+writes the same events as JSON lines into a pipe and this process reads and ``json.loads``
+each line (what a runner does with an agent CLI's output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SECRET = "bench-secret"
+
+
+def _event(i: int) -> Any:
+    from takopi.model import Action, ActionEvent
+
+    return ActionEvent(
+        engine="codex",
+        action=Action(id=f"item_{i}", kind="command", title="ls -la", detail={"exit_code": 0}),
+        phase="completed",
+        ok=True,
+    )
+
+
+def _event_json(i: int) -> str:
+    return json.dumps(
+        {
+            "type": "item.completed",
+            "item": {
+                "id": f"item_{i}",
+                "type": "command_execution",
+                "command": "ls -la",
+                "exit_code": 0,
+                "status": "completed",
+            },
+        }
+    )
+
+
+# ---------------------------------------------------------------------------- child modes
+
+
+def child_pipe_echo() -> None:
+    while True:
+        data = os.read(0, 8)
+        if not data:
+            return
+        os.write(1, data)
+
+
+def child_pipe_events(n: int) -> None:
+    out = sys.stdout
+    for i in range(n):
+        out.write(_event_json(i) + "\n")
+    out.flush()
+
+
+async def child_worker(address: str) -> None:
+    from takopi.rpc import DealerEndpoint, new_identity
+
+    peer = await DealerEndpoint.connect(
+        address,
+        identity=new_identity("engine", "bench"),
+        hello={"kind": "engine", "id": "bench", "distribution": "bench", "secret": SECRET},
+    )
+
+    async def events(n: int) -> AsyncIterator[Any]:
+        for i in range(n):
+            yield _event(i)
+
+    async def ints(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    peer.register("echo", lambda x: x)
+    peer.register_stream("events", events)
+    peer.register_stream("ints", ints)
+    await peer.wait_closed()
+
+
+# ---------------------------------------------------------------------------- measurements
+
+
+def _spawn(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT, **kw)
+
+
+def pipe_round_trips(n: int) -> list[float]:
+    proc = _spawn("--child", "pipe-echo", stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    assert proc.stdin is not None and proc.stdout is not None
+    wfd, rfd = proc.stdin.fileno(), proc.stdout.fileno()
+    samples = []
+    msg = b"12345678"
+    for _ in range(200):  # warm up
+        os.write(wfd, msg)
+        os.read(rfd, 8)
+    for _ in range(n):
+        t0 = time.perf_counter()
+        os.write(wfd, msg)
+        os.read(rfd, 8)
+        samples.append(time.perf_counter() - t0)
+    proc.stdin.close()
+    proc.wait()
+    proc.stdout.close()
+    return samples
+
+
+def pipe_events(n: int) -> float:
+    t0 = time.perf_counter()
+    proc = _spawn("--child", "pipe-events", str(n), stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    count = 0
+    for line in proc.stdout:
+        json.loads(line)
+        count += 1
+    proc.wait()
+    proc.stdout.close()
+    assert count == n
+    return n / (time.perf_counter() - t0)
+
+
+async def rpc_measurements(calls: int, events: int) -> dict[str, Any]:
+    from takopi.rpc import Peer, RouterEndpoint, ipc_address, make_runtime_dir
+    from takopi.model import ActionEvent
+
+    rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
+    peers: asyncio.Queue[Peer] = asyncio.Queue()
+
+    async def auth(identity: bytes, hello: dict[str, Any]) -> bool:
+        return hello.get("secret") == SECRET
+
+    endpoint = RouterEndpoint(
+        ipc_address(rundir, "sup"), authenticate=auth, on_peer=peers.put_nowait
+    )
+    endpoint.start()
+    t_spawn = time.perf_counter()
+    proc = _spawn("--child", "worker", endpoint.address)
+    peer = await asyncio.wait_for(peers.get(), 30)
+    spawn_to_hello = time.perf_counter() - t_spawn
+    out: dict[str, Any] = {"spawn_to_hello": spawn_to_hello}
+    try:
+        for _ in range(300):
+            await peer.call("echo", 1)
+        samples = []
+        for i in range(calls):
+            t0 = time.perf_counter()
+            await peer.call("echo", i)
+            samples.append(time.perf_counter() - t0)
+        out["rtt"] = samples
+
+        async def stream(method: str, n: int, check: type | None) -> float:
+            t0 = time.perf_counter()
+            count = 0
+            async with peer.stream(method, n, window=4096) as items:
+                async for item in items:
+                    if check is not None:
+                        assert type(item) is check
+                    count += 1
+            assert count == n
+            return n / (time.perf_counter() - t0)
+
+        out["events_per_s"] = await stream("events", events, ActionEvent)
+        out["ints_per_s"] = await stream("ints", events, None)
+    finally:
+        await peer.aclose()
+        await endpoint.aclose()
+        proc.wait(10)
+        shutil.rmtree(rundir, ignore_errors=True)
+    return out
+
+
+def _pct(samples: list[float], q: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=3000)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--child", nargs="*")
+    args = ap.parse_args()
+    if args.child:
+        mode = args.child[0]
+        if mode == "pipe-echo":
+            child_pipe_echo()
+        elif mode == "pipe-events":
+            child_pipe_events(int(args.child[1]))
+        elif mode == "worker":
+            asyncio.run(child_worker(args.child[1]))
+        return
+
+    pipe = pipe_round_trips(args.calls)
+    rpc = asyncio.run(rpc_measurements(args.calls, args.events))
+    pipe_eps = pipe_events(args.events)
+    rtt = rpc["rtt"]
+    us = 1e6
+    p_med, r_med = statistics.median(pipe), statistics.median(rtt)
+    p_99, r_99 = _pct(pipe, 0.99), _pct(rtt, 0.99)
+    print(f"round trip ({args.calls} calls, worker process over ipc://)")
+    print(f"  raw pipe      median {p_med * us:8.1f} us   p99 {p_99 * us:8.1f} us")
+    print(f"  rpc call      median {r_med * us:8.1f} us   p99 {r_99 * us:8.1f} us")
+    print(
+        f"  ratio         median {r_med / p_med:8.2f} x    p99 {r_99 / p_99:8.2f} x   (target <= 3x)"
+    )
+    print(f"streaming ({args.events} events, one hop)")
+    print(f"  raw pipe JSON lines  {pipe_eps:12,.0f} events/s")
+    print(
+        f"  rpc ActionEvent      {rpc['events_per_s']:12,.0f} events/s   "
+        f"ratio {rpc['events_per_s'] / pipe_eps:.2f} x   (target >= 100k/s)"
+    )
+    print(f"  rpc small ints       {rpc['ints_per_s']:12,.0f} items/s")
+    print(f"spawn -> handshake done  {rpc['spawn_to_hello'] * 1e3:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
