@@ -41,9 +41,12 @@ class UnitSpec:
     systemd_version: int | None = None
 
 
-def sd_escape(arg: str) -> str:
-    """One argv word for ``ExecStart=`` (specifiers ``%`` and ``$`` escaped, quoted if needed)."""
-    text = arg.replace("%", "%%").replace("$", "$$")
+def sd_escape(arg: str, *, dollar: bool = True) -> str:
+    """One word for ``ExecStart=`` or ``Environment=``: specifiers (``%``) and, in command
+    lines, variable references (``$``) escaped; double-quoted when it has blanks or quotes."""
+    text = arg.replace("%", "%%")
+    if dollar:
+        text = text.replace("$", "$$")
     if text and not re.search(r"[\s\"'\\;]", text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -59,11 +62,18 @@ def render_unit(spec: UnitSpec) -> str:
     backoff = ["RestartSec=2s"]
     if spec.systemd_version is not None and spec.systemd_version >= RESTART_STEPS_MIN_VERSION:
         backoff += ["RestartSteps=6", "RestartMaxDelaySec=2min"]
+    else:
+        backoff.insert(
+            0,
+            "# systemd >= 254: `takopi service install` adds RestartSteps=6 and "
+            "RestartMaxDelaySec=2min.",
+        )
     env = ["Environment=PYTHONUNBUFFERED=1"]
     if spec.path_env:
-        env.append(f"Environment={sd_escape('PATH=' + spec.path_env)}")
+        env.append(f"Environment={sd_escape('PATH=' + spec.path_env, dollar=False)}")
     workdir = (
-        [f"WorkingDirectory={sd_escape(spec.working_directory)}"]
+        # WorkingDirectory= takes the path as is (no quoting); only specifiers need escaping.
+        [f"WorkingDirectory={spec.working_directory.replace('%', '%%')}"]
         if spec.working_directory
         else ["WorkingDirectory=~"]
     )
@@ -110,6 +120,24 @@ def render_unit(spec: UnitSpec) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+_HOME_MARK = "@@HOME@@"
+
+
+def reference_unit() -> str:
+    """The unit shipped as ``systemd/takopi.service``: scripts in ``~/.local/bin`` (pipx).
+
+    Uses the ``%h`` specifier (the user's home) and leaves out the systemd >= 254 backoff keys.
+    """
+    spec = UnitSpec(
+        exec_start=[f"{_HOME_MARK}/.local/bin/takopi"],
+        exec_reload=[f"{_HOME_MARK}/.local/bin/takopictl", "reload"],
+        working_directory=None,
+        path_env=f"{_HOME_MARK}/.local/bin:/usr/local/bin:/usr/bin:/bin",
+        systemd_version=None,
+    )
+    return render_unit(spec).replace(_HOME_MARK, "%h")
 
 
 def systemd_version() -> int | None:
@@ -298,6 +326,7 @@ __all__ = [
     "UnitSpec",
     "build_spec",
     "installation_commands",
+    "reference_unit",
     "render_unit",
     "sd_command",
     "sd_escape",
