@@ -129,8 +129,13 @@ async def run_telegram(
     poll_timeout_s: int = 50,
 ) -> None:
     """Build the client, transport and presenter for ``settings`` and run the chat loop."""
-    async with TelegramClient(settings.bot_token, api_url=settings.api_url) as bot:
+    bot = TelegramClient(settings.bot_token, api_url=settings.api_url)
+    try:
         me = await _wait_for_bot(bot)
+    except BaseException:
+        await bot.api.close()
+        raise
+    async with bot:
         log.info(
             "telegram.ready",
             bot=(me or {}).get("username"),
@@ -222,15 +227,22 @@ class TelegramBackend:
         """Validate the config and run the chat loop (blocks; owns its event loop)."""
         settings = telegram_settings(transport_config, config_path)
         register_secret(settings.bot_token)
-        anyio.run(
-            lambda: run_telegram(
-                settings,
-                runtime=runtime,
-                config_path=Path(config_path) if config_path is not None else None,
-                final_notify=final_notify,
-                default_engine_override=default_engine_override,
+        try:
+            anyio.run(
+                lambda: run_telegram(
+                    settings,
+                    runtime=runtime,
+                    config_path=Path(config_path) if config_path is not None else None,
+                    final_notify=final_notify,
+                    default_engine_override=default_engine_override,
+                )
             )
-        )
+        except BaseExceptionGroup as group:
+            # surface a lone ConfigError as itself (the worker maps it to EX_CONFIG)
+            config_errors, _rest = group.split(ConfigError)
+            if config_errors is not None:
+                raise config_errors.exceptions[0] from None
+            raise
 
 
 BACKEND = TelegramBackend()

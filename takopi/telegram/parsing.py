@@ -193,8 +193,8 @@ class _BoundedSet:
 
 
 class UpdateDeduper:
-    """Seen ``update_id``\\ s (FIFO, 4096) and, for updates without one, seen
-    ``(chat_id, message_id)`` pairs (FIFO, 2048)."""
+    """Seen ``update_id``\\ s (FIFO, 4096) and seen ``(chat_id, message_id)`` pairs
+    (FIFO, 2048)."""
 
     def __init__(
         self, *, updates_limit: int = SEEN_UPDATES_LIMIT, messages_limit: int = SEEN_MESSAGES_LIMIT
@@ -203,11 +203,13 @@ class UpdateDeduper:
         self._messages = _BoundedSet(messages_limit)
 
     def is_new(self, update: TelegramIncomingUpdate) -> bool:
-        if update.update_id is not None:
-            return self._updates.add(update.update_id)
+        if update.update_id is not None and not self._updates.add(update.update_id):
+            return False
+        # a ``message`` is delivered once: the same message under another update id is a
+        # re-delivery too (this goes further than the reference, which keys on update_id)
         if isinstance(update, TelegramIncomingMessage):
             return self._messages.add((update.chat_id, update.message_id))
-        return self._messages.add(("cb", update.callback_query_id))
+        return update.update_id is not None or self._messages.add(("cb", update.callback_query_id))
 
 
 __all__ = [

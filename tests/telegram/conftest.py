@@ -4,7 +4,6 @@ like the transport worker does."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
@@ -20,7 +19,6 @@ from typing import Any
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from takopi.logging import setup_logging
 from takopi.projects import ProjectsConfig
 from takopi.router import AutoRouter, RunnerEntry
 from takopi.runners.codex import build_runner
@@ -125,7 +123,7 @@ class Harness:
             )
         )
         if wait_ready:
-            self.wait_bot_message(CHAT, lambda m: "takopi is ready" in m.text)
+            self.wait_bot_message(self.settings.chat_id, lambda m: "takopi is ready" in m.text)
             # the loop polls right after the startup message; give it its first poll
             self.server.wait_for(lambda: self.server.calls("getUpdates"), timeout=10)
         return self
@@ -188,15 +186,57 @@ def harness_factory(server: BotApiServer, tmp_path: Path) -> Iterator[Callable[.
             h.stop()
 
 
+class RecordingLogger:
+    """Stands in for a module's structlog logger and records ``(level, event, fields)``."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _record(self, level: str, event: str, **fields: Any) -> None:
+        self.records.append((level, event, fields))
+
+    def debug(self, event: str, **fields: Any) -> None:
+        self._record("debug", event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._record("info", event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._record("warning", event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._record("error", event, **fields)
+
+    def exception(self, event: str, **fields: Any) -> None:
+        self._record("exception", event, **fields)
+
+    def bind(self, **_fields: Any) -> RecordingLogger:
+        return self
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [fields for _level, name, fields in self.records if name == event]
+
+
 @pytest.fixture
-def log_capture() -> Iterator[io.StringIO]:
-    """Route takopi logs (JSON lines, debug level) into a buffer for the test."""
-    buf = io.StringIO()
-    setup_logging(level="debug", fmt="json", stream=buf)
-    try:
-        yield buf
-    finally:
-        setup_logging()
+def log_capture(monkeypatch: pytest.MonkeyPatch) -> RecordingLogger:
+    """Record what the telegram modules (and the state-file helper) log.
+
+    takopi's module loggers are bound when imported, so the test swaps them instead of
+    reconfiguring structlog (the token-redaction test uses a real process and log file)."""
+    import takopi.telegram.loop
+    import takopi.telegram.outbox
+    import takopi.telegram.parsing
+    import takopi.utils.json_state
+
+    rec = RecordingLogger()
+    for module in (
+        takopi.telegram.loop,
+        takopi.telegram.outbox,
+        takopi.telegram.parsing,
+        takopi.utils.json_state,
+    ):
+        monkeypatch.setattr(module, "log", rec)
+    return rec
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:

@@ -1,0 +1,271 @@
+"""End to end: overflow, Bot API faults, unauthorized senders, malformed updates, offline
+backlog, pending deliveries, state corruption and secrets in logs."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from takopi.telegram.loop import BACKLOG_NOTICE
+from tests.fakes.bot_api import utf16_len
+from tests.telegram.conftest import CHAT, make_runtime, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+RESUME_RE = re.compile(r"codex resume (thread-[0-9a-f]+)")
+GROUP = -2002
+
+
+def test_long_answer_is_trimmed_keeping_the_footer(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    user = server.send_user_message(CHAT, "long 10000")
+    final = h.final_for(CHAT, user["message_id"])
+    assert utf16_len(final.text) <= 4096
+    assert "…" in final.text
+    assert RESUME_RE.search(final.text.splitlines()[-1])  # footer last and whole
+    assert not server.errors
+
+
+def test_long_answer_is_split_with_continued_headers(server, fake_codex, harness_factory):
+    h = harness_factory(message_overflow="split").start()
+    user = server.send_user_message(CHAT, "long 10000")
+    first = h.final_for(CHAT, user["message_id"])
+    thread = RESUME_RE.search(first.text).group(1)
+
+    def chunks() -> list[Any]:
+        return [
+            m
+            for m in server.bot_messages(CHAT)
+            if m.reply_to_message_id == user["message_id"] and "continued (" in m.text
+        ]
+
+    rest = server.wait_for(lambda: len(chunks()) >= 2 and chunks())
+    total = len(rest) + 1
+    assert total >= 3
+    for i, chunk in enumerate(rest, start=2):
+        assert f"· continued ({i}/{total})" in chunk.text.splitlines()[0]
+        assert RESUME_RE.search(chunk.text).group(1) == thread
+        assert utf16_len(chunk.text) <= 4096
+    # every chunk's code fences are balanced: pre entities never swallow the footer
+    for msg in [first, *rest]:
+        for ent in msg.entities:
+            if ent["type"] == "pre":
+                body = msg.text.encode("utf-16-le")[
+                    ent["offset"] * 2 : (ent["offset"] + ent["length"]) * 2
+                ]
+                assert "codex resume" not in body.decode("utf-16-le")
+    assert not server.errors
+    # together the chunks carry the whole answer: the last paragraph number is present
+    assert "Paragraph" in rest[-1].text
+
+
+def test_429_storm_loses_no_final_message(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    server.inject("429", method="sendMessage", count=4, retry_after=0.3)
+    server.inject("429", method="editMessageText", count=4, retry_after=0.3)
+    users = [server.send_user_message(CHAT, f"storm {i}") for i in range(3)]
+    for user in users:
+        final = h.final_for(CHAT, user["message_id"], timeout=60)
+        assert "ok: storm" in final.text
+    assert sum(1 for e in server.errors if e[1] == 429) >= 4
+
+
+def test_5xx_bursts_and_dropped_connections_lose_no_final_message(
+    server, fake_codex, harness_factory
+):
+    h = harness_factory().start()
+    server.inject("5xx", method="sendMessage", count=3, status=502)
+    server.inject("drop", method="sendMessage", count=2)
+    server.inject("5xx", method="editMessageText", count=2, status=500)
+    server.inject("5xx", method="getUpdates", count=2, status=503)
+    user = server.send_user_message(CHAT, "through the storm")
+    final = h.final_for(CHAT, user["message_id"], timeout=60)
+    assert "ok: through the storm" in final.text
+    assert any(e[1] == 502 for e in server.errors)
+
+
+def test_final_survives_when_replacing_send_keeps_failing(server, fake_codex, harness_factory):
+    """If sending the final reply fails for good, the progress message becomes the final."""
+    h = harness_factory().start()
+    user = server.send_user_message(CHAT, "sleep 1.5")
+    progress = h.wait_bot_message(
+        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and "sleep" in m.text
+    )
+    server.inject("error", method="sendMessage", count=1, description="Bad Request: boom")
+    final = h.wait_bot_message(
+        CHAT,
+        lambda m: m.message_id == progress.message_id and m.text.startswith("done"),
+        timeout=30,
+    )
+    assert "ok: sleep 1.5" in final.text
+    assert final.buttons == []
+
+
+def test_unauthorized_senders_and_unknown_chats_are_ignored(
+    server, fake_codex, harness_factory, log_capture
+):
+    server.add_chat(GROUP)
+    server.add_chat(5555)  # a private chat that is not configured
+    h = harness_factory(chat_id=GROUP, allowed_user_ids=[1001]).start()
+    h.wait_bot_message(GROUP, lambda m: "takopi is ready" in m.text)
+    server.send_user_message(GROUP, "from a stranger", user_id=4242)
+    server.send_user_message(5555, "from another chat")
+    ok = server.send_user_message(GROUP, "from the owner", user_id=1001)
+    final = h.final_for(GROUP, ok["message_id"])
+    assert "ok: from the owner" in final.text
+    # allowed users' DMs are accepted too
+    dm = server.send_user_message(1001, "dm")
+    assert "ok: dm" in h.final_for(1001, dm["message_id"]).text
+    assert [c["prompt"] for c in fake_codex.calls()] == ["from the owner", "dm"]
+    assert server.bot_messages(5555) == []
+    assert not any(
+        m.reply_to_message_id for m in server.bot_messages(GROUP) if "stranger" in m.text
+    )
+    reasons = [f.get("reason") for f in log_capture.events("update.ignored")]
+    assert "sender_not_allowed" in reasons and "chat_not_allowed" in reasons
+
+
+def test_malformed_updates_are_skipped_with_a_log_line(
+    server, fake_codex, harness_factory, log_capture
+):
+    h = harness_factory().start()
+    server.push_update({"message": "not an object"})
+    server.push_update({"message": {"message_id": "x", "chat": {"id": CHAT}}})
+    server.push_update({"message": {"message_id": 99, "chat": None, "text": "hi"}})
+    server.push_update({"callback_query": {"id": 5}})
+    server.push_update({"update_id": "garbage", "message": {"message_id": 98}})
+    user = server.send_user_message(CHAT, "after garbage")
+    assert "ok: after garbage" in h.final_for(CHAT, user["message_id"]).text
+    malformed = log_capture.events("telegram.update.malformed")
+    assert len(malformed) >= 4
+    assert all(f.get("reason") for f in malformed)
+
+
+def test_duplicate_updates_run_once(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    user = server.send_user_message(CHAT, "once")
+    # the same message re-delivered under new update ids
+    server.push_update({"message": user})
+    server.push_update({"message": user})
+    h.final_for(CHAT, user["message_id"])
+    marker = server.send_user_message(CHAT, "marker")
+    h.final_for(CHAT, marker["message_id"])
+    assert [c["prompt"] for c in fake_codex.calls()] == ["once", "marker"]
+
+
+def test_offline_backlog_is_notified_not_run(server, fake_codex, harness_factory):
+    old = server.send_user_message(CHAT, "sent while down", date=int(time.time()) - 120)
+    h = harness_factory().start()
+    notice = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == old["message_id"])
+    assert notice.text == BACKLOG_NOTICE
+    fresh = server.send_user_message(CHAT, "fresh")
+    h.final_for(CHAT, fresh["message_id"])
+    assert [c["prompt"] for c in fake_codex.calls()] == ["fresh"]
+
+
+def test_offline_backlog_drop_and_run(server, fake_codex, harness_factory, tmp_path):
+    old = server.send_user_message(CHAT, "dropped while down", date=int(time.time()) - 120)
+    h = harness_factory(offline_backlog="drop").start()
+    fresh = server.send_user_message(CHAT, "fresh")
+    h.final_for(CHAT, fresh["message_id"])
+    assert not [m for m in server.bot_messages(CHAT) if m.reply_to_message_id == old["message_id"]]
+    h.stop()
+    old2 = server.send_user_message(CHAT, "run me anyway", date=int(time.time()) - 120)
+    h2 = harness_factory(offline_backlog="run").start()
+    assert "ok: run me anyway" in h2.final_for(CHAT, old2["message_id"]).text
+    assert [c["prompt"] for c in fake_codex.calls()] == ["fresh", "run me anyway"]
+
+
+class _JournalRuntime:
+    """The in-process runtime plus the supervisor's delivery-journal extension."""
+
+    def __init__(self, inner: Any, records: list[dict[str, Any]]) -> None:
+        self._inner = inner
+        self.records = records
+        self.acked: list[str] = []
+
+    def pending_deliveries(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["delivery_id"] not in self.acked]
+
+    def ack_delivery(self, delivery_id: str) -> None:
+        self.acked.append(delivery_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_pending_deliveries_are_sent_at_startup(server, fake_codex, harness_factory, tmp_path):
+    user = server.send_user_message(CHAT, "a question asked before the crash")
+    other = server.send_user_message(CHAT, "another")
+    # the progress message the crashed worker had posted
+    progress = server.handle(
+        "sendMessage",
+        {
+            "chat_id": CHAT,
+            "text": "working · codex · 5s",
+            "reply_to_message_id": user["message_id"],
+        },
+    )
+    server.clear_faults()
+    records = [
+        {
+            "delivery_id": "run-1",
+            "transport": "telegram",
+            "engine": "codex",
+            "status": "done",
+            "answer": "the **answer** computed while the transport was down",
+            "error": None,
+            "resume_line": "`codex resume thread-abc`",
+            "context_line": None,
+            "channel_id": CHAT,
+            "message_id": user["message_id"],
+            "thread_id": None,
+            "progress_message_id": progress["message_id"],
+        },
+        {
+            "delivery_id": "run-2",
+            "kind": "interrupted",
+            "engine": "codex",
+            "answer": "",
+            "error": None,
+            "resume_line": "`codex resume thread-def`",
+            "channel_id": CHAT,
+            "reply_to_message_id": other["message_id"],
+        },
+        {"delivery_id": "run-3", "transport": "console", "channel_id": "console", "status": "done"},
+    ]
+    config_path = tmp_path / "takopi.toml"
+    runtime = _JournalRuntime(make_runtime(config_path), records)
+    h = harness_factory(runtime=runtime, offline_backlog="drop").start()
+    done = h.wait_bot_message(
+        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and m.text.startswith("done")
+    )
+    assert "the answer computed while the transport was down" in done.text
+    assert "codex resume thread-abc" in done.text
+    assert any(e["type"] == "bold" for e in done.entities)
+    interrupted = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == other["message_id"])
+    assert interrupted.text.startswith("interrupted · codex")
+    assert "codex resume thread-def" in interrupted.text
+    server.wait_for(lambda: server.message(CHAT, progress["message_id"]).deleted)
+    assert sorted(runtime.acked) == ["run-1", "run-2"]
+    assert fake_codex.calls() == []
+
+
+def test_corrupt_state_file_is_tolerated(
+    server, fake_codex, harness_factory, tmp_path, log_capture
+):
+    state_path = tmp_path / "telegram_chat_sessions_state.json"
+    state_path.write_text("{ this is not json")
+    h = harness_factory(session_mode="chat").start()
+    user = server.send_user_message(CHAT, "works anyway")
+    assert "ok: works anyway" in h.final_for(CHAT, user["message_id"]).text
+    backup = tmp_path / "telegram_chat_sessions_state.json.corrupt"
+    assert backup.read_text() == "{ this is not json"
+    wait_until(lambda: state_path.exists() and "codex" in state_path.read_text())
+    data = json.loads(state_path.read_text())
+    assert data["version"] == 1
+    assert log_capture.events("state.corrupt")

@@ -1,0 +1,262 @@
+"""End to end: threads, queueing, cancellation, sessions, commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import psutil
+import pytest
+
+from takopi.telegram.bridge import CANCEL_CALLBACK_DATA
+from tests.telegram.conftest import CHAT, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+RESUME_RE = re.compile(r"codex resume (thread-[0-9a-f]+)")
+
+
+def _resume_of(text: str) -> str:
+    match = RESUME_RE.search(text)
+    assert match is not None, text
+    return match.group(1)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _group_gone(pgid: int) -> bool:
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.info["pid"]) == pgid and not _gone(proc.info["pid"]):
+                return False
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return True
+
+
+def test_reply_to_final_continues_the_thread(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    first = server.send_user_message(CHAT, "first")
+    final1 = h.final_for(CHAT, first["message_id"])
+    thread = _resume_of(final1.text)
+    second = server.send_user_message(CHAT, "second", reply_to=final1.message_id)
+    final2 = h.final_for(CHAT, second["message_id"])
+    assert _resume_of(final2.text) == thread
+    assert f"(resumed {thread})" in final2.text
+    calls = fake_codex.calls()
+    assert [c["resume"] for c in calls] == [None, thread]
+    # the resume line itself is not part of the prompt
+    assert calls[1]["prompt"] == "second"
+
+
+def test_final_notify_off_edits_progress_in_place(server, fake_codex, harness_factory):
+    h = harness_factory(final_notify=False).start()
+    user = server.send_user_message(CHAT, "quiet please")
+    final = h.final_for(CHAT, user["message_id"])
+    assert "ok: quiet please" in final.text
+    assert final.disable_notification  # it is the (silent) progress message, edited
+    assert final.edits and final.edits[0].startswith("starting")
+    assert final.buttons == []
+    replies = [
+        m
+        for m in server.bot_messages(CHAT, include_deleted=True)
+        if m.reply_to_message_id == user["message_id"]
+    ]
+    assert len(replies) == 1
+
+
+def test_parallel_threads_and_queued_follow_up(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    a = server.send_user_message(CHAT, "wait gate_a")
+    b = server.send_user_message(CHAT, "wait gate_b")
+    # both agents run at the same time
+    wait_until(lambda: len(fake_codex.calls()) == 2)
+    progress_a = h.wait_bot_message(
+        CHAT, lambda m: m.reply_to_message_id == a["message_id"] and "wait gate_a" in m.text
+    )
+    # a reply to A's running progress message is queued on A's thread
+    follow = server.send_user_message(CHAT, "after a", reply_to=progress_a.message_id)
+    queued = h.wait_bot_message(
+        CHAT,
+        lambda m: m.reply_to_message_id == follow["message_id"] and m.text.startswith("queued"),
+    )
+    assert queued.buttons and queued.buttons[0]["callback_data"] == CANCEL_CALLBACK_DATA
+    assert len(fake_codex.calls()) == 2  # not started while A runs
+    fake_codex.open_gate("gate_b")
+    final_b = h.final_for(CHAT, b["message_id"])
+    assert "ok: wait gate_b" in final_b.text
+    assert len(fake_codex.calls()) == 2
+    fake_codex.open_gate("gate_a")
+    final_a = h.final_for(CHAT, a["message_id"])
+    thread_a = _resume_of(final_a.text)
+    final_follow = h.final_for(CHAT, follow["message_id"])
+    assert f"(resumed {thread_a})" in final_follow.text
+    calls = fake_codex.calls()
+    assert calls[-1]["resume"] == thread_a and calls[-1]["prompt"] == "after a"
+    # the queued placeholder became the progress message of the follow-up and was replaced
+    server.wait_for(lambda: server.message(CHAT, queued.message_id).deleted)
+
+
+def test_cancel_by_reply_kills_the_process_group(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    user = server.send_user_message(CHAT, "sleep 30")
+    wait_until(lambda: fake_codex.calls())
+    call = fake_codex.calls()[0]
+    progress = h.wait_bot_message(
+        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and "sleep 30" in m.text
+    )
+    server.send_user_message(CHAT, "/cancel", reply_to=progress.message_id)
+    cancelled = h.wait_bot_message(
+        CHAT, lambda m: m.message_id == progress.message_id and "cancelled" in m.text
+    )
+    assert cancelled.buttons == []
+    assert _resume_of(cancelled.text)  # the resume line is kept
+    wait_until(lambda: _gone(call["pid"]), timeout=10)
+    wait_until(lambda: _group_gone(call["pgid"]), timeout=10)
+
+
+def test_cancel_button(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    user = server.send_user_message(CHAT, "sleep 30")
+    wait_until(lambda: fake_codex.calls())
+    call = fake_codex.calls()[0]
+    progress = h.wait_bot_message(
+        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and "sleep 30" in m.text
+    )
+    server.press_button(CHAT, progress.message_id, CANCEL_CALLBACK_DATA)
+    answer = server.wait_for(lambda: server.callback_answers)
+    assert answer[0].get("text") == "cancelling..."
+    h.wait_bot_message(
+        CHAT, lambda m: m.message_id == progress.message_id and "cancelled" in m.text
+    )
+    wait_until(lambda: _group_gone(call["pgid"]), timeout=10)
+    # pressing again: nothing runs any more
+    server.press_button(CHAT, progress.message_id, CANCEL_CALLBACK_DATA)
+    wait_until(lambda: len(server.callback_answers) == 2)
+    assert (
+        server.callback_answers[1].get("text") == "nothing is currently running for that message."
+    )
+    # unknown callback data gets a bare answer
+    server.press_button(CHAT, progress.message_id, "other:thing")
+    wait_until(lambda: len(server.callback_answers) == 3)
+    assert "text" not in server.callback_answers[2]
+
+
+def test_cancel_queued_job_drops_it(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    a = server.send_user_message(CHAT, "wait gate_q")
+    wait_until(lambda: fake_codex.calls())
+    progress = h.wait_bot_message(
+        CHAT, lambda m: m.reply_to_message_id == a["message_id"] and "wait gate_q" in m.text
+    )
+    follow = server.send_user_message(CHAT, "queued one", reply_to=progress.message_id)
+    queued = h.wait_bot_message(
+        CHAT,
+        lambda m: m.reply_to_message_id == follow["message_id"] and m.text.startswith("queued"),
+    )
+    server.press_button(CHAT, queued.message_id, CANCEL_CALLBACK_DATA)
+    answers = server.wait_for(lambda: server.callback_answers)
+    assert answers[0].get("text") == "dropped from queue."
+    h.wait_bot_message(CHAT, lambda m: m.message_id == queued.message_id and "cancelled" in m.text)
+    fake_codex.open_gate("gate_q")
+    h.final_for(CHAT, a["message_id"])
+    assert [c["prompt"] for c in fake_codex.calls()] == ["wait gate_q"]
+
+
+def test_cancel_without_reply_and_on_nothing(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    msg = server.send_user_message(CHAT, "/cancel")
+    h.wait_bot_message(
+        CHAT,
+        lambda m: (
+            m.reply_to_message_id == msg["message_id"]
+            and m.text == "reply to the progress message to cancel."
+        ),
+    )
+    msg2 = server.send_user_message(CHAT, "/cancel@takopi_test_bot", reply_to=msg["message_id"])
+    h.wait_bot_message(
+        CHAT,
+        lambda m: (
+            m.reply_to_message_id == msg2["message_id"]
+            and m.text == "nothing is currently running for that message."
+        ),
+    )
+    assert fake_codex.calls() == []
+
+
+def test_unknown_slash_command_goes_to_the_agent(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    user = server.send_user_message(CHAT, "/frobnicate the widgets")
+    final = h.final_for(CHAT, user["message_id"])
+    assert "ok: /frobnicate the widgets" in final.text
+    assert fake_codex.calls()[0]["prompt"] == "/frobnicate the widgets"
+
+
+def test_forwards_are_coalesced_into_the_prompt(server, fake_codex, harness_factory):
+    h = harness_factory(forward_coalesce_s=1.0).start()
+    user = server.send_user_message(CHAT, "summarise these")
+    server.send_user_message(CHAT, "forwarded one", forward_from=777)
+    server.send_user_message(CHAT, "forwarded two", forward_from=778)
+    final = h.final_for(CHAT, user["message_id"])
+    assert "ok: summarise these" in final.text
+    prompt = fake_codex.calls()[0]["prompt"]
+    assert prompt == "summarise these\n\nforwarded one\n\nforwarded two"
+    # a forward alone never starts a run
+    server.send_user_message(CHAT, "lonely forward", forward_from=779)
+    marker = server.send_user_message(CHAT, "marker")
+    h.final_for(CHAT, marker["message_id"])
+    assert [c["prompt"] for c in fake_codex.calls()] == [prompt, "marker"]
+
+
+def test_chat_session_mode_resumes_without_reply_and_new_clears(
+    server, fake_codex, harness_factory, tmp_path
+):
+    h = harness_factory(session_mode="chat", show_resume_line=False).start()
+    one = server.send_user_message(CHAT, "one")
+    final1 = h.final_for(CHAT, one["message_id"])
+    assert "codex resume" not in final1.text  # hidden in chat mode
+    two = server.send_user_message(CHAT, "two")
+    final2 = h.final_for(CHAT, two["message_id"])
+    calls = fake_codex.calls()
+    assert calls[0]["resume"] is None
+    thread = calls[1]["resume"]
+    assert thread is not None
+    assert f"(resumed {thread})" in final2.text
+    state = json.loads((tmp_path / "telegram_chat_sessions_state.json").read_text())
+    assert state["version"] == 1
+    assert state["chats"][f"{CHAT}:chat"]["sessions"]["codex"] == {"resume": thread}
+    assert state["cwd"] == os.getcwd()
+    new = server.send_user_message(CHAT, "/new")
+    h.wait_bot_message(
+        CHAT,
+        lambda m: (
+            m.reply_to_message_id == new["message_id"]
+            and m.text == "cleared stored sessions for this chat."
+        ),
+    )
+    three = server.send_user_message(CHAT, "three")
+    h.final_for(CHAT, three["message_id"])
+    assert fake_codex.calls()[2]["resume"] is None
+
+
+def test_command_menu_is_synced(server, fake_codex, harness_factory):
+    harness_factory(session_mode="chat").start()
+    commands = server.wait_for(lambda: server.commands)
+    names = [c["command"] for c in commands]
+    assert names[0] == "codex"
+    assert names[-1] == "cancel"
+    assert "new" in names
+
+
+def test_failing_set_my_commands_is_not_fatal(server, fake_codex, harness_factory):
+    server.inject("error", method="setMyCommands", count=5, description="Bad Request: nope")
+    h = harness_factory().start()
+    server.wait_for(lambda: server.calls("setMyCommands"))
+    user = server.send_user_message(CHAT, "still works")
+    assert "ok: still works" in h.final_for(CHAT, user["message_id"]).text

@@ -1,0 +1,122 @@
+"""The backend's real entry point (``build_and_run``) in a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from takopi.telegram.backend import BACKEND
+from tests.telegram.conftest import CHAT
+
+pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write_config(path: Path, server, **extra: str) -> None:
+    lines = [
+        'transport = "telegram"',
+        'default_engine = "codex"',
+        "[transports.telegram]",
+        f'bot_token = "{server.token}"',
+        f"chat_id = {CHAT}",
+        f'api_url = "{server.base_url}"',
+        "forward_coalesce_s = 0",
+    ]
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_build_and_run_in_a_process_never_logs_the_token(server, fake_codex, tmp_path):
+    config = tmp_path / "takopi.toml"
+    _write_config(config, server)
+    log_file = tmp_path / "takopi.log"
+    env = dict(os.environ)
+    env.update(
+        {
+            "TAKOPI_LOG_FILE": str(log_file),
+            "TAKOPI_LOG_LEVEL": "debug",
+            "TAKOPI_LOG_FORMAT": "json",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    server.inject("5xx", method="sendMessage", count=2)
+    server.inject("drop", method="getUpdates", count=1)
+    server.inject(
+        "error", method="editMessageText", count=1, description=f"Bad Request: bot{server.token}"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.telegram.run_transport", str(config)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        server.wait_for(
+            lambda: any("takopi is ready" in m.text for m in server.bot_messages(CHAT)), timeout=30
+        )
+        user = server.send_user_message(CHAT, f"my token is {server.token}")
+        server.wait_for(
+            lambda: any(
+                m.reply_to_message_id == user["message_id"] and m.text.startswith("done")
+                for m in server.bot_messages(CHAT)
+            ),
+            timeout=30,
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    logs = log_file.read_text() + out.decode(errors="replace")
+    assert "telegram.outbox.transient_error" in logs  # errors were logged…
+    assert "handle.incoming" in logs
+    secret = server.token.split(":", 1)[1]
+    assert secret not in logs  # …never with the token
+    assert "[REDACTED" in logs
+
+
+def test_lock_token_returns_the_bot_token(tmp_path):
+    token = "987654321:AAAbbbCCCdddEEEfff"
+    assert (
+        BACKEND.lock_token(
+            transport_config={"bot_token": token, "chat_id": 5}, _config_path=tmp_path / "t.toml"
+        )
+        == token
+    )
+    assert BACKEND.lock_token(transport_config={}, _config_path=tmp_path / "t.toml") is None
+
+
+def test_bad_transport_config_is_a_config_error(tmp_path):
+    from takopi.config import ConfigError
+
+    with pytest.raises(ConfigError, match="chat_id"):
+        BACKEND.build_and_run(
+            transport_config={"bot_token": "1:x", "chat_id": "nope"},
+            config_path=tmp_path / "takopi.toml",
+            runtime=None,
+            final_notify=True,
+            default_engine_override=None,
+        )
+
+
+def test_rejected_token_is_a_config_error(server, tmp_path):
+    from takopi.config import ConfigError
+    from tests.telegram.conftest import make_runtime
+
+    with pytest.raises(ConfigError, match="rejected the bot token"):
+        BACKEND.build_and_run(
+            transport_config={
+                "bot_token": "1:wrongtoken",
+                "chat_id": CHAT,
+                "api_url": server.base_url,
+            },
+            config_path=tmp_path / "takopi.toml",
+            runtime=make_runtime(tmp_path / "takopi.toml"),
+            final_notify=True,
+            default_engine_override=None,
+        )
