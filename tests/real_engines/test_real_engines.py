@@ -179,6 +179,7 @@ async def test_shell_tool_call_is_a_command_action_and_only_the_fake_is_contacte
 
     commands = [e for e in events if isinstance(e, ActionEvent) and e.action.kind == "command"]
     phases = [e.phase for e in commands]
+    assert commands, describe(events)
     assert phases[0] == "started" and phases[-1] == "completed", describe(events)
     assert {e.action.id for e in commands} == {commands[0].action.id}, describe(events)
     finished = commands[-1]
