@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -226,3 +227,96 @@ def supervisor_factory(
     finally:
         for sup in made:
             sup.stop()
+
+
+def user_writes_when_polled(
+    server: BotApiServer, chat_id: int, text: str = "/start", user_id: int | None = None
+) -> threading.Thread:
+    """Send a user message as soon as someone long-polls getUpdates (after the backlog drain)."""
+
+    seen = len(server.calls("getUpdates"))
+
+    def worker() -> None:
+        server.wait_for(
+            lambda: any(int(c.get("timeout") or 0) > 0 for c in server.calls("getUpdates")[seen:]),
+            timeout=30,
+        )
+        server.send_user_message(chat_id, text, user_id=user_id)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    return thread
+
+
+class PtyProcess:
+    """A child process whose stdin/stdout/stderr are a pseudo-terminal it controls."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        import fcntl
+        import pty
+        import termios
+
+        master, slave = pty.openpty()
+
+        def make_controlling_tty() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            preexec_fn=make_controlling_tty,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.master = master
+        self.output = ""
+        self._pos = 0
+
+    def _read(self, timeout: float) -> bool:
+        import select
+
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            return False
+        self.output += data.decode("utf-8", "replace")
+        return bool(data)
+
+    def expect(self, text: str, timeout: float = 30.0) -> str:
+        """Wait for ``text`` after the previous match; returns the output up to it."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output[self._pos :]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (
+                not self._read(min(remaining, 0.5)) and self.proc.poll() is not None
+            ):
+                if text in self.output[self._pos :]:
+                    break
+                raise AssertionError(f"did not see {text!r}; output so far:\n{self.output}")
+        index = self.output.index(text, self._pos) + len(text)
+        seen = self.output[self._pos : index]
+        self._pos = index
+        return seen
+
+    def sendline(self, line: str) -> None:
+        os.write(self.master, line.encode() + b"\r")
+
+    def wait(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self._read(0.2)
+        return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        os.close(self.master)
