@@ -757,7 +757,8 @@ class TelegramLoop:
             )
             return
         try:
-            cwd = self.runtime.resolve_run_cwd(spec.context)
+            # may create a git worktree: keep it off the event loop
+            cwd = await anyio.to_thread.run_sync(self.runtime.resolve_run_cwd, spec.context)
         except ConfigError as exc:
             await self._send_terminal_error(
                 exec_cfg, spec, engine=entry.engine, error=str(exc), progress_ref=progress_ref

@@ -55,6 +55,7 @@ def main():
                     "argv": argv,
                     "prompt": prompt,
                     "resume": resume,
+                    "cwd": os.getcwd(),
                 }
             )
             + "\n"

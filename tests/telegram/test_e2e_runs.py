@@ -260,3 +260,120 @@ def test_failing_set_my_commands_is_not_fatal(server, fake_codex, harness_factor
     server.wait_for(lambda: server.calls("setMyCommands"))
     user = server.send_user_message(CHAT, "still works")
     assert "ok: still works" in h.final_for(CHAT, user["message_id"]).text
+
+
+def test_project_directive_sets_cwd_and_ctx_footer(server, fake_codex, harness_factory, tmp_path):
+    from takopi.projects import ProjectConfig, ProjectsConfig
+    from tests.telegram.conftest import make_runtime
+
+    proj_dir = tmp_path / "webapp"
+    proj_dir.mkdir()
+    projects = ProjectsConfig(projects={"web": ProjectConfig(alias="web", path=proj_dir)})
+    runtime = make_runtime(tmp_path / "takopi.toml", projects)
+    h = harness_factory(runtime=runtime).start()
+    user = server.send_user_message(CHAT, "/web fix the bug")
+    final = h.final_for(CHAT, user["message_id"])
+    assert "ok: fix the bug" in final.text
+    lines = final.text.splitlines()
+    assert lines[-2] == "ctx: web" and lines[-1].startswith("codex resume")
+    assert fake_codex.calls()[0]["cwd"] == str(proj_dir)
+    # a reply carries the ctx line along: same project, same thread
+    again = server.send_user_message(CHAT, "and the tests", reply_to=final.message_id)
+    final2 = h.final_for(CHAT, again["message_id"])
+    assert "ctx: web" in final2.text
+    assert fake_codex.calls()[1]["cwd"] == str(proj_dir)
+    # conflicting directives are a clear error, not a run
+    bad = server.send_user_message(CHAT, "/web /web twice")
+    err = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == bad["message_id"])
+    assert err.text.startswith("error:\nmultiple project directives")
+    assert len(fake_codex.calls()) == 2
+
+
+def test_unknown_engine_gets_an_error_reply(server, fake_codex, harness_factory):
+    from takopi.router import AutoRouter, RunnerEntry
+    from takopi.runners.codex import build_runner
+    from takopi.transport_runtime import TransportRuntime
+
+    class _Missing:
+        engine = "claude"
+
+        def is_resume_line(self, line: str) -> bool:
+            return False
+
+        def format_resume(self, token):  # pragma: no cover - never runs
+            return ""
+
+        def extract_resume(self, text):
+            return None
+
+    router = AutoRouter(
+        [
+            RunnerEntry(engine="codex", runner=build_runner({}, None)),
+            RunnerEntry(
+                engine="claude",
+                runner=_Missing(),
+                status="missing_cli",
+                issue="claude not found on PATH",
+            ),
+        ],
+        default_engine="codex",
+    )
+    h = harness_factory(runtime=TransportRuntime(router=router)).start()
+    user = server.send_user_message(CHAT, "/claude hello")
+    reply = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == user["message_id"])
+    assert reply.text.startswith("error · claude · 0s")
+    assert "claude not found on PATH" in reply.text
+    assert fake_codex.calls() == []
+
+
+def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory, monkeypatch):
+    import takopi.telegram.loop as loop_mod
+    from takopi.commands import CommandResult, RunRequest
+
+    seen = {}
+
+    class Hello:
+        id = "hello"
+        description = "say hello"
+
+        async def handle(self, ctx):
+            seen["args"] = ctx.args
+            seen["plugin_config"] = ctx.plugin_config
+            await ctx.executor.send("a plain *string* first")
+            result = await ctx.executor.run_one(
+                RunRequest(prompt="from the plugin"), mode="capture"
+            )
+            return CommandResult(
+                text=f"hello **{ctx.args_text}** / {result.message.text.splitlines()[0]}"
+            )
+
+    class Broken:
+        id = "broken"
+        description = "always fails"
+
+        async def handle(self, ctx):
+            raise RuntimeError("plugin blew up")
+
+    backends = {"hello": Hello(), "broken": Broken()}
+    monkeypatch.setattr(loop_mod, "list_command_ids", lambda allowlist=None: sorted(backends))
+    monkeypatch.setattr(
+        loop_mod, "get_command", lambda cid, allowlist=None, required=True: backends.get(cid)
+    )
+    h = harness_factory().start()
+    commands = server.wait_for(lambda: server.commands)
+    assert {"command": "hello", "description": "say hello"} in commands
+    msg = server.send_user_message(CHAT, "/hello big world")
+    reply = h.wait_bot_message(
+        CHAT, lambda m: m.reply_to_message_id == msg["message_id"] and m.text.startswith("hello")
+    )
+    assert re.fullmatch(r"hello big world / done · codex · \d+s", reply.text)
+    assert ("bold", "big world") in [
+        (e["type"], reply.text[e["offset"] : e["offset"] + e["length"]]) for e in reply.entities
+    ]
+    plain = h.wait_bot_message(CHAT, lambda m: m.text == "a plain *string* first")
+    assert plain.entities == []
+    assert seen["args"] == ("big", "world")
+    assert fake_codex.calls()[0]["prompt"] == "from the plugin"
+    bad = server.send_user_message(CHAT, "/broken")
+    err = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == bad["message_id"])
+    assert err.text == "error:\nplugin blew up"
