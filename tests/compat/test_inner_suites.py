@@ -63,7 +63,12 @@ def test_venvs_hold_the_pinned_plugins_and_this_takopi(compat_venvs: Path, venv:
     )
     pins = [pin for pin in PINS if pin.venv == venv]
     proc = subprocess.run(
-        [str(venv_python(compat_venvs, venv)), "-c", probe, json.dumps([p.distribution for p in pins])],
+        [
+            str(venv_python(compat_venvs, venv)),
+            "-c",
+            probe,
+            json.dumps([p.distribution for p in pins]),
+        ],
         capture_output=True,
         text=True,
         timeout=50,

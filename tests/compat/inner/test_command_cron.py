@@ -62,7 +62,11 @@ def engine_executor(executor: Any, runtime: TransportRuntime, fake_cli: Any) -> 
 
 
 def make_ctx(
-    text: str, *, executor: Any, runtime: TransportRuntime, plugin_config: dict[str, Any] | None = None
+    text: str,
+    *,
+    executor: Any,
+    runtime: TransportRuntime,
+    plugin_config: dict[str, Any] | None = None,
 ) -> CommandContext:
     command, _, args_text = text.lstrip("/").partition(" ")
     return CommandContext(
@@ -137,9 +141,7 @@ async def test_interval_job_keeps_running_after_handle_returns(
 async def test_one_shot_run_replies_through_executor(
     engine_executor: Any, runtime: TransportRuntime
 ) -> None:
-    result = await cron(
-        "/cron run /qoder summarise", executor=engine_executor, runtime=runtime
-    )
+    result = await cron("/cron run /qoder summarise", executor=engine_executor, runtime=runtime)
     assert result is None
     ((request, mode),) = engine_executor.runs
     assert (request.engine, request.prompt, mode) == ("qoder", "summarise", "capture")

@@ -52,14 +52,14 @@ SCRIPTS = {
             )
             return CommandResult(text=f"captured [{result.engine}]: {result.message.text}")
     ''',
-    "where.py": '''
+    "where.py": """
         from takopi.api import CommandResult
 
         async def handle(ctx):
             return CommandResult(
                 text=f"cfg={ctx.plugin_config.get('greeting')} default={ctx.runtime.default_engine}"
             )
-    ''',
+    """,
     "broken.py": "def handle(ctx:\n",
     "boom.py": """
         async def handle(ctx):
@@ -140,7 +140,9 @@ async def test_usage_and_list(executor: Any, runtime: TransportRuntime, scripts_
 async def test_script_sends_through_executor_and_returns_result(
     executor: Any, runtime: TransportRuntime, scripts_dir: Path
 ) -> None:
-    result = await run("/run hello a b", executor=executor, runtime=runtime, scripts_dir=scripts_dir)
+    result = await run(
+        "/run hello a b", executor=executor, runtime=runtime, scripts_dir=scripts_dir
+    )
     assert result.text == "args=['a', 'b'] command=hello"
     assert executor.sent == [("hello a b", MessageRef(channel_id=42, message_id=7), True)]
 

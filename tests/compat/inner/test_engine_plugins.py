@@ -130,9 +130,7 @@ def assert_contract(events: list[Any]) -> tuple[StartedEvent, CompletedEvent]:
 
 def action_shape(events: list[Any]) -> list[tuple[str, str, str, bool | None]]:
     return [
-        (e.phase, e.action.kind, e.action.title, e.ok)
-        for e in events
-        if isinstance(e, ActionEvent)
+        (e.phase, e.action.kind, e.action.title, e.ok) for e in events if isinstance(e, ActionEvent)
     ]
 
 
@@ -145,9 +143,7 @@ async def test_backend_loads_through_entry_points(spec: EngineSpec) -> None:
     assert runner.engine == spec.id
 
 
-async def test_new_run_streams_started_actions_completed(
-    spec: EngineSpec, fake_cli: Any
-) -> None:
+async def test_new_run_streams_started_actions_completed(spec: EngineSpec, fake_cli: Any) -> None:
     events = await collect(build(spec), "hello there")
     started, completed = assert_contract(events)
     assert events[0] is started
@@ -247,7 +243,7 @@ async def test_cli_failure_ends_with_error_and_resume(spec: EngineSpec, fake_cli
 
 async def test_stream_without_result_event(spec: EngineSpec, fake_cli: Any) -> None:
     events = await collect(build(spec), "NORESULT please")
-    started, completed = assert_contract(events)
+    _, completed = assert_contract(events)
     assert completed.answer.endswith("answer to: NORESULT please")
     if spec.id == "cursor":  # cursor treats a clean exit as success
         assert completed.ok is True
@@ -322,7 +318,9 @@ class RecordingTransport:
         self.sent.append((channel_id, message))
         return MessageRef(channel_id=channel_id, message_id=self._next)
 
-    async def edit(self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True) -> MessageRef:
+    async def edit(
+        self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
+    ) -> MessageRef:
         self.edits.append(message)
         return ref
 
