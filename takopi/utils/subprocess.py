@@ -49,14 +49,39 @@ async def spawn_process(
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process is left in process group ``pgid`` (zombies count)."""
+    """Whether any process that can still run is left in process group ``pgid``.
+
+    ``killpg(pgid, 0)`` also succeeds for zombies, which a parent (or a PID 1 that does not
+    reap) may keep around for a long time; they hold no resources, so waiting on them would
+    only stretch every cancellation to the full grace period.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no procfs: trust killpg
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # fields after the parenthesised command name: state ppid pgrp ...
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def signal_group(proc: Process, sig: signal.Signals) -> bool:
