@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.compat.plugins import compat_dir
+from tests.process.conftest import supervisor  # noqa: F401  (the process suite's harness)
 
 
 @pytest.fixture(scope="session")
