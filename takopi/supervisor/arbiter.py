@@ -69,6 +69,8 @@ class SupervisorOptions:
     """More transport workers sharing this supervisor's runs (per-thread serialization spans
     all of them); only the main transport's lock token is taken."""
     subreaper: bool = True
+    standby: bool = True
+    """Keep one pre-imported spare worker so a restart skips interpreter start-up."""
     handle_signals: bool = True
     echo_worker_output: bool = True
 
@@ -145,6 +147,7 @@ class Arbiter:
         self._stand_ins: dict[str, EngineStandIn] = {}
         self._pending_identities: dict[bytes, WorkerSlot] = {}
         self._ready_notified = False
+        self._standby: WorkerProcess | None = None
         self.transport_id = ""
         self.default_engine = ""
         self.settings: Any = None
@@ -369,6 +372,8 @@ class Arbiter:
             proc = slot.process
             if proc is not None and proc.pid is not None and proc.exit is None:
                 pids.add(proc.pid)
+        if self._standby is not None and self._standby.pid is not None:
+            pids.add(self._standby.pid)
         return pids
 
     # ------------------------------------------------------------------ handshake
@@ -594,11 +599,14 @@ class Arbiter:
         return slot
 
     def _worker_env(self, slot: WorkerSlot) -> dict[str, str]:
+        return self._worker_env_for(slot.kind)
+
+    def _worker_env_for(self, kind: str) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.pop("WATCHDOG_USEC", None)
         env.pop("WATCHDOG_PID", None)
-        if slot.kind != "transport":
+        if kind != "transport":
             # Least privilege: transport secrets given by env overrides stay with the transport.
             for key in list(env):
                 if key.upper().startswith("TAKOPI__TRANSPORTS__"):
@@ -625,17 +633,17 @@ class Arbiter:
             identity=slot.identity.decode(),
         )
         argv += ["--supervisor-pid", str(os.getpid())]
-        proc = WorkerProcess(
-            argv,
-            name=slot.name,
-            secret=slot.secret.encode(),
-            env=self._worker_env(slot),
-            inherit_stdio=slot.kind == "transport",
-            echo=sys.stderr.buffer
-            if self.options.echo_worker_output and hasattr(sys.stderr, "buffer")
-            else None,
-        )
-        proc.spawn()
+        proc = self._take_standby(slot)
+        if proc is None:
+            proc = WorkerProcess(
+                argv,
+                name=slot.name,
+                secret=slot.secret.encode(),
+                env=self._worker_env(slot),
+                inherit_stdio=slot.kind == "transport",
+                echo=self._echo(),
+            )
+            proc.spawn()
         slot.process = proc
         slot.state = "starting"
         slot.policy.on_spawn()
@@ -643,6 +651,63 @@ class Arbiter:
             "worker.spawned", worker=slot.name, pid=proc.pid, python=slot.python or sys.executable
         )
         return proc
+
+    def _echo(self) -> Any:
+        if self.options.echo_worker_output and hasattr(sys.stderr, "buffer"):
+            return sys.stderr.buffer
+        return None
+
+    def _take_standby(self, slot: WorkerSlot) -> WorkerProcess | None:
+        """Hand the warm spare to ``slot`` (same interpreter, not a transport)."""
+        spare = self._standby
+        if spare is None or slot.python is not None or slot.kind == "transport":
+            return None
+        self._standby = None
+        assert slot.identity is not None and slot.secret is not None
+        if not spare.assign(
+            name=slot.name,
+            kind=slot.kind,
+            plugin_id=slot.plugin_id,
+            identity=slot.identity.decode(),
+            secret=slot.secret.encode(),
+        ):
+            return None
+        self.spawn_task(self._refill_standby, 0.5)
+        return spare
+
+    async def _refill_standby(self, delay: float = 0.0) -> None:
+        """Start a new spare (after ``delay``, so it does not compete with a restart)."""
+        if not self.options.standby or self._standby is not None:
+            return
+        if delay:
+            await anyio.sleep(delay)
+        if self.state not in ("running", "reloading") or self._standby is not None:
+            return
+        assert self.paths is not None
+        argv = [
+            sys.executable,
+            "-m",
+            "takopi.worker",
+            "--standby",
+            "--endpoint",
+            self.paths.rpc_address,
+            "--supervisor-pid",
+            str(os.getpid()),
+        ]
+        spare = WorkerProcess(
+            argv,
+            name="standby",
+            secret=b"",
+            env=self._worker_env_for("engine"),
+            echo=self._echo(),
+            standby=True,
+        )
+        try:
+            spare.spawn()
+        except OSError as exc:
+            log.warning("worker.standby_failed", error=str(exc))
+            return
+        self._standby = spare
 
     async def _supervise(self, slot: WorkerSlot) -> None:
         """Keep one slot's worker running per policy until stop, quarantine or disable."""
@@ -1009,6 +1074,7 @@ class Arbiter:
                 self.notifier.status("starting workers")
                 for slot in list(self.slots.values()):
                     tg.start_soon(self._supervise, slot)
+                tg.start_soon(self._refill_standby, 1.0)
                 await self.stop_requested.wait()
                 await self._shutdown()
                 tg.cancel_scope.cancel()
@@ -1061,6 +1127,9 @@ class Arbiter:
             with anyio.move_on_after(5):
                 await self.runs.idle.wait()
             await anyio.sleep(0.2)  # let the terminal replies reach the transport
+        if self._standby is not None:
+            self._standby.discard()
+            self._standby = None
         order = ["transport", "command", "engine"]
         for kind in order:
             async with anyio.create_task_group() as tg:

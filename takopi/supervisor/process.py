@@ -63,6 +63,7 @@ class WorkerProcess:
         inherit_stdio: bool = False,
         log_lines: int = 1000,
         echo: IO[bytes] | None = None,
+        standby: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.name = name
@@ -77,6 +78,8 @@ class WorkerProcess:
         self.started_at: float | None = None
         self.exited = anyio.Event()
         self._descendants: set[int] = set()
+        self.standby = standby
+        self._assign_fd: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -100,18 +103,64 @@ class WorkerProcess:
             )
         finally:
             os.close(read_fd)
-        try:
-            os.write(write_fd, self._secret + b"\n")
-        except OSError:
-            pass  # died at once; exit detection reports it
-        finally:
-            os.close(write_fd)
+        if self.standby:
+            self._assign_fd = write_fd  # the assignment is written later by assign()
+        else:
+            try:
+                os.write(write_fd, self._secret + b"\n")
+            except OSError:
+                pass  # died at once; exit detection reports it
+            finally:
+                os.close(write_fd)
         self.started_at = time.monotonic()
         self.pidfd = os.pidfd_open(self.popen.pid)
         for stream in (self.popen.stderr, self.popen.stdout):
             if stream is not None:
                 os.set_blocking(stream.fileno(), False)
         log.debug("worker.spawned", worker=self.name, pid=self.popen.pid)
+
+    def assign(self, *, name: str, kind: str, plugin_id: str, identity: str, secret: bytes) -> bool:
+        """Hand a standby process its slot; False if it is gone (spawn a fresh one then)."""
+        import json
+
+        if not self.standby or self._assign_fd is None or self.popen is None:
+            return False
+        if self.popen.poll() is not None:
+            self.discard()
+            return False
+        payload = json.dumps(
+            {"kind": kind, "id": plugin_id, "identity": identity, "secret": secret.decode()}
+        )
+        try:
+            os.write(self._assign_fd, payload.encode() + b"\n")
+        except OSError:
+            self.discard()
+            return False
+        finally:
+            if self._assign_fd is not None:
+                os.close(self._assign_fd)
+                self._assign_fd = None
+        self.name = name
+        self.standby = False
+        self.started_at = time.monotonic()
+        return True
+
+    def discard(self) -> None:
+        """Kill an unused standby and reap it."""
+        if self._assign_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._assign_fd)
+            self._assign_fd = None
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(OSError):
+                self.popen.kill()
+            with contextlib.suppress(Exception):
+                self.popen.wait(2)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        if self.popen is not None:
+            self._close_pipes()
 
     async def watch(self, on_exit: Callable[[WorkerProcess], None] | None = None) -> ExitInfo:
         """Pump output and wait for the exit (pidfd); run in a task. Reaps the process."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from takopi.logging import get_logger
-from takopi.model import CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
+from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
 from takopi.supervisor.registry import RunRecord, thread_key
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class RunService:
             )
             return
         record = registry.new_run(engine=engine, transport=transport, origin=origin, run_id=run_id)
-        send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=32)
+        send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=256)
         resume_line = await self._format(resume) if resume is not None else None
         record.resume_line = resume_line
         self.arbiter.journal.begin(
@@ -133,7 +133,17 @@ class RunService:
         self.arbiter.spawn_task(self._drive, record, send, prompt, resume, cwd, model, reasoning)
         try:
             async with receive:
-                async for item in receive:
+                while True:
+                    # Drain what is buffered without a checkpoint per item (throughput).
+                    try:
+                        item = receive.receive_nowait()
+                    except anyio.WouldBlock:
+                        try:
+                            item = await receive.receive()
+                        except anyio.EndOfStream:
+                            break
+                    except anyio.EndOfStream:
+                        break
                     yield item
         finally:
             record.consumer_attached = False
@@ -155,7 +165,10 @@ class RunService:
             if not record.consumer_attached:
                 return
             try:
-                await send.send(item)
+                try:
+                    send.send_nowait(item)
+                except anyio.WouldBlock:
+                    await send.send(item)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 record.consumer_attached = False
                 log.info("run.detached", run_id=record.run_id, engine=engine)
@@ -167,7 +180,16 @@ class RunService:
                     await send.aclose()
 
             status, error = await self._drive_engine(
-                record, forward, close_consumer, state, prompt, resume, cwd, model, reasoning
+                record,
+                forward,
+                close_consumer,
+                send.send_nowait,
+                state,
+                prompt,
+                resume,
+                cwd,
+                model,
+                reasoning,
             )
             if status is not None:
                 # Synthesized terminal event: engine death, shutdown, unavailable engine.
@@ -203,6 +225,7 @@ class RunService:
         record: RunRecord,
         forward: Any,
         close_consumer: Any,
+        send_nowait: Any,
         state: dict[str, Any],
         prompt: str,
         resume: ResumeToken | None,
@@ -241,6 +264,16 @@ class RunService:
                         if state["completed"] is not None:
                             continue  # nothing may follow completed; drain to the end
                         record.events += 1
+                        if type(event) is ActionEvent and record.consumer_attached:
+                            # Hot path (progress events): no bookkeeping, no checkpoint.
+                            try:
+                                send_nowait(event)
+                                continue
+                            except anyio.WouldBlock:
+                                pass
+                            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                                record.consumer_attached = False
+                                continue
                         await self._on_event(record, event, state, forward)
                         if isinstance(event, CompletedEvent):
                             # The consumer is done; the thread key stays held until the

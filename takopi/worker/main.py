@@ -35,10 +35,16 @@ GROUPS = {
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m takopi.worker", add_help=True)
-    parser.add_argument("--kind", required=True, choices=KINDS)
-    parser.add_argument("--id", required=True, dest="plugin_id")
+    parser.add_argument("--kind", choices=KINDS)
+    parser.add_argument("--id", dest="plugin_id")
     parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--identity", required=True)
+    parser.add_argument("--identity")
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="pre-import, then wait for a JSON assignment (kind, id, identity, secret) on "
+        "--secret-fd: a warm spare the supervisor hands a restarting slot",
+    )
     parser.add_argument("--secret-fd", type=int, default=None)
     parser.add_argument("--supervisor-pid", type=int, default=None)
     return parser.parse_args(argv)
@@ -196,15 +202,65 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
     return code
 
 
+def _preload() -> None:
+    """Import what every worker needs before an assignment arrives (standby mode)."""
+    import anyio  # noqa: F401
+
+    import takopi.api
+    import takopi.engines
+    import takopi.model
+    import takopi.rpc
+    import takopi.runner
+    import takopi.worker.engine
+    import takopi.worker.proxies
+    from takopi.plugins import list_entrypoints
+
+    list_entrypoints(GROUPS["engine"])  # warms importlib.metadata
+    import takopi.backends
+    import takopi.config
+    import takopi.events
+    import takopi.runners.run_options
+    import takopi.utils.paths  # noqa: F401
+    from takopi.logging import setup_logging
+
+    setup_logging(stream=sys.stderr)
+
+
+def _await_assignment(args: argparse.Namespace) -> str | None:
+    """Standby: block until the supervisor writes ``{"kind", "id", "identity", "secret"}``."""
+    import json
+
+    raw = _read_secret(args.secret_fd)
+    if not raw:
+        return None
+    try:
+        assignment = json.loads(raw)
+        args.kind = assignment["kind"]
+        args.plugin_id = assignment["id"]
+        args.identity = assignment["identity"]
+        secret = assignment["secret"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if args.kind not in KINDS or not isinstance(secret, str):
+        return None
+    return secret
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m takopi.worker``."""
     started = time.monotonic()
     args = _parse(argv)
-    secret = _read_secret(args.secret_fd)
-    if not secret:
-        print("takopi worker: no secret on --secret-fd", file=sys.stderr)
+    if args.standby:
+        _install_signals(args.supervisor_pid)
+        _preload()
+        secret = _await_assignment(args)
+    else:
+        secret = _read_secret(args.secret_fd)
+    if not secret or not args.kind or not args.plugin_id or not args.identity:
+        print("takopi worker: missing --kind/--id/--identity or no secret", file=sys.stderr)
         return EXIT_USAGE
-    _install_signals(args.supervisor_pid)
+    if not args.standby:
+        _install_signals(args.supervisor_pid)
 
     from takopi.logging import setup_logging
 

@@ -186,6 +186,18 @@ class Recorder:
                 await events.aclose()
                 outbox.record({"op": "slow_done", "taken": taken})
                 return
+            if op == "drain":
+                # Consume a whole run as fast as possible (pipeline throughput).
+                import time
+
+                entry = runtime.resolve_runner(resume_token=None, engine_override=item["engine"])
+                count = 0
+                started = time.perf_counter()
+                async for _event in entry.runner.run(item["text"], None):
+                    count += 1
+                elapsed = time.perf_counter() - started
+                outbox.record({"op": "drain_done", "events": count, "seconds": elapsed})
+                return
             if op == "cancel":
                 for task in list(running.values()):
                     task.cancel_requested.set()

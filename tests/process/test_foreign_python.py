@@ -1,0 +1,60 @@
+"""A worker under another interpreter: ``[plugins.<id>] python = "<venv>/bin/python"``.
+
+The Python 3.13 venv (takopi installed editable) is cached under
+``~/.cache/takopi-tests/py313-<hash of pyproject.toml>`` so reruns are fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.process.conftest import REPO, SupervisorHarness, assert_no_leftovers, wait_until
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(900)]
+
+
+def _pyenv_313() -> str:
+    out = subprocess.run(
+        ["pyenv", "prefix", "3.13.0"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return str(Path(out) / "bin" / "python")
+
+
+def py313_venv() -> Path:
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    venv = Path.home() / ".cache" / "takopi-tests" / f"py313-{digest}"
+    python = venv / "bin" / "python"
+    marker = venv / ".takopi-ready"
+    if marker.exists() and python.exists():
+        return python
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([_pyenv_313(), "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", str(REPO)],
+        check=True,
+        timeout=800,
+    )
+    marker.write_text("ok\n")
+    return python
+
+
+def test_engine_worker_under_python_313(supervisor: SupervisorHarness) -> None:
+    python = py313_venv()
+    supervisor.write_config(extra=f'[plugins.scripted]\npython = "{python}"\n')
+    supervisor.start()
+    worker = supervisor.worker("engine:scripted")
+    assert worker["python"] == "3.13.0"
+    assert worker["python_executable"] == str(python)
+    transport = supervisor.worker("transport:recorder")
+    assert transport["python"].startswith("3.11")
+    supervisor.send("cross-version answer=from-313")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done") and "from-313" in final["text"]
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
