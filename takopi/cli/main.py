@@ -17,8 +17,6 @@ import click
 
 from takopi.logging import get_logger
 
-log = get_logger(__name__)
-
 APP_HELP = "Telegram bridge for coding agents. Docs: https://takopi.dev/"
 
 
@@ -99,6 +97,48 @@ def make_engine_command(engine: str) -> click.Command:
     )
     command.is_engine = True  # type: ignore[attr-defined]
     return command
+
+
+TOOL_COMMANDS = frozenset({"init", "chat-id", "doctor", "plugins", "config", "service"})
+_VALUE_OPTIONS = frozenset({"--config", "--transport"})
+
+
+def is_tool_invocation(argv: Sequence[str]) -> bool:
+    """True for configuration subcommands, ``--help`` and ``--version`` (not a takopi run)."""
+    if "--help" in argv or "--version" in argv:
+        return True
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in _VALUE_OPTIONS:
+            skip = True
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg in TOOL_COMMANDS
+    return False
+
+
+def setup_cli_logging(argv: Sequence[str]) -> None:
+    """Configure logging before any takopi module binds its logger.
+
+    Configuration subcommands print their results on stdout, so their logs go to stderr at
+    warning level; a takopi run logs like the reference (stdout, info, ``--debug``).
+    ``takopi.logging`` loggers bind the configuration current when they are created, hence
+    "before": this runs ahead of every other takopi import.
+    """
+    from takopi.logging import setup_logging
+
+    debug = "--debug" in argv
+    if is_tool_invocation(argv):
+        level = "debug" if debug else os.environ.get("TAKOPI_LOG_LEVEL", "warning")
+        setup_logging(level=level, stream=sys.stderr)
+    else:
+        if debug:
+            os.environ.setdefault("TAKOPI_LOG_FILE", "debug.log")
+        setup_logging(debug=debug)
 
 
 def _config_from_argv(argv: Sequence[str]) -> str | None:
@@ -188,9 +228,6 @@ def create_app(engine_ids: Sequence[str] = ()) -> click.Group:
         ctx.obj = {"config_path": config_path, "transport": flags.get("transport")}
         if ctx.invoked_subcommand is None:
             _invoke_run(ctx, None, **flags)
-            return
-        if not getattr(app.commands.get(ctx.invoked_subcommand), "is_engine", False):
-            _quiet_logging(flags.get("debug", False))
 
     for command in (
         init_cmd,
@@ -203,27 +240,20 @@ def create_app(engine_ids: Sequence[str] = ()) -> click.Group:
         app.add_command(command)
     for engine in engine_ids:
         if engine in app.commands:
-            log.warning("cli.engine_name_clash", engine=engine)
+            get_logger(__name__).warning("cli.engine_name_clash", engine=engine)
             continue
         app.add_command(make_engine_command(engine))
     return app
 
 
-def _quiet_logging(debug: bool) -> None:
-    """Configuration subcommands print results on stdout: logs go to stderr, warnings up."""
-    from takopi.logging import setup_logging
-
-    level = "debug" if debug else os.environ.get("TAKOPI_LOG_LEVEL", "warning")
-    setup_logging(level=level, stream=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    setup_cli_logging(args)
     try:
         engines = discover_engine_ids(_config_from_argv(args))
     except Exception as exc:  # discovery must never make the CLI unusable
-        log.warning("cli.engine_discovery_failed", error=str(exc))
+        get_logger(__name__).warning("cli.engine_discovery_failed", error=str(exc))
         engines = []
     app = create_app(engines)
     try:
@@ -234,4 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["create_app", "discover_engine_ids", "main", "make_engine_command"]
+__all__ = [
+    "create_app",
+    "discover_engine_ids",
+    "is_tool_invocation",
+    "main",
+    "make_engine_command",
+    "setup_cli_logging",
+]

@@ -170,11 +170,6 @@ def run_takopi(
     default_engine_override: str | None,
 ) -> int:
     """Everything ``takopi`` does before and while the supervisor runs; the exit code."""
-    from takopi.logging import setup_logging
-
-    if debug:
-        os.environ.setdefault("TAKOPI_LOG_FILE", "debug.log")
-    setup_logging(debug=debug)
     if transport is not None and not transport.strip():
         fail("Invalid --transport; expected a non-empty string.")
     transport = transport.strip() if transport else None

@@ -53,8 +53,12 @@ def sd_escape(arg: str, *, dollar: bool = True) -> str:
 
 
 def sd_command(argv: Sequence[str]) -> str:
-    """A whole command line for ``ExecStart=``/``ExecReload=``."""
-    return " ".join(sd_escape(a) for a in argv)
+    """A whole command line for ``ExecStart=``/``ExecReload=``.
+
+    systemd expands ``$VAR`` in the arguments but not in the executable path, so ``$`` is only
+    doubled after the first word.
+    """
+    return " ".join(sd_escape(a, dollar=i > 0) for i, a in enumerate(argv))
 
 
 def render_unit(spec: UnitSpec) -> str:
