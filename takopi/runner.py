@@ -542,7 +542,11 @@ class JsonlSubprocessRunner(BaseRunner):
         try:
             data = self.decode_jsonl(line=line_bytes)
             if data is None:
-                raise _UndecodableLine("decoder returned no data")
+                # As in the reference: a ``None`` decode goes straight to
+                # invalid_json_events; plugins' decode_error_events only see real exceptions.
+                raw = raw_bytes.decode("utf-8", errors="replace")
+                line = line_bytes.decode("utf-8", errors="replace")
+                return list(self.invalid_json_events(raw=raw, line=line, state=state))
         except Exception as exc:
             raw = raw_bytes.decode("utf-8", errors="replace")
             line = line_bytes.decode("utf-8", errors="replace")
