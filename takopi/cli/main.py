@@ -19,6 +19,15 @@ from takopi.logging import get_logger
 
 APP_HELP = "Telegram bridge for coding agents. Docs: https://takopi.dev/"
 
+EXIT_CODES_HELP = """\b
+Exit codes (running takopi):
+  0    stopped cleanly (SIGTERM, takopictl stop, end of console input)
+  1    error: missing/invalid config, engine CLI not installed, already running
+  2    usage error (bad option or argument)
+  3    the configured transport was quarantined (systemd restarts the service)
+  130  interrupted (Ctrl+C)
+"""
+
 
 def _version() -> str:
     from takopi import __version__
@@ -99,7 +108,9 @@ def make_engine_command(engine: str) -> click.Command:
     return command
 
 
-TOOL_COMMANDS = frozenset({"init", "chat-id", "doctor", "plugins", "config", "service"})
+TOOL_COMMANDS = frozenset(
+    {"init", "chat-id", "doctor", "plugins", "config", "service", "onboarding-paths"}
+)
 _VALUE_OPTIONS = frozenset({"--config", "--transport"})
 
 
@@ -192,6 +203,17 @@ def discover_engine_ids(config_path: str | os.PathLike[str] | None) -> list[str]
     return sorted(ids)
 
 
+@click.command("onboarding-paths", help="Debug: list every path through the setup wizard.")
+def onboarding_paths_cmd() -> None:
+    from takopi.cli.ctl_render import table
+    from takopi.cli.onboarding import onboarding_paths
+
+    rows = onboarding_paths()
+    click.echo(f"onboarding paths ({len(rows)})")
+    for line in table(["WORKFLOW", "ENGINES", "SAVE ANYWAY", "SAVE", "OUTCOME"], rows):
+        click.echo(line)
+
+
 def create_app(engine_ids: Sequence[str] = ()) -> click.Group:
     """The ``takopi`` click group with one subcommand per engine id."""
     from takopi.cli.chat_id_cmd import chat_id_cmd
@@ -205,6 +227,7 @@ def create_app(engine_ids: Sequence[str] = ()) -> click.Group:
         cls=TakopiGroup,
         invoke_without_command=True,
         help=APP_HELP,
+        epilog=EXIT_CODES_HELP,
         context_settings={"help_option_names": ["--help"]},
     )
     @click.option(
@@ -236,6 +259,7 @@ def create_app(engine_ids: Sequence[str] = ()) -> click.Group:
         plugins_cmd,
         config_group,
         service_group,
+        onboarding_paths_cmd,
     ):
         app.add_command(command)
     for engine in engine_ids:

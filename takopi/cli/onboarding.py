@@ -326,6 +326,25 @@ class Wizard:
         )
 
 
+def onboarding_paths() -> list[tuple[str, str, str, str, str]]:
+    """Every way through the wizard: (workflow, engines found, save anyway, save config, outcome).
+
+    Used by ``takopi onboarding-paths`` (a debugging aid, as in the reference).
+    """
+    paths: list[tuple[str, str, str, str, str]] = []
+    for workflow in WORKFLOWS:
+        for engines_found in ("yes", "no"):
+            anyway_options = ("-",) if engines_found == "yes" else ("no", "yes")
+            for anyway in anyway_options:
+                if anyway == "no":
+                    paths.append((workflow.id, engines_found, anyway, "-", "cancelled"))
+                    continue
+                for save in ("yes", "no"):
+                    outcome = "saved, takopi starts" if save == "yes" else "not saved"
+                    paths.append((workflow.id, engines_found, anyway, save, outcome))
+    return paths
+
+
 def _allowlist_of(raw: dict[str, Any] | None) -> list[str] | None:
     plugins = (raw or {}).get("plugins")
     enabled = plugins.get("enabled") if isinstance(plugins, dict) else None
@@ -355,5 +374,6 @@ __all__ = [
     "WizardResult",
     "Workflow",
     "merge_onboarding",
+    "onboarding_paths",
     "run_onboarding",
 ]

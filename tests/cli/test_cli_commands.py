@@ -270,3 +270,14 @@ def test_in_process_runner_rejects_unknown_engine(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "Unknown engine 'nope'" in result.stderr
+
+
+def test_onboarding_paths_lists_every_wizard_outcome() -> None:
+    result = CliRunner().invoke(create_app([]), ["onboarding-paths"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "onboarding paths (15)"
+    rows = [line.split()[0] for line in lines[2:]]
+    assert len(rows) == 15
+    assert {w: rows.count(w) for w in set(rows)} == {"assistant": 5, "workspace": 5, "handoff": 5}
+    assert sum("cancelled" in line for line in lines) == 3

@@ -287,6 +287,20 @@ def test_takopi_cli_starts_the_supervisor(
     assert _worker(doc, "engine:clitest")["state"] == "ready"
     table = sup.ctl("status").stdout
     assert "engine:clibroken: last error" in table
+    broken_before = _worker(doc, "engine:clibroken")
+    released = sup.ctl("restart", "clibroken")  # a quarantined worker is released
+    assert released.returncode == 0, released.stderr
+    assert "restarted: engine:clibroken" in released.stdout
+    again = wait_for(
+        lambda: (
+            (w := _worker(_status(sup), "engine:clibroken"))["state"] == "quarantined"
+            and w["restarts"] > broken_before["restarts"]
+            and w
+        ),
+        60,
+        "the released worker to fail again",
+    )
+    assert "broken on purpose" in again["last_error"]
     message_id = sup.send("answer=via-takopi")
     wait_for(lambda: _final_reply(sup, message_id), 30, "answer")
 
