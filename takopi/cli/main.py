@@ -21,11 +21,11 @@ APP_HELP = "Telegram bridge for coding agents. Docs: https://takopi.dev/"
 
 EXIT_CODES_HELP = """\b
 Exit codes (running takopi):
-  0    stopped cleanly (SIGTERM, takopictl stop, end of console input)
+  0    stopped cleanly (SIGTERM, Ctrl+C, takopictl stop, end of console input)
   1    error: missing/invalid config, engine CLI not installed, already running
   2    usage error (bad option or argument)
   3    the configured transport was quarantined (systemd restarts the service)
-  130  interrupted (Ctrl+C)
+  130  interrupted during startup (Ctrl+C before the supervisor was running)
 """
 
 
