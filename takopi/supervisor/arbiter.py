@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from takopi.config import ConfigError
@@ -141,6 +142,7 @@ class Arbiter:
         self.runtime_service = RuntimeService(self)
         self.notifier = Notifier()
         self.stop_requested = anyio.Event()
+        self.config_loaded = anyio.Event()
         self.stopped = anyio.Event()
         self._tg: TaskGroup | None = None
         self._lock: Any = None
@@ -172,13 +174,14 @@ class Arbiter:
         self.transport_id = self.options.transport_override or self.settings.transport
         if not self.transport_id:
             raise ConfigError("Invalid --transport; expected a non-empty string.")
-        self._apply_supervisor_table()
+        self._apply_supervisor_table((self.settings.model_extra or {}).get("supervisor") or {})
+        for slot in self.slots.values():
+            slot.policy.config = self.options.policy
 
-    def _apply_supervisor_table(self) -> None:
+    def _apply_supervisor_table(self, table: Any) -> None:
         """``[supervisor]`` tunables: ping_interval, ping_timeout, load_timeout,
         shutdown_grace, engine_wait, max_frame_bytes, extra_transports, and a
         ``[supervisor.restart]`` table with :class:`PolicyConfig` fields."""
-        table = (self.settings.model_extra or {}).get("supervisor") or {}
         if not isinstance(table, dict):
             raise ConfigError("Invalid `supervisor` config; expected a table.")
         for key in (
@@ -214,6 +217,39 @@ class Arbiter:
             except TypeError as exc:
                 raise ConfigError(f"Invalid `supervisor.restart`: {exc}") from None
 
+    def _early_plan(self) -> tuple[Path, str, list[str]] | None:
+        """Config path, transport id and engine ids read from the raw TOML, so workers can
+        start while the full settings (pydantic) load. None when environment overrides,
+        legacy keys, foreign interpreters or a broken file could change the answer."""
+        from takopi.config import read_config, resolve_config_path
+        from takopi.engines import list_backends
+
+        if any(key.upper().startswith("TAKOPI__") for key in os.environ):
+            return None
+        path = resolve_config_path(self.options.config_path)
+        try:
+            raw = read_config(path) if path.exists() else {}
+            if "bot_token" in raw or "chat_id" in raw:
+                return None
+            plugins = raw.get("plugins") or {}
+            if not isinstance(plugins, dict) or any(
+                isinstance(v, dict) and "python" in v for v in plugins.values()
+            ):
+                return None
+            transport = self.options.transport_override or raw.get("transport") or "telegram"
+            enabled = plugins.get("enabled") or []
+            if not isinstance(transport, str) or not isinstance(enabled, list):
+                return None
+            allowlist = [str(e) for e in enabled if e] or None
+            self._apply_supervisor_table(raw.get("supervisor") or {})
+            engines = set(list_backends(allowlist=allowlist))
+        except Exception as exc:  # the full load reports it properly
+            log.debug("supervisor.early_plan_skipped", error=str(exc))
+            return None
+        if self.options.engines is not None:
+            engines &= set(self.options.engines)
+        return path, transport.strip(), sorted(engines)
+
     def _engine_ids(self) -> list[str]:
         from takopi.engines import list_backends
         from takopi.plugins import ENGINE_GROUP, list_entrypoints_for_python
@@ -234,6 +270,8 @@ class Arbiter:
         return sorted(ids)
 
     def _python_for(self, plugin_id: str) -> str | None:
+        if self.settings is None:
+            return None  # early spawn: only planned when no plugin sets its own python
         try:
             return self.settings.plugin_python(plugin_id, config_path=self.config_path)  # type: ignore[no-any-return]
         except ConfigError as exc:
@@ -421,6 +459,7 @@ class Arbiter:
         try:
             with anyio.fail_after(self.options.load_timeout):
                 await attached.wait()
+                await self.config_loaded.wait()
                 if slot.kind == "engine":
                     ok = await self._load_engine(slot, peer)
                 elif slot.kind == "transport":
@@ -1020,8 +1059,13 @@ class Arbiter:
         """Run until stopped; returns the process exit code."""
         from takopi.rpc import RouterEndpoint
 
+        plan = self._early_plan()
         try:
-            self._load_config()
+            if plan is None:
+                self._load_config()
+                engine_ids = self._engine_ids()
+            else:
+                self.config_path, self.transport_id, engine_ids = plan
             self.paths = resolve_paths(self.config_path)
             self.journal = Journal(self.paths.journal_path)
             interrupted = self.journal.load()
@@ -1032,13 +1076,15 @@ class Arbiter:
                     engine=entry.engine,
                     resume_line=entry.resume_line,
                 )
-            for engine in self._engine_ids():
+            for engine in engine_ids:
                 self._new_slot("engine", engine)
             self._new_slot("transport", self.transport_id)
             for extra in self.options.extra_transports:
                 if extra != self.transport_id:
                     self._new_slot("transport", extra)
-            self._build_runtime()
+            if plan is None:
+                self._build_runtime()
+                self.config_loaded.set()
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             log.error("supervisor.config_error", error=str(exc))
@@ -1074,6 +1120,9 @@ class Arbiter:
                 self.notifier.status("starting workers")
                 for slot in list(self.slots.values()):
                     tg.start_soon(self._supervise, slot)
+                # Workers are importing; validate the full config meanwhile.
+                if plan is not None and not await self._finish_early_config(plan):
+                    self.request_stop()
                 tg.start_soon(self._refill_standby, 1.0)
                 await self.stop_requested.wait()
                 await self._shutdown()
@@ -1096,6 +1145,27 @@ class Arbiter:
                     pass
             self.stopped.set()
         return self.exit_code
+
+    async def _finish_early_config(self, plan: tuple[Path, str, list[str]]) -> bool:
+        """Load the full settings after an early spawn; False (and an error) if unusable."""
+        try:
+            await anyio.to_thread.run_sync(self._load_config)
+            engine_ids = self._engine_ids()
+            if self.transport_id != plan[1] or engine_ids != plan[2]:
+                # Cannot happen without env overrides (excluded); be loud if it does.
+                raise ConfigError(
+                    f"config changed while starting (transport {plan[1]!r} → "
+                    f"{self.transport_id!r}, engines {plan[2]} → {engine_ids})"
+                )
+            self._build_runtime()
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            log.error("supervisor.config_error", error=str(exc))
+            if self.exit_code == EXIT_OK:
+                self.exit_code = EXIT_ERROR
+            return False
+        self.config_loaded.set()
+        return True
 
     def _on_peer_registered(self, peer: Any) -> None:
         identity = getattr(peer, "identity", None)

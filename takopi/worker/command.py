@@ -78,6 +78,9 @@ class CommandHost:
             return {"ok": False, "error": str(exc), "exit_code": EXIT_PLUGIN_FAILED}
         self._runtime = RuntimeProxy(self.peer, self.snapshot)
         self._plugin_loop()
+        from takopi.worker.memory import trim_memory
+
+        trim_memory()
         return {"ok": True, "description": str(getattr(self.backend, "description", "") or "")}
 
     async def runtime_changed(self, snapshot: dict[str, Any]) -> None:

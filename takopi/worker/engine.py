@@ -84,6 +84,9 @@ class EngineHost:
         cli_path = shutil.which(cli_cmd)
         if cli_path is None and status == "ok":
             status, issue = "missing_cli", f"{cli_cmd} not found on PATH"
+        from takopi.worker.memory import trim_memory
+
+        trim_memory()
         resume_re = getattr(self.runner, "resume_re", None)
         pattern = getattr(resume_re, "pattern", None)
         return {
@@ -142,6 +145,9 @@ class EngineHost:
         finally:
             clear_context()
             reset_run_base_dir(base_token)
+            from takopi.worker.memory import trim_memory
+
+            trim_memory()
 
     async def format_resume(self, token: ResumeToken) -> str:
         """The runner's resume line for ``token``."""

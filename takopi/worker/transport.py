@@ -83,6 +83,9 @@ class TransportHost:
             return self._failed(
                 f"lock_token failed: {type(exc).__name__}: {exc}", EXIT_PLUGIN_FAILED
             )
+        from takopi.worker.memory import trim_memory
+
+        trim_memory()
         return {
             "ok": True,
             "lock_token": token,
@@ -172,6 +175,12 @@ class TransportHost:
             target=target, name=f"transport-{self.plugin_id}", daemon=True
         )
         self.thread.start()
+        # The plugin's imports happen on its thread: give freed heap back once it settled.
+        from takopi.worker.memory import trim_memory
+
+        timer = threading.Timer(3.0, trim_memory)
+        timer.daemon = True
+        timer.start()
         return {"started": True}
 
 

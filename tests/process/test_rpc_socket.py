@@ -24,7 +24,7 @@ def test_bad_input_on_rpc_socket_is_refused(supervisor: SupervisorHarness) -> No
 
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.LINGER, 2000)  # make sure the frames leave before close
     sock.setsockopt(zmq.ROUTING_ID, b"intruder")
     sock.connect(address)
     sock.send(b"\x00\xff garbage that is not msgpack")
@@ -32,6 +32,7 @@ def test_bad_input_on_rpc_socket_is_refused(supervisor: SupervisorHarness) -> No
     sock.send(b"x" * 200_000)  # oversized for max_frame_bytes = 64 KiB
     sock.close()
     ctx.term()
+    wait_until(lambda: "rpc.frame" in supervisor.log_path.read_text())
 
     async def wrong_secret() -> str:
         try:
