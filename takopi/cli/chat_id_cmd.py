@@ -24,6 +24,22 @@ def _configured_token(data: dict[str, Any]) -> str | None:
     return token.strip() if isinstance(token, str) and token.strip() else None
 
 
+def _refuse_while_running(path: Path) -> None:
+    """Telegram lets one poller read a bot's updates: a running takopi would steal them."""
+    from takopi.cli.common import display_path
+    from takopi.cli.ctl_client import ControlClient, ControlError
+
+    try:
+        status = ControlClient(path, timeout=3.0).call("status")
+    except ControlError:
+        return
+    if status.get("transport") == "telegram":
+        fail(
+            f"takopi (pid {status.get('pid')}) is running for {display_path(path)} and reads "
+            "this bot's updates; stop it first (`takopictl stop`)."
+        )
+
+
 @click.command("chat-id", help="Print the id of the chat you message the bot from.")
 @click.option("--token", default=None, help="Bot token (default: the one in the config).")
 @click.option("--project", default=None, help="Also save it as projects.<ALIAS>.chat_id.")
@@ -72,6 +88,8 @@ def chat_id_cmd(
     token = (token or "").strip() or _configured_token(raw)
     if not token:
         fail("no bot token; pass --token or run `takopi --onboard`.")
+    if token == _configured_token(raw):
+        _refuse_while_running(path)
     api_url = api_url_from(raw)
     with suppress_logs("warning"):
         bot = anyio.run(lambda: check_bot_token(token, api_url=api_url))

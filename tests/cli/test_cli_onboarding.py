@@ -3,6 +3,7 @@ scripted answers in-process, and the real `takopi` binary under a pseudo-termina
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import tomllib
@@ -15,7 +16,7 @@ from takopi.cli.engines_info import EngineInfo
 from takopi.cli.onboarding import Wizard, run_onboarding
 from takopi.cli.prompts import ScriptedPrompter
 from takopi.cli.telegram_checks import API_URL_ENV
-from tests.cli.conftest import TAKOPI, PtyProcess, run_cli, user_writes_when_polled
+from tests.cli.conftest import TAKOPI, TAKOPICTL, PtyProcess, run_cli, user_writes_when_polled
 from tests.fakes.bot_api import DEFAULT_TOKEN, BotApiServer
 
 ENGINES = [
@@ -266,6 +267,12 @@ def test_first_run_on_a_terminal_onboards_then_starts(
             timeout=60,
         )
         assert "codex" in greeting[0].text
+        status = run_cli([TAKOPICTL, "status", "--json"], env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["supervisor"]["transport"] == "telegram"
+        busy = run_cli([TAKOPI, "chat-id"], env)  # would fight the running takopi for updates
+        assert busy.returncode == 1
+        assert "reads this bot's updates; stop it first" in busy.stderr
         term.proc.send_signal(signal.SIGTERM)
         assert term.wait(60) == 0
     finally:
