@@ -69,26 +69,6 @@ def child_pipe_echo() -> None:
         os.write(1, data)
 
 
-def child_pipe_json_echo() -> None:
-    for line in sys.stdin:
-        sys.stdout.write(json.dumps(json.loads(line)) + "\n")
-        sys.stdout.flush()
-
-
-def child_zmq_echo(address: str) -> None:
-    import zmq
-
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(address)
-    sock.send(b"hi")
-    while True:
-        msg = sock.recv()
-        if msg == b"quit":
-            return
-        sock.send(msg)
-
-
 def child_pipe_events(n: int) -> None:
     out = sys.stdout
     for i in range(n):
@@ -146,49 +126,6 @@ def pipe_round_trips(n: int) -> list[float]:
     return samples
 
 
-def pipe_json_round_trips(n: int) -> list[float]:
-    proc = _spawn("--child", "pipe-json-echo", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stdout is not None
-    samples = []
-    for i in range(200 + n):
-        t0 = time.perf_counter()
-        proc.stdin.write(json.dumps({"id": i, "method": "echo", "args": [i]}).encode() + b"\n")
-        proc.stdin.flush()
-        json.loads(proc.stdout.readline())
-        if i >= 200:
-            samples.append(time.perf_counter() - t0)
-    proc.stdin.close()
-    proc.wait()
-    proc.stdout.close()
-    return samples
-
-
-def zmq_round_trips(n: int) -> list[float]:
-    import zmq
-
-    from takopi.rpc import ipc_address, make_runtime_dir
-
-    rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
-    address = ipc_address(rundir, "raw")
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(address)
-    proc = _spawn("--child", "zmq-echo", address)
-    ident, _ = sock.recv_multipart()
-    samples = []
-    for i in range(200 + n):
-        t0 = time.perf_counter()
-        sock.send_multipart([ident, b"12345678"])
-        sock.recv_multipart()
-        if i >= 200:
-            samples.append(time.perf_counter() - t0)
-    sock.send_multipart([ident, b"quit"])
-    proc.wait()
-    sock.close()
-    shutil.rmtree(rundir, ignore_errors=True)
-    return samples
-
-
 def pipe_events(n: int) -> float:
     t0 = time.perf_counter()
     proc = _spawn("--child", "pipe-events", str(n), stdout=subprocess.PIPE)
@@ -204,8 +141,8 @@ def pipe_events(n: int) -> float:
 
 
 async def rpc_measurements(calls: int, events: int) -> dict[str, Any]:
-    from takopi.model import ActionEvent
     from takopi.rpc import Peer, RouterEndpoint, ipc_address, make_runtime_dir
+    from takopi.model import ActionEvent
 
     rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
     peers: asyncio.Queue[Peer] = asyncio.Queue()
@@ -268,10 +205,6 @@ def main() -> None:
         mode = args.child[0]
         if mode == "pipe-echo":
             child_pipe_echo()
-        elif mode == "pipe-json-echo":
-            child_pipe_json_echo()
-        elif mode == "zmq-echo":
-            child_zmq_echo(args.child[1])
         elif mode == "pipe-events":
             child_pipe_events(int(args.child[1]))
         elif mode == "worker":
@@ -279,33 +212,18 @@ def main() -> None:
         return
 
     pipe = pipe_round_trips(args.calls)
-    pipe_json = pipe_json_round_trips(args.calls)
-    raw_zmq = zmq_round_trips(args.calls)
     rpc = asyncio.run(rpc_measurements(args.calls, args.events))
     pipe_eps = pipe_events(args.events)
     rtt = rpc["rtt"]
     us = 1e6
+    p_med, r_med = statistics.median(pipe), statistics.median(rtt)
+    p_99, r_99 = _pct(pipe, 0.99), _pct(rtt, 0.99)
+    print(f"round trip ({args.calls} calls, worker process over ipc://)")
+    print(f"  raw pipe      median {p_med * us:8.1f} us   p99 {p_99 * us:8.1f} us")
+    print(f"  rpc call      median {r_med * us:8.1f} us   p99 {r_99 * us:8.1f} us")
     print(
-        f"round trip ({args.calls} calls to a child process; load average {os.getloadavg()[0]:.1f})"
+        f"  ratio         median {r_med / p_med:8.2f} x    p99 {r_99 / p_99:8.2f} x   (target <= 3x)"
     )
-    rows = [
-        ("raw pipe, 8 bytes", pipe),
-        ("pipe, JSON lines", pipe_json),
-        ("raw zmq (blocking)", raw_zmq),
-        ("takopi.rpc call", rtt),
-    ]
-    for label, samples in rows:
-        print(
-            f"  {label:20s} median {statistics.median(samples) * us:8.1f} us"
-            f"   p99 {_pct(samples, 0.99) * us:8.1f} us"
-        )
-    r_med = statistics.median(rtt)
-    for label, samples in rows[:3]:
-        print(
-            f"  rpc / {label:14s} median {r_med / statistics.median(samples):6.2f} x"
-            f"   p99 {_pct(rtt, 0.99) / _pct(samples, 0.99):6.2f} x"
-        )
-    print("  (target: rpc <= 3x pipe)")
     print(f"streaming ({args.events} events, one hop)")
     print(f"  raw pipe JSON lines  {pipe_eps:12,.0f} events/s")
     print(
