@@ -8,6 +8,7 @@ bash scripts/bootstrap.sh
 [ -f scripts/ci-system-deps.sh ] && bash scripts/ci-system-deps.sh
 engines_bin="$(bash scripts/install-engines.sh | tail -n 1)"
 export TAKOPI_ENGINES_BIN="$engines_bin"
+bash scripts/install-compat-plugins.sh >/dev/null
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
