@@ -166,6 +166,7 @@ async def run_telegram(
             offline_backlog=settings.offline_backlog,
             config_path=config_path,
             poll_timeout_s=poll_timeout_s,
+            bot_username=(me or {}).get("username"),
         )
         await run_main_loop(cfg)
 

@@ -282,6 +282,7 @@ class TelegramBridgeConfig:
     chat_ids: tuple[int, ...] | None = None
     config_path: Path | None = None
     poll_timeout_s: int = 50
+    bot_username: str | None = None
     voice_transcription: TelegramVoiceTranscriptionConfig = field(
         default_factory=TelegramVoiceTranscriptionConfig
     )

@@ -9,17 +9,16 @@ senders), apply the offline-backlog policy, then route: forwards to the coalesce
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from takopi.commands import CommandContext, RunRequest, RunResult, get_command, list_command_ids
+from takopi.commands import CommandContext, get_command, list_command_ids
 from takopi.config import ConfigError
 from takopi.context import RunContext
 from takopi.directives import DirectiveError
@@ -29,24 +28,26 @@ from takopi.model import ResumeToken
 from takopi.progress import ProgressTracker
 from takopi.router import RunnerUnavailableError
 from takopi.runner_bridge import ExecBridgeConfig, IncomingMessage, RunningTasks, handle_message
+from takopi.runners.run_options import EngineRunOptions, apply_run_options
 from takopi.scheduler import ThreadJob, ThreadScheduler
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 
 from .bridge import CANCEL_CALLBACK_DATA, TelegramBridgeConfig, TelegramPresenter
+from .builtins import BUILTIN_COMMANDS, BuiltinCommands
+from .chat_prefs import ChatPrefsStore
 from .chat_sessions import ChatSessionStore, chat_session_key
-from .client import BotClient
-from .client_api import TelegramRetryAfter
 from .coalesce import ForwardCoalescer, format_forwarded_prompt
 from .commands import build_command_menu, parse_command, split_command_args
+from .deliveries import deliver_pending
+from .executor import CaptureTransport, TelegramCommandExecutor
 from .parsing import UpdateDeduper, parse_update
+from .polling import ALLOWED_UPDATES, drain_backlog, poll_updates
 from .render import render_markdown
+from .runspec import ResumeLineProxy, RunSpec
 from .types import TelegramCallbackQuery, TelegramIncomingMessage
 
 log = get_logger(__name__)
-
-ALLOWED_UPDATES = ["message", "callback_query"]
-POLL_FAILURE_SLEEP_S = 2.0
 
 CANCEL_NO_REPLY = "reply to the progress message to cancel."
 CANCEL_NOTHING = "nothing is currently running for that message."
@@ -58,221 +59,11 @@ BACKLOG_NOTICE = (
 )
 
 
-# -- polling -------------------------------------------------------------------------------
-
-
-async def poll_updates(
-    source: Any,
-    *,
-    offset: int | None = None,
-    timeout_s: int = 50,
-    allowed_updates: list[str] | None = None,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-) -> AsyncIterator[dict[str, Any]]:
-    """Long-poll ``getUpdates`` forever, yielding raw updates and advancing the offset.
-
-    ``source`` is a :class:`BotClient` or anything with a ``.bot`` (e.g. the bridge config).
-    Failures are logged and retried after 2 s; 429 waits ``retry_after``.
-    """
-    bot: BotClient = getattr(source, "bot", source)
-    allowed = allowed_updates if allowed_updates is not None else ALLOWED_UPDATES
-    while True:
-        try:
-            updates = await bot.get_updates(offset, timeout_s=timeout_s, allowed_updates=allowed)
-        except TelegramRetryAfter as exc:
-            log.info("loop.get_updates.retry_after", retry_after=exc.retry_after)
-            await sleep(exc.retry_after)
-            continue
-        if updates is None:
-            log.warning("loop.get_updates.failed")
-            await sleep(POLL_FAILURE_SLEEP_S)
-            continue
-        for update in updates:
-            update_id = update.get("update_id") if isinstance(update, dict) else None
-            if isinstance(update_id, int) and not isinstance(update_id, bool):
-                offset = max(offset or 0, update_id + 1)
-            yield update
-
-
-async def drain_backlog(bot: BotClient) -> int | None:
-    """Confirm every pending update without handling it; returns the next offset."""
-    offset: int | None = None
-    drained = 0
-    while True:
-        try:
-            updates = await bot.get_updates(offset, timeout_s=0, allowed_updates=ALLOWED_UPDATES)
-        except TelegramRetryAfter as exc:
-            await anyio.sleep(exc.retry_after)
-            continue
-        if not updates:
-            break
-        for update in updates:
-            update_id = update.get("update_id") if isinstance(update, dict) else None
-            if isinstance(update_id, int):
-                offset = max(offset or 0, update_id + 1)
-        drained += len(updates)
-    log.info("startup.backlog.drained", count=drained)
-    return offset
-
-
-# -- helpers -------------------------------------------------------------------------------
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _field(record: Any, name: str, default: Any = None) -> Any:
-    if isinstance(record, dict):
-        return record.get(name, default)
-    return getattr(record, name, default)
-
-
 def _int(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-class _ResumeLineProxy:
-    """Wraps a runner so that ``format_resume`` returns ``""`` when resume lines are hidden."""
-
-    def __init__(self, runner: Any, *, show: bool) -> None:
-        self._runner = runner
-        self._show = show
-        self.engine = runner.engine
-
-    def format_resume(self, token: ResumeToken) -> str:
-        return str(self._runner.format_resume(token)) if self._show else ""
-
-    def is_resume_line(self, line: str) -> bool:
-        return bool(self._runner.is_resume_line(line))
-
-    def extract_resume(self, text: str | None) -> ResumeToken | None:
-        return self._runner.extract_resume(text)  # type: ignore[no-any-return]
-
-    def run(self, prompt: str, resume: ResumeToken | None) -> Any:
-        return self._runner.run(prompt, resume)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runner, name)
-
-
-@dataclass(frozen=True, slots=True)
-class _RunSpec:
-    """A run to start: who asked, where, on which engine/thread."""
-
-    chat_id: int
-    user_msg_id: int
-    text: str
-    thread_id: int | None
-    reply_to: MessageRef | None
-    resume_token: ResumeToken | None
-    engine_override: str | None
-    context: RunContext | None
-    session_key: str | None
-
-
-class _CaptureTransport:
-    """An in-memory transport for ``run_one(mode="capture")``: remembers the last message."""
-
-    def __init__(self) -> None:
-        self.last: RenderedMessage | None = None
-        self._next = 0
-
-    async def close(self) -> None:
-        return None
-
-    async def send(
-        self, *, channel_id: Any, message: RenderedMessage, options: SendOptions | None = None
-    ) -> MessageRef:
-        self._next += 1
-        self.last = message
-        return MessageRef(channel_id=channel_id, message_id=f"capture-{self._next}")
-
-    async def edit(
-        self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
-    ) -> MessageRef:
-        self.last = message
-        return ref
-
-    async def delete(self, *, ref: MessageRef) -> bool:
-        return True
-
-
-class TelegramCommandExecutor:
-    """``ctx.executor`` for plugin commands: talks to the command's chat, runs engines."""
-
-    def __init__(self, loop: TelegramLoop, msg: TelegramIncomingMessage) -> None:
-        self._loop = loop
-        self._msg = msg
-        self.default_context: RunContext | None = loop.ambient_context(msg.chat_id)
-
-    async def send(
-        self,
-        message: RenderedMessage | str,
-        *,
-        reply_to: MessageRef | None = None,
-        notify: bool = True,
-    ) -> MessageRef | None:
-        if isinstance(message, str):
-            message = RenderedMessage(text=message)
-        target = reply_to or MessageRef(
-            channel_id=self._msg.chat_id,
-            message_id=self._msg.message_id,
-            thread_id=self._msg.thread_id,
-        )
-        return await self._loop.transport.send(
-            channel_id=self._msg.chat_id,
-            message=message,
-            options=SendOptions(reply_to=target, notify=notify, thread_id=self._msg.thread_id),
-        )
-
-    async def run_one(self, request: RunRequest, *, mode: str = "emit") -> RunResult:
-        loop = self._loop
-        context = request.context or self.default_context
-        engine = request.engine or loop.runtime.resolve_engine(
-            engine_override=None, context=context
-        )
-        spec = _RunSpec(
-            chat_id=self._msg.chat_id,
-            user_msg_id=self._msg.message_id,
-            text=request.prompt,
-            thread_id=self._msg.thread_id,
-            reply_to=None,
-            resume_token=None,
-            engine_override=engine,
-            context=context,
-            session_key=None,
-        )
-        if mode == "capture":
-            capture = _CaptureTransport()
-            await loop.run_spec(spec, transport=capture)
-            return RunResult(engine=engine, message=capture.last)
-        await loop.run_spec(spec)
-        return RunResult(engine=engine, message=None)
-
-    async def run_many(
-        self, requests: Any, *, mode: str = "emit", parallel: bool = False
-    ) -> list[RunResult]:
-        requests = list(requests)
-        if not parallel:
-            return [await self.run_one(r, mode=mode) for r in requests]
-        results: list[RunResult | None] = [None] * len(requests)
-
-        async def one(i: int, request: RunRequest) -> None:
-            try:
-                results[i] = await self.run_one(request, mode=mode)
-            except Exception as exc:
-                log.warning("telegram.executor.run_failed", error=str(exc))
-
-        async with anyio.create_task_group() as tg:
-            for i, request in enumerate(requests):
-                tg.start_soon(one, i, request)
-        return [r for r in results if r is not None]
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -303,9 +94,16 @@ class TelegramLoop:
             delay_s=cfg.forward_coalesce_s, task_group=task_group, on_flush=self._flush_prompt
         )
         self.sessions: ChatSessionStore | None = None
+        self.builtins: BuiltinCommands | None = None
         if cfg.config_path is not None:
             self.sessions = ChatSessionStore(
                 cfg.config_path.with_name("telegram_chat_sessions_state.json")
+            )
+            self.builtins = BuiltinCommands(
+                runtime=self.runtime,
+                prefs=ChatPrefsStore(cfg.config_path.with_name("telegram_chat_prefs_state.json")),
+                reply=self.reply,
+                is_admin=self.is_admin,
             )
         self._plugin_ids: set[str] | None = None
 
@@ -327,11 +125,47 @@ class TelegramLoop:
         allowed = self.cfg.allowed_user_ids
         return not allowed or (sender_id is not None and sender_id in allowed)
 
-    def ambient_context(self, chat_id: int) -> RunContext | None:
-        try:
-            return self.runtime.default_context_for_chat(chat_id)  # type: ignore[no-any-return]
-        except Exception:
-            return None
+    async def default_engine_for(self, chat_id: int, context: RunContext | None) -> str:
+        """The engine a new run in ``chat_id`` uses without a directive."""
+        if self.builtins is not None:
+            choice = await self.builtins.engine_choice(chat_id, directive=None, context=context)
+            return choice.engine
+        return self.runtime.resolve_engine(engine_override=None, context=context)  # type: ignore[no-any-return]
+
+    async def ambient_context(self, chat_id: int) -> RunContext | None:
+        """The chat's ``/ctx`` binding, else the project bound to the chat."""
+        if self.builtins is not None:
+            context, _source = await self.builtins.ambient_context(chat_id)
+            return context
+        return self.runtime.default_context_for_chat(chat_id)  # type: ignore[no-any-return]
+
+    async def is_admin(self, msg: TelegramIncomingMessage) -> bool:
+        """Private chats, or group creators/administrators (``getChatMember``)."""
+        if msg.is_private:
+            return True
+        if msg.sender_id is None:
+            return False
+        member = await self.bot.get_chat_member(msg.chat_id, msg.sender_id)
+        return isinstance(member, dict) and member.get("status") in {"creator", "administrator"}
+
+    async def triggered(self, msg: TelegramIncomingMessage, command: str | None) -> bool:
+        """In ``mentions`` mode (groups), only mentions, replies to the bot and commands run."""
+        if self.builtins is None or msg.is_private:
+            return True
+        if await self.builtins.trigger_mode(msg.chat_id) != "mentions":
+            return True
+        username = (self.cfg.bot_username or "").lower()
+        if username and f"@{username}" in msg.text.lower():
+            return True
+        if msg.reply_to_is_bot or (username and (msg.reply_to_username or "").lower() == username):
+            return True
+        if command is not None:
+            return (
+                command in set(self.runtime.engine_ids)
+                or bool(self.runtime.normalize_project_key(command))
+                or await self.is_plugin_command(command)
+            )
+        return False
 
     # -- entry points -------------------------------------------------------------------
     async def handle_raw_update(self, raw: Any) -> None:
@@ -382,7 +216,7 @@ class TelegramLoop:
             if policy == "drop":
                 return
             if policy != "run":
-                await self.reply(msg, BACKLOG_NOTICE, notify=False)
+                self.tg.start_soon(partial(self.reply, msg, BACKLOG_NOTICE, notify=False))
                 return
         log.info("handle.incoming_update", chat_id=msg.chat_id, message_id=msg.message_id)
 
@@ -393,7 +227,8 @@ class TelegramLoop:
         if msg.has_document:
             return  # file transfer is not enabled in this build: ignored silently
         if msg.has_voice and not msg.text:
-            await self.reply(
+            self.tg.start_soon(
+                self.reply,
                 msg,
                 "voice transcription is disabled.\n\nenable it in your config with "
                 "`voice_transcription = true` under `[transports.telegram]`.",
@@ -403,15 +238,21 @@ class TelegramLoop:
         command = parse_command(msg.text)
         if command is not None:
             if command.name == "cancel":
-                await self.handle_cancel_command(msg)
+                self.handle_cancel_command(msg)
                 return
             if command.name == "new" and self.cfg.session_mode == "chat":
-                await self.handle_new(msg)
+                self.tg.start_soon(self.handle_new, msg)
+                return
+            if command.name in BUILTIN_COMMANDS and self.builtins is not None:
+                self.tg.start_soon(self.builtins.handle, msg, command.name, command.args_text)
                 return
             if await self.is_plugin_command(command.name):
                 self.tg.start_soon(self.dispatch_command, msg, command.name, command.args_text)
                 return
 
+        if not await self.triggered(msg, command.name if command is not None else None):
+            log.debug("update.ignored", reason="not_triggered", chat_id=msg.chat_id)
+            return
         if msg.reply_to_message_id is not None:
             ref = MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
             if ref in self.running_tasks:
@@ -467,13 +308,13 @@ class TelegramLoop:
         rendered = self.presenter.render_progress(state, elapsed_s=0.0, label="`cancelled`")
         await self.transport.edit(ref=job.progress_ref, message=rendered, wait=True)
 
-    async def handle_cancel_command(self, msg: TelegramIncomingMessage) -> None:
+    def handle_cancel_command(self, msg: TelegramIncomingMessage) -> None:
         if msg.reply_to_message_id is None:
-            await self.reply(msg, CANCEL_NO_REPLY)
+            self.tg.start_soon(self.reply, msg, CANCEL_NO_REPLY)
             return
         answer = self.cancel(msg.chat_id, msg.reply_to_message_id)
         if answer == CANCEL_NOTHING:
-            await self.reply(msg, CANCEL_NOTHING)
+            self.tg.start_soon(self.reply, msg, CANCEL_NOTHING)
 
     # -- /new ---------------------------------------------------------------------------
     def session_key(self, msg: TelegramIncomingMessage) -> str | None:
@@ -569,26 +410,46 @@ class TelegramLoop:
             log.exception("telegram.prompt.failed", error=str(exc))
             await self.send_error(prompt, str(exc) or type(exc).__name__)
 
+    def strip_bot_mention(self, text: str) -> str:
+        """Drop a leading ``@<bot>`` mention (it would otherwise read as an ``@branch``)."""
+        username = self.cfg.bot_username
+        if not username:
+            return text
+        stripped = text.lstrip()
+        mention = f"@{username}"
+        if stripped[: len(mention)].lower() == mention.lower() and (
+            len(stripped) == len(mention) or stripped[len(mention)].isspace()
+        ):
+            return stripped[len(mention) :].lstrip(" \t")
+        return text
+
     async def run_prompt(self, msg: TelegramIncomingMessage, text: str) -> None:
         """Resolve directives/context/resume for a prompt and run (or queue) it."""
+        text = self.strip_bot_mention(text)
         try:
             resolved = self.runtime.resolve_message(
                 text=text,
                 reply_text=msg.reply_to_text,
-                ambient_context=self.ambient_context(msg.chat_id),
+                ambient_context=await self.ambient_context(msg.chat_id),
                 chat_id=msg.chat_id,
             )
         except DirectiveError as exc:
             await self.send_error(msg, str(exc))
             return
+        engine_override = resolved.engine_override
+        if self.builtins is not None:
+            choice = await self.builtins.engine_choice(
+                msg.chat_id, directive=resolved.directive_engine, context=resolved.context
+            )
+            engine_override = choice.engine
         session_key = self.session_key(msg)
         resume = resolved.resume_token
         if resume is None and session_key is not None and self.sessions is not None:
             engine = self.runtime.resolve_engine(
-                engine_override=resolved.engine_override, context=resolved.context
+                engine_override=engine_override, context=resolved.context
             )
             resume = await self.sessions.get(session_key, engine)
-        spec = _RunSpec(
+        spec = RunSpec(
             chat_id=msg.chat_id,
             user_msg_id=msg.message_id,
             text=resolved.prompt,
@@ -599,7 +460,7 @@ class TelegramLoop:
                 else None
             ),
             resume_token=resume,
-            engine_override=resolved.engine_override,
+            engine_override=engine_override,
             context=resolved.context,
             session_key=session_key,
         )
@@ -626,13 +487,13 @@ class TelegramLoop:
             resolved = self.runtime.resolve_message(
                 text=msg.text,
                 reply_text=None,
-                ambient_context=task.context or self.ambient_context(msg.chat_id),
+                ambient_context=task.context or await self.ambient_context(msg.chat_id),
                 chat_id=msg.chat_id,
             )
         except DirectiveError as exc:
             await self.send_error(msg, str(exc))
             return
-        spec = _RunSpec(
+        spec = RunSpec(
             chat_id=msg.chat_id,
             user_msg_id=msg.message_id,
             text=resolved.prompt,
@@ -645,7 +506,7 @@ class TelegramLoop:
         )
         await self.enqueue(spec)
 
-    async def enqueue(self, spec: _RunSpec, *, placeholder: bool = True) -> None:
+    async def enqueue(self, spec: RunSpec, *, placeholder: bool = True) -> None:
         """Queue a resume run behind its thread, with a cancellable ``queued`` placeholder."""
         assert spec.resume_token is not None
         token = spec.resume_token
@@ -666,7 +527,7 @@ class TelegramLoop:
             )
         )
 
-    async def _send_queued_placeholder(self, spec: _RunSpec) -> MessageRef | None:
+    async def _send_queued_placeholder(self, spec: RunSpec) -> MessageRef | None:
         assert spec.resume_token is not None
         token = spec.resume_token
         tracker = ProgressTracker(token.engine)
@@ -689,7 +550,7 @@ class TelegramLoop:
         )
 
     async def _run_job(self, job: ThreadJob) -> None:
-        spec = _RunSpec(
+        spec = RunSpec(
             chat_id=int(job.chat_id),
             user_msg_id=int(job.user_msg_id),
             text=job.text,
@@ -702,7 +563,7 @@ class TelegramLoop:
         )
         await self.run_spec(spec, progress_ref=job.progress_ref)
 
-    def _show_resume(self, spec: _RunSpec) -> bool:
+    def _show_resume(self, spec: RunSpec) -> bool:
         # Hidden resume lines only make sense where takopi keeps the session itself.
         return self.cfg.show_resume_line or spec.session_key is None
 
@@ -726,7 +587,7 @@ class TelegramLoop:
 
     async def run_spec(
         self,
-        spec: _RunSpec,
+        spec: RunSpec,
         *,
         progress_ref: MessageRef | None = None,
         transport: Any = None,
@@ -764,40 +625,56 @@ class TelegramLoop:
                 exec_cfg, spec, engine=entry.engine, error=str(exc), progress_ref=progress_ref
             )
             return
-        runner = _ResumeLineProxy(entry.runner, show=self._show_resume(spec))
+        runner = ResumeLineProxy(entry.runner, show=self._show_resume(spec))
 
         async def on_thread_known(token: ResumeToken, done: anyio.Event) -> None:
             await self.scheduler.note_thread_known(token, done)
             if spec.session_key is not None and self.sessions is not None:
                 await self.sessions.set(spec.session_key, token)
 
+        model = reasoning = None
+        if self.builtins is not None:
+            model, reasoning = await self.builtins.run_overrides(spec.chat_id, entry.engine)
+        options = EngineRunOptions(model=model, reasoning=reasoning) if model or reasoning else None
         base_token = set_run_base_dir(cwd)
         try:
-            await handle_message(
-                exec_cfg,
-                runner=runner,  # type: ignore[arg-type]
-                incoming=IncomingMessage(
-                    channel_id=spec.chat_id,
-                    message_id=spec.user_msg_id,
-                    text=spec.text,
-                    reply_to=spec.reply_to,
-                    thread_id=spec.thread_id,
-                ),
-                resume_token=spec.resume_token,
-                context=spec.context,
-                context_line=self._context_line(spec.context),
-                strip_resume_line=self.runtime.is_resume_line,
-                running_tasks=self.running_tasks if transport is None else None,
-                on_thread_known=on_thread_known,
-                progress_ref=progress_ref,
-            )
+            with apply_run_options(options):
+                await self._handle(exec_cfg, spec, runner, progress_ref, transport, on_thread_known)
         finally:
             reset_run_base_dir(base_token)
+
+    async def _handle(
+        self,
+        exec_cfg: ExecBridgeConfig,
+        spec: RunSpec,
+        runner: Any,
+        progress_ref: MessageRef | None,
+        transport: Any,
+        on_thread_known: Any,
+    ) -> None:
+        await handle_message(
+            exec_cfg,
+            runner=runner,  # type: ignore[arg-type]
+            incoming=IncomingMessage(
+                channel_id=spec.chat_id,
+                message_id=spec.user_msg_id,
+                text=spec.text,
+                reply_to=spec.reply_to,
+                thread_id=spec.thread_id,
+            ),
+            resume_token=spec.resume_token,
+            context=spec.context,
+            context_line=self._context_line(spec.context),
+            strip_resume_line=self.runtime.is_resume_line,
+            running_tasks=self.running_tasks if transport is None else None,
+            on_thread_known=on_thread_known,
+            progress_ref=progress_ref,
+        )
 
     async def _send_terminal_error(
         self,
         exec_cfg: ExecBridgeConfig,
-        spec: _RunSpec,
+        spec: RunSpec,
         *,
         engine: str,
         error: str,
@@ -824,99 +701,6 @@ class TelegramLoop:
         log.warning("telegram.run.unavailable", engine=engine, error=error)
 
     # -- startup ------------------------------------------------------------------------
-    async def deliver_pending(self) -> int:
-        """Send outcomes the supervisor journaled while this transport was down."""
-        pending = getattr(self.runtime, "pending_deliveries", None)
-        ack = getattr(self.runtime, "ack_delivery", None)
-        if pending is None:
-            return 0
-        try:
-            records = await _maybe_await(pending())
-        except Exception as exc:
-            log.warning("telegram.pending_deliveries.failed", error=str(exc))
-            return 0
-        delivered = 0
-        for record in records or ():
-            transport_id = _field(record, "transport")
-            if transport_id not in (None, "", "telegram"):
-                continue
-            try:
-                ok = await self._deliver(record)
-            except anyio.get_cancelled_exc_class():
-                raise
-            except Exception as exc:
-                log.exception("telegram.delivery.failed", error=str(exc))
-                ok = False
-            if not ok:
-                continue
-            delivered += 1
-            if ack is not None:
-                try:
-                    await _maybe_await(ack(_field(record, "delivery_id")))
-                except Exception as exc:
-                    log.warning("telegram.delivery.ack_failed", error=str(exc))
-        return delivered
-
-    async def _deliver(self, record: Any) -> bool:
-        chat_id = _int(_field(record, "channel_id"))
-        if chat_id is None:
-            log.warning("telegram.delivery.bad_record", delivery_id=_field(record, "delivery_id"))
-            return True  # undeliverable: ack it so it does not come back forever
-        status = _field(record, "status")
-        if status is None:
-            kind = _field(record, "kind")
-            status = (
-                "interrupted"
-                if kind == "interrupted"
-                else ("done" if _field(record, "ok") else "error")
-            )
-        engine = _field(record, "engine") or "?"
-        answer = (_field(record, "answer") or "").strip()
-        error = _field(record, "error")
-        if status == "interrupted":
-            body = error or "interrupted: takopi restarted while this run was in progress."
-            if answer:
-                body = f"{answer}\n\n{body}"
-        elif status == "error" and error:
-            body = f"{answer}\n\n{error}" if answer else str(error)
-        else:
-            body = answer or None
-        footer_lines = [
-            line for line in (_field(record, "context_line"), _field(record, "resume_line")) if line
-        ]
-        parts = MarkdownParts(
-            header=f"{status} · {engine}",
-            body=body,
-            footer="  \n".join(footer_lines) if footer_lines else None,
-        )
-        rendered = (
-            self.presenter.render_final_parts(parts)
-            if isinstance(self.presenter, TelegramPresenter)
-            else RenderedMessage(text="\n\n".join(p for p in (parts.header, body) if p))
-        )
-        reply_id = _int(_field(record, "reply_to_message_id")) or _int(_field(record, "message_id"))
-        thread_id = _int(_field(record, "thread_id"))
-        progress_id = _int(_field(record, "progress_message_id"))
-        sent = await self.transport.send(
-            channel_id=chat_id,
-            message=rendered,
-            options=SendOptions(
-                reply_to=MessageRef(channel_id=chat_id, message_id=reply_id) if reply_id else None,
-                notify=True,
-                replace=MessageRef(channel_id=chat_id, message_id=progress_id)
-                if progress_id
-                else None,
-                thread_id=thread_id,
-            ),
-        )
-        log.info(
-            "telegram.delivery.sent",
-            delivery_id=_field(record, "delivery_id"),
-            ok=sent is not None,
-            status=status,
-        )
-        return sent is not None
-
     async def sync_commands(self) -> None:
         """``setMyCommands``; a failure is logged, never fatal."""
         try:
@@ -939,6 +723,14 @@ class TelegramLoop:
             builtins: list[tuple[str, str]] = []
             if self.cfg.session_mode == "chat":
                 builtins.append(("new", "start a new thread"))
+            if self.builtins is not None:
+                builtins += [
+                    ("ctx", "show or update context"),
+                    ("agent", "set default engine"),
+                    ("model", "set model override"),
+                    ("reasoning", "set reasoning override"),
+                    ("trigger", "set trigger mode"),
+                ]
             builtins.append(("cancel", "cancel run"))
             menu = build_command_menu(
                 engines=self.runtime.available_engine_ids(),
@@ -971,7 +763,7 @@ class TelegramLoop:
         offset: int | None = None
         if self.cfg.offline_backlog == "drop":
             offset = await drain_backlog(self.bot)
-        await self.deliver_pending()
+        await deliver_pending(self.runtime, self.transport, self.presenter)
         await self.send_startup_message()
         self.tg.start_soon(self.sync_commands)
         async for update in poll_updates(
@@ -990,6 +782,7 @@ async def run_main_loop(cfg: TelegramBridgeConfig, **_ignored: Any) -> None:
 __all__ = [
     "ALLOWED_UPDATES",
     "BACKLOG_NOTICE",
+    "CaptureTransport",
     "TelegramCommandExecutor",
     "TelegramLoop",
     "drain_backlog",

@@ -1,0 +1,52 @@
+"""What a run needs once a message is resolved, and the resume-line visibility wrapper."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from takopi.context import RunContext
+from takopi.model import ResumeToken
+from takopi.transport import MessageRef
+
+
+class ResumeLineProxy:
+    """Wraps a runner so that ``format_resume`` returns ``""`` when resume lines are hidden."""
+
+    def __init__(self, runner: Any, *, show: bool) -> None:
+        self._runner = runner
+        self._show = show
+        self.engine = runner.engine
+
+    def format_resume(self, token: ResumeToken) -> str:
+        return str(self._runner.format_resume(token)) if self._show else ""
+
+    def is_resume_line(self, line: str) -> bool:
+        return bool(self._runner.is_resume_line(line))
+
+    def extract_resume(self, text: str | None) -> ResumeToken | None:
+        return self._runner.extract_resume(text)  # type: ignore[no-any-return]
+
+    def run(self, prompt: str, resume: ResumeToken | None) -> Any:
+        return self._runner.run(prompt, resume)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A run to start: who asked, where, on which engine/thread."""
+
+    chat_id: int
+    user_msg_id: int
+    text: str
+    thread_id: int | None
+    reply_to: MessageRef | None
+    resume_token: ResumeToken | None
+    engine_override: str | None
+    context: RunContext | None
+    session_key: str | None
+
+
+__all__ = ["ResumeLineProxy", "RunSpec"]
