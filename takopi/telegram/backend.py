@@ -177,6 +177,9 @@ class TelegramBackend:
     id = "telegram"
     description = "Telegram bot (Bot API long polling)"
 
+    def __init__(self) -> None:
+        self._config_path: Path | None = None
+
     def check_setup(
         self, engine_backend: EngineBackend, *, transport_override: str | None = None
     ) -> SetupResult:
@@ -187,13 +190,15 @@ class TelegramBackend:
             issues.append(install_issue(cli, engine_backend.install_cmd))
         config_path: Path | None = None
         if transport_override in (None, "telegram"):
-            from takopi.config import HOME_CONFIG_PATH
+            from takopi.config import resolve_config_path
 
-            config_path = HOME_CONFIG_PATH
+            # the config this process was given (lock_token runs first in a worker), else
+            # $TAKOPI_CONFIG_PATH / ~/.takopi/takopi.toml
+            config_path = self._config_path or resolve_config_path(None)
             try:
                 from takopi.settings import load_settings, require_telegram_config
 
-                settings, config_path = load_settings()
+                settings, config_path = load_settings(config_path)
                 require_telegram_config(settings, config_path)
             except ConfigError:
                 exists = config_path is not None and config_path.exists()
@@ -206,6 +211,8 @@ class TelegramBackend:
 
     def lock_token(self, *, transport_config: Any, _config_path: Path | None = None) -> str | None:
         """The bot token (the supervisor fingerprints it for the lockfile)."""
+        if _config_path is not None:
+            self._config_path = Path(_config_path)
         try:
             settings = telegram_settings(transport_config, _config_path)
         except ConfigError:

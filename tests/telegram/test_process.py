@@ -120,3 +120,58 @@ def test_rejected_token_is_a_config_error(server, tmp_path):
             final_notify=True,
             default_engine_override=None,
         )
+
+
+def test_check_setup_reports_missing_cli_and_config(tmp_path, monkeypatch):
+    from takopi.backends import EngineBackend
+    from takopi.telegram.backend import TelegramBackend
+
+    engine = EngineBackend(
+        id="nosuchengine", build_runner=lambda c, p: None, install_cmd="npm i -g nosuch"
+    )
+    backend = TelegramBackend()
+    monkeypatch.setenv("TAKOPI_CONFIG_PATH", str(tmp_path / "missing.toml"))
+    result = backend.check_setup(engine)
+    titles = [issue.title for issue in result.issues]
+    assert titles == ["install nosuchengine", "create a config"]
+    assert result.issues[0].lines == ("$ npm i -g nosuch",)
+    # an existing config without [transports.telegram]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('transport = "telegram"\n')
+    monkeypatch.setenv("TAKOPI_CONFIG_PATH", str(bad))
+    assert [i.title for i in backend.check_setup(engine).issues][-1] == "configure telegram"
+    # another transport forced: the telegram table is not checked
+    assert [i.title for i in backend.check_setup(engine, transport_override="console").issues] == [
+        "install nosuchengine"
+    ]
+    # the config handed to lock_token (as in a transport worker) wins over the env
+    good = tmp_path / "good.toml"
+    good.write_text('[transports.telegram]\nbot_token = "1:abc"\nchat_id = 5\n')
+    backend.lock_token(transport_config={"bot_token": "1:abc", "chat_id": 5}, _config_path=good)
+    engine_ok = EngineBackend(id="sh", build_runner=lambda c, p: None)
+    assert backend.check_setup(engine_ok).ok
+
+
+def test_startup_message_lists_engines_projects_and_mode(tmp_path):
+    from takopi.projects import ProjectConfig, ProjectsConfig
+    from takopi.telegram.backend import build_startup_message
+    from tests.telegram.conftest import make_runtime
+
+    runtime = make_runtime(
+        tmp_path / "t.toml",
+        ProjectsConfig(projects={"web": ProjectConfig(alias="web", path=tmp_path)}),
+    )
+    text = build_startup_message(
+        runtime, session_mode="chat", show_resume_line=False, cwd="/srv/work"
+    )
+    assert text.splitlines() == [
+        "🐙 **takopi is ready**",
+        "",
+        "default: `codex`  ",
+        "engines: `codex`  ",
+        "projects: `web`  ",
+        "mode: `chat`  ",
+        "topics: `disabled`  ",
+        "resume lines: `hidden`  ",
+        "working in: `/srv/work`",
+    ]

@@ -1,0 +1,187 @@
+"""The whole system: supervisor + telegram transport worker + codex engine worker (with the fake
+``codex`` CLI), against the fake Bot API. Kill -9 of either worker mid-run still ends in a
+terminal reply."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from takopi.supervisor.control import request
+from takopi.supervisor.paths import resolve_paths
+from tests.telegram.conftest import CHAT, wait_until
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(150)]
+
+REPO = Path(__file__).resolve().parents[2]
+RESUME_RE = re.compile(r"codex resume (thread-[0-9a-f]+)")
+
+
+class System:
+    def __init__(self, base: Path, server: Any) -> None:
+        self.base = base
+        self.server = server
+        self.config_path = base / "takopi.toml"
+        self.log_path = base / "supervisor.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> System:
+        self.config_path.write_text(
+            "\n".join(
+                [
+                    'transport = "telegram"',
+                    'default_engine = "codex"',
+                    "[transports.telegram]",
+                    f'bot_token = "{self.server.token}"',
+                    f"chat_id = {CHAT}",
+                    f'api_url = "{self.server.base_url}"',
+                    "forward_coalesce_s = 0",
+                    "[supervisor]",
+                    "ping_interval = 0.5",
+                ]
+            )
+            + "\n"
+        )
+        env = dict(os.environ)
+        env.pop("XDG_RUNTIME_DIR", None)
+        env.pop("NOTIFY_SOCKET", None)
+        env["PYTHONPATH"] = str(REPO)
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "takopi.supervisor",
+                "--config",
+                str(self.config_path),
+                "--engine",
+                "codex",
+            ],
+            env=env,
+            cwd=self.base,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_bot(lambda m: "takopi is ready" in m.text, timeout=60)
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()[-5000:]
+        except OSError:
+            return ""
+
+    def status(self) -> dict[str, Any]:
+        socket_path = resolve_paths(self.config_path, create=False).control_socket
+        response = request(socket_path, "status", {})
+        assert response["ok"], response
+        return response["result"]  # type: ignore[no-any-return]
+
+    def worker(self, kind: str) -> dict[str, Any]:
+        return next(w for w in self.status()["workers"] if w["kind"] == kind)
+
+    def wait_bot(self, predicate: Any, timeout: float = 30.0) -> Any:
+        def find() -> Any:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"supervisor exited: {self.log()}")
+            return next((m for m in self.server.bot_messages(CHAT) if predicate(m)), None)
+
+        return wait_until(find, timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+@pytest.fixture
+def system(server, fake_codex) -> Iterator[System]:
+    base = Path("/tmp") / f"tkg-{uuid.uuid4().hex[:8]}"  # ipc paths are length-limited
+    base.mkdir()
+    sys_ = System(base, server)
+    try:
+        yield sys_
+    finally:
+        sys_.stop()
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _final_for(system: System, user_id: int, timeout: float = 40.0) -> Any:
+    return system.wait_bot(
+        lambda m: (
+            m.reply_to_message_id == user_id and m.text.startswith(("done", "error", "interrupted"))
+        ),
+        timeout,
+    )
+
+
+def test_prompt_and_reply_through_the_supervisor(system, server, fake_codex):
+    system.start()
+    user = server.send_user_message(CHAT, "hello supervisor")
+    final = _final_for(system, user["message_id"])
+    assert "ok: hello supervisor" in final.text
+    thread = RESUME_RE.search(final.text).group(1)
+    again = server.send_user_message(CHAT, "again", reply_to=final.message_id)
+    final2 = _final_for(system, again["message_id"])
+    assert f"(resumed {thread})" in final2.text
+
+
+def test_transport_worker_killed_mid_run_still_delivers(system, server, fake_codex):
+    system.start()
+    user = server.send_user_message(CHAT, "wait gate_t")
+    wait_until(lambda: fake_codex.calls(), 30)
+    progress = system.wait_bot(lambda m: m.reply_to_message_id == user["message_id"])
+    old = system.worker("transport")
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_until(
+        lambda: (
+            not psutil.pid_exists(old["pid"])
+            or psutil.Process(old["pid"]).status() == psutil.STATUS_ZOMBIE
+        ),
+        10,
+    )
+    fake_codex.open_gate("gate_t")
+    final = _final_for(system, user["message_id"], timeout=60)
+    assert "ok: wait gate_t" in final.text
+    assert RESUME_RE.search(final.text)
+    # the stale progress message of the dead worker was replaced
+    wait_until(lambda: server.message(CHAT, progress.message_id).deleted, 20)
+    new = system.worker("transport")
+    assert new["pid"] != old["pid"] and new["state"] == "ready"
+    assert len(fake_codex.calls()) == 1
+
+
+def test_engine_worker_killed_mid_run_gives_an_error_with_resume_line(system, server, fake_codex):
+    system.start()
+    user = server.send_user_message(CHAT, "sleep 60")
+    wait_until(lambda: fake_codex.calls(), 30)
+    call = fake_codex.calls()[0]
+    engine = system.worker("engine")
+    os.kill(engine["pid"], signal.SIGKILL)
+    final = _final_for(system, user["message_id"], timeout=60)
+    assert final.text.startswith("error")
+    assert RESUME_RE.search(final.text)
+    wait_until(
+        lambda: (
+            not psutil.pid_exists(call["pid"])
+            or psutil.Process(call["pid"]).status() == psutil.STATUS_ZOMBIE
+        ),
+        15,
+    )
