@@ -69,7 +69,7 @@ def test_stale_socket_counts_as_not_running(tmp_path: Path, cli_env: dict[str, s
 
 def test_status_table_and_json(shared_supervisor: SupervisorProc) -> None:
     sup = shared_supervisor
-    message_id = sup.send("sleep=3 answer=slow-one")
+    message_id = sup.send("sleep=5 answer=slow-one")
     wait_for(lambda: _runs(sup), 30, "the run to be in flight")
 
     doc = _status(sup)
@@ -149,7 +149,7 @@ def test_cancel_a_run(shared_supervisor: SupervisorProc) -> None:
 def test_restart_waits_for_runs_in_flight(shared_supervisor: SupervisorProc) -> None:
     sup = shared_supervisor
     before = _worker(_status(sup), "engine:clitest")
-    message_id = sup.send("sleep=3 answer=finished-before-restart")
+    message_id = sup.send("sleep=5 answer=finished-before-restart")
     wait_for(lambda: [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run")
 
     result = sup.ctl("restart", "clitest")
