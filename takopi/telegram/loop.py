@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -106,6 +106,21 @@ class TelegramLoop:
                 is_admin=self.is_admin,
             )
         self._plugin_ids: set[str] | None = None
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` in the background; its errors are logged, never fatal."""
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:
+                log.exception(
+                    "telegram.task_failed", task=getattr(fn, "__name__", "?"), error=str(exc)
+                )
+
+        self.tg.start_soon(guarded)
 
     # -- acceptance ---------------------------------------------------------------------
     def chat_accepted(self, chat_id: int | None) -> bool:
@@ -216,7 +231,7 @@ class TelegramLoop:
             if policy == "drop":
                 return
             if policy != "run":
-                self.tg.start_soon(partial(self.reply, msg, BACKLOG_NOTICE, notify=False))
+                self.spawn(partial(self.reply, msg, BACKLOG_NOTICE, notify=False))
                 return
         log.info("handle.incoming_update", chat_id=msg.chat_id, message_id=msg.message_id)
 
@@ -227,7 +242,7 @@ class TelegramLoop:
         if msg.has_document:
             return  # file transfer is not enabled in this build: ignored silently
         if msg.has_voice and not msg.text:
-            self.tg.start_soon(
+            self.spawn(
                 self.reply,
                 msg,
                 "voice transcription is disabled.\n\nenable it in your config with "
@@ -241,13 +256,13 @@ class TelegramLoop:
                 self.handle_cancel_command(msg)
                 return
             if command.name == "new" and self.cfg.session_mode == "chat":
-                self.tg.start_soon(self.handle_new, msg)
+                self.spawn(self.handle_new, msg)
                 return
             if command.name in BUILTIN_COMMANDS and self.builtins is not None:
-                self.tg.start_soon(self.builtins.handle, msg, command.name, command.args_text)
+                self.spawn(self.builtins.handle, msg, command.name, command.args_text)
                 return
             if await self.is_plugin_command(command.name):
-                self.tg.start_soon(self.dispatch_command, msg, command.name, command.args_text)
+                self.spawn(self.dispatch_command, msg, command.name, command.args_text)
                 return
 
         if not await self.triggered(msg, command.name if command is not None else None):
@@ -256,7 +271,7 @@ class TelegramLoop:
         if msg.reply_to_message_id is not None:
             ref = MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
             if ref in self.running_tasks:
-                self.tg.start_soon(self.follow_up_running, msg, ref)
+                self.spawn(self.follow_up_running, msg, ref)
                 return
         self.coalescer.submit(msg)
 
@@ -291,7 +306,7 @@ class TelegramLoop:
             return CANCEL_RUNNING
         job = self.scheduler.cancel_queued(chat_id, progress_message_id)
         if job is not None:
-            self.tg.start_soon(self._mark_job_cancelled, job)
+            self.spawn(self._mark_job_cancelled, job)
             return CANCEL_DROPPED
         return CANCEL_NOTHING
 
@@ -310,11 +325,11 @@ class TelegramLoop:
 
     def handle_cancel_command(self, msg: TelegramIncomingMessage) -> None:
         if msg.reply_to_message_id is None:
-            self.tg.start_soon(self.reply, msg, CANCEL_NO_REPLY)
+            self.spawn(self.reply, msg, CANCEL_NO_REPLY)
             return
         answer = self.cancel(msg.chat_id, msg.reply_to_message_id)
         if answer == CANCEL_NOTHING:
-            self.tg.start_soon(self.reply, msg, CANCEL_NOTHING)
+            self.spawn(self.reply, msg, CANCEL_NOTHING)
 
     # -- /new ---------------------------------------------------------------------------
     def session_key(self, msg: TelegramIncomingMessage) -> str | None:
@@ -335,15 +350,28 @@ class TelegramLoop:
         await self.reply(msg, text)
 
     # -- plugin commands ----------------------------------------------------------------
+    def command_ids(self) -> set[str]:
+        """Command plugins: installed here, plus any the runtime knows about (a supervisor
+        may expose ``runtime.command_ids()`` for plugins living in other interpreters)."""
+        ids: set[str] = set()
+        try:
+            ids |= set(list_command_ids(allowlist=self.runtime.allowlist))
+        except Exception as exc:
+            log.warning("telegram.commands.list_failed", error=str(exc))
+        remote = getattr(self.runtime, "command_ids", None)
+        if callable(remote):
+            try:
+                ids |= {str(i) for i in remote()}
+            except Exception as exc:
+                log.warning("telegram.commands.list_failed", error=str(exc), source="runtime")
+        return ids
+
     async def is_plugin_command(self, name: str) -> bool:
         if name in set(self.runtime.engine_ids) or self.runtime.normalize_project_key(name):
             return False
         if self._plugin_ids is None or name not in self._plugin_ids:
-            try:
-                self._plugin_ids = set(list_command_ids(allowlist=self.runtime.allowlist))
-            except Exception as exc:
-                log.warning("telegram.commands.list_failed", error=str(exc))
-                self._plugin_ids = set()
+            # unknown ids trigger a refresh (a plugin may have been installed meanwhile)
+            self._plugin_ids = self.command_ids()
         return name in self._plugin_ids
 
     async def dispatch_command(
@@ -705,12 +733,7 @@ class TelegramLoop:
         """``setMyCommands``; a failure is logged, never fatal."""
         try:
             plugin_commands: list[tuple[str, str | None]] = []
-            try:
-                ids = list_command_ids(allowlist=self.runtime.allowlist)
-            except Exception as exc:
-                log.warning("telegram.commands.list_failed", error=str(exc))
-                ids = []
-            for command_id in ids:
+            for command_id in sorted(self.command_ids()):
                 description: str | None = None
                 try:
                     backend = get_command(
@@ -765,7 +788,7 @@ class TelegramLoop:
             offset = await drain_backlog(self.bot)
         await deliver_pending(self.runtime, self.transport, self.presenter)
         await self.send_startup_message()
-        self.tg.start_soon(self.sync_commands)
+        self.spawn(self.sync_commands)
         async for update in poll_updates(
             self.bot, offset=offset, timeout_s=self.cfg.poll_timeout_s
         ):

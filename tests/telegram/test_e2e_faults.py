@@ -269,3 +269,31 @@ def test_corrupt_state_file_is_tolerated(
     data = json.loads(state_path.read_text())
     assert data["version"] == 1
     assert log_capture.events("state.corrupt")
+
+
+def test_runtime_failures_never_kill_the_loop(
+    server, fake_codex, harness_factory, tmp_path, log_capture
+):
+    class Flaky:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+            self.failures = 2
+
+        def default_context_for_chat(self, chat_id: Any) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                raise RuntimeError("supervisor unreachable")
+            return self._inner.default_context_for_chat(chat_id)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    runtime = Flaky(make_runtime(tmp_path / "takopi.toml"))
+    h = harness_factory(runtime=runtime).start()
+    server.send_user_message(CHAT, "/ctx")
+    wait_until(lambda: log_capture.events("telegram.task_failed"))
+    first = server.send_user_message(CHAT, "hello")
+    err = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == first["message_id"])
+    assert err.text == "error:\nsupervisor unreachable"
+    second = server.send_user_message(CHAT, "hello again")
+    assert "ok: hello again" in h.final_for(CHAT, second["message_id"]).text

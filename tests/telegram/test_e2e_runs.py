@@ -377,3 +377,41 @@ def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory,
     bad = server.send_user_message(CHAT, "/broken")
     err = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == bad["message_id"])
     assert err.text == "error:\nplugin blew up"
+
+
+def test_command_ids_exposed_by_the_runtime_are_dispatched(
+    server, fake_codex, harness_factory, tmp_path, monkeypatch
+):
+    """A supervisor can list command plugins that live in other interpreters."""
+    import takopi.telegram.loop as loop_mod
+    from takopi.commands import CommandResult
+    from tests.telegram.conftest import make_runtime
+
+    class Remote:
+        id = "remote"
+        description = "runs elsewhere"
+
+        async def handle(self, ctx):
+            return CommandResult(text="remote says hi", notify=False)
+
+    class WithCommands:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def command_ids(self):
+            return ["remote"]
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(loop_mod, "list_command_ids", lambda allowlist=None: [])
+    monkeypatch.setattr(
+        loop_mod,
+        "get_command",
+        lambda cid, allowlist=None, required=True: Remote() if cid == "remote" else None,
+    )
+    h = harness_factory(runtime=WithCommands(make_runtime(tmp_path / "takopi.toml"))).start()
+    msg = server.send_user_message(CHAT, "/remote")
+    reply = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == msg["message_id"])
+    assert reply.text == "remote says hi" and reply.disable_notification
+    assert fake_codex.calls() == []
