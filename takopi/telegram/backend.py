@@ -22,7 +22,12 @@ from takopi.logging import get_logger, register_secret
 from takopi.runner_bridge import ExecBridgeConfig
 from takopi.transports import SetupResult
 
-from .bridge import TelegramBridgeConfig, TelegramPresenter, TelegramTransport
+from .bridge import (
+    TelegramBridgeConfig,
+    TelegramFilesConfig,
+    TelegramPresenter,
+    TelegramTransport,
+)
 from .client import TelegramClient
 from .client_api import TelegramApiError, TelegramError, TelegramRetryAfter
 from .loop import run_main_loop
@@ -142,6 +147,13 @@ async def run_telegram(
             chat_id=settings.chat_id,
             session_mode=settings.session_mode,
         )
+        for feature, enabled in (
+            ("topics", settings.topics.enabled),
+            ("files", settings.files.enabled),
+            ("voice_transcription", settings.voice_transcription),
+        ):
+            if enabled:
+                log.warning("telegram.feature_unsupported", feature=feature)
         transport = TelegramTransport(bot)
         presenter = TelegramPresenter(message_overflow=settings.message_overflow)
         startup = build_startup_message(
@@ -149,7 +161,7 @@ async def run_telegram(
             session_mode=settings.session_mode,
             show_resume_line=settings.show_resume_line,
             default_engine=default_engine_override,
-            topics_enabled=bool(settings.topics.enabled),
+            topics_enabled=False,
         )
         cfg = TelegramBridgeConfig(
             bot=bot,
@@ -167,6 +179,7 @@ async def run_telegram(
             config_path=config_path,
             poll_timeout_s=poll_timeout_s,
             bot_username=(me or {}).get("username"),
+            files=TelegramFilesConfig(enabled=bool(settings.files.enabled)),
         )
         await run_main_loop(cfg)
 

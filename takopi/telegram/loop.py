@@ -258,6 +258,14 @@ class TelegramLoop:
             if command.name == "new" and self.cfg.session_mode == "chat":
                 self.spawn(self.handle_new, msg)
                 return
+            if command.name == "file":
+                text = (
+                    "file transfer is not supported by this build of takopi."
+                    if self.cfg.files.enabled
+                    else "file transfer disabled; enable `[transports.telegram.files]`."
+                )
+                self.spawn(self.reply, msg, text)
+                return
             if command.name in BUILTIN_COMMANDS and self.builtins is not None:
                 self.spawn(self.builtins.handle, msg, command.name, command.args_text)
                 return

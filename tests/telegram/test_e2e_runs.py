@@ -415,3 +415,27 @@ def test_command_ids_exposed_by_the_runtime_are_dispatched(
     reply = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == msg["message_id"])
     assert reply.text == "remote says hi" and reply.disable_notification
     assert fake_codex.calls() == []
+
+
+def test_file_command_without_file_transfer(server, fake_codex, harness_factory):
+    h = harness_factory().start()
+    msg = server.send_user_message(CHAT, "/file get README.md")
+    reply = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == msg["message_id"])
+    assert reply.text == "file transfer disabled; enable [transports.telegram.files]."
+    # documents are ignored silently when file transfer is off, even with a caption
+    server.send_user_message(CHAT, caption="please run this")
+    marker = server.send_user_message(CHAT, "marker")
+    h.final_for(CHAT, marker["message_id"])
+    assert [c["prompt"] for c in fake_codex.calls()] == ["marker"]
+
+
+def test_split_overflow_with_final_notify_off(server, fake_codex, harness_factory):
+    h = harness_factory(message_overflow="split", final_notify=False).start()
+    user = server.send_user_message(CHAT, "long 8000")
+    first = h.final_for(CHAT, user["message_id"])
+    assert first.disable_notification and first.edits  # the progress message, edited
+    rest = server.wait_for(
+        lambda: [m for m in server.bot_messages(CHAT) if "continued (" in m.text]
+    )
+    assert all(RESUME_RE.search(m.text) for m in rest)
+    assert all(m.reply_to_message_id == first.message_id for m in rest)
