@@ -64,6 +64,13 @@ def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> d
     return {k: redact(v) for k, v in event_dict.items()}
 
 
+def _logger_name_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    name = event_dict.pop("_logger_name", None)
+    if name is not None:
+        event_dict.setdefault("logger", name)
+    return event_dict
+
+
 def _suppress_processor(_logger: Any, name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     floor = _suppress_below.get()
     if floor and _LEVELS.get(name, 20) < floor:
@@ -134,6 +141,7 @@ def setup_logging(
     colors = color_env.lower() in {"1", "true", "yes"} if color_env else out.isatty()
     processors: list[Any] = [
         _suppress_processor,
+        _logger_name_processor,
         structlog.contextvars.merge_contextvars,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.add_log_level,
@@ -159,8 +167,10 @@ def setup_logging(
 
 def get_logger(name: str | None = None) -> Any:
     """A structlog logger: ``log.info("event.name", key=value)``, ``log.bind(k=v)``."""
+    # A lazy proxy: module-level loggers created at import time still follow a later
+    # setup_logging() (binding here would freeze the configuration of that moment).
     if name:
-        return structlog.get_logger(name).bind(logger=name)
+        return structlog.get_logger(_logger_name=name)
     return structlog.get_logger()
 
 
