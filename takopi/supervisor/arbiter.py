@@ -37,6 +37,7 @@ from takopi.supervisor.registry import RunRegistry
 from takopi.supervisor.runs import OPERATOR_REASON, SHUTDOWN_REASON, RunService
 from takopi.supervisor.runtime_service import EngineStandIn, RuntimeService
 from takopi.supervisor.verbs import bind_verbs
+from takopi.supervisor.zygote import Zygote
 
 log = get_logger(__name__)
 
@@ -71,7 +72,10 @@ class SupervisorOptions:
     all of them); only the main transport's lock token is taken."""
     subreaper: bool = True
     standby: bool = True
-    """Keep one pre-imported spare worker so a restart skips interpreter start-up."""
+    """Keep one pre-imported spare worker so a restart skips interpreter start-up (used when
+    the zygote is off or unavailable)."""
+    zygote: bool = True
+    """Fork engine/command workers from a pre-imported fork server (needs the subreaper)."""
     handle_signals: bool = True
     echo_worker_output: bool = True
 
@@ -150,6 +154,7 @@ class Arbiter:
         self._pending_identities: dict[bytes, WorkerSlot] = {}
         self._ready_notified = False
         self._standby: WorkerProcess | None = None
+        self._zygote: Zygote | None = None
         self.transport_id = ""
         self.default_engine = ""
         self.settings: Any = None
@@ -412,7 +417,16 @@ class Arbiter:
                 pids.add(proc.pid)
         if self._standby is not None and self._standby.pid is not None:
             pids.add(self._standby.pid)
+        zygote = self._zygote
+        if zygote is not None and zygote.process is not None and zygote.process.pid is not None:
+            pids.add(zygote.process.pid)
         return pids
+
+    def _sweep(self) -> None:
+        """Kill and reap orphans, unless a fork is being adopted right now."""
+        if self._zygote is not None and self._zygote.in_flight:
+            return
+        Reaper(self.known_pids).sweep()
 
     # ------------------------------------------------------------------ handshake
     async def _authenticate(
@@ -637,6 +651,12 @@ class Arbiter:
         self.slots[slot.name] = slot
         return slot
 
+    def _env_delta(self, kind: str) -> dict[str, str]:
+        """What ``kind``'s environment has on top of the zygote's (engine) environment."""
+        base = self._worker_env_for("engine")
+        full = self._worker_env_for(kind)
+        return {k: v for k, v in full.items() if base.get(k) != v}
+
     def _worker_env(self, slot: WorkerSlot) -> dict[str, str]:
         return self._worker_env_for(slot.kind)
 
@@ -652,7 +672,7 @@ class Arbiter:
                     del env[key]
         return env
 
-    def _spawn(self, slot: WorkerSlot) -> WorkerProcess:
+    async def _spawn(self, slot: WorkerSlot) -> WorkerProcess:
         from takopi.rpc import new_identity
 
         assert self.paths is not None
@@ -672,7 +692,9 @@ class Arbiter:
             identity=slot.identity.decode(),
         )
         argv += ["--supervisor-pid", str(os.getpid())]
-        proc = self._take_standby(slot)
+        proc = await self._fork_from_zygote(slot)
+        if proc is None:
+            proc = self._take_standby(slot)
         if proc is None:
             proc = WorkerProcess(
                 argv,
@@ -696,6 +718,35 @@ class Arbiter:
             return sys.stderr.buffer
         return None
 
+    def _zygote_serves(self, slot: WorkerSlot) -> bool:
+        return self._zygote is not None and slot.python is None
+
+    async def _fork_from_zygote(self, slot: WorkerSlot) -> WorkerProcess | None:
+        """A worker forked by the fork server, or None (fall back to a fresh process)."""
+        zygote = self._zygote
+        if zygote is None or not self._zygote_serves(slot):
+            return None
+        if not zygote.alive:
+            if zygote.process is not None and self.state == "running":
+                log.warning("zygote.lost", exit=zygote.process.exit)
+                zygote.close()
+                zygote.start()  # next spawns use it again; this one spawns fresh
+            return None
+        assert slot.identity is not None and slot.secret is not None
+        proc = await zygote.fork(
+            name=slot.name,
+            kind=slot.kind,
+            plugin_id=slot.plugin_id,
+            identity=slot.identity.decode(),
+            secret=slot.secret,
+            timeout=min(self.options.load_timeout, 10.0),
+            inherit_stdio=slot.kind == "transport",
+            env=self._env_delta(slot.kind),
+        )
+        if proc is None:
+            log.warning("zygote.fork_failed", worker=slot.name)
+        return proc
+
     def _take_standby(self, slot: WorkerSlot) -> WorkerProcess | None:
         """Hand the warm spare to ``slot`` (same interpreter, not a transport)."""
         spare = self._standby
@@ -718,6 +769,8 @@ class Arbiter:
         """Start a new spare (after ``delay``, so it does not compete with a restart)."""
         if not self.options.standby or self._standby is not None:
             return
+        if self._zygote is not None and self._zygote.alive:
+            return  # the fork server makes a spare pointless
         if delay:
             await anyio.sleep(delay)
         if self.state not in ("running", "reloading") or self._standby is not None:
@@ -755,9 +808,11 @@ class Arbiter:
         slot.running_task = True
         try:
             while self.state != "stopping":
+                if self.stop_requested.is_set():
+                    break
                 try:
-                    proc = self._spawn(slot)
-                except OSError as exc:
+                    proc = await self._spawn(slot)
+                except Exception as exc:
                     slot.last_error = f"cannot start worker: {exc}"
                     log.error("worker.spawn_failed", worker=slot.name, error=str(exc))
                     slot.state = "quarantined"
@@ -770,7 +825,7 @@ class Arbiter:
                     was_ready = slot.ready_at is not None
                 self._pending_identities.pop(slot.identity or b"", None)
                 slot.ready = anyio.Event() if slot.ready.is_set() else slot.ready
-                if self.state == "stopping":
+                if self.state == "stopping" or self.stop_requested.is_set():
                     slot.state = "stopped"
                     break
                 if slot.manual_restart:
@@ -825,7 +880,8 @@ class Arbiter:
             if slot.state not in ("stopped",):
                 slot.state = "stopped" if self.state == "stopping" else "exited"
             proc.kill_leftovers()
-            Reaper(self.known_pids).sweep() if self.options.subreaper else None
+            if self.options.subreaper:
+                self._sweep()
             peer = slot.peer
             slot.peer = None
             if peer is not None:
@@ -899,10 +955,9 @@ class Arbiter:
             await anyio.sleep(interval)
 
     async def _sweeper(self) -> None:
-        reaper = Reaper(self.known_pids)
         while True:
             await anyio.sleep(1.0)
-            reaper.sweep()
+            self._sweep()
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -1089,8 +1144,7 @@ class Arbiter:
             print(f"error: {exc}", file=sys.stderr)
             log.error("supervisor.config_error", error=str(exc))
             return EXIT_ERROR
-        if self.options.subreaper:
-            become_subreaper()
+        subreaper = become_subreaper() if self.options.subreaper else False
         self.endpoint = RouterEndpoint(
             self.paths.rpc_address,
             authenticate=self._authenticate,
@@ -1106,6 +1160,15 @@ class Arbiter:
             log.error("supervisor.bind_failed", error=str(exc))
             return EXIT_ERROR
         self.paths.pid_file.write_text(f"{os.getpid()}\n")
+        if self.options.zygote and subreaper:
+            self._zygote = Zygote(
+                self.paths.rpc_address, env=self._worker_env_for("engine"), echo=self._echo()
+            )
+            try:
+                self._zygote.start()
+            except OSError as exc:
+                log.warning("zygote.start_failed", error=str(exc))
+                self._zygote = None
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -1200,6 +1263,8 @@ class Arbiter:
         if self._standby is not None:
             self._standby.discard()
             self._standby = None
+        if self._zygote is not None:
+            self._zygote.close()
         order = ["transport", "command", "engine"]
         for kind in order:
             async with anyio.create_task_group() as tg:
@@ -1227,7 +1292,7 @@ def run_supervisor(options: SupervisorOptions) -> int:
     """Run the supervisor until it stops; returns the exit code (CLI entry point)."""
     from takopi.logging import setup_logging
 
-    setup_logging(debug=options.debug)
+    setup_logging(debug=options.debug, stream=sys.stderr)
     arbiter = Arbiter(options)
     try:
         return int(anyio.run(arbiter.run, backend="asyncio"))

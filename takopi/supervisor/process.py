@@ -64,6 +64,7 @@ class WorkerProcess:
         log_lines: int = 1000,
         echo: IO[bytes] | None = None,
         standby: bool = False,
+        pass_fd: int | None = None,
     ) -> None:
         self.argv = list(argv)
         self.name = name
@@ -73,22 +74,31 @@ class WorkerProcess:
         self.output: deque[str] = deque(maxlen=log_lines)
         self._echo = echo
         self.popen: subprocess.Popen[bytes] | None = None
+        self._adopted_pid: int | None = None
+        self._adopted_streams: list[IO[bytes]] = []
         self.pidfd: int | None = None
         self.exit: ExitInfo | None = None
         self.started_at: float | None = None
         self.exited = anyio.Event()
         self._descendants: set[int] = set()
         self.standby = standby
+        self._pass_fd = pass_fd
         self._assign_fd: int | None = None
 
     @property
     def pid(self) -> int | None:
         """The OS pid once spawned."""
-        return self.popen.pid if self.popen is not None else None
+        if self.popen is not None:
+            return self.popen.pid
+        return self._adopted_pid
 
     def spawn(self) -> None:
         """Start the process; the argv must accept ``--secret-fd`` (appended here)."""
-        read_fd, write_fd = os.pipe()
+        if self._pass_fd is not None:
+            # A control socket instead of a secret pipe (the zygote).
+            read_fd, write_fd = os.dup(self._pass_fd), -1
+        else:
+            read_fd, write_fd = os.pipe()
         try:
             argv = [*self.argv, "--secret-fd", str(read_fd)]
             self.popen = subprocess.Popen(
@@ -103,7 +113,9 @@ class WorkerProcess:
             )
         finally:
             os.close(read_fd)
-        if self.standby:
+        if write_fd < 0:
+            pass
+        elif self.standby:
             self._assign_fd = write_fd  # the assignment is written later by assign()
         else:
             try:
@@ -118,6 +130,41 @@ class WorkerProcess:
             if stream is not None:
                 os.set_blocking(stream.fileno(), False)
         log.debug("worker.spawned", worker=self.name, pid=self.popen.pid)
+
+    @classmethod
+    def adopt(
+        cls,
+        pid: int,
+        output_fd: int,
+        *,
+        name: str,
+        log_lines: int = 1000,
+        echo: IO[bytes] | None = None,
+    ) -> WorkerProcess:
+        """Wrap a worker forked by the zygote (re-parented to us, the subreaper); its
+        stdout+stderr arrive on ``output_fd``."""
+        proc = cls([], name=name, secret=b"", log_lines=log_lines, echo=echo)
+        proc._adopted_pid = pid
+        os.set_blocking(output_fd, False)
+        proc._adopted_streams = [os.fdopen(output_fd, "rb", buffering=0)]
+        proc.started_at = time.monotonic()
+        proc.pidfd = os.pidfd_open(pid)
+        return proc
+
+    def _streams(self) -> list[IO[bytes]]:
+        if self.popen is not None:
+            return [s for s in (self.popen.stderr, self.popen.stdout) if s is not None]
+        return list(self._adopted_streams)
+
+    def _reap(self) -> int:
+        if self.popen is not None:
+            return self.popen.wait()
+        assert self._adopted_pid is not None
+        try:
+            _pid, status = os.waitpid(self._adopted_pid, 0)
+        except ChildProcessError:
+            return 255  # not our child (no subreaper): the status is lost
+        return os.waitstatus_to_exitcode(status)
 
     def assign(self, *, name: str, kind: str, plugin_id: str, identity: str, secret: bytes) -> bool:
         """Hand a standby process its slot; False if it is gone (spawn a fresh one then)."""
@@ -164,11 +211,10 @@ class WorkerProcess:
 
     async def watch(self, on_exit: Callable[[WorkerProcess], None] | None = None) -> ExitInfo:
         """Pump output and wait for the exit (pidfd); run in a task. Reaps the process."""
-        assert self.popen is not None and self.pidfd is not None
+        assert self.pidfd is not None
         async with anyio.create_task_group() as tg:
-            for stream in (self.popen.stderr, self.popen.stdout):
-                if stream is not None:
-                    tg.start_soon(self._pump, stream)
+            for stream in self._streams():
+                tg.start_soon(self._pump, stream)
             try:
                 await anyio.wait_readable(self.pidfd)
             finally:
@@ -178,7 +224,7 @@ class WorkerProcess:
                     while not self._pipes_closed():
                         await anyio.sleep(0.01)
                 tg.cancel_scope.cancel()
-        rc = self.popen.wait()
+        rc = self._reap()
         os.close(self.pidfd)
         self.pidfd = None
         self.exit = ExitInfo(rc)
@@ -189,13 +235,11 @@ class WorkerProcess:
         return self.exit
 
     def _pipes_closed(self) -> bool:
-        assert self.popen is not None
-        return all(s is None or s.closed for s in (self.popen.stderr, self.popen.stdout))
+        return all(s.closed for s in self._streams())
 
     def _close_pipes(self) -> None:
-        assert self.popen is not None
-        for stream in (self.popen.stderr, self.popen.stdout):
-            if stream is not None and not stream.closed:
+        for stream in self._streams():
+            if not stream.closed:
                 stream.close()
 
     async def _pump(self, stream: IO[bytes]) -> None:
@@ -237,18 +281,18 @@ class WorkerProcess:
 
     def remember_descendants(self) -> None:
         """Snapshot the worker's descendants so they can be killed after it is gone."""
-        if self.popen is None or self.exit is not None:
+        if self.pid is None or self.exit is not None:
             return
         with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.popen.pid).children(recursive=True):
+            for child in psutil.Process(self.pid).children(recursive=True):
                 self._descendants.add(child.pid)
 
     def signal(self, signum: int) -> bool:
         """Send ``signum`` to the worker (not its descendants); False if already gone."""
-        if self.popen is None or self.exit is not None:
+        if self.pid is None or self.exit is not None:
             return False
         try:
-            os.kill(self.popen.pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:
             return False
         return True

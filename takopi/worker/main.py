@@ -16,7 +16,7 @@ import platform
 import signal
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from takopi.worker.codes import (
     EXIT_OK,
@@ -39,6 +39,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--id", dest="plugin_id")
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--identity")
+    parser.add_argument(
+        "--zygote",
+        action="store_true",
+        help="pre-import, then fork workers on request (SEQPACKET socket on --secret-fd)",
+    )
     parser.add_argument(
         "--standby",
         action="store_true",
@@ -246,10 +251,124 @@ def _await_assignment(args: argparse.Namespace) -> str | None:
     return secret
 
 
+def _run_worker(args: argparse.Namespace, secret: str) -> NoReturn:
+    """Serve the assigned plugin until done, then exit the process with its code."""
+    from takopi.logging import setup_logging
+
+    setup_logging(stream=sys.stderr)
+    import anyio
+
+    code = anyio.run(_serve, args, secret, backend="asyncio")
+    kill_descendants()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Plugin threads (a transport's loop) must not keep the process alive.
+    os._exit(code)
+
+
+def _zygote(args: argparse.Namespace) -> int:
+    """Pre-import once, then fork a worker per request (``{"kind", "id", "identity",
+    "secret"}`` plus one fd for its stdout+stderr) received on the SEQPACKET socket
+    ``--secret-fd``. Workers are double-forked so that they are re-parented to the
+    supervisor (a child subreaper): it reaps them and gets their exit codes; each answer is
+    ``{"pid": N}`` (0 on failure)."""
+    import json
+    import socket
+
+    sock = socket.socket(fileno=args.secret_fd)
+    _install_signals(args.supervisor_pid)
+    _preload()
+    sock.send(b'{"ready": true}')
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
+        except OSError:
+            return EXIT_PEER_LOST
+        if not msg:
+            return EXIT_OK  # the supervisor closed its end
+        pid = 0
+        try:
+            request = json.loads(msg)
+            pid = _fork_worker(args, request, fds, sock)
+        except Exception as exc:
+            print(f"takopi zygote: fork failed: {exc}", file=sys.stderr)
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+
+
+def _fork_worker(
+    args: argparse.Namespace, request: dict[str, Any], fds: list[int], sock: Any
+) -> int:
+    read_fd, write_fd = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # intermediate: start the worker, report its pid, vanish
+        try:
+            os.close(read_fd)
+            sock.close()
+            os.setsid()
+            worker = os.fork()
+            if worker == 0:
+                os.close(write_fd)
+                _become_worker(args, request, fds)
+            os.write(write_fd, str(worker).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    data = b""
+    while chunk := os.read(read_fd, 64):
+        data += chunk
+    os.close(read_fd)
+    os.waitpid(middle, 0)
+    return int(data or b"0")
+
+
+def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[int]) -> NoReturn:
+    code = EXIT_USAGE
+    try:
+        if len(fds) == 3:  # stdin, stdout, stderr given (a transport on the terminal)
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+            for fd in fds:
+                if fd > 2:
+                    os.close(fd)
+        else:  # stdout+stderr captured on one pipe, no stdin
+            out = fds[0]
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            for fd in (null, *fds):
+                os.close(fd)
+        env = request.get("env")
+        if isinstance(env, dict):
+            os.environ.update({str(k): str(v) for k, v in env.items()})
+        # Wait to be re-parented to the supervisor before asking for its death signal.
+        deadline = time.monotonic() + 2.0
+        while os.getppid() != args.supervisor_pid and time.monotonic() < deadline:
+            time.sleep(0.001)
+        _set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != args.supervisor_pid:
+            os._exit(EXIT_PEER_LOST)
+        args.kind = request["kind"]
+        args.plugin_id = request["id"]
+        args.identity = request["identity"]
+        args.standby = args.zygote = False
+        _run_worker(args, str(request["secret"]))
+    finally:
+        os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m takopi.worker``."""
-    started = time.monotonic()
     args = _parse(argv)
+    if args.zygote:
+        if args.secret_fd is None or args.supervisor_pid is None:
+            print("takopi worker: --zygote needs --secret-fd and --supervisor-pid", file=sys.stderr)
+            return EXIT_USAGE
+        return _zygote(args)
     if args.standby:
         _install_signals(args.supervisor_pid)
         _preload()
@@ -261,19 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if not args.standby:
         _install_signals(args.supervisor_pid)
-
-    from takopi.logging import setup_logging
-
-    setup_logging(stream=sys.stderr)
-    import anyio
-
-    code = anyio.run(_serve, args, secret, backend="asyncio")
-    kill_descendants()
-    del started
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Plugin threads (a transport's loop) must not keep the process alive.
-    os._exit(code)
+    _run_worker(args, secret)
 
 
 __all__ = ["kill_descendants", "main"]

@@ -1,0 +1,176 @@
+"""A fork server for workers: one process imports the worker stack once, then forks a worker
+per request (ARCHITECTURE §1: workers stay separate processes; they only share the imported
+code copy-on-write). Saves the interpreter start-up and import time of every spawn and restart,
+and most of each idle worker's private memory.
+
+Protocol (SEQPACKET socketpair, the zygote's end passed as ``--secret-fd``): the zygote sends
+``{"ready": true}`` once imported; the supervisor sends ``{"kind", "id", "identity",
+"secret"}`` with one file descriptor (the write end of the worker's output pipe); the zygote
+answers ``{"pid": N}`` (0 on failure). Workers are double-forked so they are re-parented to the
+supervisor (a child subreaper), which reaps them and reads their exit codes. Only workers on
+the supervisor's own interpreter and environment use it (not transports, not foreign venvs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+from typing import IO, Any
+
+import anyio
+
+from takopi.logging import get_logger
+from takopi.supervisor.process import WorkerProcess
+
+log = get_logger(__name__)
+
+
+class Zygote:
+    """Supervisor-side handle of the fork server."""
+
+    def __init__(self, rpc_address: str, *, env: dict[str, str], echo: IO[bytes] | None) -> None:
+        self._rpc_address = rpc_address
+        self._env = env
+        self._echo = echo
+        self.process: WorkerProcess | None = None
+        self._sock: socket.socket | None = None
+        self.ready = False
+        self.in_flight = 0
+        self._lock = anyio.Lock()
+
+    @property
+    def alive(self) -> bool:
+        """The fork server process is running."""
+        proc = self.process
+        return proc is not None and proc.popen is not None and proc.popen.poll() is None
+
+    def start(self) -> None:
+        """Spawn the fork server (it becomes ready once its imports are done)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [
+            sys.executable,
+            "-m",
+            "takopi.worker",
+            "--zygote",
+            "--endpoint",
+            self._rpc_address,
+            "--supervisor-pid",
+            str(os.getpid()),
+        ]
+        proc = WorkerProcess(
+            argv, name="zygote", secret=b"", env=self._env, echo=self._echo, pass_fd=theirs.fileno()
+        )
+        try:
+            proc.spawn()
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self.process = proc
+        self.ready = False
+
+    async def _recv(self, timeout: float) -> dict[str, Any] | None:
+        sock = self._sock
+        if sock is None:
+            return None
+        with anyio.move_on_after(timeout):
+            while True:
+                await anyio.wait_readable(sock)
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return None
+                if not data:
+                    return None
+                try:
+                    value = json.loads(data)
+                except ValueError:
+                    return None
+                return value if isinstance(value, dict) else None
+        return None
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait for the fork server's imports to finish."""
+        if self.ready:
+            return True
+        async with self._lock:
+            if not self.ready and self.alive:
+                answer = await self._recv(timeout)
+                self.ready = bool(answer and answer.get("ready"))
+        return self.ready
+
+    async def fork(
+        self,
+        *,
+        name: str,
+        kind: str,
+        plugin_id: str,
+        identity: str,
+        secret: str,
+        timeout: float = 5.0,
+        inherit_stdio: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess | None:
+        """A new worker for a slot, or None (then spawn one the ordinary way).
+
+        ``inherit_stdio``: the worker gets the supervisor's stdin/stdout (a transport on the
+        terminal) and only its stderr is captured. ``env``: variables added to the zygote's
+        environment in the worker (e.g. transport secrets that engines must not see)."""
+        if not self.alive or not await self.wait_ready(timeout):
+            return None
+        assert self._sock is not None
+        read_fd, write_fd = os.pipe()
+        fds = [0, 1, write_fd] if inherit_stdio else [write_fd]
+        payload = json.dumps(
+            {
+                "kind": kind,
+                "id": plugin_id,
+                "identity": identity,
+                "secret": secret,
+                "env": env or {},
+            }
+        )
+        self.in_flight += 1
+        try:
+            async with self._lock:
+                try:
+                    if self._sock is None:
+                        raise OSError("fork server closed")
+                    socket.send_fds(self._sock, [payload.encode()], fds)
+                except OSError as exc:
+                    log.warning("zygote.send_failed", error=str(exc))
+                    os.close(read_fd)
+                    return None
+                finally:
+                    os.close(write_fd)
+                answer = await self._recv(timeout)
+            pid = int((answer or {}).get("pid") or 0)
+            if pid <= 0:
+                os.close(read_fd)
+                return None
+            try:
+                return WorkerProcess.adopt(pid, read_fd, name=name, echo=self._echo)
+            except OSError as exc:  # already gone: report through an ordinary spawn
+                log.warning("zygote.adopt_failed", pid=pid, error=str(exc))
+                with contextlib.suppress(OSError):
+                    os.close(read_fd)
+                return None
+        finally:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        """Stop the fork server (its workers are unaffected: they are not its children)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self.process is not None:
+            self.process.discard()
+        self.ready = False
+
+
+__all__ = ["Zygote"]
