@@ -36,6 +36,7 @@ def main() -> None:
         assert h.proc is not None
         rows = [("supervisor", psutil.Process(h.proc.pid))]
         rows += [(w["name"], psutil.Process(w["pid"])) for w in status["workers"]]
+        rows += [(f"({h_['name']})", psutil.Process(h_["pid"])) for h_ in status.get("helpers", [])]
         print(f"{'process':24} {'USS MiB':>8} {'PSS MiB':>8} {'RSS MiB':>8}")
         total_rss = total_pss = 0
         worker_uss = []
@@ -43,7 +44,7 @@ def main() -> None:
             info = proc.memory_full_info()
             total_rss += info.rss
             total_pss += info.pss
-            if name != "supervisor":
+            if name != "supervisor" and not name.startswith("("):
                 worker_uss.append(info.uss)
             print(f"{name:24} {info.uss / MIB:8.1f} {info.pss / MIB:8.1f} {info.rss / MIB:8.1f}")
     finally:

@@ -989,7 +989,19 @@ class Arbiter:
             "runs": len(self.registry.runs),
             "pending_deliveries": len(self.journal.pending()),
             "workers": [s.describe() for s in self.slots.values()],
+            "helpers": self._helpers(),
         }
+
+    def _helpers(self) -> list[dict[str, Any]]:
+        """The fork server and the standby spare (not workers: they host no plugin)."""
+        rows = []
+        for name, proc in (
+            ("zygote", self._zygote.process if self._zygote is not None else None),
+            ("standby", self._standby),
+        ):
+            if proc is not None and proc.pid is not None and proc.exit is None:
+                rows.append({"name": name, "pid": proc.pid})
+        return rows
 
     async def restart_workers(self, names: list[str], *, force: bool) -> list[str]:
         """Restart the named workers (all when empty); ``force`` kills and un-quarantines."""

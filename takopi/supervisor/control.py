@@ -24,7 +24,8 @@ Verbs (see ``takopi/supervisor/verbs/`` for each handler):
   "uptime_s", "config_path", "transport", "runtime_dir", "state_dir", "pending_deliveries",
   "runs", "workers": [{"name", "kind", "id", "state": "starting"|"ready"|"unresponsive"|
   "backoff"|"quarantined"|"disabled"|"stopped", "pid", "python", "restarts", "last_exit",
-  "last_error", "uptime_s", "identity"}]}``
+  "last_error", "uptime_s", "identity", "status", "issue"}], "helpers": [{"name":
+  "zygote"|"standby", "pid"}]}``
 - ``restart`` ``{"names": [str] (empty = all workers), "force": bool}`` → ``{"restarted":
   [names]}``; ``force`` SIGKILLs instead of a graceful stop and clears quarantine / EX_CONFIG.
   Unknown names ⇒ error ``bad_request``.

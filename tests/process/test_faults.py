@@ -257,3 +257,38 @@ def test_second_supervisor_on_same_config_refuses(supervisor: SupervisorHarness)
     assert wait_until(lambda: supervisor.finals())[0]["text"].startswith("done")
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)
+
+
+def test_workers_are_forked_by_the_zygote_and_survive_its_death(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    assert supervisor.proc is not None
+    status = supervisor.control("status")
+    zygote = next(h for h in status["helpers"] if h["name"] == "zygote")
+    for worker in status["workers"]:
+        # re-parented to the supervisor (child subreaper), not children of the fork server
+        assert psutil.Process(worker["pid"]).ppid() == supervisor.proc.pid
+    os.kill(zygote["pid"], signal.SIGKILL)
+    # workers are unaffected; a restart after the fork server's death still works
+    old = supervisor.worker("engine:scripted")["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_until(
+        lambda: (
+            supervisor.worker("engine:scripted")["state"] == "ready"
+            and supervisor.worker("engine:scripted")["pid"] not in (None, old)
+        )
+    )
+    supervisor.send("after zygote death answer=fine")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done") and "fine" in final["text"]
+    # the fork server came back for later spawns
+    wait_until(
+        lambda: any(
+            h["name"] == "zygote" and h["pid"] != zygote["pid"]
+            for h in supervisor.control("status")["helpers"]
+        )
+    )
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
