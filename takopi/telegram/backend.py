@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from .bridge import (
 from .client import TelegramClient
 from .client_api import TelegramApiError, TelegramError, TelegramRetryAfter
 from .loop import run_main_loop
+from .outbox import default_interval
 
 log = get_logger(__name__)
 
@@ -132,9 +134,13 @@ async def run_telegram(
     final_notify: bool,
     default_engine_override: str | None = None,
     poll_timeout_s: int = 50,
+    interval_for: Callable[[int | None], float] = default_interval,
 ) -> None:
-    """Build the client, transport and presenter for ``settings`` and run the chat loop."""
-    bot = TelegramClient(settings.bot_token, api_url=settings.api_url)
+    """Build the client, transport and presenter for ``settings`` and run the chat loop.
+
+    ``interval_for`` (seconds between writes per chat) exists for tests; production uses
+    Telegram's pacing (1 s private, 3 s groups)."""
+    bot = TelegramClient(settings.bot_token, api_url=settings.api_url, interval_for=interval_for)
     try:
         me = await _wait_for_bot(bot)
     except BaseException:

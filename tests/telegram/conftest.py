@@ -93,6 +93,7 @@ class Harness:
         *,
         runtime: Any = None,
         final_notify: bool = True,
+        real_pacing: bool = False,
         **settings: Any,
     ) -> None:
         self.server = server
@@ -107,6 +108,11 @@ class Harness:
         values.update(settings)
         self.settings = TelegramTransportSettings.model_validate(values)
         self.final_notify = final_notify
+        # Telegram's pacing (1 s / 3 s) is covered by the outbox tests and the process tests;
+        # here it is scaled down (same private/group ratio) to keep the suite fast.
+        self.interval_for = (
+            None if real_pacing else (lambda c: 0.3 if c is not None and c < 0 else 0.1)
+        )
         self._stack = ExitStack()
         self._future: Future[Any] | None = None
 
@@ -120,6 +126,7 @@ class Harness:
                 config_path=self.config_path,
                 final_notify=self.final_notify,
                 poll_timeout_s=1,
+                **({"interval_for": self.interval_for} if self.interval_for else {}),
             )
         )
         if wait_ready:

@@ -15,7 +15,7 @@ RESUME_RE = re.compile(r"codex resume (thread-[0-9a-f]+)")
 
 
 def test_prompt_gets_progress_then_final_with_resume_line(server, fake_codex, harness_factory):
-    h = harness_factory().start()
+    h = harness_factory(real_pacing=True).start()
     user = server.send_user_message(CHAT, "hello there")
     final = h.final_for(CHAT, user["message_id"])
     assert final.text.startswith("done · codex")
