@@ -292,3 +292,21 @@ def test_workers_are_forked_by_the_zygote_and_survive_its_death(
     )
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)
+
+
+def test_quarantined_transport_makes_supervisor_exit_non_zero(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(
+        extra="[supervisor.restart]\nmax_restarts = 2\ninitial_backoff = 0.05\n"
+    )
+    # the recorder crashes in build_and_run without its `dir`
+    supervisor.config_path.write_text(
+        supervisor.config_path.read_text().replace(f'dir = "{supervisor.base}"', "", 1)
+    )
+    supervisor.start(wait_ready=False)
+    assert supervisor.proc is not None
+    code = supervisor.proc.wait(60)
+    assert code == 3
+    assert "transport 'recorder' quarantined" in supervisor.log_path.read_text()
+    assert_no_leftovers(supervisor)

@@ -179,3 +179,31 @@ async def test_control_refuses_other_uid_and_oversized(tmp_path: Path) -> None:
         answer = await anyio.to_thread.run_sync(oversized)
         assert answer["code"] == "bad_request" and "too large" in answer["error"]
         tg.cancel_scope.cancel()
+
+
+def test_reload_restarts_changed_engine_and_keeps_old_config_on_error(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config()
+    supervisor.start()
+    old = supervisor.worker("engine:scripted")["pid"]
+    text = supervisor.config_path.read_text()
+    supervisor.config_path.write_text(text + "\n[scripted]\nflavour = 'new'\n")
+    result = supervisor.control("reload")
+    assert result["reloaded"] is True
+    assert result["restarted"] == ["engine:scripted"]
+    wait_until(
+        lambda: (
+            supervisor.worker("engine:scripted")["pid"] not in (None, old)
+            and supervisor.worker("engine:scripted")["state"] == "ready"
+        )
+    )
+    supervisor.config_path.write_text("this is = = not toml")
+    bad = supervisor.control("reload")
+    assert bad["reloaded"] is False and bad["error"]
+    assert supervisor.control("status")["state"] == "running"
+    supervisor.send("after reload answer=still-fine")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done") and "still-fine" in final["text"]
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
