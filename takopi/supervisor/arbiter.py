@@ -155,6 +155,7 @@ class Arbiter:
         self._ready_notified = False
         self._standby: WorkerProcess | None = None
         self._zygote: Zygote | None = None
+        self._foreign_commands: dict[str, set[str]] = {}
         self.transport_id = ""
         self.default_engine = ""
         self.settings: Any = None
@@ -621,6 +622,30 @@ class Arbiter:
             await slot.settled.wait()
         return slot
 
+    def command_ids(self) -> list[str]:
+        """Command plugin ids: this interpreter's plus foreign interpreters' (cached)."""
+        from takopi.commands import list_command_ids
+        from takopi.plugins import COMMAND_GROUP, list_entrypoints_for_python
+
+        allowlist = self.settings.plugins_allowlist()
+        ids = set(list_command_ids(allowlist=allowlist))
+        cache = self._foreign_commands
+        for plugin_id, table in self.settings.plugin_configs().items():
+            python = table.get("python") if isinstance(table, dict) else None
+            if not python:
+                continue
+            python = self._python_for(plugin_id) or python
+            if python not in cache:
+                try:
+                    eps = list_entrypoints_for_python(python, COMMAND_GROUP, allowlist=allowlist)
+                    cache[python] = {ep.name for ep in eps}
+                except Exception as exc:
+                    log.warning("supervisor.plugin_python_failed", plugin=plugin_id, error=str(exc))
+                    cache[python] = set()
+            if plugin_id in cache[python]:
+                ids.add(plugin_id)
+        return sorted(ids)
+
     async def command_describe(self, command_id: str) -> dict[str, Any]:
         """Start the command worker on first use; its id and description."""
         slot = await self._command_slot(str(command_id))
@@ -1061,6 +1086,7 @@ class Arbiter:
             self.notifier.ready("reload failed; previous config kept")
             return {"reloaded": False, "error": str(exc), "restart_required": []}
         self.settings = settings
+        self._foreign_commands.clear()
         restart_required = []
         if settings.transport != old.transport or (
             settings.transport_config(self.transport_id, config_path=self.config_path)

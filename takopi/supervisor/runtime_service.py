@@ -131,6 +131,7 @@ class RuntimeService:
         peer.register("runtime.projects", self.projects)
         peer.register("runtime.router.resolve_resume", self.resolve_resume)
         peer.register("runtime.router.extract_resume", self.extract_resume)
+        peer.register("runtime.command_ids", self.command_ids)
         peer.register("runtime.pending_deliveries", self._pending_for(transport))
         peer.register("runtime.ack_delivery", self.ack_delivery)
         peer.register("engine.format_resume", self.engine_format_resume)
@@ -168,6 +169,10 @@ class RuntimeService:
         """``runtime._router.extract_resume``."""
         router = self.arbiter.runtime._router
         return await anyio.to_thread.run_sync(lambda: router.extract_resume(text))
+
+    async def command_ids(self) -> list[str]:
+        """Command plugins: installed here plus those under a ``[plugins.<id>] python``."""
+        return await anyio.to_thread.run_sync(self.arbiter.command_ids)
 
     def _pending_for(self, transport: str | None) -> Callable[[], Any]:
         async def pending_deliveries() -> list[dict[str, Any]]:

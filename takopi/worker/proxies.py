@@ -352,7 +352,11 @@ class RuntimeProxy:
             chat_id=chat_id,
         )
 
-    # -- extension for built-in transports ----------------------------------------------------
+    # -- extensions (not in the reference TransportRuntime) -----------------------------------
+    def command_ids(self) -> list[str]:
+        """Command plugins the supervisor can start, including ones in other interpreters."""
+        return [str(i) for i in self._call("command_ids")]
+
     def pending_deliveries(self) -> list[dict[str, Any]]:
         """Outcomes of runs whose consumer was lost (journal); deliver then ``ack_delivery``.
 

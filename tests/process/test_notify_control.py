@@ -116,6 +116,8 @@ def test_control_verbs(supervisor: SupervisorHarness) -> None:
 def test_command_worker_executor_survives_handle(supervisor: SupervisorHarness) -> None:
     supervisor.write_config()
     supervisor.start()
+    supervisor.send("", op="command_ids")
+    assert "echo" in wait_until(lambda: supervisor.outbox_ops("command_ids"))[0]["ids"]
     supervisor.send("/echo hi there", op="command")
     result = wait_until(lambda: supervisor.outbox_ops("command_result"))[0]
     assert result["text"] == "echo: hi there"

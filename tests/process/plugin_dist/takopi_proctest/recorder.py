@@ -198,6 +198,9 @@ class Recorder:
                 elapsed = time.perf_counter() - started
                 outbox.record({"op": "drain_done", "events": count, "seconds": elapsed})
                 return
+            if op == "command_ids":
+                outbox.record({"op": "command_ids", "ids": runtime.command_ids()})
+                return
             if op == "cancel":
                 for task in list(running.values()):
                     task.cancel_requested.set()
