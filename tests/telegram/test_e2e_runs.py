@@ -327,7 +327,7 @@ def test_unknown_engine_gets_an_error_reply(server, fake_codex, harness_factory)
 
 
 def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory, monkeypatch):
-    import takopi.telegram.loop as loop_mod
+    import takopi.telegram.dispatch as dispatch_mod
     from takopi.commands import CommandResult, RunRequest
 
     seen = {}
@@ -355,7 +355,7 @@ def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory,
             raise RuntimeError("plugin blew up")
 
     backends = {"hello": Hello(), "broken": Broken()}
-    monkeypatch.setattr(loop_mod, "list_command_ids", lambda allowlist=None: sorted(backends))
+    monkeypatch.setattr(dispatch_mod, "list_command_ids", lambda allowlist=None: sorted(backends))
     monkeypatch.setattr(
         loop_mod, "get_command", lambda cid, allowlist=None, required=True: backends.get(cid)
     )
@@ -383,7 +383,7 @@ def test_command_ids_exposed_by_the_runtime_are_dispatched(
     server, fake_codex, harness_factory, tmp_path, monkeypatch
 ):
     """A supervisor can list command plugins that live in other interpreters."""
-    import takopi.telegram.loop as loop_mod
+    import takopi.telegram.dispatch as dispatch_mod
     from takopi.commands import CommandResult
     from tests.telegram.conftest import make_runtime
 
@@ -404,7 +404,7 @@ def test_command_ids_exposed_by_the_runtime_are_dispatched(
         def __getattr__(self, name):
             return getattr(self._inner, name)
 
-    monkeypatch.setattr(loop_mod, "list_command_ids", lambda allowlist=None: [])
+    monkeypatch.setattr(dispatch_mod, "list_command_ids", lambda allowlist=None: [])
     monkeypatch.setattr(
         loop_mod,
         "get_command",

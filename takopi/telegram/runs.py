@@ -1,0 +1,249 @@
+"""Starting runs: queueing on busy threads, runner selection, cwd, run options, and the
+``handle_message`` call (mixed into :class:`~takopi.telegram.loop.TelegramLoop`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from takopi.config import ConfigError
+from takopi.context import RunContext
+from takopi.logging import get_logger
+from takopi.markdown import MarkdownParts, format_header
+from takopi.model import ResumeToken
+from takopi.progress import ProgressTracker
+from takopi.router import RunnerUnavailableError
+from takopi.runner_bridge import ExecBridgeConfig, IncomingMessage, RunningTasks, handle_message
+from takopi.runners.run_options import EngineRunOptions, apply_run_options
+from takopi.scheduler import ThreadJob, ThreadScheduler
+from takopi.transport import MessageRef, RenderedMessage, SendOptions
+from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
+
+from .bridge import TelegramBridgeConfig, TelegramPresenter
+from .builtins import BuiltinCommands
+from .chat_sessions import ChatSessionStore
+from .runspec import ResumeLineProxy, RunSpec
+
+log = get_logger(__name__)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class RunsMixin:
+    """Run machinery of the chat loop; relies on the loop's attributes declared below."""
+
+    cfg: TelegramBridgeConfig
+    runtime: Any
+    transport: Any
+    presenter: Any
+    exec_cfg: ExecBridgeConfig
+    scheduler: ThreadScheduler
+    running_tasks: RunningTasks
+    sessions: ChatSessionStore | None
+    builtins: BuiltinCommands | None
+
+    async def enqueue(self, spec: RunSpec, *, placeholder: bool = True) -> None:
+        """Queue a resume run behind its thread, with a cancellable ``queued`` placeholder."""
+        assert spec.resume_token is not None
+        token = spec.resume_token
+        progress_ref = await self._send_queued_placeholder(spec) if placeholder else None
+        log.info(
+            "telegram.run.queued", chat_id=spec.chat_id, thread=f"{token.engine}:{token.value}"
+        )
+        await self.scheduler.enqueue(
+            ThreadJob(
+                chat_id=spec.chat_id,
+                user_msg_id=spec.user_msg_id,
+                text=spec.text,
+                resume_token=token,
+                context=spec.context,
+                thread_id=spec.thread_id,
+                session_key=spec.session_key,
+                progress_ref=progress_ref,
+            )
+        )
+
+    async def _send_queued_placeholder(self, spec: RunSpec) -> MessageRef | None:
+        assert spec.resume_token is not None
+        token = spec.resume_token
+        tracker = ProgressTracker(token.engine)
+        tracker.set_resume(token)
+        state = tracker.snapshot(
+            resume_formatter=self._resume_formatter(token, show=self._show_resume(spec)),
+            context_line=self._context_line(spec.context),
+        )
+        placeholder = self.presenter.render_progress(state, elapsed_s=0.0, label="queued")
+        return await self.transport.send(
+            channel_id=spec.chat_id,
+            message=placeholder,
+            options=SendOptions(
+                reply_to=MessageRef(
+                    channel_id=spec.chat_id, message_id=spec.user_msg_id, thread_id=spec.thread_id
+                ),
+                notify=False,
+                thread_id=spec.thread_id,
+            ),
+        )
+
+    async def _run_job(self, job: ThreadJob) -> None:
+        spec = RunSpec(
+            chat_id=int(job.chat_id),
+            user_msg_id=int(job.user_msg_id),
+            text=job.text,
+            thread_id=_int(job.thread_id),
+            reply_to=None,
+            resume_token=job.resume_token,
+            engine_override=None,
+            context=job.context,
+            session_key=job.session_key,
+        )
+        await self.run_spec(spec, progress_ref=job.progress_ref)
+
+    def _show_resume(self, spec: RunSpec) -> bool:
+        # Hidden resume lines only make sense where takopi keeps the session itself.
+        return self.cfg.show_resume_line or spec.session_key is None
+
+    def _resume_formatter(self, token: ResumeToken, *, show: bool) -> Callable[[ResumeToken], str]:
+        def fmt(tok: ResumeToken) -> str:
+            if not show:
+                return ""
+            try:
+                entry = self.runtime.resolve_runner(resume_token=tok, engine_override=None)
+                return str(entry.runner.format_resume(tok))
+            except Exception:
+                return f"`{tok.engine} resume {tok.value}`"
+
+        return fmt
+
+    def _context_line(self, context: RunContext | None) -> str | None:
+        try:
+            return self.runtime.format_context_line(context)  # type: ignore[no-any-return]
+        except Exception:
+            return None
+
+    async def run_spec(
+        self,
+        spec: RunSpec,
+        *,
+        progress_ref: MessageRef | None = None,
+        transport: Any = None,
+    ) -> None:
+        """Run one prompt through ``handle_message`` (errors become chat replies)."""
+        exec_cfg = self.exec_cfg
+        if transport is not None:
+            exec_cfg = ExecBridgeConfig(
+                transport=transport, presenter=self.presenter, final_notify=True
+            )
+        try:
+            entry = self.runtime.resolve_runner(
+                resume_token=spec.resume_token, engine_override=spec.engine_override
+            )
+        except RunnerUnavailableError as exc:
+            await self._send_terminal_error(
+                exec_cfg,
+                spec,
+                engine=spec.engine_override or "?",
+                error=str(exc),
+                progress_ref=progress_ref,
+            )
+            return
+        if not entry.available:
+            issue = entry.issue or f"engine {entry.engine!r} is unavailable"
+            await self._send_terminal_error(
+                exec_cfg, spec, engine=entry.engine, error=issue, progress_ref=progress_ref
+            )
+            return
+        try:
+            # may create a git worktree: keep it off the event loop
+            cwd = await anyio.to_thread.run_sync(self.runtime.resolve_run_cwd, spec.context)
+        except ConfigError as exc:
+            await self._send_terminal_error(
+                exec_cfg, spec, engine=entry.engine, error=str(exc), progress_ref=progress_ref
+            )
+            return
+        runner = ResumeLineProxy(entry.runner, show=self._show_resume(spec))
+
+        async def on_thread_known(token: ResumeToken, done: anyio.Event) -> None:
+            await self.scheduler.note_thread_known(token, done)
+            if spec.session_key is not None and self.sessions is not None:
+                await self.sessions.set(spec.session_key, token)
+
+        model = reasoning = None
+        if self.builtins is not None:
+            model, reasoning = await self.builtins.run_overrides(spec.chat_id, entry.engine)
+        options = EngineRunOptions(model=model, reasoning=reasoning) if model or reasoning else None
+        base_token = set_run_base_dir(cwd)
+        try:
+            with apply_run_options(options):
+                await self._handle(exec_cfg, spec, runner, progress_ref, transport, on_thread_known)
+        finally:
+            reset_run_base_dir(base_token)
+
+    async def _handle(
+        self,
+        exec_cfg: ExecBridgeConfig,
+        spec: RunSpec,
+        runner: Any,
+        progress_ref: MessageRef | None,
+        transport: Any,
+        on_thread_known: Any,
+    ) -> None:
+        await handle_message(
+            exec_cfg,
+            runner=runner,  # type: ignore[arg-type]
+            incoming=IncomingMessage(
+                channel_id=spec.chat_id,
+                message_id=spec.user_msg_id,
+                text=spec.text,
+                reply_to=spec.reply_to,
+                thread_id=spec.thread_id,
+            ),
+            resume_token=spec.resume_token,
+            context=spec.context,
+            context_line=self._context_line(spec.context),
+            strip_resume_line=self.runtime.is_resume_line,
+            running_tasks=self.running_tasks if transport is None else None,
+            on_thread_known=on_thread_known,
+            progress_ref=progress_ref,
+        )
+
+    async def _send_terminal_error(
+        self,
+        exec_cfg: ExecBridgeConfig,
+        spec: RunSpec,
+        *,
+        engine: str,
+        error: str,
+        progress_ref: MessageRef | None,
+    ) -> None:
+        header = format_header(0.0, None, label="error", engine=engine)
+        footer = self._context_line(spec.context)
+        rendered = (
+            self.presenter.render_final_parts(
+                MarkdownParts(header=header, body=f"error:\n{error}", footer=footer)
+            )
+            if isinstance(self.presenter, TelegramPresenter)
+            else RenderedMessage(text=f"{header}\n\nerror:\n{error}")
+        )
+        options = SendOptions(
+            reply_to=MessageRef(
+                channel_id=spec.chat_id, message_id=spec.user_msg_id, thread_id=spec.thread_id
+            ),
+            notify=True,
+            replace=progress_ref,
+            thread_id=spec.thread_id,
+        )
+        await exec_cfg.transport.send(channel_id=spec.chat_id, message=rendered, options=options)
+        log.warning("telegram.run.unavailable", engine=engine, error=error)
+
+    # -- startup ------------------------------------------------------------------------
+
+
+__all__ = ["RunsMixin"]
