@@ -357,7 +357,7 @@ def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory,
     backends = {"hello": Hello(), "broken": Broken()}
     monkeypatch.setattr(dispatch_mod, "list_command_ids", lambda allowlist=None: sorted(backends))
     monkeypatch.setattr(
-        loop_mod, "get_command", lambda cid, allowlist=None, required=True: backends.get(cid)
+        dispatch_mod, "get_command", lambda cid, allowlist=None, required=True: backends.get(cid)
     )
     h = harness_factory().start()
     commands = server.wait_for(lambda: server.commands)
@@ -406,7 +406,7 @@ def test_command_ids_exposed_by_the_runtime_are_dispatched(
 
     monkeypatch.setattr(dispatch_mod, "list_command_ids", lambda allowlist=None: [])
     monkeypatch.setattr(
-        loop_mod,
+        dispatch_mod,
         "get_command",
         lambda cid, allowlist=None, required=True: Remote() if cid == "remote" else None,
     )
