@@ -21,7 +21,7 @@ from takopi.transport import ChannelId, MessageRef, RenderedMessage, SendOptions
 
 from .client import BotClient
 from .render import MAX_BODY_CHARS, prepare_telegram, prepare_telegram_multi
-from .types import TelegramCallbackQuery, TelegramIncomingMessage
+from .types import TelegramCallbackQuery, TelegramIncomingMessage, TelegramIncomingUpdate
 
 CANCEL_CALLBACK_DATA = "takopi:cancel"
 CANCEL_MARKUP: dict[str, Any] = {
@@ -307,6 +307,7 @@ __all__ = [
     "TelegramCallbackQuery",
     "TelegramFilesConfig",
     "TelegramIncomingMessage",
+    "TelegramIncomingUpdate",
     "TelegramPresenter",
     "TelegramTopicsConfig",
     "TelegramTransport",

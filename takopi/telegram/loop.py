@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
 
@@ -30,17 +31,20 @@ from .bridge import CANCEL_CALLBACK_DATA, TelegramBridgeConfig
 from .builtins import BUILTIN_COMMANDS, BuiltinCommands
 from .chat_prefs import ChatPrefsStore
 from .chat_sessions import ChatSessionStore, chat_session_key
+from .client import TelegramClient
 from .coalesce import ForwardCoalescer, format_forwarded_prompt
 from .commands import parse_command
 from .deliveries import deliver_pending
 from .dispatch import PluginCommandsMixin
 from .executor import CaptureTransport, TelegramCommandExecutor
-from .parsing import UpdateDeduper, parse_update
+from .parsing import UpdateDeduper
 from .polling import ALLOWED_UPDATES, drain_backlog, poll_updates
 from .render import render_markdown
 from .runs import RunsMixin
 from .runspec import RunSpec
-from .types import TelegramCallbackQuery, TelegramIncomingMessage
+from .types import TelegramCallbackQuery, TelegramIncomingMessage, TelegramIncomingUpdate
+
+Poller = Callable[[TelegramBridgeConfig], AsyncIterator[TelegramIncomingUpdate]]
 
 log = get_logger(__name__)
 
@@ -73,8 +77,10 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
         task_group: TaskGroup,
         *,
         started_at: float | None = None,
+        poller: Poller | None = None,
     ) -> None:
         self.cfg = cfg
+        self.poller = poller
         self.runtime = cfg.runtime
         self.bot = cfg.bot
         self.exec_cfg = cfg.exec_cfg
@@ -178,12 +184,9 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
         return False
 
     # -- entry points -------------------------------------------------------------------
-    async def handle_raw_update(self, raw: Any) -> None:
-        """Route one raw update; never raises (errors are logged)."""
+    async def handle_update(self, update: TelegramIncomingUpdate) -> None:
+        """Route one parsed update; never raises (errors are logged)."""
         try:
-            update = parse_update(raw)
-            if update is None:
-                return
             if not self.deduper.is_new(update):
                 log.debug("update.ignored", reason="duplicate", update_id=update.update_id)
                 return
@@ -482,16 +485,34 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
         await deliver_pending(self.runtime, self.transport, self.presenter)
         await self.send_startup_message()
         self.spawn(self.sync_commands)
-        async for update in poll_updates(
-            self.bot, offset=offset, timeout_s=self.cfg.poll_timeout_s
-        ):
-            await self.handle_raw_update(update)
+        updates = (
+            self.poller(self.cfg)
+            if self.poller is not None
+            else poll_updates(self.cfg, offset=offset)
+        )
+        async for update in updates:
+            await self.handle_update(update)
 
 
-async def run_main_loop(cfg: TelegramBridgeConfig, **_ignored: Any) -> None:
-    """Run the chat loop of ``cfg`` until cancelled."""
-    async with anyio.create_task_group() as tg:
-        loop = TelegramLoop(cfg, tg)
+async def run_main_loop(
+    cfg: TelegramBridgeConfig,
+    *,
+    poller: Poller | None = None,
+    **_ignored: Any,
+) -> None:
+    """Run the chat loop of ``cfg`` until cancelled.
+
+    ``poller(cfg)`` replaces the default update source (plugins wrap :func:`poll_updates` to
+    filter updates). Reference keywords this build does not use (``watch_config``,
+    ``default_engine_override``, ``transport_id``, ``transport_config``) are accepted and
+    ignored. A :class:`TelegramClient` whose outbox is not running yet gets it started here.
+    """
+    async with AsyncExitStack() as stack:
+        bot = cfg.bot
+        if isinstance(bot, TelegramClient) and not bot.outbox.running:
+            await stack.enter_async_context(bot)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        loop = TelegramLoop(cfg, tg, poller=poller)
         await loop.run()
 
 

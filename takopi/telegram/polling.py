@@ -11,6 +11,8 @@ from takopi.logging import get_logger
 
 from .client import BotClient
 from .client_api import TelegramRetryAfter
+from .parsing import parse_update
+from .types import TelegramIncomingUpdate
 
 ALLOWED_UPDATES = ["message", "callback_query"]
 POLL_FAILURE_SLEEP_S = 2.0
@@ -18,7 +20,7 @@ POLL_FAILURE_SLEEP_S = 2.0
 log = get_logger(__name__)
 
 
-async def poll_updates(
+async def poll_raw_updates(
     source: Any,
     *,
     offset: int | None = None,
@@ -51,6 +53,27 @@ async def poll_updates(
             yield update
 
 
+async def poll_updates(
+    source: Any,
+    *,
+    offset: int | None = None,
+    timeout_s: int | None = None,
+) -> AsyncIterator[TelegramIncomingUpdate]:
+    """Long-poll forever, yielding parsed updates (malformed ones are logged and skipped).
+
+    ``source`` is the bridge config (``run_main_loop`` pollers receive it) or a bot client;
+    the poll timeout defaults to the config's ``poll_timeout_s`` (else 50 s)."""
+    timeout = timeout_s if timeout_s is not None else int(getattr(source, "poll_timeout_s", 50))
+    async for raw in poll_raw_updates(source, offset=offset, timeout_s=timeout):
+        try:
+            update = parse_update(raw)
+        except Exception as exc:  # parse_update handles known shapes; never stop polling
+            log.warning("telegram.update.malformed", reason=f"{type(exc).__name__}: {exc}")
+            continue
+        if update is not None:
+            yield update
+
+
 async def drain_backlog(bot: BotClient) -> int | None:
     """Confirm every pending update without handling it; returns the next offset."""
     offset: int | None = None
@@ -72,4 +95,4 @@ async def drain_backlog(bot: BotClient) -> int | None:
     return offset
 
 
-__all__ = ["ALLOWED_UPDATES", "drain_backlog", "poll_updates"]
+__all__ = ["ALLOWED_UPDATES", "drain_backlog", "poll_raw_updates", "poll_updates"]
