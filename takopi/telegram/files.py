@@ -11,7 +11,6 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .commands import split_command_args
@@ -22,13 +21,15 @@ class ZipTooLargeError(Exception):
 
 
 def format_bytes(size: int) -> str:
-    """``512 b``, ``1.2 kb``, ``3.4 mb``, ``1.0 gb``."""
-    value = float(size)
-    for unit in ("b", "kb", "mb"):
-        if value < 1024:
-            return f"{int(value)} {unit}" if unit == "b" else f"{value:.1f} {unit}"
+    """``0 b``, ``1.5 kb``, ``20 kb``, ``3.4 mb``, ``1 gb`` (no decimals when whole)."""
+    value = float(max(0, size))
+    for unit in ("b", "kb", "mb", "gb"):
+        if value < 1024 or unit == "gb":
+            if unit == "b" or value == int(value):
+                return f"{int(value)} {unit}"
+            return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} gb"
+    return f"{value:.1f} gb"  # pragma: no cover - loop always returns
 
 
 def file_usage() -> str:
@@ -36,7 +37,7 @@ def file_usage() -> str:
     return "usage: `/file put <path>` or `/file get <path>`"
 
 
-def normalize_relative_path(value: str) -> PurePosixPath | None:
+def normalize_relative_path(value: str) -> Path | None:
     """A safe relative path: no ``~``, not absolute, no ``..``, no ``.git`` part; ``.`` parts
     dropped. None when unsafe or empty."""
     raw = value.strip().replace("\\", "/")
@@ -48,7 +49,7 @@ def normalize_relative_path(value: str) -> PurePosixPath | None:
     parts = [p for p in path.parts if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts) or any(p == ".git" for p in parts):
         return None
-    return PurePosixPath(*parts)
+    return Path(*parts)
 
 
 def resolve_path_within_root(root: Path, rel: PurePosixPath | str) -> Path | None:
@@ -79,12 +80,14 @@ def deny_reason(rel: PurePosixPath | str, deny_globs: Iterable[str]) -> str | No
     return None
 
 
-def default_upload_name(filename: str | None, fallback: str) -> str:
-    """A safe file name for an upload (path parts stripped)."""
-    name = Path(filename or "").name.strip()
-    if not name or name in {".", ".."}:
-        return fallback
-    return name
+def default_upload_name(filename: str | None, fallback: str | None) -> str:
+    """A safe file name for an upload: the name part of ``filename``, else of ``fallback``
+    (e.g. the Telegram file path), else ``upload.bin``."""
+    for candidate in (filename, fallback):
+        name = Path(candidate or "").name.strip()
+        if name and name not in {".", ".."}:
+            return name
+    return "upload.bin"
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -121,7 +124,7 @@ def zip_directory(
                 rel_path = PurePosixPath(full.relative_to(root).as_posix())
                 if deny_reason(rel_path, deny_globs) is not None:
                     continue
-                zf.write(full, arcname=full.relative_to(directory).as_posix())
+                zf.write(full, arcname=rel_path.as_posix())
                 if max_bytes is not None and buffer.tell() > max_bytes:
                     raise ZipTooLargeError(str(rel))
     data = buffer.getvalue()
@@ -130,58 +133,37 @@ def zip_directory(
     return data
 
 
-@dataclass(frozen=True, slots=True)
-class FileCommand:
-    """``/file put|get <path> [--force]``."""
-
-    action: str | None
-    path: str | None
-    force: bool = False
-    error: str | None = None
-
-
-def parse_file_command(args_text: str) -> FileCommand:
-    """Parse the arguments of ``/file``."""
-    args = list(split_command_args(args_text))
-    if not args:
-        return FileCommand(action=None, path=None, error=file_usage())
-    action = args.pop(0).lower()
-    if action not in {"put", "get"}:
-        return FileCommand(action=None, path=None, error=file_usage())
-    force = False
-    rest: list[str] = []
-    for arg in args:
-        if arg == "--force":
-            force = True
-        elif arg.startswith("--"):
-            return FileCommand(action=action, path=None, error=f"unknown flag: {arg}")
-        else:
-            rest.append(arg)
-    return FileCommand(action=action, path=" ".join(rest) or None, force=force)
+def parse_file_command(args_text: str) -> tuple[str | None, str, str | None]:
+    """``/file <put|get> rest`` → ``(command, rest, error)``; an unknown or missing
+    subcommand gives ``(None, rest, file_usage())``."""
+    head, _, rest = args_text.strip().partition(" ")
+    command = head.lower()
+    rest = rest.strip()
+    if command not in {"put", "get"}:
+        return None, rest, file_usage()
+    return command, rest, None
 
 
 def parse_file_prompt(
     text: str, *, allow_empty: bool = False
 ) -> tuple[str | None, bool, str | None]:
-    """``(path, force, error)`` from a ``put`` argument string."""
-    args = list(split_command_args(text))
+    """``(path, force, error)`` from a ``put``/``get`` argument string (``--force`` allowed)."""
     force = False
     rest: list[str] = []
-    for arg in args:
+    for arg in split_command_args(text):
         if arg == "--force":
             force = True
         elif arg.startswith("--"):
-            return None, force, f"unknown flag: {arg}"
+            return None, False, f"unknown flag: {arg}"
         else:
             rest.append(arg)
     path = " ".join(rest) or None
     if path is None and not allow_empty:
-        return None, force, file_usage()
+        return None, force, "missing path"
     return path, force, None
 
 
 __all__ = [
-    "FileCommand",
     "ZipTooLargeError",
     "default_upload_name",
     "deny_reason",
@@ -191,6 +173,7 @@ __all__ = [
     "parse_file_command",
     "parse_file_prompt",
     "resolve_path_within_root",
+    "split_command_args",
     "write_bytes_atomic",
     "zip_directory",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePosixPath
+import os
+from pathlib import Path
 
 import anyio
 import pytest
@@ -12,7 +13,18 @@ from takopi.model import ResumeToken
 from takopi.telegram.chat_sessions import ChatSessionStore, chat_session_key
 from takopi.telegram.coalesce import ForwardCoalescer, format_forwarded_prompt
 from takopi.telegram.commands import build_command_menu, parse_command, split_command_args
-from takopi.telegram.files import deny_reason, format_bytes, normalize_relative_path
+from takopi.telegram.files import (
+    ZipTooLargeError,
+    default_upload_name,
+    deny_reason,
+    file_usage,
+    format_bytes,
+    normalize_relative_path,
+    parse_file_command,
+    parse_file_prompt,
+    resolve_path_within_root,
+    zip_directory,
+)
 from takopi.telegram.parsing import UpdateDeduper, parse_update
 from takopi.telegram.state_store import JsonStateStore
 from takopi.telegram.types import TelegramCallbackQuery, TelegramIncomingMessage
@@ -216,12 +228,45 @@ async def test_generic_store_tolerates_wrong_version(tmp_path: Path):
     assert (tmp_path / "s.json.corrupt").exists()
 
 
-def test_file_helpers():
-    assert normalize_relative_path("./a/b.txt") == PurePosixPath("a/b.txt")
-    for bad in ("", "~/x", "/etc/passwd", "a/../b", ".git/config"):
+def test_file_helpers(tmp_path: Path):
+    assert normalize_relative_path("./a/./b.txt") == Path("a/b.txt")
+    for bad in ("", "   ", "./", "~/x", "/etc/passwd", "a/../b", ".git/config"):
         assert normalize_relative_path(bad) is None
+    assert resolve_path_within_root(tmp_path, Path("../escape")) is None
+    assert resolve_path_within_root(tmp_path, Path("in/side")) == tmp_path.resolve() / "in/side"
     assert deny_reason("x/.git/y", []) == ".git/**"
-    assert deny_reason("key.pem", ["*.pem"]) == "*.pem"
+    assert deny_reason(Path("secrets/key.pem"), ["**/*.pem"]) == "**/*.pem"
     assert deny_reason(".ssh/id_rsa", [".ssh/**"]) == ".ssh/**"
     assert deny_reason("src/main.py", ["*.pem"]) is None
-    assert format_bytes(512) == "512 b" and format_bytes(1536) == "1.5 kb"
+    assert [format_bytes(n) for n in (0, 512, 1536, 20480, 5 * 1024**3)] == [
+        "0 b",
+        "512 b",
+        "1.5 kb",
+        "20 kb",
+        "5 gb",
+    ]
+    assert default_upload_name("", "files/report.txt") == "report.txt"
+    assert default_upload_name(None, None) == "upload.bin"
+    assert parse_file_command("nope arg") == (None, "arg", file_usage())
+    assert parse_file_command("PUT docs/x.pdf") == ("put", "docs/x.pdf", None)
+    assert parse_file_prompt("--wat", allow_empty=False) == (None, False, "unknown flag: --wat")
+    assert parse_file_prompt("", allow_empty=False) == (None, False, "missing path")
+    assert parse_file_prompt("--force note.txt") == ("note.txt", True, None)
+
+
+def test_zip_directory_skips_symlinks_denied_paths_and_limits_size(tmp_path: Path):
+    import io
+    import zipfile
+
+    root = tmp_path / "root"
+    (root / "dir").mkdir(parents=True)
+    (root / "dir" / "safe.txt").write_text("ok")
+    (root / "dir" / "key.pem").write_text("secret")
+    (tmp_path / "outside.txt").write_text("secret")
+    (root / "dir" / "leak.txt").symlink_to(tmp_path / "outside.txt")
+    payload = zip_directory(root, Path("dir"), deny_globs=("*.pem",))
+    with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+        assert archive.namelist() == ["dir/safe.txt"]
+    (root / "dir" / "big.bin").write_bytes(os.urandom(4096))
+    with pytest.raises(ZipTooLargeError):
+        zip_directory(root, Path("dir"), deny_globs=(), max_bytes=100)
