@@ -27,7 +27,7 @@ def json_log() -> Iterator[io.StringIO]:
     setup_logging(stream=buf, fmt="json", level="debug")
     yield buf
     clear_context()
-    setup_logging(level="warning")
+    setup_logging()
 
 
 def _events(buf: io.StringIO) -> list[dict[str, object]]:
