@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, overload
 
 from pydantic import (
     BaseModel,
@@ -364,10 +364,36 @@ def _build_projects(
     return ProjectsConfig(projects=projects, default_project=default_project, chat_map=chat_map)
 
 
+@overload
 def require_telegram_config(
     settings: TakopiSettings, config_path: Path | None = None
-) -> TelegramTransportSettings:
-    """The ``[transports.telegram]`` settings; ConfigError when the table is missing."""
+) -> TelegramTransportSettings: ...
+
+
+@overload
+def require_telegram_config(
+    settings: Mapping[str, Any], config_path: Path | None = None
+) -> tuple[str, int]: ...
+
+
+def require_telegram_config(
+    settings: TakopiSettings | Mapping[str, Any], config_path: Path | None = None
+) -> TelegramTransportSettings | tuple[str, int]:
+    """The ``[transports.telegram]`` settings; ConfigError when the table is missing.
+
+    Called with a raw transport table (a dict, as third-party transports do), it returns
+    ``(bot_token, chat_id)`` after the reference's checks instead.
+    """
+    if isinstance(settings, Mapping):
+        token = settings.get("bot_token")
+        if not isinstance(token, str) or not token.strip():
+            raise ConfigError(f"Missing bot token{_where(config_path)}.")
+        chat_id = settings.get("chat_id")
+        if chat_id is None:
+            raise ConfigError(f"Missing chat_id{_where(config_path)}.")
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            raise ConfigError(f"Invalid `chat_id`{_where(config_path)}; expected an integer.")
+        return token.strip(), chat_id
     telegram = settings.transports.telegram
     if telegram is None:
         raise ConfigError(

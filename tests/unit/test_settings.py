@@ -365,3 +365,15 @@ def test_load_settings_without_path_uses_active_config_env(
     monkeypatch.setenv("TAKOPI_CONFIG_PATH", str(path))
     settings, resolved = load_settings()
     assert (resolved, settings.default_engine) == (path, "pi")
+
+
+def test_require_telegram_config_with_a_raw_table_returns_token_and_chat(tmp_path: Path) -> None:
+    """Third-party transports (tg-group-auth) pass the raw table and unpack (token, chat_id)."""
+    path = tmp_path / "takopi.toml"
+    assert require_telegram_config({"bot_token": " 1:abc ", "chat_id": 5}, path) == ("1:abc", 5)
+    with pytest.raises(ConfigError, match="Missing bot token"):
+        require_telegram_config({"chat_id": 5}, path)
+    with pytest.raises(ConfigError, match="Missing chat_id"):
+        require_telegram_config({"bot_token": "1:abc"}, path)
+    with pytest.raises(ConfigError, match="expected an integer"):
+        require_telegram_config({"bot_token": "1:abc", "chat_id": True}, path)
