@@ -149,7 +149,20 @@ def setup_cli_logging(argv: Sequence[str]) -> None:
     else:
         if debug:
             os.environ.setdefault("TAKOPI_LOG_FILE", "debug.log")
+        elif _transport_from_argv(argv) == "console":
+            # The console transport chats on this terminal: info-level logs would bury the
+            # conversation. Supervisor and workers inherit this through the environment.
+            os.environ.setdefault("TAKOPI_LOG_LEVEL", "warning")
         setup_logging(debug=debug)
+
+
+def _transport_from_argv(argv: Sequence[str]) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg == "--transport" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--transport="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def _config_from_argv(argv: Sequence[str]) -> str | None:
