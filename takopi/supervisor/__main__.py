@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-final-notify", action="store_true")
     parser.add_argument("--debug", action="store_true")
+    parser.add_argument(
+        "--no-zygote", action="store_true", help="spawn every worker as a fresh interpreter"
+    )
+    parser.add_argument(
+        "--no-standby", action="store_true", help="keep no pre-imported spare worker"
+    )
     args = parser.parse_args(argv)
     options = SupervisorOptions(
         config_path=args.config,
@@ -35,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         final_notify=not args.no_final_notify,
         debug=args.debug,
         engines=args.engines,
+        zygote=not args.no_zygote,
+        standby=not args.no_standby,
     )
     return run_supervisor(options)
 

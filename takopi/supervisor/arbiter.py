@@ -24,7 +24,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from takopi.config import ConfigError
+from takopi.config import CONFIG_PATH_ENV, ConfigError
 from takopi.logging import get_logger
 from takopi.supervisor.control import ControlServer
 from takopi.supervisor.journal import Journal
@@ -690,6 +690,9 @@ class Arbiter:
         env.pop("NOTIFY_SOCKET", None)
         env.pop("WATCHDOG_USEC", None)
         env.pop("WATCHDOG_PID", None)
+        # Plugins calling ``load_settings()`` without a path must read our --config, not
+        # ~/.takopi/takopi.toml (zygote and standby workers inherit this too).
+        env[CONFIG_PATH_ENV] = str(Path(self.config_path).absolute())
         if kind != "transport":
             # Least privilege: transport secrets given by env overrides stay with the transport.
             for key in list(env):

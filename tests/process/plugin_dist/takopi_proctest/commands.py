@@ -25,3 +25,16 @@ class Echo:
 
 
 ECHO = Echo()
+
+
+class ConfigPath:
+    id = "cfgpath"
+    description = "what load_settings() reads in the command worker"
+
+    async def handle(self, ctx: CommandContext) -> CommandResult | None:
+        from takopi_proctest.probe import settings_probe
+
+        return CommandResult(text=settings_probe())
+
+
+CFGPATH = ConfigPath()

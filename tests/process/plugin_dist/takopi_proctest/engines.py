@@ -93,6 +93,25 @@ FLOOD = EngineBackend(
 )
 
 
+class ConfigProbeRunner(ResumeTokenMixin, BaseRunner):
+    """Answers with what ``load_settings()`` (no argument) reads in the engine worker."""
+
+    engine = "cfgprobe"
+    resume_re = mock_resume_re("cfgprobe")
+
+    async def run_impl(self, prompt: str, resume: ResumeToken | None) -> AsyncIterator[Any]:
+        from takopi_proctest.probe import settings_probe
+
+        token = resume or ResumeToken(engine="cfgprobe", value="probe-1")
+        yield StartedEvent(engine="cfgprobe", resume=token, title="cfgprobe")
+        yield CompletedEvent(engine="cfgprobe", ok=True, answer=settings_probe(), resume=token)
+
+
+CFGPROBE = EngineBackend(
+    id="cfgprobe", build_runner=lambda config, path: ConfigProbeRunner(), cli_cmd="python3"
+)
+
+
 def _bad(config: dict[str, Any], config_path: Path) -> Any:
     raise ConfigError("[badconfig] is never valid")
 

@@ -198,6 +198,11 @@ class Recorder:
                 elapsed = time.perf_counter() - started
                 outbox.record({"op": "drain_done", "events": count, "seconds": elapsed})
                 return
+            if op == "settings":
+                from takopi_proctest.probe import settings_probe
+
+                outbox.record({"op": "settings", "probe": settings_probe()})
+                return
             if op == "command_ids":
                 outbox.record({"op": "command_ids", "ids": runtime.command_ids()})
                 return
