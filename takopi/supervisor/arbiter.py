@@ -28,6 +28,7 @@ from takopi.config import CONFIG_PATH_ENV, ConfigError
 from takopi.logging import get_logger
 from takopi.supervisor.control import ControlServer
 from takopi.supervisor.journal import Journal
+from takopi.supervisor.logring import LogRing
 from takopi.supervisor.notify import Notifier
 from takopi.supervisor.paths import SupervisorPaths, resolve_paths
 from takopi.supervisor.policy import PolicyConfig, WorkerPolicy
@@ -164,6 +165,8 @@ class Arbiter:
         self.journal: Journal = Journal(Path(os.devnull))
         self.runtime: Any = None
         self.endpoint: Any = None
+        self.log_ring: LogRing | None = None
+        """The supervisor's recent log lines (set by :func:`run_supervisor`)."""
 
     # ------------------------------------------------------------------ config
     def _load_config(self) -> None:
@@ -1123,8 +1126,15 @@ class Arbiter:
         }
 
     def worker_logs(self, name: str, lines: int) -> dict[str, Any]:
-        """Recent output of one worker."""
+        """Recent output of one worker, or the supervisor's own log lines (``supervisor``)."""
         slot = self.slots.get(name)
+        if slot is None and name == "supervisor":
+            ring = self.log_ring
+            return {
+                "name": "supervisor",
+                "pid": os.getpid(),
+                "lines": ring.tail(lines) if ring is not None else [],
+            }
         if slot is None:
             for candidate in self.slots.values():
                 if candidate.plugin_id == name:
@@ -1333,8 +1343,10 @@ def run_supervisor(options: SupervisorOptions) -> int:
     """Run the supervisor until it stops; returns the exit code (CLI entry point)."""
     from takopi.logging import setup_logging
 
-    setup_logging(debug=options.debug, stream=sys.stderr)
+    ring = LogRing(sys.stderr)
+    setup_logging(debug=options.debug, stream=ring)  # type: ignore[arg-type]
     arbiter = Arbiter(options)
+    arbiter.log_ring = ring
     try:
         return int(anyio.run(arbiter.run, backend="asyncio"))
     except KeyboardInterrupt:
