@@ -89,7 +89,7 @@ class WorkerSlot:
     plugin_id: str
     python: str | None
     policy: WorkerPolicy
-    state: str = "stopped"
+    _state: str = "stopped"
     process: WorkerProcess | None = None
     identity: bytes | None = None
     secret: str | None = None
@@ -101,11 +101,29 @@ class WorkerSlot:
     last_exit: str | None = None
     last_error: str | None = None
     ready_at: float | None = None
-    ready: anyio.Event = field(default_factory=anyio.Event)
+    changed: anyio.Event = field(default_factory=anyio.Event)
+    """Set (and replaced) on every state change: waiters re-read ``state`` after it fires,
+    whatever incarnation they started waiting on."""
     settled: anyio.Event = field(default_factory=anyio.Event)
     """Set once the slot reached ready, quarantine or disable (for startup readiness)."""
     manual_restart: bool = False
     running_task: bool = False
+
+    @property
+    def state(self) -> str:
+        """``starting``, ``ready``, ``unresponsive``, ``exited``, ``backoff``,
+        ``quarantined``, ``disabled`` or ``stopped``."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake everyone waiting for this slot to change."""
+        event, self.changed = self.changed, anyio.Event()
+        event.set()
 
     @property
     def name(self) -> str:
@@ -374,7 +392,7 @@ class Arbiter:
     def engine_peer(self, engine: str) -> Any:
         """The ready engine worker's peer, or None."""
         slot = self.slots.get(f"engine:{engine}")
-        if slot is None or slot.state != "ready":
+        if slot is None or slot.state != "ready" or slot.peer is None or slot.peer.closed:
             return None
         return slot.peer
 
@@ -387,11 +405,14 @@ class Arbiter:
             while True:
                 if slot.state == "ready" and slot.peer is not None and not slot.peer.closed:
                     return slot.peer
-                if slot.state in ("quarantined", "disabled", "stopped") or self.state == "stopping":
+                if slot.state in ("quarantined", "disabled") or self.state == "stopping":
                     return None
-                await slot.ready.wait()
-                if slot.state != "ready":
-                    await anyio.sleep(0.01)
+                if slot.state == "stopped" and not slot.running_task:
+                    return None
+                changed = slot.changed
+                # A lost peer is noticed a moment before the exit changes the state.
+                with anyio.move_on_after(1.0):
+                    await changed.wait()
         return None
 
     def engine_issue(self, engine: str) -> str:
@@ -506,7 +527,6 @@ class Arbiter:
         slot.ready_at = time.monotonic()
         slot.policy.on_ready()
         slot.last_error = None
-        slot.ready.set()
         slot.settled.set()
         log.info("worker.ready", worker=slot.name, pid=slot.process.pid if slot.process else None)
         self.spawn_task(self._pinger, slot, peer)
@@ -710,7 +730,6 @@ class Arbiter:
         slot.incarnation += 1
         slot.identity = new_identity(slot.kind, slot.plugin_id)
         slot.secret = secrets.token_urlsafe(32)
-        slot.ready = anyio.Event()
         slot.info = slot.info if slot.kind == "engine" else {}
         slot.peer = None
         slot.ready_at = None
@@ -855,7 +874,6 @@ class Arbiter:
                 finally:
                     was_ready = slot.ready_at is not None
                 self._pending_identities.pop(slot.identity or b"", None)
-                slot.ready = anyio.Event() if slot.ready.is_set() else slot.ready
                 if self.state == "stopping" or self.stop_requested.is_set():
                     slot.state = "stopped"
                     break
@@ -884,7 +902,6 @@ class Arbiter:
                 slot.state = "quarantined" if decision.action == "quarantine" else "disabled"
                 slot.last_error = decision.reason
                 slot.settled.set()
-                slot.ready.set()  # wake waiters so they see the state
                 log.error(
                     "worker.gave_up", worker=slot.name, state=slot.state, reason=decision.reason
                 )

@@ -55,6 +55,10 @@ class EngineStandIn:
     """A runner in the supervisor's router: resume codec local (shipped regex) or via RPC.
 
     Its sync methods may block on RPC, so they are only called off the event loop thread.
+    ``is_resume_line`` and ``extract_resume`` are *probes*: the router asks every engine about
+    every message, so they never wait for an engine worker that is not ready (restarting,
+    crash-looping, quarantined) — they answer from the resume regex an earlier incarnation
+    shipped, or "no". A message for engine A never waits on engine B.
     """
 
     def __init__(self, engine: EngineId, arbiter: Arbiter) -> None:
@@ -82,25 +86,45 @@ class EngineStandIn:
             return None
         return peer.call_blocking(method, *args, timeout=30)
 
+    def _probe(self, method: str, *args: Any) -> tuple[bool, Any]:
+        """``(True, answer)`` from a ready engine worker, ``(False, None)`` when there is none
+        right now (never waits for one)."""
+        peer = anyio.from_thread.run_sync(self._arbiter.engine_peer, self.engine)
+        if peer is None:
+            return False, None
+        try:
+            return True, peer.call_blocking(method, *args, timeout=30)
+        except Exception as exc:  # the worker died or hung mid-call: answer without it
+            log.warning("engine.probe_failed", engine=self.engine, method=method, error=str(exc))
+            return False, None
+
+    def _regex_extract(self, text: str) -> ResumeToken | None:
+        assert self.regex is not None
+        found = None
+        for match in self.regex.finditer(text):
+            found = match.group("token") or found
+        return ResumeToken(engine=self.engine, value=found) if found else None
+
     def is_resume_line(self, line: str) -> bool:
         """Whether ``line`` is this engine's resume line."""
         if self.local_line:
             assert self.regex is not None
             return bool(self.regex.match(line))
-        return bool(self._blocking("is_resume_line", line))
+        answered, result = self._probe("is_resume_line", line)
+        if answered:
+            return bool(result)
+        return bool(self.regex is not None and self.regex.match(line))
 
     def extract_resume(self, text: str | None) -> ResumeToken | None:
         """The last resume token of this engine in ``text``."""
         if not text:
             return None
         if self.local_extract:
-            assert self.regex is not None
-            found = None
-            for match in self.regex.finditer(text):
-                found = match.group("token") or found
-            return ResumeToken(engine=self.engine, value=found) if found else None
-        result = self._blocking("extract_resume", text)
-        return result if isinstance(result, ResumeToken) else None
+            return self._regex_extract(text)
+        answered, result = self._probe("extract_resume", text)
+        if answered:
+            return result if isinstance(result, ResumeToken) else None
+        return self._regex_extract(text) if self.regex is not None else None
 
     def format_resume(self, token: ResumeToken) -> str:
         """The engine's resume line (asks the engine worker)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,6 +111,30 @@ class ConfigProbeRunner(ResumeTokenMixin, BaseRunner):
 CFGPROBE = EngineBackend(
     id="cfgprobe", build_runner=lambda config, path: ConfigProbeRunner(), cli_cmd="python3"
 )
+
+
+class FlakyRunner(ResumeTokenMixin, BaseRunner):
+    """Answers at once; see :func:`_build_flaky` for how its worker crash-loops."""
+
+    engine = "flaky"
+    resume_re = mock_resume_re("flaky")
+
+    async def run_impl(self, prompt: str, resume: ResumeToken | None) -> AsyncIterator[Any]:
+        token = resume or ResumeToken(engine="flaky", value="flaky-1")
+        yield StartedEvent(engine="flaky", resume=token, title="flaky")
+        answer = f"flaky says {prompt.strip()}"
+        yield CompletedEvent(engine="flaky", ok=True, answer=answer, resume=token)
+
+
+def _build_flaky(config: dict[str, Any], config_path: Path) -> FlakyRunner:
+    """The worker dies while loading until the file ``$PROCTEST_FLAKY_GATE`` exists."""
+    gate = os.environ.get("PROCTEST_FLAKY_GATE")
+    if gate and not os.path.exists(gate):
+        os._exit(5)
+    return FlakyRunner()
+
+
+FLAKY = EngineBackend(id="flaky", build_runner=_build_flaky, cli_cmd="python3")
 
 
 def _bad(config: dict[str, Any], config_path: Path) -> Any:

@@ -1,0 +1,80 @@
+"""Waiting for engine workers: a run waiting for a restarting engine sees the incarnation
+that becomes ready, and an engine that crash-loops never delays messages for other engines.
+
+``flaky`` dies while loading until ``$PROCTEST_FLAKY_GATE`` exists; the restart policy below
+never quarantines it, so it crash-loops for as long as the test wants.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
+
+CRASH_LOOP = (
+    "[supervisor]\nping_interval = 0.5\nping_timeout = 1.0\nshutdown_grace = 2.0\n"
+    "engine_wait = 25\n"
+    "[supervisor.restart]\ninitial_backoff = 0.2\nmax_backoff = 0.4\n"
+    "max_restarts = 100000\nmax_failures_before_ready = 100000\n"
+)
+RESUME_RE = re.compile(r"`(scripted resume \w+)`")
+
+
+def _start(harness: SupervisorHarness) -> None:
+    harness.write_config(extra=CRASH_LOOP)
+    harness.start(
+        engines=("scripted", "flaky"),
+        env={"PROCTEST_FLAKY_GATE": str(harness.base / "flaky-may-load")},
+    )
+    # flaky is crash-looping
+    wait_until(lambda: harness.worker("engine:flaky")["restarts"] >= 2)
+
+
+def _final_after(harness: SupervisorHarness, before: int, timeout: float) -> str:
+    return str(wait_until(lambda: harness.finals()[before:], timeout=timeout)[0]["text"])
+
+
+def test_crash_looping_engine_does_not_delay_other_engines(
+    supervisor: SupervisorHarness,
+) -> None:
+    _start(supervisor)
+    # A new thread on the default engine. Every message is checked for every engine's
+    # resume line; flaky's worker is never there to answer. (A stall would be >= 30 s.)
+    supervisor.send("hello answer=quick-one")
+    first = _final_after(supervisor, 0, timeout=15)
+    assert first.startswith("done") and "quick-one" in first, first
+    match = RESUME_RE.search(first)
+    assert match is not None, first
+
+    # A reply that resumes the scripted thread.
+    supervisor.send("again answer=quick-two", reply_text=first)
+    second = _final_after(supervisor, 1, timeout=15)
+    assert second.startswith("done") and "quick-two" in second, second
+    assert match.group(1) in second
+
+    flaky = supervisor.worker("engine:flaky")
+    assert flaky["state"] not in ("ready", "quarantined"), flaky
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_run_waiting_for_a_restarting_engine_gets_the_new_incarnation(
+    supervisor: SupervisorHarness,
+) -> None:
+    _start(supervisor)
+    supervisor.send("/flaky are you there")
+    wait_until(lambda: [r for r in supervisor.control("runs")["runs"] if r["engine"] == "flaky"])
+    # Let the slot go through more incarnations while the run waits, then let one load.
+    restarts = supervisor.worker("engine:flaky")["restarts"]
+    wait_until(lambda: supervisor.worker("engine:flaky")["restarts"] >= restarts + 2)
+    (supervisor.base / "flaky-may-load").write_text("ok\n")
+
+    final = _final_after(supervisor, 0, timeout=60)
+    assert final.startswith("done") and "flaky says are you there" in final, final
+    assert supervisor.worker("engine:flaky")["state"] == "ready"
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
