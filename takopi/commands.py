@@ -4,7 +4,8 @@ A command plugin is an object with ``id``, ``description`` and ``async handle(ct
 published under the ``takopi.command_backends`` entry-point group. Inside a transport worker
 the command runs in its own worker process: the worker host installs a resolver with
 :func:`set_command_resolver` so that :func:`get_command` returns a proxy backend instead of
-importing the plugin in-process.
+importing the plugin in-process, and a lister with :func:`set_command_lister` so that
+:func:`list_command_ids` also names commands installed only in other interpreters.
 """
 
 from __future__ import annotations
@@ -114,8 +115,10 @@ class CommandBackend(Protocol):
 
 
 CommandResolver: TypeAlias = Callable[..., "CommandBackend | None"]
+CommandLister: TypeAlias = Callable[..., list[str]]
 
 _resolver: CommandResolver | None = None
+_lister: CommandLister | None = None
 
 
 def set_command_resolver(resolver: CommandResolver | None) -> CommandResolver | None:
@@ -127,6 +130,19 @@ def set_command_resolver(resolver: CommandResolver | None) -> CommandResolver | 
     global _resolver
     previous = _resolver
     _resolver = resolver
+    return previous
+
+
+def set_command_lister(lister: CommandLister | None) -> CommandLister | None:
+    """Route :func:`list_command_ids` through ``lister(allowlist=...)``.
+
+    Installed next to the resolver of :func:`set_command_resolver` by the transport worker,
+    so a transport's command menu includes commands the supervisor can start in another
+    interpreter. ``None`` restores the entry-point listing. Returns the previous lister.
+    """
+    global _lister
+    previous = _lister
+    _lister = lister
     return previous
 
 
@@ -176,6 +192,8 @@ def get_command(
 
 def list_command_ids(*, allowlist: Iterable[str] | None = None) -> list[str]:
     """Ids of the installed (and allowed) command plugins, sorted; nothing is imported."""
+    if _lister is not None:
+        return sorted(_lister(allowlist=allowlist))
     from takopi import plugins
 
     return plugins.list_ids(
@@ -187,6 +205,7 @@ __all__ = [
     "CommandBackend",
     "CommandContext",
     "CommandExecutor",
+    "CommandLister",
     "CommandResolver",
     "CommandResult",
     "RunMode",
@@ -194,5 +213,6 @@ __all__ = [
     "RunResult",
     "get_command",
     "list_command_ids",
+    "set_command_lister",
     "set_command_resolver",
 ]

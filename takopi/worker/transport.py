@@ -23,7 +23,12 @@ from typing import Any
 from takopi.config import ConfigError
 from takopi.logging import get_logger
 from takopi.worker.codes import EX_CONFIG, EXIT_CRASHED, EXIT_OK, EXIT_PLUGIN_FAILED
-from takopi.worker.proxies import RuntimeProxy, Snapshot, make_command_resolver
+from takopi.worker.proxies import (
+    RuntimeProxy,
+    Snapshot,
+    make_command_lister,
+    make_command_resolver,
+)
 
 log = get_logger(__name__)
 
@@ -137,13 +142,16 @@ class TransportHost:
         snapshot: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start ``build_and_run`` on a fresh thread (no running event loop there)."""
-        from takopi.commands import set_command_resolver
+        from takopi.commands import set_command_lister, set_command_resolver
 
         if self.thread is not None:
             return {"started": False, "error": "already started"}
         self.snapshot.update(snapshot or {})
         runtime = RuntimeProxy(self.peer, self.snapshot)
+        # Commands run in their own workers, possibly under another interpreter: both the
+        # lookup and the listing go through the supervisor.
         set_command_resolver(make_command_resolver(self.peer))
+        set_command_lister(make_command_lister(self.peer))
 
         def target() -> None:
             code = EXIT_OK

@@ -203,6 +203,11 @@ class Recorder:
 
                 outbox.record({"op": "settings", "probe": settings_probe()})
                 return
+            if op == "list_commands":
+                from takopi.commands import list_command_ids
+
+                outbox.record({"op": "list_commands", "ids": list_command_ids()})
+                return
             if op == "command_ids":
                 outbox.record({"op": "command_ids", "ids": runtime.command_ids()})
                 return
