@@ -1,7 +1,7 @@
 """RPC benchmark: round trip and streamed events/s through one hop, each against a raw pipe
 measured in the same run (not part of the test suite).
 
-    .venv/bin/python bench/bench_rpc.py [--calls 3000] [--events 200000]
+    .venv/bin/python bench/bench_rpc.py [--calls 3000] [--events 200000] [--uvloop]
 
 Round trip: this process (asyncio, ROUTER) calls ``echo`` on a worker process (DEALER) over
 ipc://; baseline: a blocking 8-byte ping-pong with a child over two pipes. Streaming: the worker
@@ -69,6 +69,26 @@ def child_pipe_echo() -> None:
         os.write(1, data)
 
 
+def child_pipe_json_echo() -> None:
+    for line in sys.stdin:
+        sys.stdout.write(json.dumps(json.loads(line)) + "\n")
+        sys.stdout.flush()
+
+
+def child_zmq_echo(address: str) -> None:
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    sock.send(b"hi")
+    while True:
+        msg = sock.recv()
+        if msg == b"quit":
+            return
+        sock.send(msg)
+
+
 def child_pipe_events(n: int) -> None:
     out = sys.stdout
     for i in range(n):
@@ -102,6 +122,15 @@ async def child_worker(address: str) -> None:
 # ---------------------------------------------------------------------------- measurements
 
 
+def _run(coro: Any) -> Any:
+    """asyncio.run, or uvloop's loop when TAKOPI_BENCH_UVLOOP=1 (optional, not a dependency)."""
+    if os.environ.get("TAKOPI_BENCH_UVLOOP") == "1":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
 def _spawn(*args: str, **kw: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT, **kw)
 
@@ -126,6 +155,49 @@ def pipe_round_trips(n: int) -> list[float]:
     return samples
 
 
+def pipe_json_round_trips(n: int) -> list[float]:
+    proc = _spawn("--child", "pipe-json-echo", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    samples = []
+    for i in range(200 + n):
+        t0 = time.perf_counter()
+        proc.stdin.write(json.dumps({"id": i, "method": "echo", "args": [i]}).encode() + b"\n")
+        proc.stdin.flush()
+        json.loads(proc.stdout.readline())
+        if i >= 200:
+            samples.append(time.perf_counter() - t0)
+    proc.stdin.close()
+    proc.wait()
+    proc.stdout.close()
+    return samples
+
+
+def zmq_round_trips(n: int) -> list[float]:
+    import zmq
+
+    from takopi.rpc import ipc_address, make_runtime_dir
+
+    rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
+    address = ipc_address(rundir, "raw")
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(address)
+    proc = _spawn("--child", "zmq-echo", address)
+    ident, _ = sock.recv_multipart()
+    samples = []
+    for i in range(200 + n):
+        t0 = time.perf_counter()
+        sock.send_multipart([ident, b"12345678"])
+        sock.recv_multipart()
+        if i >= 200:
+            samples.append(time.perf_counter() - t0)
+    sock.send_multipart([ident, b"quit"])
+    proc.wait()
+    sock.close()
+    shutil.rmtree(rundir, ignore_errors=True)
+    return samples
+
+
 def pipe_events(n: int) -> float:
     t0 = time.perf_counter()
     proc = _spawn("--child", "pipe-events", str(n), stdout=subprocess.PIPE)
@@ -141,8 +213,8 @@ def pipe_events(n: int) -> float:
 
 
 async def rpc_measurements(calls: int, events: int) -> dict[str, Any]:
-    from takopi.rpc import Peer, RouterEndpoint, ipc_address, make_runtime_dir
     from takopi.model import ActionEvent
+    from takopi.rpc import Peer, RouterEndpoint, ipc_address, make_runtime_dir
 
     rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
     peers: asyncio.Queue[Peer] = asyncio.Queue()
@@ -200,30 +272,52 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3000)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--child", nargs="*")
+    ap.add_argument("--uvloop", action="store_true", help="run both RPC ends on uvloop")
     args = ap.parse_args()
     if args.child:
         mode = args.child[0]
         if mode == "pipe-echo":
             child_pipe_echo()
+        elif mode == "pipe-json-echo":
+            child_pipe_json_echo()
+        elif mode == "zmq-echo":
+            child_zmq_echo(args.child[1])
         elif mode == "pipe-events":
             child_pipe_events(int(args.child[1]))
         elif mode == "worker":
-            asyncio.run(child_worker(args.child[1]))
+            _run(child_worker(args.child[1]))
         return
 
     pipe = pipe_round_trips(args.calls)
-    rpc = asyncio.run(rpc_measurements(args.calls, args.events))
+    pipe_json = pipe_json_round_trips(args.calls)
+    raw_zmq = zmq_round_trips(args.calls)
+    if args.uvloop:
+        os.environ["TAKOPI_BENCH_UVLOOP"] = "1"  # inherited by the worker process
+    rpc = _run(rpc_measurements(args.calls, args.events))
     pipe_eps = pipe_events(args.events)
     rtt = rpc["rtt"]
     us = 1e6
-    p_med, r_med = statistics.median(pipe), statistics.median(rtt)
-    p_99, r_99 = _pct(pipe, 0.99), _pct(rtt, 0.99)
-    print(f"round trip ({args.calls} calls, worker process over ipc://)")
-    print(f"  raw pipe      median {p_med * us:8.1f} us   p99 {p_99 * us:8.1f} us")
-    print(f"  rpc call      median {r_med * us:8.1f} us   p99 {r_99 * us:8.1f} us")
     print(
-        f"  ratio         median {r_med / p_med:8.2f} x    p99 {r_99 / p_99:8.2f} x   (target <= 3x)"
+        f"round trip ({args.calls} calls to a child process; load average {os.getloadavg()[0]:.1f})"
     )
+    rows = [
+        ("raw pipe, 8 bytes", pipe),
+        ("pipe, JSON lines", pipe_json),
+        ("raw zmq (blocking)", raw_zmq),
+        ("takopi.rpc call", rtt),
+    ]
+    for label, samples in rows:
+        print(
+            f"  {label:20s} median {statistics.median(samples) * us:8.1f} us"
+            f"   p99 {_pct(samples, 0.99) * us:8.1f} us"
+        )
+    r_med = statistics.median(rtt)
+    for label, samples in rows[:3]:
+        print(
+            f"  rpc / {label:14s} median {r_med / statistics.median(samples):6.2f} x"
+            f"   p99 {_pct(rtt, 0.99) / _pct(samples, 0.99):6.2f} x"
+        )
+    print("  (target: rpc <= 3x pipe)")
     print(f"streaming ({args.events} events, one hop)")
     print(f"  raw pipe JSON lines  {pipe_eps:12,.0f} events/s")
     print(

@@ -456,6 +456,7 @@ class DealerEndpoint:
         _configure(sock, max_frame_bytes)
         sock.setsockopt(zmq.ROUTING_ID, identity)
         answer: asyncio.Future[list[Any]] = loop.create_future()
+        early: list[bytes] = []
         peer: Peer | None = None
         watch: _PidWatch | None = None
 
@@ -466,12 +467,18 @@ class DealerEndpoint:
             if peer is not None:
                 peer._receive(frames[0])
                 return
+            if answer.done():
+                # The supervisor may call right after WELCOME, in the same burst: keep those
+                # frames for the peer instead of dropping them.
+                if len(early) < 10_000:
+                    early.append(frames[0])
+                return
             try:
                 msg = env.unpack(frames[0])
             except ValueError as exc:
                 log.warning("rpc.frame.garbage", error=str(exc))
                 return
-            if msg[1] in (env.WELCOME, env.REFUSE) and not answer.done():
+            if msg[1] in (env.WELCOME, env.REFUSE):
                 answer.set_result(msg)
 
         def on_monitor(event: int, value: int) -> None:
@@ -519,6 +526,18 @@ class DealerEndpoint:
 
         peer = Peer(send, info=welcome, identity=identity, name="supervisor")
         peer._detach = teardown
+        if early:
+            # Dispatched on the next loop iteration: the caller registers its handlers
+            # synchronously right after connect() returns.
+            replay = list(early)
+            early.clear()
+            p0 = peer
+
+            def replay_early() -> None:
+                for frame in replay:
+                    p0._receive(frame)
+
+            loop.call_soon(replay_early)
         sup_pid = welcome.get("pid")
         if path is not None and type(sup_pid) is int and sup_pid > 0:
             p = peer

@@ -189,6 +189,25 @@ def _public_methods(obj: Any) -> list[str]:
     return methods
 
 
+def _call_checked(
+    fn: Callable[..., Any],
+    signature: inspect.Signature | None,
+    args: list[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``fn(*args, **kwargs)``; a TypeError from arguments that do not fit the signature
+    becomes ``bad_request`` (checked only on failure: binding is too slow for every call)."""
+    try:
+        return fn(*args, **kwargs)
+    except TypeError:
+        if signature is not None:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise RemoteError(f"bad arguments: {exc}", code=BAD_REQUEST) from None
+        raise
+
+
 def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
     try:
         return inspect.signature(fn)
@@ -671,9 +690,7 @@ class Peer:
             raise RemoteError(f"exported object has no method {method!r}", code=UNKNOWN_METHOD)
         return fn, exp.home, _signature(fn)
 
-    def _decode_args(
-        self, body: bytes, signature: inspect.Signature | None
-    ) -> tuple[list[Any], dict[str, Any]]:
+    def _decode_args(self, body: bytes) -> tuple[list[Any], dict[str, Any]]:
         try:
             args, kwargs = self._decode(body)
         except Exception as exc:
@@ -682,11 +699,6 @@ class Peer:
             raise RemoteError("arguments must be [list, dict]", code=BAD_REQUEST)
         if any(not isinstance(k, str) for k in kwargs):
             raise RemoteError("keyword names must be strings", code=BAD_REQUEST)
-        if signature is not None:
-            try:
-                signature.bind(*args, **kwargs)
-            except TypeError as exc:
-                raise RemoteError(f"bad arguments: {exc}", code=BAD_REQUEST) from None
         return args, kwargs
 
     def _on_request(self, rid: Any, target: Any, method: Any, body: Any) -> None:
@@ -694,15 +706,15 @@ class Peer:
             raise ValueError("malformed request")
         try:
             fn, home, sig = self._resolve_handler(self._handlers, target, method)
-            args, kwargs = self._decode_args(body, sig)
+            args, kwargs = self._decode_args(body)
         except RemoteError as exc:
             self._send_error(rid, exc)
             return
         if home is not None and home is not self._loop:
-            self._start_incoming(rid, self._run_on_home(fn, args, kwargs, home))
+            self._start_incoming(rid, self._run_on_home(fn, sig, args, kwargs, home))
             return
         try:
-            result = fn(*args, **kwargs)
+            result = _call_checked(fn, sig, args, kwargs)
         except Exception as exc:
             log.debug("rpc.handler.failed", peer=self.name, method=method, error=repr(exc))
             self._send_error(rid, exc)
@@ -740,12 +752,13 @@ class Peer:
     async def _run_on_home(
         self,
         fn: Callable[..., Any],
+        sig: inspect.Signature | None,
         args: list[Any],
         kwargs: dict[str, Any],
         home: asyncio.AbstractEventLoop,
     ) -> Any:
         async def invoke() -> Any:
-            result = fn(*args, **kwargs)
+            result = _call_checked(fn, sig, args, kwargs)
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -771,17 +784,17 @@ class Peer:
     def _on_notify(self, target: Any, method: Any, body: Any) -> None:
         try:
             fn, home, sig = self._resolve_handler(self._handlers, target, method)
-            args, kwargs = self._decode_args(body, sig)
+            args, kwargs = self._decode_args(body)
         except RemoteError as exc:
             log.warning("rpc.notify.rejected", peer=self.name, method=method, error=str(exc))
             return
         if home is not None and home is not self._loop:
             self._loop.create_task(
-                self._notify_task(method, self._run_on_home(fn, args, kwargs, home))
+                self._notify_task(method, self._run_on_home(fn, sig, args, kwargs, home))
             )
             return
         try:
-            result = fn(*args, **kwargs)
+            result = _call_checked(fn, sig, args, kwargs)
         except Exception as exc:
             log.warning("rpc.notify.failed", peer=self.name, method=method, error=repr(exc))
             return
@@ -810,25 +823,26 @@ class Peer:
             raise ValueError("malformed stream open")
         try:
             fn, home, sig = self._resolve_handler(self._stream_handlers, target, method)
-            args, kwargs = self._decode_args(body, sig)
+            args, kwargs = self._decode_args(body)
         except RemoteError as exc:
             self._send_quiet(env.pack(env.STREAM_END, sid, 0, error_to_wire(exc)))
             return
         prod = _Producer(sid, window)
         self._producers[sid] = prod
-        prod.task = self._loop.create_task(self._produce(prod, fn, args, kwargs, home))
+        prod.task = self._loop.create_task(self._produce(prod, fn, sig, args, kwargs, home))
 
     async def _produce(
         self,
         prod: _Producer,
         fn: Callable[..., Any],
+        sig: inspect.Signature | None,
         args: list[Any],
         kwargs: dict[str, Any],
         home: asyncio.AbstractEventLoop | None,
     ) -> None:
         iterator: Any = None
         try:
-            source = fn(*args, **kwargs)
+            source = _call_checked(fn, sig, args, kwargs)
             if inspect.isawaitable(source) and not hasattr(source, "__aiter__"):
                 source = await source
             if not hasattr(source, "__aiter__"):

@@ -230,3 +230,27 @@ async def test_close_fails_pending_calls_with_peer_gone(pair: Pair) -> None:
     assert lost == [pair.sup.identity]
     with pytest.raises(PeerGone):
         await pair.sup.call("hang")
+
+
+async def test_type_error_inside_handler_is_not_bad_request(pair: Pair) -> None:
+    def inner(x: int) -> int:
+        return x + "oops"  # type: ignore[operator]
+
+    pair.worker.register("inner", inner)
+    with pytest.raises(RemoteError) as info:
+        await pair.sup.call("inner", 1)
+    assert info.value.code == "handler_error"
+    assert info.value.remote_type == "builtins.TypeError"
+
+
+async def test_stream_with_bad_arguments_is_bad_request(pair: Pair) -> None:
+    async def numbers(n: int) -> Any:
+        for i in range(n):
+            yield i
+
+    pair.worker.register_stream("numbers", numbers)
+    with pytest.raises(RemoteError) as info:
+        async with pair.sup.stream("numbers", 1, 2) as items:
+            async for _ in items:
+                pass
+    assert info.value.code == "bad_request"

@@ -182,3 +182,30 @@ async def test_worker_sees_supervisor_death(runtime_dir: Path) -> None:
         assert peer.closed
     finally:
         reap(proc)
+
+
+async def test_call_right_after_handshake_is_not_lost(runtime_dir: Path) -> None:
+    """The supervisor calls in on_peer: that request can arrive in the same burst as WELCOME."""
+    results: asyncio.Queue[object] = asyncio.Queue()
+
+    def on_peer(peer: Peer) -> None:
+        async def first_call() -> None:
+            try:
+                await results.put(await peer.call("echo", "first", timeout=10))
+            except Exception as exc:
+                await results.put(exc)
+
+        asyncio.get_running_loop().create_task(first_call())
+
+    endpoint = RouterEndpoint(
+        ipc_address(runtime_dir, "eager"), authenticate=accept_secret, on_peer=on_peer
+    )
+    endpoint.start()
+    procs = [spawn("worker", endpoint.address) for _ in range(3)]
+    try:
+        got = [await asyncio.wait_for(results.get(), 30) for _ in procs]
+        assert got == ["first", "first", "first"]
+    finally:
+        for proc in procs:
+            reap(proc)
+        await endpoint.aclose()
