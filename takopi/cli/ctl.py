@@ -25,6 +25,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
 EXIT_NO_ANSWER = 4
+RESTART_ANSWER_MARGIN = 120.0
+"""Seconds on top of --wait-timeout for the supervisor to restart and answer."""
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -211,42 +213,33 @@ def _busy_runs(client: ControlClient, engines: set[str]) -> list[dict[str, Any]]
 def restart(ctx: click.Context, names: tuple[str, ...], force: bool, wait_timeout: float) -> None:
     """Restart workers NAMES (all when none); a quarantined worker is released.
 
-    An engine with runs in flight is restarted once they have finished; --force cancels them
-    first instead.
+    The supervisor stops giving new runs to a restarting engine (they wait and start on the
+    new worker); runs in flight are allowed to finish first, or with --force cancelled
+    (each still gets its terminal reply).
     """
     client = _client(ctx)
     workers = _guard(lambda: client.call("status")).get("workers") or []
     targets = _resolve_targets([w for w in workers if isinstance(w, dict)], names)
     engines = {str(w.get("id")) for w in targets if w.get("kind") == "engine"}
-    busy = _guard(lambda: _busy_runs(client, engines)) if engines else []
-    if busy and force:
-        for run in busy:
-            run_id = str(run["run_id"])
-            _guard(lambda run_id=run_id: client.call("cancel", {"run_id": run_id}))  # type: ignore[misc]
-        click.echo(f"cancelled {len(busy)} run(s) in flight")
-        deadline = time.monotonic() + 30.0
-        while busy and time.monotonic() < deadline:
-            time.sleep(0.2)
-            busy = _guard(lambda: _busy_runs(client, engines))
-    elif busy:
+    busy = _guard(lambda: _busy_runs(client, engines)) if engines and not force else []
+    if busy:
         click.echo(
             f"waiting for {len(busy)} run(s) in flight on "
             f"{', '.join(sorted({str(r.get('engine')) for r in busy}))} "
             "(use --force to cancel them)"
         )
-        deadline = time.monotonic() + wait_timeout
-        while busy:
-            if time.monotonic() > deadline:
-                click.echo(
-                    f"error: runs still in flight after {wait_timeout:g}s; nothing restarted "
-                    "(use --force to cancel them)",
-                    err=True,
-                )
-                raise SystemExit(EXIT_FAILED)
-            time.sleep(0.2)
-            busy = _guard(lambda: _busy_runs(client, engines))
     target_names = [str(w.get("name")) for w in targets] if names else []
-    answer = _guard(lambda: client.call("restart", {"names": target_names, "force": force}))
+    # The supervisor does the waiting (no race with new runs); allow for it plus the restart.
+    answer = _guard(
+        lambda: client.call(
+            "restart",
+            {"names": target_names, "force": force, "wait_timeout": wait_timeout},
+            timeout=wait_timeout + RESTART_ANSWER_MARGIN,
+        )
+    )
+    cancelled = answer.get("cancelled") or 0
+    if cancelled:
+        click.echo(f"cancelled {cancelled} run(s) in flight")
     restarted = answer.get("restarted") or []
     click.echo(f"restarted: {', '.join(restarted)}" if restarted else "nothing to restart")
 

@@ -35,7 +35,7 @@ from takopi.supervisor.policy import PolicyConfig, WorkerPolicy
 from takopi.supervisor.process import WorkerProcess, worker_argv
 from takopi.supervisor.reaper import Reaper, become_subreaper
 from takopi.supervisor.registry import RunRegistry
-from takopi.supervisor.runs import OPERATOR_REASON, SHUTDOWN_REASON, RunService
+from takopi.supervisor.runs import OPERATOR_REASON, RESTART_REASON, SHUTDOWN_REASON, RunService
 from takopi.supervisor.runtime_service import EngineStandIn, RuntimeService
 from takopi.supervisor.verbs import bind_verbs
 from takopi.supervisor.zygote import Zygote
@@ -45,6 +45,12 @@ log = get_logger(__name__)
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_TRANSPORT_QUARANTINED = 3
+FORCE_DRAIN_TIMEOUT = 10.0
+"""``restart --force``: how long cancelled runs get to deliver their terminal reply."""
+
+
+class RestartRefused(Exception):
+    """A restart gave up waiting for runs in flight; nothing was restarted."""
 
 
 @dataclass(slots=True)
@@ -67,6 +73,9 @@ class SupervisorOptions:
     """In-flight runs get this long to finish at shutdown before they are cancelled."""
     engine_wait: float = 30.0
     """How long a run waits for its engine worker to (re)start."""
+    reload_drain: float = 3600.0
+    """An engine whose config changed on reload restarts once its runs finished (at most
+    this long; otherwise it keeps the old config until restarted)."""
     max_frame_bytes: int = 64 * 1024 * 1024
     extra_transports: list[str] = field(default_factory=list)
     """More transport workers sharing this supervisor's runs (per-thread serialization spans
@@ -108,6 +117,10 @@ class WorkerSlot:
     """Set once the slot reached ready, quarantine or disable (for startup readiness)."""
     manual_restart: bool = False
     running_task: bool = False
+    draining: bool = False
+    """An operator restart is waiting for this engine's runs: new runs queue meanwhile."""
+    active_runs: set[str] = field(default_factory=set)
+    """Ids of the runs streaming from this engine's worker right now."""
 
     @property
     def state(self) -> str:
@@ -414,6 +427,34 @@ class Arbiter:
                 with anyio.move_on_after(1.0):
                     await changed.wait()
         return None
+
+    async def acquire_engine(self, engine: str, run_id: str, timeout: float) -> Any:
+        """The ready engine worker's peer for run ``run_id``, counted as in flight on it.
+
+        While an operator restart drains the engine the run queues (no timeout: it starts on
+        the new worker); then it waits (bounded by ``timeout``) for a ready worker. None if
+        the engine cannot run. Pair with :meth:`release_engine`.
+        """
+        slot = self.slots.get(f"engine:{engine}")
+        if slot is None:
+            return None
+        while True:
+            while slot.draining and self.state != "stopping":
+                changed = slot.changed
+                await changed.wait()
+            peer = await self.wait_engine_peer(engine, timeout)
+            if peer is None:
+                return None
+            if not slot.draining:
+                slot.active_runs.add(run_id)
+                return peer
+
+    def release_engine(self, engine: str, run_id: str) -> None:
+        """Run ``run_id`` no longer uses the engine worker."""
+        slot = self.slots.get(f"engine:{engine}")
+        if slot is not None and run_id in slot.active_runs:
+            slot.active_runs.discard(run_id)
+            slot.notify()
 
     def engine_issue(self, engine: str) -> str:
         """Why ``engine`` cannot run right now."""
@@ -1051,8 +1092,8 @@ class Arbiter:
                 rows.append({"name": name, "pid": proc.pid})
         return rows
 
-    async def restart_workers(self, names: list[str], *, force: bool) -> list[str]:
-        """Restart the named workers (all when empty); ``force`` kills and un-quarantines."""
+    def _resolve_slots(self, names: list[str]) -> list[WorkerSlot]:
+        """Slots named ``kind:id`` or ``id`` (all when empty); KeyError for an unknown one."""
         targets = []
         for name in names or list(self.slots):
             slot = (
@@ -1064,6 +1105,79 @@ class Arbiter:
             if slot is None:
                 raise KeyError(name)
             targets.append(slot)
+        return targets
+
+    async def restart(
+        self, names: list[str], *, force: bool, wait_timeout: float = 600.0
+    ) -> dict[str, Any]:
+        """``takopictl restart``: restart workers, draining engines first.
+
+        New runs for a targeted engine queue from now on; without ``force`` its runs in
+        flight may finish (up to ``wait_timeout``, else :class:`RestartRefused` and nothing is
+        restarted); with ``force`` they are cancelled (each gets its terminal reply). Then
+        the workers restart and, once the engines' new workers are ready, the queue is
+        released. Returns ``{"restarted", "waited", "cancelled"}`` (run counts).
+        """
+        targets = self._resolve_slots(names)
+        for slot in targets:
+            while slot.draining and self.state != "stopping":  # another restart's drain
+                changed = slot.changed
+                await changed.wait()
+        engines = [
+            s
+            for s in targets
+            if s.kind == "engine" and s.running_task and s.state not in ("quarantined", "disabled")
+        ]
+        for slot in engines:
+            slot.draining = True
+            slot.notify()
+        try:
+            waited = sum(len(s.active_runs) for s in engines)
+            cancelled = 0
+            if force:
+                for slot in engines:
+                    for run_id in list(slot.active_runs):
+                        cancelled += self.registry.cancel(run_id, RESTART_REASON)
+            if waited:
+                log.info(
+                    "supervisor.restart_draining",
+                    engines=[s.plugin_id for s in engines],
+                    runs=waited,
+                    force=force,
+                )
+            with anyio.move_on_after(FORCE_DRAIN_TIMEOUT if force else wait_timeout):
+                for slot in engines:
+                    while slot.active_runs and self.state != "stopping":
+                        changed = slot.changed
+                        await changed.wait()
+            busy = [s.plugin_id for s in engines if s.active_runs]
+            if busy and not force:
+                raise RestartRefused(
+                    f"runs still in flight on {', '.join(busy)} after {wait_timeout:g}s; "
+                    "nothing restarted (use --force to cancel them)"
+                )
+            if self.state == "stopping":
+                return {"restarted": [], "waited": waited, "cancelled": cancelled}
+            before = {s.name: s.incarnation for s in engines}
+            restarted = await self.restart_workers([s.name for s in targets], force=force)
+            with anyio.move_on_after(self.options.load_timeout):
+                for slot in engines:
+                    while (
+                        slot.incarnation == before[slot.name]
+                        or slot.state not in ("ready", "quarantined", "disabled")
+                    ) and self.state != "stopping":
+                        changed = slot.changed
+                        await changed.wait()
+        finally:
+            for slot in engines:
+                slot.draining = False
+                slot.notify()
+        return {"restarted": restarted, "waited": waited, "cancelled": cancelled}
+
+    async def restart_workers(self, names: list[str], *, force: bool) -> list[str]:
+        """Restart the named workers (all when empty) right away; ``force`` kills and
+        un-quarantines. (:meth:`restart` drains engines' runs first.)"""
+        targets = self._resolve_slots(names)
         restarted = []
         for slot in targets:
             if slot.state in ("quarantined", "disabled") or not slot.running_task:
@@ -1132,7 +1246,8 @@ class Arbiter:
             self.state = "running" if self.state == "reloading" else self.state
             return {"reloaded": False, "error": str(exc), "restart_required": []}
         if changed:
-            await self.restart_workers(changed, force=False)
+            # Drained in the background: runs in flight finish on the old config.
+            self.spawn_task(self._restart_after_reload, changed)
         self.state = "running" if self.state == "reloading" else self.state
         self.notifier.ready("reloaded")
         return {
@@ -1141,6 +1256,12 @@ class Arbiter:
             "restart_required": restart_required,
             "restarted": changed,
         }
+
+    async def _restart_after_reload(self, names: list[str]) -> None:
+        try:
+            await self.restart(names, force=False, wait_timeout=self.options.reload_drain)
+        except RestartRefused as exc:
+            log.warning("config.reload.restart_skipped", workers=names, error=str(exc))
 
     def worker_logs(self, name: str, lines: int) -> dict[str, Any]:
         """Recent output of one worker, or the supervisor's own log lines (``supervisor``)."""
@@ -1371,4 +1492,4 @@ def run_supervisor(options: SupervisorOptions) -> int:
         return 130
 
 
-__all__ = ["Arbiter", "SupervisorOptions", "WorkerSlot", "run_supervisor"]
+__all__ = ["Arbiter", "RestartRefused", "SupervisorOptions", "WorkerSlot", "run_supervisor"]

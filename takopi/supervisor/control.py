@@ -26,8 +26,13 @@ Verbs (see ``takopi/supervisor/verbs/`` for each handler):
   "backoff"|"quarantined"|"disabled"|"stopped", "pid", "python", "restarts", "last_exit",
   "last_error", "uptime_s", "identity", "status", "issue"}], "helpers": [{"name":
   "zygote"|"standby", "pid"}]}``
-- ``restart`` ``{"names": [str] (empty = all workers), "force": bool}`` → ``{"restarted":
-  [names]}``; ``force`` SIGKILLs instead of a graceful stop and clears quarantine / EX_CONFIG.
+- ``restart`` ``{"names": [str] (empty = all workers), "force": bool, "wait_timeout":
+  float = 600}`` → ``{"restarted": [names], "waited": int, "cancelled": int}``. A targeted
+  engine first stops taking new runs (they queue); without ``force`` its runs in flight
+  finish (``waited`` of them; still running after ``wait_timeout`` ⇒ error ``failed``,
+  nothing restarted); with ``force`` they are cancelled (``cancelled``; each gets its
+  terminal reply) and the worker is SIGKILLed; quarantine / EX_CONFIG are cleared. The
+  answer comes once the engines' new workers are ready; then the queued runs go on.
   Unknown names ⇒ error ``bad_request``.
 - ``stop`` ``{}`` → ``{"stopping": true}`` (graceful shutdown, as SIGTERM).
 - ``reload`` ``{}`` → ``{"reloaded": bool, "error": str|null, "restart_required": [names]}``.

@@ -39,6 +39,8 @@ SHUTDOWN_REASON = "shutdown"
 DRAIN_TIMEOUT = 10.0
 OPERATOR_REASON = "operator"
 OPERATOR_ERROR = "cancelled by the operator (takopictl cancel)"
+RESTART_REASON = "restart"
+RESTART_ERROR = "cancelled: the engine was restarted by the operator (takopictl restart --force)"
 SHUTDOWN_ERROR = "cancelled: takopi is shutting down"
 
 
@@ -239,6 +241,7 @@ class RunService:
 
         engine = record.engine
         process = None
+        acquired = False
         scope = anyio.CancelScope()
         record.cancel_scope = scope
         try:
@@ -246,10 +249,13 @@ class RunService:
                 if resume is not None:
                     record.key = thread_key(engine, resume.value)
                     await self.arbiter.registry.acquire(record.key, record.run_id)
-                record.state = "running"
-                peer = await self.arbiter.wait_engine_peer(engine, self.arbiter.options.engine_wait)
+                peer = await self.arbiter.acquire_engine(
+                    engine, record.run_id, self.arbiter.options.engine_wait
+                )
                 if peer is None:
                     return "error", self.arbiter.engine_issue(engine)
+                acquired = True
+                record.state = "running"
                 process = self.arbiter.engine_process(engine)
                 async with peer.stream(
                     "run",
@@ -298,6 +304,9 @@ class RunService:
                 return None, None
             log.exception("run.driver_failed", run_id=record.run_id)
             return "error", f"{engine} run failed: {type(exc).__name__}: {exc}"
+        finally:
+            if acquired:
+                self.arbiter.release_engine(engine, record.run_id)
         if state["completed"] is not None:
             return None, None
         if scope.cancel_called:
@@ -305,6 +314,8 @@ class RunService:
                 return "cancelled", SHUTDOWN_ERROR
             if record.cancel_reason == OPERATOR_REASON:
                 return "cancelled", OPERATOR_ERROR
+            if record.cancel_reason == RESTART_REASON:
+                return "cancelled", RESTART_ERROR
             # The consumer asked for it and renders "cancelled" itself.
             self.arbiter.journal.outcome(
                 record.run_id, status="cancelled", resume_line=record.resume_line, pending=False
@@ -349,4 +360,11 @@ class RunService:
         await forward(event)
 
 
-__all__ = ["OPERATOR_REASON", "SHUTDOWN_ERROR", "SHUTDOWN_REASON", "RunService"]
+__all__ = [
+    "OPERATOR_REASON",
+    "RESTART_ERROR",
+    "RESTART_REASON",
+    "SHUTDOWN_ERROR",
+    "SHUTDOWN_REASON",
+    "RunService",
+]

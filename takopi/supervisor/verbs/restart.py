@@ -1,4 +1,4 @@
-"""``restart [names] [--force]``: restart some or all workers."""
+"""``restart [names] [--force]``: restart some or all workers, draining engines' runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from takopi.supervisor.control import ControlError
 
 
 async def handle(supervisor: Any, args: dict[str, Any]) -> dict[str, Any]:
-    """Restart the named workers (all when ``names`` is empty)."""
+    """Restart the named workers (all when ``names`` is empty).
+
+    Engines stop taking new runs (they queue), then without ``force`` their runs in flight
+    finish (at most ``wait_timeout`` seconds, default 600, else an error and nothing is
+    restarted); with ``force`` they are cancelled. Answers
+    ``{"restarted": [names], "waited": n, "cancelled": n}``.
+    """
+    from takopi.supervisor.arbiter import RestartRefused
+
     names = args.get("names") or []
     if isinstance(names, str):
         names = [names]
@@ -17,8 +25,16 @@ async def handle(supervisor: Any, args: dict[str, Any]) -> dict[str, Any]:
     force = args.get("force", False)
     if not isinstance(force, bool):
         raise ControlError("force must be a boolean")
+    wait_timeout = args.get("wait_timeout", 600.0)
+    if (
+        isinstance(wait_timeout, bool)
+        or not isinstance(wait_timeout, int | float)
+        or wait_timeout <= 0
+    ):
+        raise ControlError("wait_timeout must be a positive number of seconds")
     try:
-        restarted = await supervisor.restart_workers(names, force=force)
+        return dict(await supervisor.restart(names, force=force, wait_timeout=float(wait_timeout)))
     except KeyError as exc:
         raise ControlError(f"unknown worker {exc.args[0]!r}") from None
-    return {"restarted": restarted}
+    except RestartRefused as exc:
+        raise ControlError(str(exc), code="failed") from None

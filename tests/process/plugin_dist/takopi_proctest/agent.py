@@ -2,7 +2,7 @@
 
 Prompt words: ``sleep=S`` (pause S seconds before answering), ``steps=N`` (N actions),
 ``answer=TEXT``, ``flood=N`` (N action lines as fast as possible), ``fail`` (exit 3).
-Writes ``begin <session>``/``end <session>`` lines to ``$PROCTEST_LOG`` if set.
+Writes ``begin <session> <pid> <parent pid>``/``end <session>`` lines to ``$PROCTEST_LOG`` if set.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> int:
     words = dict(w.split("=", 1) if "=" in w else (w, "1") for w in prompt.split())
     session = resume or uuid.uuid4().hex[:12]
     emit({"type": "session", "id": session})
-    log(f"begin {session} {os.getpid()}")
+    log(f"begin {session} {os.getpid()} {os.getppid()}")
     for i in range(int(words.get("steps", "1"))):
         emit({"type": "action", "id": f"a{i}", "title": f"step {i}"})
     for i in range(int(words.get("flood", "0"))):
