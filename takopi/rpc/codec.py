@@ -88,15 +88,30 @@ class _Entry:
 
 
 class _Tag:
-    """Decoded tag: builds the value from the array it heads."""
+    """Decoded tag: builds the value from the array it heads.
 
-    __slots__ = ("build",)
+    ``positional``: the value is ``ctor(*array[1:])`` (called inline, the hot path);
+    otherwise ``build(array)``.
+    """
 
-    def __init__(self, build: Callable[[list[Any]], Any]) -> None:
-        self.build = build
+    __slots__ = ("build", "ctor", "positional")
+
+    def __init__(
+        self,
+        build: Callable[[list[Any]], Any] | None = None,
+        *,
+        ctor: Callable[..., Any] | None = None,
+    ) -> None:
+        self.positional = ctor is not None
+        self.ctor: Callable[..., Any] = ctor or _unreachable
+        self.build: Callable[[list[Any]], Any] = build or _unreachable
 
 
-_TUPLE_TAG = _Tag(lambda a: tuple(a[1:]))
+def _unreachable(*_args: Any) -> Any:
+    raise AssertionError("tag builder misconfigured")
+
+
+_TUPLE_TAG = _Tag(ctor=lambda *a: a)
 _SET_TAG = _Tag(lambda a: set(a[1:]))
 _FROZENSET_TAG = _Tag(lambda a: frozenset(a[1:]))
 _TUPLE_EXT = msgpack.ExtType(EXT_TUPLE, b"")
@@ -296,7 +311,7 @@ def _make_tag(payload: bytes) -> _Tag:
         raise TypeError(f"wire type {name!r} has a custom codec, got field names")
     theirs = tuple(fields_b.decode().split(",")) if fields_b else ()
     if theirs == entry.fields:
-        return _Tag(lambda a: cls(*a[1:]))
+        return _Tag(ctor=cls)
     known = frozenset(entry.fields)
     pairs = [(i + 1, f) for i, f in enumerate(theirs) if f in known]
     return _Tag(lambda a: cls(**{f: a[i] for i, f in pairs if i < len(a)}))
@@ -304,7 +319,10 @@ def _make_tag(payload: bytes) -> _Tag:
 
 def _list_hook(items: list[Any]) -> Any:
     if items and type(items[0]) is _Tag:
-        return items[0].build(items)
+        tag = items[0]
+        if tag.positional:
+            return tag.ctor(*items[1:])
+        return tag.build(items)
     return items
 
 

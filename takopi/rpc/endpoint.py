@@ -26,14 +26,13 @@ import zmq
 from takopi.logging import get_logger
 from takopi.rpc import envelope as env
 from takopi.rpc.errors import CallTimeout, HandshakeRefused, PeerGone, ProtocolError
-from takopi.rpc.peer import Peer
+from takopi.rpc.peer import DEFAULT_MAX_FRAME_BYTES, Peer
 from takopi.rpc.zsock import MonitorDriver, SocketDriver, Unreachable
 
 log = get_logger("takopi.rpc")
 
 Authenticator = Callable[[bytes, dict[str, Any]], Awaitable[bool | str | dict[str, Any]]]
 
-DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 _HWM = 100_000
 _SECRET_KEYS = ("secret",)
 
@@ -330,6 +329,7 @@ class RouterEndpoint:
             }
             peer = Peer(lambda frame: self._send_to(identity, frame), info=info, identity=identity)
             peer._detach = self._detach
+            peer.max_frame_bytes = self.max_frame_bytes
             self._peers[identity] = peer
             try:
                 self._send_to(identity, env.pack(env.WELCOME, welcome))
@@ -526,6 +526,7 @@ class DealerEndpoint:
 
         peer = Peer(send, info=welcome, identity=identity, name="supervisor")
         peer._detach = teardown
+        peer.max_frame_bytes = max_frame_bytes
         if early:
             # Dispatched on the next loop iteration: the caller registers its handlers
             # synchronously right after connect() returns.

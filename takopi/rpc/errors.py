@@ -26,6 +26,7 @@ PROTOCOL_ERROR = "protocol_error"
 REFUSED = "refused"
 TIMEOUT = "timeout"
 ENCODE_ERROR = "encode_error"
+TOO_LARGE = "too_large"
 
 
 class RpcError(Exception):
@@ -185,6 +186,7 @@ __all__ = [
     "PROTOCOL_ERROR",
     "REFUSED",
     "TIMEOUT",
+    "TOO_LARGE",
     "UNKNOWN_METHOD",
     "UNKNOWN_REF",
     "CallTimeout",

@@ -26,6 +26,7 @@ from takopi.rpc.codec import EXT_BACKREF, Codec, Ref, RefDescriptor
 from takopi.rpc.errors import (
     BAD_REQUEST,
     ENCODE_ERROR,
+    TOO_LARGE,
     UNKNOWN_METHOD,
     UNKNOWN_REF,
     CallTimeout,
@@ -40,7 +41,9 @@ from takopi.rpc.proxy import RemoteProxy
 
 log = get_logger("takopi.rpc")
 
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 MAX_BATCH = 512  # stream items per frame
+_SPLIT_BYTES = 4 * 1024 * 1024  # a batch encoding larger than this is sent in smaller frames
 _END = object()
 
 SendFn = Callable[[bytes], None]
@@ -242,6 +245,7 @@ class Peer:
         self.close_reason: BaseException | None = None
         self.on_close: list[CloseCallback] = []
         self._detach: Callable[[Peer], None] | None = None
+        self.max_frame_bytes = DEFAULT_MAX_FRAME_BYTES
         self._closed_event = asyncio.Event()
         self._ids = itertools.count(1)
         self._handlers: dict[str, _Handler] = {}
@@ -576,6 +580,12 @@ class Peer:
     def _send(self, frame: bytes) -> None:
         if self.closed:
             raise self._gone()
+        if len(frame) > self.max_frame_bytes:
+            # The receiver's MAXMSGSIZE would drop the whole connection: fail this message only.
+            raise ProtocolError(
+                f"message of {len(frame)} bytes exceeds the {self.max_frame_bytes}-byte frame limit",
+                code=TOO_LARGE,
+            )
         self._send_raw(frame)
 
     def _send_quiet(self, frame: bytes) -> None:
@@ -747,7 +757,12 @@ class Peer:
             log.warning("rpc.response.unencodable", peer=self.name, error=str(exc))
             self._send_error(rid, RemoteError(f"unencodable result: {exc}", code=ENCODE_ERROR))
             return
-        self._send_quiet(env.pack(env.RESPONSE, rid, body))
+        try:
+            self._send(env.pack(env.RESPONSE, rid, body))
+        except ProtocolError as exc:
+            self._send_error(rid, RemoteError(f"result too large: {exc.message}", code=TOO_LARGE))
+        except RpcError:
+            pass
 
     async def _run_on_home(
         self,
@@ -908,13 +923,24 @@ class Peer:
             prod.batch.clear()
             return
         items, prod.batch = prod.batch, []
+        self._send_items(prod, items)
+
+    def _send_items(self, prod: _Producer, items: list[Any]) -> None:
         try:
             body = self._encode(items)
         except TypeError as exc:
             raise RemoteError(f"unencodable stream item: {exc}", code=ENCODE_ERROR) from None
-        first = prod.seq
+        if len(body) > _SPLIT_BYTES and len(items) > 1:
+            half = len(items) // 2  # keep frames well under the receiver's size limit
+            self._send_items(prod, items[:half])
+            self._send_items(prod, items[half:])
+            return
+        frame = env.pack(env.STREAM_ITEMS, prod.sid, prod.seq, body)
+        try:
+            self._send(frame)
+        except ProtocolError as exc:
+            raise RemoteError(f"stream item too large: {exc.message}", code=TOO_LARGE) from None
         prod.seq += len(items)
-        self._send(env.pack(env.STREAM_ITEMS, prod.sid, first, body))
 
     def _on_credit(self, sid: Any, n: Any) -> None:
         prod = self._producers.get(sid)

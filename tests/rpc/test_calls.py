@@ -11,7 +11,7 @@ import pytest
 
 from takopi.config import ConfigError
 from takopi.model import ResumeToken
-from takopi.rpc import CallTimeout, PeerGone, RemoteError
+from takopi.rpc import CallTimeout, PeerGone, ProtocolError, RemoteError
 
 from .conftest import Pair
 
@@ -254,3 +254,17 @@ async def test_stream_with_bad_arguments_is_bad_request(pair: Pair) -> None:
             async for _ in items:
                 pass
     assert info.value.code == "bad_request"
+
+
+async def test_too_large_messages_fail_alone_and_keep_the_connection(pair: Pair) -> None:
+    pair.worker.max_frame_bytes = 64 * 1024
+    pair.sup.max_frame_bytes = 64 * 1024
+    pair.worker.register("echo", lambda x: x)
+    pair.worker.register("big", lambda: "b" * 100_000)
+    with pytest.raises(ProtocolError) as sent:
+        await pair.sup.call("echo", "a" * 100_000)
+    assert sent.value.code == "too_large"
+    with pytest.raises(RemoteError) as answered:
+        await pair.sup.call("big")
+    assert answered.value.code == "too_large"
+    assert await pair.sup.call("echo", "small") == "small"

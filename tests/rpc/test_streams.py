@@ -218,3 +218,26 @@ async def test_stream_consumed_from_foreign_thread_loop(pair: Pair) -> None:
     assert result["still_works"] == "pong"
     await asyncio.sleep(0.05)
     assert pair.worker._producers == {}  # the early-exited producer is gone
+
+
+async def test_large_items_are_split_into_frames_under_the_limit(pair: Pair) -> None:
+    sizes: list[int] = []
+    original = pair.worker._send_raw
+
+    def spy(frame: bytes) -> None:
+        sizes.append(len(frame))
+        original(frame)
+
+    pair.worker._send_raw = spy
+    blob = b"x" * (1024 * 1024)
+
+    async def blobs() -> AsyncIterator[bytes]:
+        for i in range(10):
+            yield bytes([i]) + blob
+
+    pair.worker.register_stream("blobs", blobs)
+    async with pair.sup.stream("blobs", window=16) as items:
+        got = [item async for item in items]
+    assert [g[0] for g in got] == list(range(10))
+    assert all(len(g) == len(blob) + 1 for g in got)
+    assert max(sizes) < 5 * 1024 * 1024  # 10 MiB never went out as one frame
