@@ -45,12 +45,25 @@ Semantics every user must know:
   handler's signature → ``bad_request``; calls with ``timeout=`` raise :class:`CallTimeout`
   (a ``TimeoutError``); peer loss fails everything pending with :class:`PeerGone`.
 
+* Register handlers **synchronously**: in ``on_peer`` on the supervisor side, and right after
+  ``DealerEndpoint.connect()`` returns on the worker side (frames that arrived together with
+  the WELCOME are dispatched on the next loop iteration, so a request sent by the supervisor
+  immediately after the handshake is not lost — but it needs its handler by then).
+* Messages larger than ``max_frame_bytes`` (default 64 MiB) fail alone on the sender with
+  ``ProtocolError(code="too_large")`` (results: ``RemoteError(code="too_large")``); a peer
+  that still sends one is disconnected by ZeroMQ (``MAXMSGSIZE``) and seen as gone. Stream
+  batches above 4 MiB are split into several frames.
+
 Additions to the brief's API (no removals): ``Peer.wait_closed()``, ``Peer.aclose()``,
-``Peer.close(exc)``, ``Peer.ping(timeout)``, ``RouterEndpoint.start()``/``aclose()``,
-``RouterEndpoint.peers``, ``HandshakeRefused``, ``CallTimeout``, ``register_error``,
-``RemoteProxy``, ``Ref``, ``new_identity``. ``authenticate`` may return ``True`` (accept),
-a ``dict`` (accept; merged into the WELCOME that becomes the worker's ``peer.info``),
-``False`` or a ``str`` (refuse, the string is the reason the worker sees).
+``Peer.close(exc)``, ``Peer.ping(timeout)``, ``Peer.identity``, ``Peer.exported_count``,
+``Peer.max_frame_bytes``, ``register(..., loop=)``, ``RouterEndpoint.start()``/``aclose()``,
+``RouterEndpoint.peers``/``refused_count``/``dropped_count``, ``HandshakeRefused``,
+``CallTimeout``, ``register_error``, ``RemoteProxy``/``RemoteMethod``, ``Ref``,
+``new_identity``, ``PROTOCOL_VERSION``. ``authenticate`` may return ``True`` (accept), a
+``dict`` (accept; merged into the WELCOME that becomes the worker's ``peer.info``), ``False``
+or a ``str`` (refuse; the string is the reason the worker's ``HandshakeRefused`` carries).
+Proxy helpers are named ``rpc_call``/``rpc_notify``/``rpc_stream`` (plus the brief's
+``call_blocking``) so they cannot shadow the remote object's own method names.
 tcp:// is refused with a clear error (CURVE not implemented); use ipc://.
 """
 

@@ -251,7 +251,6 @@ class Peer:
         self._handlers: dict[str, _Handler] = {}
         self._stream_handlers: dict[str, _Handler] = {}
         self._pending: dict[int, asyncio.Future[Any] | concurrent.futures.Future[Any]] = {}
-        self._timers: dict[int, asyncio.TimerHandle] = {}
         self._incoming: dict[int, asyncio.Task[Any]] = {}
         self._producers: dict[int, _Producer] = {}
         self._consumers: dict[int, _Consumer] = {}
@@ -431,7 +430,10 @@ class Peer:
         if self._on_peer_loop():
             self._send(frame)
         else:
-            self._threadsafe(self._send_quiet, frame)
+            try:
+                self._loop.call_soon_threadsafe(self._send_quiet, frame)
+            except RuntimeError:  # the peer's loop is closed
+                raise self._gone() from None
 
     async def ping(self, timeout: float | None = None) -> float:
         """Round trip answered by the other side's **event loop**; returns seconds.
@@ -537,8 +539,6 @@ class Peer:
         for fut in list(self._pending.values()):
             _reject(fut, gone)
         self._pending.clear()
-        for timer in self._timers.values():
-            timer.cancel()
         for ping in self._pings.values():
             _reject(ping, gone)
         for task in list(self._incoming.values()):
@@ -1129,9 +1129,12 @@ class _StreamCall:
         self._consumer = consumer
         self._foreign = home is not peer._loop
         if self._foreign:
-            peer._threadsafe(
-                peer._open_stream, consumer, self._target, self._method, self._window, body
-            )
+            try:
+                peer._loop.call_soon_threadsafe(
+                    peer._open_stream, consumer, self._target, self._method, self._window, body
+                )
+            except RuntimeError:  # the peer's loop is closed
+                raise peer._gone() from None
         else:
             peer._open_stream(consumer, self._target, self._method, self._window, body)
         return self
