@@ -31,11 +31,10 @@ from takopi.config import ConfigError
 from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import ActionKind, CompletedEvent, ResumeToken, TakopiEvent
-from takopi.runner import JsonlRunState, JsonlSubprocessRunner, ResumeTokenMixin
-from takopi.runners.run_options import get_run_options
+from takopi.runner import JsonlRunState
+from takopi.runners._common import EngineRunner, effective_model, opt_bool, opt_str
 from takopi.runners.tool_actions import file_change_detail, tool_input_path, tool_kind_and_title
 from takopi.schemas import claude as schema
-from takopi.schemas._decode import SchemaError
 from takopi.utils.paths import relativize_command, relativize_path
 
 ENGINE = "claude"
@@ -138,7 +137,7 @@ def _with_denials(answer: str, titles: list[str]) -> str:
 
 
 @dataclass(slots=True, eq=False)
-class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
+class ClaudeRunner(EngineRunner):
     """Runs ``claude -p --output-format stream-json``; see the module docstring."""
 
     model: str | None = None
@@ -150,12 +149,8 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     engine = ENGINE
     resume_re = _RESUME_RE
     install_cmd = INSTALL_CMD
-
-    def format_resume(self, token: ResumeToken) -> str:
-        """`` `claude --resume <id>` ``; raises ``RuntimeError`` for another engine's token."""
-        if token.engine != ENGINE:
-            raise RuntimeError(f"resume token is for engine {token.engine!r}, not {ENGINE!r}")
-        return f"`claude --resume {token.value}`"
+    resume_template = "`claude --resume {token}`"
+    decode_event = staticmethod(schema.decode_event)
 
     # -- process --------------------------------------------------------------------------
 
@@ -163,18 +158,12 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
         """``claude`` resolved on PATH (``claude.cmd`` shims on Windows), else ``claude``."""
         return shutil.which("claude") or "claude"
 
-    def _effective_model(self) -> str | None:
-        options = get_run_options()
-        if options is not None and options.model:
-            return options.model
-        return self.model
-
     def build_args(self, prompt: str, resume: ResumeToken | None, *, state: Any) -> list[str]:
         """``-p --output-format stream-json --verbose [--resume] [--model] … -- <prompt>``."""
         args = ["-p", "--output-format", "stream-json", "--verbose"]
         if resume is not None:
             args += ["--resume", resume.value]
-        model = self._effective_model()
+        model = effective_model(self.model)
         if model:
             args += ["--model", model]
         if self.permission_mode:
@@ -203,21 +192,6 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
         return ClaudeRunState()
 
     # -- decoding -------------------------------------------------------------------------
-
-    def decode_jsonl(self, *, line: bytes) -> Any:
-        """JSON then the claude schema (``SchemaError`` for lines that do not fit)."""
-        return schema.decode_event(JsonlSubprocessRunner.decode_jsonl(self, line=line))
-
-    def decode_error_events(
-        self, *, raw: str, line: str, error: Exception, state: Any
-    ) -> list[TakopiEvent]:
-        """Schema mismatches are logged and dropped; invalid JSON is dropped silently."""
-        if isinstance(error, SchemaError):
-            logger.warning("claude.schema_error", error=str(error), line=line[:500])
-            return []
-        return JsonlSubprocessRunner.decode_error_events(
-            self, raw=raw, line=line, error=error, state=state
-        )
 
     def invalid_json_events(self, *, raw: str, line: str, state: Any) -> list[TakopiEvent]:
         """claude prints the odd non-JSON line (e.g. update notices): ignore them."""
@@ -282,7 +256,7 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
         return [
             st.factory.started(
                 token,
-                title=self._effective_model() or DEFAULT_TITLE,
+                title=effective_model(self.model) or DEFAULT_TITLE,
                 meta={k: v for k, v in meta.items() if v is not None},
             )
         ]
@@ -444,25 +418,9 @@ class ClaudeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
 # -- config ---------------------------------------------------------------------------------
 
 
-def _opt_str(config: EngineConfig, key: str, config_path: Path) -> str | None:
-    value = config.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"Invalid `claude.{key}` in {config_path}; expected a non-empty string.")
-    return value.strip()
-
-
-def _opt_bool(config: EngineConfig, key: str, config_path: Path) -> bool:
-    value = config.get(key, False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"Invalid `claude.{key}` in {config_path}; expected true or false.")
-    return value
-
-
 def build_runner(config: EngineConfig, config_path: Path) -> ClaudeRunner:
     """Build a :class:`ClaudeRunner` from the ``[claude]`` table; ``ConfigError`` if invalid."""
-    model = _opt_str(config, "model", config_path)
+    model = opt_str(config, ENGINE, "model", config_path)
     allowed: list[str] | None = list(DEFAULT_ALLOWED_TOOLS)
     if "allowed_tools" in config:
         value = config["allowed_tools"]
@@ -475,7 +433,7 @@ def build_runner(config: EngineConfig, config_path: Path) -> ClaudeRunner:
                 f"Invalid `claude.allowed_tools` in {config_path}; "
                 "expected a list of tool names (empty to disable)."
             )
-    permission_mode = _opt_str(config, "permission_mode", config_path)
+    permission_mode = opt_str(config, ENGINE, "permission_mode", config_path)
     if permission_mode is not None and not _PERMISSION_MODE_RE.match(permission_mode):
         raise ConfigError(
             f"Invalid `claude.permission_mode` in {config_path}: {permission_mode!r} "
@@ -484,9 +442,11 @@ def build_runner(config: EngineConfig, config_path: Path) -> ClaudeRunner:
     return ClaudeRunner(
         model=model,
         allowed_tools=allowed,
-        dangerously_skip_permissions=_opt_bool(config, "dangerously_skip_permissions", config_path),
+        dangerously_skip_permissions=opt_bool(
+            config, ENGINE, "dangerously_skip_permissions", config_path
+        ),
         permission_mode=permission_mode,
-        use_api_billing=_opt_bool(config, "use_api_billing", config_path),
+        use_api_billing=opt_bool(config, ENGINE, "use_api_billing", config_path),
     )
 
 

@@ -23,10 +23,10 @@ from takopi.config import ConfigError
 from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import ActionPhase, CompletedEvent, ResumeToken, TakopiEvent
-from takopi.runner import JsonlRunState, JsonlSubprocessRunner, ResumeTokenMixin
+from takopi.runner import JsonlRunState
+from takopi.runners._common import EngineRunner, opt_str, str_list
 from takopi.runners.run_options import get_run_options
 from takopi.schemas import codex as schema
-from takopi.schemas._decode import SchemaError
 from takopi.utils.paths import relativize_command, relativize_path
 
 ENGINE = "codex"
@@ -122,7 +122,7 @@ def _mcp_detail(item: schema.McpToolCallItem) -> dict[str, Any]:
 
 
 @dataclass(slots=True, eq=False)
-class CodexRunner(ResumeTokenMixin, JsonlSubprocessRunner):
+class CodexRunner(EngineRunner):
     """Runs ``codex exec --json``; see the module docstring for config and argv."""
 
     extra_args: list[str] = field(default_factory=lambda: list(DEFAULT_EXTRA_ARGS))
@@ -132,6 +132,7 @@ class CodexRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     engine = ENGINE
     resume_re = _RESUME_RE
     install_cmd = INSTALL_CMD
+    decode_event = staticmethod(schema.decode_event)
 
     # -- process --------------------------------------------------------------------------
 
@@ -158,23 +159,6 @@ class CodexRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     def new_state(self, prompt: str, resume: ResumeToken | None) -> CodexRunState:
         """A fresh :class:`CodexRunState`."""
         return CodexRunState()
-
-    # -- decoding -------------------------------------------------------------------------
-
-    def decode_jsonl(self, *, line: bytes) -> Any:
-        """JSON then the codex schema (``SchemaError`` for lines that do not fit)."""
-        return schema.decode_event(JsonlSubprocessRunner.decode_jsonl(self, line=line))
-
-    def decode_error_events(
-        self, *, raw: str, line: str, error: Exception, state: Any
-    ) -> list[TakopiEvent]:
-        """Schema mismatches are logged and dropped; invalid JSON becomes a warning note."""
-        if isinstance(error, SchemaError):
-            logger.warning("codex.schema_error", error=str(error), line=line[:500])
-            return []
-        return JsonlSubprocessRunner.decode_error_events(
-            self, raw=raw, line=line, error=error, state=state
-        )
 
     # -- translation ----------------------------------------------------------------------
 
@@ -417,29 +401,21 @@ class CodexRunner(ResumeTokenMixin, JsonlSubprocessRunner):
 # -- config ---------------------------------------------------------------------------------
 
 
-def _check_extra_args(value: Any, config_path: Path) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(arg, str) for arg in value):
-        raise ConfigError(
-            f"Invalid `codex.extra_args` in {config_path}; expected a list of strings."
-        )
-    for arg in value:
+def _check_extra_args(config: EngineConfig, config_path: Path) -> list[str]:
+    extra_args = str_list(config, ENGINE, "extra_args", config_path, list(DEFAULT_EXTRA_ARGS))
+    for arg in extra_args:
         if arg in _EXEC_ONLY_FLAGS or arg.startswith(_EXEC_ONLY_PREFIXES):
             raise ConfigError(
                 f"Invalid `codex.extra_args` in {config_path}: "
                 f"exec-only flag {arg!r} is managed by Takopi."
             )
-    return list(value)
+    return extra_args
 
 
 def build_runner(config: EngineConfig, config_path: Path) -> CodexRunner:
     """Build a :class:`CodexRunner` from the ``[codex]`` table; ``ConfigError`` if invalid."""
-    extra_args = list(DEFAULT_EXTRA_ARGS)
-    if "extra_args" in config:
-        extra_args = _check_extra_args(config["extra_args"], config_path)
-    profile = config.get("profile")
-    if profile is not None and (not isinstance(profile, str) or not profile.strip()):
-        raise ConfigError(f"Invalid `codex.profile` in {config_path}; expected a non-empty string.")
-    profile = profile.strip() if isinstance(profile, str) else None
+    extra_args = _check_extra_args(config, config_path)
+    profile = opt_str(config, ENGINE, "profile", config_path)
     return CodexRunner(
         extra_args=extra_args,
         profile=profile,

@@ -19,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from takopi.backends import EngineBackend, EngineConfig
-from takopi.config import ConfigError
 from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import ActionKind, CompletedEvent, ResumeToken, TakopiEvent
-from takopi.runner import JsonlRunState, JsonlSubprocessRunner, ResumeTokenMixin
-from takopi.runners.run_options import get_run_options
+from takopi.runner import JsonlRunState
+from takopi.runners._common import EngineRunner, effective_model, opt_str
 from takopi.runners.tool_actions import file_change_detail, tool_input_path, tool_kind_and_title
 from takopi.schemas import opencode as schema
-from takopi.schemas._decode import SchemaError
 from takopi.utils.paths import get_run_base_dir, relativize_command, relativize_path
 
 ENGINE = "opencode"
@@ -130,7 +128,7 @@ def _add_usage(total: dict[str, Any], part: schema.StepFinishPart) -> None:
 
 
 @dataclass(slots=True, eq=False)
-class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
+class OpencodeRunner(EngineRunner):
     """Runs ``opencode run --format json``; see the module docstring."""
 
     model: str | None = None
@@ -140,24 +138,14 @@ class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     engine = ENGINE
     resume_re = _RESUME_RE
     install_cmd = INSTALL_CMD
-
-    def format_resume(self, token: ResumeToken) -> str:
-        """`` `opencode --session <id>` ``; raises ``RuntimeError`` for another engine."""
-        if token.engine != ENGINE:
-            raise RuntimeError(f"resume token is for engine {token.engine!r}, not {ENGINE!r}")
-        return f"`opencode --session {token.value}`"
+    resume_template = "`opencode --session {token}`"
+    decode_event = staticmethod(schema.decode_event)
 
     # -- process --------------------------------------------------------------------------
 
     def command(self) -> str:
         """The ``opencode`` executable, looked up on PATH."""
         return "opencode"
-
-    def _effective_model(self) -> str | None:
-        options = get_run_options()
-        if options is not None and options.model:
-            return options.model
-        return self.model
 
     def session_directory(self, session_id: str) -> str | None:
         """The directory ``session_id`` belongs to, if known."""
@@ -175,7 +163,7 @@ class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
             origin = self.session_directory(resume.value)
             if origin and st.cwd and not _same_dir(origin, st.cwd) and os.path.isdir(origin):
                 args += ["--dir", origin]
-        model = self._effective_model()
+        model = effective_model(self.model)
         if model:
             args += ["--model", model]
         args += ["--", prompt]
@@ -188,23 +176,6 @@ class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     def new_state(self, prompt: str, resume: ResumeToken | None) -> OpencodeRunState:
         """A fresh :class:`OpencodeRunState` remembering the run's cwd."""
         return OpencodeRunState(cwd=_current_cwd())
-
-    # -- decoding -------------------------------------------------------------------------
-
-    def decode_jsonl(self, *, line: bytes) -> Any:
-        """JSON then the opencode schema (``SchemaError`` for lines that do not fit)."""
-        return schema.decode_event(JsonlSubprocessRunner.decode_jsonl(self, line=line))
-
-    def decode_error_events(
-        self, *, raw: str, line: str, error: Exception, state: Any
-    ) -> list[TakopiEvent]:
-        """Schema mismatches are logged and dropped; invalid JSON becomes a warning note."""
-        if isinstance(error, SchemaError):
-            logger.warning("opencode.schema_error", error=str(error), line=line[:500])
-            return []
-        return JsonlSubprocessRunner.decode_error_events(
-            self, raw=raw, line=line, error=error, state=state
-        )
 
     # -- translation ----------------------------------------------------------------------
 
@@ -274,7 +245,7 @@ class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
             if len(self.session_dirs) >= _SESSION_DIR_LIMIT:
                 self.session_dirs.pop(next(iter(self.session_dirs)))
             self.session_dirs[token.value] = st.cwd
-        return [st.factory.started(token, title=self._effective_model() or DEFAULT_TITLE)]
+        return [st.factory.started(token, title=effective_model(self.model) or DEFAULT_TITLE)]
 
     def _tool(self, part: schema.ToolPart, st: OpencodeRunState) -> list[TakopiEvent]:
         state = part.state
@@ -397,13 +368,10 @@ class OpencodeRunner(ResumeTokenMixin, JsonlSubprocessRunner):
 
 def build_runner(config: EngineConfig, config_path: Path) -> OpencodeRunner:
     """Build an :class:`OpencodeRunner` from ``[opencode]``; ``ConfigError`` if invalid."""
-    model = config.get("model")
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise ConfigError(
-            f"Invalid `opencode.model` in {config_path}; expected a non-empty string "
-            "such as 'anthropic/claude-sonnet-4-5'."
-        )
-    return OpencodeRunner(model=model.strip() if isinstance(model, str) else None)
+    model = opt_str(
+        config, ENGINE, "model", config_path, example=" such as 'anthropic/claude-sonnet-4-5'"
+    )
+    return OpencodeRunner(model=model)
 
 
 BACKEND = EngineBackend(id=ENGINE, build_runner=build_runner, install_cmd=INSTALL_CMD)

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from takopi.backends import EngineBackend, EngineConfig
-from takopi.config import ConfigError
 from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, ResumeToken, TakopiEvent
-from takopi.runner import JsonlRunState, JsonlSubprocessRunner, ResumeTokenMixin
-from takopi.runners.run_options import get_run_options
+from takopi.runner import JsonlRunState
+from takopi.runners._common import EngineRunner, effective_model, opt_str, str_list
 from takopi.runners.tool_actions import file_change_detail, tool_input_path, tool_kind_and_title
 from takopi.schemas import pi as schema
 from takopi.schemas._decode import SchemaError
@@ -104,7 +103,7 @@ class PiRunState(JsonlRunState):
 
 
 @dataclass(slots=True, eq=False)
-class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
+class PiRunner(EngineRunner):
     """Runs ``pi --print --mode json``; see the module docstring."""
 
     extra_args: list[str] = field(default_factory=list)
@@ -114,14 +113,14 @@ class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
     engine = ENGINE
     resume_re = _RESUME_RE
     install_cmd = INSTALL_CMD
+    resume_template = "`pi --session {token}`"
+    decode_event = staticmethod(schema.decode_event)
 
     # -- resume codec ---------------------------------------------------------------------
 
-    def format_resume(self, token: ResumeToken) -> str:
-        """`` `pi --session <token>` `` (token quoted if needed)."""
-        if token.engine != ENGINE:
-            raise RuntimeError(f"resume token is for engine {token.engine!r}, not {ENGINE!r}")
-        return f"`pi --session {quote_token(token.value)}`"
+    def resume_token_text(self, value: str) -> str:
+        """The token, quoted if needed (session file paths may contain spaces)."""
+        return quote_token(value)
 
     def extract_resume(self, text: str | None) -> ResumeToken | None:
         """The last ``pi --session …`` line's token, surrounding quotes removed."""
@@ -159,8 +158,7 @@ class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
         args = [*self.extra_args, "--print", "--mode", "json"]
         if self.provider:
             args += ["--provider", self.provider]
-        options = get_run_options()
-        model = options.model if options is not None and options.model else self.model
+        model = effective_model(self.model)
         if model:
             args += ["--model", model]
         assert st.token is not None
@@ -182,23 +180,14 @@ class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
 
     # -- decoding -------------------------------------------------------------------------
 
-    def decode_jsonl(self, *, line: bytes) -> Any:
-        """JSON then the pi schema (``SchemaError`` for lines that do not fit)."""
-        return schema.decode_event(JsonlSubprocessRunner.decode_jsonl(self, line=line))
-
     def decode_error_events(
         self, *, raw: str, line: str, error: Exception, state: Any
     ) -> list[TakopiEvent]:
-        """Schema mismatches are logged and dropped; invalid JSON becomes a warning note."""
-        if isinstance(error, SchemaError):
-            logger.warning("pi.schema_error", error=str(error), line=line[:500])
-            return []
+        """As :class:`EngineRunner`, remembering pi's "session in a different project" line."""
         st: PiRunState = state
-        if line.startswith(_FOREIGN_SESSION):
+        if not isinstance(error, SchemaError) and line.startswith(_FOREIGN_SESSION):
             st.foreign_session = line.strip()
-        return JsonlSubprocessRunner.decode_error_events(
-            self, raw=raw, line=line, error=error, state=state
-        )
+        return EngineRunner.decode_error_events(self, raw=raw, line=line, error=error, state=state)
 
     # -- translation ----------------------------------------------------------------------
 
@@ -217,7 +206,11 @@ class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
             if resume is None and data.id and st.factory.resume is None:
                 st.token = ResumeToken(engine=ENGINE, value=data.id)
             if st.factory.resume is None and st.token is not None:
-                meta = {"cwd": data.cwd, "model": self._model(), "provider": self.provider}
+                meta = {
+                    "cwd": data.cwd,
+                    "model": effective_model(self.model),
+                    "provider": self.provider,
+                }
                 if st.session_path:
                     meta["session_path"] = st.session_path
                 events.append(
@@ -291,10 +284,6 @@ class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
                 pass
         return events
 
-    def _model(self) -> str | None:
-        options = get_run_options()
-        return options.model if options is not None and options.model else self.model
-
     # -- endings --------------------------------------------------------------------------
 
     def stream_end_events(
@@ -326,24 +315,12 @@ class PiRunner(ResumeTokenMixin, JsonlSubprocessRunner):
 # -- config ---------------------------------------------------------------------------------
 
 
-def _opt_str(config: EngineConfig, key: str, config_path: Path) -> str | None:
-    value = config.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"Invalid `pi.{key}` in {config_path}; expected a non-empty string.")
-    return value.strip()
-
-
 def build_runner(config: EngineConfig, config_path: Path) -> PiRunner:
     """Build a :class:`PiRunner` from the ``[pi]`` table; ``ConfigError`` if invalid."""
-    extra_args = config.get("extra_args", [])
-    if not isinstance(extra_args, list) or not all(isinstance(a, str) for a in extra_args):
-        raise ConfigError(f"Invalid `pi.extra_args` in {config_path}; expected a list of strings.")
     return PiRunner(
-        extra_args=list(extra_args),
-        model=_opt_str(config, "model", config_path),
-        provider=_opt_str(config, "provider", config_path),
+        extra_args=str_list(config, ENGINE, "extra_args", config_path, []),
+        model=opt_str(config, ENGINE, "model", config_path),
+        provider=opt_str(config, ENGINE, "provider", config_path),
     )
 
 
