@@ -64,7 +64,11 @@ Additions to the brief's API (no removals): ``Peer.wait_closed()``, ``Peer.aclos
 or a ``str`` (refuse; the string is the reason the worker's ``HandshakeRefused`` carries).
 Proxy helpers are named ``rpc_call``/``rpc_notify``/``rpc_stream`` (plus the brief's
 ``call_blocking``) so they cannot shadow the remote object's own method names.
-tcp:// is refused with a clear error (CURVE not implemented); use ipc://.
+tcp:// is only accepted with CURVE: ``RouterEndpoint(..., curve=CurveServer(pub, sec,
+allowed_client_keys=frozenset({client_pub})))`` and ``DealerEndpoint.connect(...,
+curve=CurveClient(server_pub, pub, sec))`` (keys from :func:`curve_keypair`); a client key not
+on the allow-list fails with ``HandshakeRefused``. Without ``curve=`` a tcp:// address is a
+``ValueError``. ipc:// in a private runtime directory remains the default.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ from takopi.rpc.codec import (
     register_type,
     registered_names,
 )
+from takopi.rpc.curve import CurveClient, CurveServer, curve_keypair
 from takopi.rpc.endpoint import DealerEndpoint, RouterEndpoint
 from takopi.rpc.envelope import PROTOCOL_VERSION
 from takopi.rpc.errors import (
@@ -95,6 +100,8 @@ from takopi.rpc.runtime import ipc_address, make_runtime_dir, new_identity
 __all__ = [
     "PROTOCOL_VERSION",
     "CallTimeout",
+    "CurveClient",
+    "CurveServer",
     "DealerEndpoint",
     "HandshakeRefused",
     "Peer",
@@ -106,6 +113,7 @@ __all__ = [
     "RemoteProxy",
     "RouterEndpoint",
     "RpcError",
+    "curve_keypair",
     "decode",
     "encode",
     "ipc_address",

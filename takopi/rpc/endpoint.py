@@ -25,6 +25,7 @@ import zmq
 
 from takopi.logging import get_logger
 from takopi.rpc import envelope as env
+from takopi.rpc.curve import CurveClient, CurveServer, ServerSecurity, apply_client
 from takopi.rpc.errors import CallTimeout, HandshakeRefused, PeerGone, ProtocolError
 from takopi.rpc.peer import DEFAULT_MAX_FRAME_BYTES, Peer
 from takopi.rpc.zsock import MonitorDriver, SocketDriver, Unreachable
@@ -34,21 +35,29 @@ log = get_logger("takopi.rpc")
 Authenticator = Callable[[bytes, dict[str, Any]], Awaitable[bool | str | dict[str, Any]]]
 
 _HWM = 100_000
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 _SECRET_KEYS = ("secret",)
 
 
-def _check_address(address: str) -> str | None:
-    """The filesystem path of an ipc:// address; refuses tcp:// and everything else."""
+def _check_address(address: str, *, curve: bool = False) -> str | None:
+    """The filesystem path of an ipc:// address (None for tcp://, which needs CURVE)."""
     if address.startswith("ipc://"):
         path = address[len("ipc://") :]
         if not path.startswith("/"):
             raise ValueError(f"ipc address must be absolute: {address}")
         return path
     if address.startswith("tcp://"):
-        raise ValueError(
-            f"refusing {address}: tcp:// needs CURVE encryption with a key allow-list, which "
-            "this build does not implement; use an ipc:// address in a private runtime directory"
-        )
+        if not curve:
+            raise ValueError(
+                f"refusing {address}: tcp:// needs CURVE encryption with a key allow-list "
+                "(pass curve=CurveServer(...) / CurveClient(...)); prefer an ipc:// address "
+                "in a private runtime directory"
+            )
+        return None
     raise ValueError(f"unsupported rpc address {address!r} (expected ipc:///abs/path.sock)")
 
 
@@ -127,6 +136,7 @@ class RouterEndpoint:
         handshake_timeout: float = 10.0,
         welcome: dict[str, Any] | None = None,
         watch_pids: bool = True,
+        curve: CurveServer | None = None,
     ) -> None:
         self.address = address
         self.authenticate = authenticate
@@ -136,7 +146,9 @@ class RouterEndpoint:
         self.handshake_timeout = handshake_timeout
         self.welcome = dict(welcome or {})
         self.watch_pids = watch_pids
-        self._path = _check_address(address)
+        self._path = _check_address(address, curve=curve is not None)
+        self._curve = curve
+        self._security: ServerSecurity | None = None
         self._peers: dict[bytes, Peer] = {}
         self._authenticating: set[bytes] = set()
         self._watches: dict[bytes, _PidWatch] = {}
@@ -176,14 +188,25 @@ class RouterEndpoint:
             mode = os.stat(parent).st_mode & 0o777
             if mode & 0o077:
                 log.warning("rpc.runtime_dir.not_private", path=parent, mode=oct(mode))
-        sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.ROUTER)
+        context: zmq.Context[Any] = zmq.Context.instance()
+        if self._curve is not None:
+            self._security = ServerSecurity(self._curve)
+            context = self._security.context
+        sock: zmq.Socket[Any] = context.socket(zmq.ROUTER)
         _configure(sock, self.max_frame_bytes)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if self._security is not None:
+            self._security.apply(sock)
         try:
             sock.bind(self.address)
         except zmq.ZMQError:
             sock.close(linger=0)
+            if self._security is not None:
+                self._security.close()
+                self._security = None
             raise
+        if path is None:  # tcp://host:* binds a free port: publish the real one
+            self.address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         if path is not None:
             os.chmod(path, 0o600)
         self._loop = loop
@@ -221,6 +244,9 @@ class RouterEndpoint:
             self._monitor = None
         self._driver.close()
         self._driver = None
+        if self._security is not None:
+            self._security.close()
+            self._security = None
         if self._path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._path)
@@ -431,6 +457,7 @@ class DealerEndpoint:
         hello: dict[str, Any],
         timeout: float = 10.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        curve: CurveClient | None = None,
     ) -> Peer:
         """Handshake with the supervisor at ``address``.
 
@@ -439,7 +466,7 @@ class DealerEndpoint:
         :class:`HandshakeRefused` (``message`` is the supervisor's reason), :class:`CallTimeout`
         if nobody answers within ``timeout``, :class:`PeerGone` if the connection drops.
         """
-        path = _check_address(address)
+        path = _check_address(address, curve=curve is not None)
         if not identity or identity[0] == 0 or len(identity) > 255:
             raise ValueError("identity must be 1..255 bytes and not start with a zero byte")
         loop = asyncio.get_running_loop()
@@ -455,6 +482,8 @@ class DealerEndpoint:
         sock: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.DEALER)
         _configure(sock, max_frame_bytes)
         sock.setsockopt(zmq.ROUTING_ID, identity)
+        if curve is not None:
+            apply_client(sock, curve)
         answer: asyncio.Future[list[Any]] = loop.create_future()
         early: list[bytes] = []
         peer: Peer | None = None
@@ -482,13 +511,19 @@ class DealerEndpoint:
                 answer.set_result(msg)
 
         def on_monitor(event: int, value: int) -> None:
+            if event & _HANDSHAKE_FAILED:
+                if not answer.done():
+                    answer.set_exception(
+                        HandshakeRefused("transport handshake failed (CURVE key not allowed?)")
+                    )
+                return
             if peer is not None:
                 peer.close(PeerGone("connection to the supervisor lost"))
             elif not answer.done():
                 answer.set_exception(PeerGone("connection to the supervisor lost"))
 
         driver = SocketDriver(sock, loop, on_message)
-        monitor = MonitorDriver(sock, loop, zmq.EVENT_DISCONNECTED, on_monitor)
+        monitor = MonitorDriver(sock, loop, zmq.EVENT_DISCONNECTED | _HANDSHAKE_FAILED, on_monitor)
 
         def teardown(_peer: Peer | None = None) -> None:
             monitor.close()
