@@ -197,3 +197,36 @@ async def test_export_wrapper_forces_reference_with_attrs(pair: Pair) -> None:
     out = await pair.sup.call("use", pair.sup.export(counter, attrs={"label": "c1"}))
     assert out == (1, "c1")
     assert state["n"] == 1
+
+
+async def test_handler_registered_with_loop_runs_on_that_loop(pair: Pair) -> None:
+    ready = threading.Event()
+    stop = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def plugin_main() -> None:
+        box["loop"] = asyncio.get_running_loop()
+        box["thread"] = threading.get_ident()
+        ready.set()
+        while not stop.is_set():
+            await anyio.sleep(0.01)
+
+    t = threading.Thread(target=lambda: anyio.run(plugin_main))
+    t.start()
+    try:
+        while not ready.is_set():
+            await asyncio.sleep(0.01)
+
+        async def where() -> int:
+            await asyncio.sleep(0)
+            return threading.get_ident()
+
+        pair.worker.register("where", where, loop=box["loop"])
+        assert await pair.sup.call("where", timeout=10) == box["thread"]
+    finally:
+        stop.set()
+        while t.is_alive():
+            await asyncio.sleep(0.01)
+    # once that loop is gone the handler fails clearly instead of hanging
+    with pytest.raises(RemoteError, match="no longer running"):
+        await pair.sup.call("where", timeout=10)
