@@ -272,7 +272,9 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3000)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--child", nargs="*")
-    ap.add_argument("--uvloop", action="store_true", help="run both RPC ends on uvloop")
+    ap.add_argument(
+        "--uvloop", action="store_true", help="run both RPC ends on uvloop (pip install uvloop)"
+    )
     args = ap.parse_args()
     if args.child:
         mode = args.child[0]
@@ -298,7 +300,8 @@ def main() -> None:
     rtt = rpc["rtt"]
     us = 1e6
     print(
-        f"round trip ({args.calls} calls to a child process; load average {os.getloadavg()[0]:.1f})"
+        f"round trip ({args.calls} calls to a child process, "
+        f"{'uvloop' if args.uvloop else 'asyncio'} loop; load average {os.getloadavg()[0]:.1f})"
     )
     rows = [
         ("raw pipe, 8 bytes", pipe),
