@@ -18,8 +18,7 @@ from takopi.logging import get_logger
 from .client_api import (
     DEFAULT_API_URL,
     BotApi,
-    TelegramError,
-    TelegramRetryAfter,
+    or_default,
 )
 from .outbox import (
     DELETE_PRIORITY,
@@ -131,17 +130,8 @@ class TelegramClient:
         await self.api.close()
 
     # -- reads (not queued) --------------------------------------------------------------
-    async def _read(self, method: str, call: Callable[[], Any]) -> Any:
-        try:
-            return await call()
-        except TelegramRetryAfter:
-            raise
-        except TelegramError as exc:
-            log.warning("telegram.request_failed", method=method, error=exc.description)
-            return None
-
     async def get_me(self) -> dict[str, Any] | None:
-        return await self._read("getMe", self.api.get_me)  # type: ignore[no-any-return]
+        return await or_default("getMe", self.api.get_me, None)
 
     async def get_updates(
         self,
@@ -150,33 +140,33 @@ class TelegramClient:
         allowed_updates: list[str] | None = None,
     ) -> list[dict[str, Any]] | None:
         """One long poll. ``None`` on failure (logged); raises TelegramRetryAfter on 429."""
-        return await self._read(  # type: ignore[no-any-return]
+        return await or_default(
             "getUpdates",
             lambda: self.api.get_updates(
                 offset=offset, timeout_s=timeout_s, allowed_updates=allowed_updates
             ),
+            None,
         )
 
     async def get_chat(self, chat_id: int) -> dict[str, Any] | None:
-        return await self._read("getChat", lambda: self.api.get_chat(chat_id))  # type: ignore[no-any-return]
+        return await or_default("getChat", lambda: self.api.get_chat(chat_id), None)
 
     async def get_chat_member(self, chat_id: int, user_id: int) -> dict[str, Any] | None:
-        return await self._read(  # type: ignore[no-any-return]
-            "getChatMember", lambda: self.api.get_chat_member(chat_id, user_id)
+        return await or_default(
+            "getChatMember", lambda: self.api.get_chat_member(chat_id, user_id), None
         )
 
     async def answer_callback_query(
         self, callback_query_id: str, text: str | None = None, show_alert: bool | None = None
     ) -> bool:
-        try:
-            return await self.api.answer_callback_query(
+        return await or_default(
+            "answerCallbackQuery",
+            lambda: self.api.answer_callback_query(
                 callback_query_id, text=text, show_alert=show_alert
-            )
-        except TelegramError as exc:
-            log.warning(
-                "telegram.request_failed", method="answerCallbackQuery", error=exc.description
-            )
-            return False
+            ),
+            False,
+            raise_retry_after=False,
+        )
 
     async def set_my_commands(
         self,
@@ -185,13 +175,12 @@ class TelegramClient:
         scope: dict[str, Any] | None = None,
         language_code: str | None = None,
     ) -> bool:
-        try:
-            return await self.api.set_my_commands(
-                commands, scope=scope, language_code=language_code
-            )
-        except TelegramError as exc:
-            log.warning("telegram.request_failed", method="setMyCommands", error=exc.description)
-            return False
+        return await or_default(
+            "setMyCommands",
+            lambda: self.api.set_my_commands(commands, scope=scope, language_code=language_code),
+            False,
+            raise_retry_after=False,
+        )
 
     # -- writes (queued) -----------------------------------------------------------------
     async def send_message(

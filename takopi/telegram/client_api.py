@@ -9,7 +9,8 @@ request URL, which is never logged.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 
@@ -21,6 +22,9 @@ DEFAULT_RETRY_AFTER_S = 5.0
 NOT_MODIFIED = "message is not modified"
 
 log = get_logger(__name__)
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
 
 
 class TelegramError(Exception):
@@ -65,6 +69,32 @@ def _retry_after(payload: Any) -> float:
     except ValueError:
         return DEFAULT_RETRY_AFTER_S
     return seconds if seconds >= 0 else DEFAULT_RETRY_AFTER_S
+
+
+async def or_default(
+    method: str,
+    call: Callable[[], Awaitable[_T]],
+    default: _D,
+    *,
+    raise_retry_after: bool = True,
+) -> _T | _D:
+    """Await ``call()``; a :class:`TelegramError` is logged and gives ``default``.
+
+    A 429 still raises :class:`TelegramRetryAfter` (so that callers can back off) unless
+    ``raise_retry_after`` is false, for fire-and-forget calls.
+    """
+    try:
+        return await call()
+    except TelegramError as exc:
+        if raise_retry_after and isinstance(exc, TelegramRetryAfter):
+            raise
+        log.warning(
+            "telegram.request_failed",
+            method=method,
+            error=exc.description,
+            kind=type(exc).__name__,
+        )
+        return default
 
 
 class BotApi:
@@ -131,18 +161,7 @@ class BotApi:
 
     async def call_safe(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Like :meth:`request`, but errors are logged and give ``None`` (429 still raises)."""
-        try:
-            return await self.request(method, params)
-        except TelegramRetryAfter:
-            raise
-        except TelegramError as exc:
-            log.warning(
-                "telegram.request_failed",
-                method=method,
-                error=exc.description,
-                kind=type(exc).__name__,
-            )
-            return None
+        return await or_default(method, lambda: self.request(method, params), None)
 
     # -- typed helpers (raise TelegramError) --------------------------------------------
     async def get_me(self) -> dict[str, Any] | None:
@@ -268,4 +287,5 @@ __all__ = [
     "TelegramError",
     "TelegramRetryAfter",
     "TelegramTransientError",
+    "or_default",
 ]
