@@ -110,6 +110,27 @@ def incoming(text: str = "do it", thread_id: int | None = None) -> IncomingMessa
     return IncomingMessage(channel_id=42, message_id=7, text=text, thread_id=thread_id)
 
 
+async def drive(
+    transport: RecordingTransport,
+    runner: Any,
+    *,
+    text: str = "do it",
+    thread_id: int | None = None,
+    resume_token: ResumeToken | None = None,
+    final_notify: bool = True,
+    **kwargs: Any,
+) -> None:
+    """``handle_message`` for the usual incoming message, with the frozen clock."""
+    await handle_message(
+        cfg_for(transport, final_notify=final_notify),
+        runner=runner,
+        incoming=incoming(text, thread_id=thread_id),
+        resume_token=resume_token,
+        clock=frozen_clock,
+        **kwargs,
+    )
+
+
 async def wait_until(predicate: Callable[[], bool]) -> None:
     with anyio.fail_after(10):
         while not predicate():
@@ -130,14 +151,7 @@ async def test_progress_then_final_with_final_notify() -> None:
         engine="codex",
         resume_value="s-1",
     )
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming(thread_id=9),
-        resume_token=None,
-        context_line="`ctx: web`",
-        clock=frozen_clock,
-    )
+    await drive(transport, runner, thread_id=9, context_line="`ctx: web`")
     first = transport.ops[0]
     assert first.kind == "send"
     assert first.text == "starting · codex · 0s\n\n`ctx: web`"
@@ -159,13 +173,7 @@ async def test_progress_then_final_with_final_notify() -> None:
 async def test_final_notify_off_edits_progress_in_place() -> None:
     transport = RecordingTransport()
     runner = ScriptRunner([Return(answer="ok")], engine="codex", resume_value="s-2")
-    await handle_message(
-        cfg_for(transport, final_notify=False),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner, final_notify=False)
     assert len(transport.of("send")) == 1
     assert transport.of("delete") == []
     progress = transport.ops[0].ref
@@ -180,13 +188,7 @@ async def test_final_notify_off_edits_progress_in_place() -> None:
 async def test_final_falls_back_to_a_new_message_when_the_edit_fails() -> None:
     transport = RecordingTransport(fail_edits=True)
     runner = ScriptRunner([Return(answer="ok")], engine="codex", resume_value="s-3")
-    await handle_message(
-        cfg_for(transport, final_notify=False),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner, final_notify=False)
     sends = transport.of("send")
     assert len(sends) == 2
     assert sends[1].text == "done · codex · 0s\n\nok\n\n`codex resume s-3`"
@@ -197,13 +199,7 @@ async def test_final_falls_back_to_a_new_message_when_the_edit_fails() -> None:
 async def test_progress_send_failure_still_delivers_the_final() -> None:
     transport = RecordingTransport(fail_sends=1)
     runner = ScriptRunner([Return(answer="ok")], engine="codex", resume_value="s-4")
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner)
     assert transport.kinds() == ["send-failed", "send"]
     final = transport.of("send")[0]
     assert final.options == SendOptions(reply_to=USER, notify=True, replace=None)
@@ -232,20 +228,14 @@ async def test_unchanged_renders_are_not_resent() -> None:
         resume_value="s-5",
     )
 
-    async def drive() -> None:
+    async def open_gates() -> None:
         for gate in gates:
             await anyio.wait_all_tasks_blocked()
             gate.set()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(drive)
-        await handle_message(
-            cfg_for(transport, final_notify=False),
-            runner=runner,
-            incoming=incoming(),
-            resume_token=None,
-            clock=frozen_clock,
-        )
+        tg.start_soon(open_gates)
+        await drive(transport, runner, final_notify=False)
     edits = [op.text for op in transport.of("edit")]
     assert edits == [
         "working · codex · 0s · step 1\n\n▸ tool: read\n\n`codex resume s-5`",
@@ -289,13 +279,7 @@ async def test_resume_lines_are_stripped_and_resume_line_is_kept() -> None:
     transport = RecordingTransport()
     token = ResumeToken(engine="codex", value="old-7")
     runner = ScriptRunner([Return(answer="again")], engine="codex")
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming("`codex resume old-7`\nplease go on"),
-        resume_token=token,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner, text="`codex resume old-7`\nplease go on", resume_token=token)
     assert runner.calls[0].prompt == "please go on"
     assert runner.calls[0].resume == token
     assert transport.of("send")[-1].text == "done · codex · 0s\n\nagain\n\n`codex resume old-7`"
@@ -304,13 +288,12 @@ async def test_resume_lines_are_stripped_and_resume_line_is_kept() -> None:
 async def test_only_resume_line_becomes_continue_with_custom_predicate() -> None:
     transport = RecordingTransport()
     runner = ScriptRunner([Return(answer="x")], engine="codex")
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming("claude --resume abc"),
+    await drive(
+        transport,
+        runner,
+        text="claude --resume abc",
         resume_token=ResumeToken("codex", "t"),
         strip_resume_line=lambda line: line.startswith("claude --resume"),
-        clock=frozen_clock,
     )
     assert runner.calls[0].prompt == "continue"
 
@@ -348,16 +331,14 @@ async def test_on_thread_known_running_tasks_and_run_origin() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(observe)
-        await handle_message(
-            cfg_for(transport),
-            runner=runner,
-            incoming=incoming(thread_id=3),
-            resume_token=None,
+        await drive(
+            transport,
+            runner,
+            thread_id=3,
             context=RunContext(project="web"),
             context_line="`ctx: web`",
             running_tasks=running,
             on_thread_known=on_thread_known,
-            clock=frozen_clock,
         )
     progress = transport.ops[0].ref
     assert seen["ref"] == progress
@@ -379,14 +360,7 @@ async def test_existing_progress_placeholder_is_reused() -> None:
     )
     assert placeholder is not None
     runner = ScriptRunner([Return(answer="ok")], engine="codex", resume_value="s-9")
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        progress_ref=placeholder,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner, progress_ref=placeholder)
     assert transport.ops[1] == Op("edit", placeholder, "starting · codex · 0s", wait=True)
     assert transport.ops[-1] == Op("delete", placeholder)
     assert len(transport.of("send")) == 2  # placeholder + final
@@ -405,13 +379,7 @@ async def test_runner_exception_is_an_error_with_resume_line() -> None:
         engine="codex",
         resume_value="s-10",
     )
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner)
     progress = transport.ops[0].ref
     assert progress is not None
     assert len(transport.of("send")) == 1
@@ -428,25 +396,13 @@ async def test_completed_not_ok_and_empty_answer_are_errors() -> None:
         engine="codex",
         resume_value="s-11",
     )
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner)
     assert transport.of("send")[-1].text == (
         "error · codex · 0s\n\npartial\n\nrate limited\n\n`codex resume s-11`"
     )
     transport = RecordingTransport()
     runner = ScriptRunner([Return(answer="   ")], engine="codex", resume_value="s-12")
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner)
     assert transport.of("send")[-1].text == "error · codex · 0s\n\n`codex resume s-12`"
 
 
@@ -457,13 +413,7 @@ async def test_missing_completed_event_is_an_error() -> None:
             yield StartedEvent(engine="codex", resume=ResumeToken("codex", "s-13"))
 
     transport = RecordingTransport()
-    await handle_message(
-        cfg_for(transport),
-        runner=NoCompletion(engine="codex"),
-        incoming=incoming(),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, NoCompletion(engine="codex"))
     progress = transport.ops[0].ref
     assert progress is not None
     assert transport.messages[progress.message_id] == (
@@ -501,14 +451,7 @@ async def test_cancel_keeps_resume_line_and_kills_the_engine_process(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(cancel_when_started)
-        await handle_message(
-            cfg_for(transport),
-            runner=runner,
-            incoming=incoming(),
-            resume_token=None,
-            running_tasks=running,
-            clock=frozen_clock,
-        )
+        await drive(transport, runner, running_tasks=running)
     progress = transport.ops[0].ref
     assert progress is not None
     assert len(transport.of("send")) == 1
@@ -532,14 +475,7 @@ async def test_cancel_before_started_has_no_resume_line() -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(cancel_soon)
-        await handle_message(
-            cfg_for(transport),
-            runner=runner,
-            incoming=incoming(),
-            resume_token=None,
-            running_tasks=running,
-            clock=frozen_clock,
-        )
+        await drive(transport, runner, running_tasks=running)
     progress = transport.ops[0].ref
     assert progress is not None
     assert transport.messages[progress.message_id] == "`cancelled` · codex · 0s"
@@ -561,13 +497,7 @@ async def test_real_subprocess_runner_end_to_end(script_runner: Callable[..., An
         """
     )
     transport = RecordingTransport()
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming("`scripted resume zzz`\nhello engine"),
-        resume_token=None,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner, text="`scripted resume zzz`\nhello engine")
     final = transport.of("send")[-1]
     assert final.text == (
         "done · scripted · 0s · step 1\n\nyou said: hello engine\n\n`scripted resume real-1`"
@@ -582,14 +512,7 @@ async def test_failing_on_thread_known_does_not_abort_the_run() -> None:
 
     transport = RecordingTransport()
     runner = ScriptRunner([Return(answer="still fine")], engine="codex", resume_value="s-14")
-    await handle_message(
-        cfg_for(transport),
-        runner=runner,
-        incoming=incoming(),
-        resume_token=None,
-        on_thread_known=broken,
-        clock=frozen_clock,
-    )
+    await drive(transport, runner, on_thread_known=broken)
     assert transport.of("send")[-1].text == (
         "done · codex · 0s\n\nstill fine\n\n`codex resume s-14`"
     )
