@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,15 @@ def _runtime(config: Path) -> Any:
     return build_spec(settings=settings, config_path=config).to_runtime()
 
 
-async def test_edit_is_applied_in_place(config: Path) -> None:
-    runtime = _runtime(config)
-    reloads: list[ConfigReload] = []
-
-    async def on_reload(reload: ConfigReload) -> None:
-        reloads.append(reload)
-
+@asynccontextmanager
+async def watching(
+    config: Path,
+    runtime: Any,
+    *,
+    on_reload: Callable[[ConfigReload], Any] | None = None,
+    build: Callable[..., Any] = build_spec,
+) -> AsyncIterator[None]:
+    """``watch_config`` running in the background (past its first poll) for the block."""
     async with anyio.create_task_group() as tg:
         tg.start_soon(
             functools.partial(
@@ -81,13 +84,24 @@ async def test_edit_is_applied_in_place(config: Path) -> None:
                 runtime=runtime,
                 on_reload=on_reload,
                 poll_interval=POLL,
-                build_spec=build_spec,
+                build_spec=build,
             )
         )
         await anyio.sleep(POLL * 3)
+        yield
+        tg.cancel_scope.cancel()
+
+
+async def test_edit_is_applied_in_place(config: Path) -> None:
+    runtime = _runtime(config)
+    reloads: list[ConfigReload] = []
+
+    async def on_reload(reload: ConfigReload) -> None:
+        reloads.append(reload)
+
+    async with watching(config, runtime, on_reload=on_reload):
         _write(config, BASE.replace('"alpha"', '"beta"') + '\n[projects.web]\npath = "/w"\n')
         await _until(lambda: runtime.default_engine == "beta", "reload")
-        tg.cancel_scope.cancel()
     assert runtime.project_aliases() == ("web",)
     assert len(reloads) == 1
     assert reloads[0].restart_required is False
@@ -99,18 +113,8 @@ async def test_invalid_config_keeps_old_runtime(config: Path) -> None:
     runtime = _runtime(config)
     reloads: list[ConfigReload] = []
     with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                functools.partial(
-                    watch_config,
-                    config_path=config,
-                    runtime=runtime,
-                    on_reload=reloads.append,  # a sync callback works too
-                    poll_interval=POLL,
-                    build_spec=build_spec,
-                )
-            )
-            await anyio.sleep(POLL * 3)
+        # a sync callback works too
+        async with watching(config, runtime, on_reload=reloads.append):
             _write(config, BASE + "\nwatch_config = [\n")  # malformed TOML
             await _until(lambda: any(e["event"] == "config.reload.failed" for e in logs), "fail")
             _write(config, BASE.replace('"alpha"', '"gamma"'))  # unknown engine
@@ -120,7 +124,6 @@ async def test_invalid_config_keeps_old_runtime(config: Path) -> None:
             assert runtime.default_engine == "alpha"
             _write(config, BASE.replace('"alpha"', '"beta"'))
             await _until(lambda: runtime.default_engine == "beta", "recovered")
-            tg.cancel_scope.cancel()
     failed = [e for e in logs if e["event"] == "config.reload.failed"]
     assert failed[0]["log_level"] == "warning"
     assert failed[0]["error"].startswith("Malformed TOML in ")
@@ -131,21 +134,9 @@ async def test_invalid_config_keeps_old_runtime(config: Path) -> None:
 async def test_transport_change_needs_restart(config: Path) -> None:
     runtime = _runtime(config)
     reloads: list[ConfigReload] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            functools.partial(
-                watch_config,
-                config_path=config,
-                runtime=runtime,
-                on_reload=reloads.append,
-                poll_interval=POLL,
-                build_spec=build_spec,
-            )
-        )
-        await anyio.sleep(POLL * 3)
+    async with watching(config, runtime, on_reload=reloads.append):
         _write(config, BASE.replace('"> "', '"$ "'))
         await _until(lambda: len(reloads) == 1, "reload")
-        tg.cancel_scope.cancel()
     assert reloads[0].restart_required is True
     assert reloads[0].transport_changed is True
 
@@ -153,18 +144,7 @@ async def test_transport_change_needs_restart(config: Path) -> None:
 async def test_unchanged_signature_and_other_files_are_ignored(config: Path) -> None:
     runtime = _runtime(config)
     reloads: list[ConfigReload] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            functools.partial(
-                watch_config,
-                config_path=config,
-                runtime=runtime,
-                on_reload=reloads.append,
-                poll_interval=POLL,
-                build_spec=build_spec,
-            )
-        )
-        await anyio.sleep(POLL * 3)
+    async with watching(config, runtime, on_reload=reloads.append):
         # same content, same mtime: not a change
         st = config.stat()
         config.write_text(BASE)
@@ -176,30 +156,18 @@ async def test_unchanged_signature_and_other_files_are_ignored(config: Path) -> 
         _write(config, BASE.replace('"alpha"', '"beta"'))
         await _until(lambda: len(reloads) >= 1, "reload")
         await anyio.sleep(POLL * 5)
-        tg.cancel_scope.cancel()
     assert [r.settings.default_engine for r in reloads] == ["beta"]
 
 
 async def test_missing_file_then_recreated(config: Path) -> None:
     runtime = _runtime(config)
     with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                functools.partial(
-                    watch_config,
-                    config_path=config,
-                    runtime=runtime,
-                    poll_interval=POLL,
-                    build_spec=build_spec,
-                )
-            )
-            await anyio.sleep(POLL * 3)
+        async with watching(config, runtime):
             config.unlink()
             await _until(lambda: any(e["event"] == "config.reload.failed" for e in logs), "gone")
             await anyio.sleep(POLL * 5)
             _write(config, BASE.replace('"alpha"', '"beta"'))
             await _until(lambda: runtime.default_engine == "beta", "back")
-            tg.cancel_scope.cancel()
     missing = [e for e in logs if e.get("error") == "config file missing"]
     assert len(missing) == 1  # logged once per state change
 
@@ -231,21 +199,9 @@ async def test_remote_runtime_is_not_rebuilt_locally(config: Path) -> None:
         built.append(kwargs)
         return build_spec(**kwargs)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(
-            functools.partial(
-                watch_config,
-                config_path=config,
-                runtime=runtime,
-                on_reload=reloads.append,
-                poll_interval=POLL,
-                build_spec=spy_build,
-            )
-        )
-        await anyio.sleep(POLL * 3)
+    async with watching(config, runtime, on_reload=reloads.append, build=spy_build):
         _write(config, BASE.replace('"alpha"', '"beta"'))
         await _until(lambda: len(reloads) == 1, "reload")
-        tg.cancel_scope.cancel()
     assert built == []
     assert runtime.refreshed == 1
     assert reloads[0].runtime_spec is None
