@@ -147,6 +147,18 @@ def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workdir: Path) -> 
 
 
 @pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME, without the variables that move engines' state (pi creates its session
+    folder and opencode reads its database under HOME) or that runners default (NO_COLOR, CI)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("PI_CODING_AGENT_DIR", "XDG_DATA_HOME", "NO_COLOR", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
 def empty_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """PATH holds only an empty dir: no engine CLI can be found."""
     empty = tmp_path / "empty-bin"

@@ -18,7 +18,7 @@ from takopi.runners import claude, codex, opencode, pi
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 from tests.runners.conftest import FakeCli
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60), pytest.mark.usefixtures("isolated_home")]
 
 FIRST_LINE: dict[str, dict[str, Any]] = {
     "codex": {"type": "thread.started", "thread_id": "thread-1"},
@@ -47,12 +47,6 @@ def wait_gone(pids: list[int], limit_s: float = 5.0) -> list[int]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("PI_CODING_AGENT_DIR", raising=False)
 
 
 @pytest.mark.parametrize("engine", sorted(BUILDERS))
