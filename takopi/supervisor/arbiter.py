@@ -45,6 +45,9 @@ log = get_logger(__name__)
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_TRANSPORT_QUARANTINED = 3
+WORKER_STOP_TIMEOUT = 3.0
+TRANSPORT_STOP_TIMEOUT = 9.0
+"""Above the transport worker's own bound (STOP_GRACE + LOOP_STOP_WAIT + 1 s)."""
 FORCE_DRAIN_TIMEOUT = 10.0
 """``restart --force``: how long cancelled runs get to deliver their terminal reply."""
 
@@ -1193,7 +1196,7 @@ class Arbiter:
                     if force:
                         slot.process.kill()
                     else:
-                        self.spawn_task(slot.process.stop, 3.0)
+                        self.spawn_task(slot.process.stop, _stop_timeout(slot))
             restarted.append(slot.name)
         return restarted
 
@@ -1459,13 +1462,21 @@ class Arbiter:
             async with anyio.create_task_group() as tg:
                 for slot in self.slots.values():
                     if slot.kind == kind and slot.process is not None and slot.process.exit is None:
-                        tg.start_soon(slot.process.stop, 3.0)
+                        tg.start_soon(slot.process.stop, _stop_timeout(slot))
         for slot in self.slots.values():
             if slot.state not in ("quarantined", "disabled"):
                 slot.state = "stopped"
         if self.options.subreaper:
             Reaper(self.known_pids).sweep()
         log.info("supervisor.stopped", exit_code=self.exit_code)
+
+
+def _stop_timeout(slot: WorkerSlot) -> float:
+    """How long a worker gets between SIGTERM and SIGKILL."""
+    if slot.kind == "transport":
+        # Its final messages go out first (takopi.worker.transport.STOP_GRACE).
+        return TRANSPORT_STOP_TIMEOUT
+    return WORKER_STOP_TIMEOUT
 
 
 def _tail_error(proc: WorkerProcess) -> str | None:

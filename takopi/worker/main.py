@@ -4,6 +4,9 @@
 The one-time secret is read from the inherited file descriptor ``--secret-fd`` (never argv or
 the environment). The worker asks the kernel for SIGTERM when its parent dies, and on SIGTERM
 kills every process it started (agent CLIs run in their own process groups) before exiting.
+A transport worker whose supervisor is alive first gets a bounded grace to deliver its final
+messages (:meth:`takopi.worker.transport.TransportHost.shutdown`); a second SIGTERM, the grace
+running out or the supervisor's death end it at once.
 Exit codes: see :mod:`takopi.worker.codes`.
 """
 
@@ -15,7 +18,9 @@ import os
 import platform
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from takopi.worker.codes import (
@@ -112,12 +117,38 @@ def _set_parent_death_signal(signum: int) -> bool:
         return False
 
 
+_graceful_stop: Callable[[], None] | None = None
+"""Set by a transport worker: asks its serve loop to let the plugin finish (see shutdown)."""
+_graceful_started = False
+_supervisor_pid: int | None = None
+
+
+def _hard_exit() -> None:
+    kill_descendants()
+    os._exit(EXIT_OK)
+
+
 def _on_sigterm(signum: int, _frame: Any) -> None:
+    global _graceful_started
+    stop = _graceful_stop
+    supervisor_alive = _supervisor_pid is None or os.getppid() == _supervisor_pid
+    if signum == signal.SIGTERM and stop is not None and not _graceful_started and supervisor_alive:
+        _graceful_started = True
+        from takopi.worker.transport import LOOP_STOP_WAIT, STOP_GRACE
+
+        # Whatever happens in the graceful path, the process is gone after this.
+        timer = threading.Timer(STOP_GRACE + LOOP_STOP_WAIT + 1.0, _hard_exit)
+        timer.daemon = True
+        timer.start()
+        stop()
+        return
     kill_descendants()
     os._exit(EXIT_OK if signum == signal.SIGTERM else 128 + signum)
 
 
 def _install_signals(supervisor_pid: int | None) -> None:
+    global _supervisor_pid
+    _supervisor_pid = supervisor_pid
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_parent_death_signal(signal.SIGTERM)
@@ -150,6 +181,8 @@ def _make_host(kind: str, plugin_id: str) -> Any:
 
 
 async def _serve(args: argparse.Namespace, secret: str) -> int:
+    import asyncio
+
     import anyio
 
     from takopi import __version__
@@ -194,7 +227,23 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
     host.on_finished = on_finished
     with contextlib.suppress(Exception):
         peer.on_close.append(lambda *_a: finished.set())
+    stop_requested = anyio.Event()
+    shutdown = getattr(host, "shutdown", None)
+    if shutdown is not None:
+        global _graceful_stop
+        loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:  # from the signal handler, on this thread
+            loop.call_soon_threadsafe(stop_requested.set)
+
+        _graceful_stop = request_stop
     while not finished.is_set() and not peer.closed and host.exit_code is None:
+        if stop_requested.is_set():
+            assert shutdown is not None
+            await shutdown()
+            if host.exit_code is None:
+                host.exit_code = EXIT_OK
+            break
         with anyio.move_on_after(0.05):
             await finished.wait()
     if host.exit_code is not None and not peer.closed:

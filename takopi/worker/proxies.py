@@ -21,6 +21,7 @@ import anyio
 
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, EngineId, ResumeToken, TakopiEvent
+from takopi.worker.drain import TRACKER
 
 log = get_logger(__name__)
 
@@ -138,6 +139,9 @@ class RunnerProxy:
                 "progress_message_id": progress.message_id if progress is not None else None,
                 "context_line": run_origin.context_line,
             }
+        # A stopping transport worker lets this reply go out first; runner_bridge consumes
+        # the run in a child task and sends the final message from its parent.
+        TRACKER.enter(with_parent=True)
         cwd = get_run_base_dir()
         options = get_run_options()
         run_id = uuid.uuid4().hex
@@ -215,6 +219,7 @@ class RuntimeProxy:
         self._router = _RouterProxy(self)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        TRACKER.note_loop()
         return self._peer.call_blocking(f"runtime.{method}", *args, timeout=60, **kwargs)
 
     def runner_proxy(self, engine: EngineId) -> RunnerProxy:
@@ -383,6 +388,7 @@ class CommandBackendProxy:
 
     async def handle(self, ctx: Any) -> Any:
         """Ship ``ctx`` (executor by reference) to the command worker and return its result."""
+        TRACKER.enter()
         executor = ctx.executor
         attrs = {}
         default_context = getattr(executor, "default_context", None)

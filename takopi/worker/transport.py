@@ -11,11 +11,17 @@ Supervisor → worker methods:
 - notification ``runtime.changed(snapshot)``.
 
 When ``build_and_run`` returns the worker exits 0; when it raises, 1 (traceback on stderr).
+
+On SIGTERM (:meth:`TransportHost.shutdown`) the plugin gets up to :data:`STOP_GRACE` seconds to
+deliver what it owes: the worker waits until the tasks that consumed runs or commands (and
+sent their replies) are done, then cancels the plugin loop's root task as Ctrl-C would, and
+waits briefly for ``build_and_run`` to return (exit 0).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,11 @@ from takopi.worker.proxies import (
 )
 
 log = get_logger(__name__)
+
+STOP_GRACE = 5.0
+"""Seconds a stopping transport gets to deliver final messages (the supervisor waits longer)."""
+LOOP_STOP_WAIT = 1.0
+"""Seconds ``build_and_run`` gets to return once its loop was asked to stop."""
 
 
 def _unavailable_runner(*_args: Any, **_kwargs: Any) -> Any:
@@ -52,6 +63,7 @@ class TransportHost:
         self.peer: Any = None
         self.thread: threading.Thread | None = None
         self.on_finished: Any = None
+        self.stopping = False
 
     def register(self, peer: Any) -> None:
         """Install this host's RPC handlers on ``peer``."""
@@ -168,6 +180,13 @@ class TransportHost:
                 log.error("transport.config_error", transport=self.plugin_id, error=str(exc))
                 code = EX_CONFIG
             except BaseException as exc:
+                if self.stopping:  # we cancelled its loop: a clean stop
+                    log.info("transport.stopped", transport=self.plugin_id)
+                    code = EXIT_OK
+                    self.exit_code = code
+                    if self.on_finished is not None:
+                        self.on_finished(code)
+                    return
                 traceback.print_exc()
                 log.error(
                     "transport.crashed",
@@ -191,5 +210,28 @@ class TransportHost:
         timer.start()
         return {"started": True}
 
+    async def shutdown(self, grace: float = STOP_GRACE) -> None:
+        """Let the plugin deliver its pending replies, then stop its loop (all bounded)."""
+        import anyio
 
-__all__ = ["TransportHost"]
+        from takopi.worker.drain import TRACKER
+
+        self.stopping = True
+        thread = self.thread
+        if thread is None or not thread.is_alive():
+            return
+        deadline = time.monotonic() + grace
+        busy = TRACKER.busy()
+        log.info("transport.stopping", transport=self.plugin_id, busy=busy)
+        while busy and time.monotonic() < deadline and not self.peer.closed:
+            await anyio.sleep(0.05)
+            busy = TRACKER.busy()
+        if busy:
+            log.warning("transport.stop_grace_over", transport=self.plugin_id, busy=busy)
+        if TRACKER.stop_loop():
+            until = time.monotonic() + LOOP_STOP_WAIT
+            while thread.is_alive() and time.monotonic() < until:
+                await anyio.sleep(0.02)
+
+
+__all__ = ["LOOP_STOP_WAIT", "STOP_GRACE", "TransportHost"]

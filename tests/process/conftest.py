@@ -75,13 +75,16 @@ class SupervisorHarness:
         transport: str = "recorder",
         default_engine: str = "scripted",
         extra: str = "",
+        recorder: str = "",
     ) -> None:
+        """``extra`` goes before the transport tables, ``recorder`` into ``[transports.recorder]``."""
         self.config_path.write_text(
             f'transport = "{transport}"\n'
             f'default_engine = "{default_engine}"\n'
             f"{extra}\n"
             "[transports.recorder]\n"
             f'dir = "{self.base}"\n'
+            f"{recorder}\n"
             "[transports.recorder2]\n"
             f'dir = "{self.base}"\n'
         )

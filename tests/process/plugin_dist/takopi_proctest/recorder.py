@@ -46,8 +46,11 @@ class Outbox:
 
 
 class RecordingTransport:
-    def __init__(self, outbox: Outbox) -> None:
+    """``send_delay`` (seconds) makes every send/edit slow, like a paced chat API."""
+
+    def __init__(self, outbox: Outbox, send_delay: float = 0.0) -> None:
         self.outbox = outbox
+        self.send_delay = send_delay
 
     async def close(self) -> None:
         return None
@@ -55,6 +58,8 @@ class RecordingTransport:
     async def send(
         self, *, channel_id: Any, message: RenderedMessage, options: SendOptions | None = None
     ) -> MessageRef | None:
+        if self.send_delay:
+            await anyio.sleep(self.send_delay)
         self.outbox.next_id += 1
         ref = MessageRef(channel_id=channel_id, message_id=self.outbox.next_id)
         reply_to = options.reply_to.message_id if options and options.reply_to else None
@@ -72,6 +77,8 @@ class RecordingTransport:
     async def edit(
         self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
     ) -> MessageRef | None:
+        if self.send_delay:
+            await anyio.sleep(self.send_delay)
         self.outbox.record({"op": "edit", "message_id": ref.message_id, "text": message.text})
         return ref
 
@@ -133,7 +140,7 @@ class Recorder:
         inbox = base / f"inbox-{self.id}"
         inbox.mkdir(parents=True, exist_ok=True)
         outbox = Outbox(base / f"outbox-{self.id}.jsonl")
-        transport = RecordingTransport(outbox)
+        transport = RecordingTransport(outbox, float(transport_config.get("send_delay") or 0))
         cfg = ExecBridgeConfig(
             transport=transport, presenter=MarkdownPresenter(), final_notify=final_notify
         )

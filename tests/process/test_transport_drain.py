@@ -1,0 +1,92 @@
+"""SIGTERM gives the transport worker a bounded grace to deliver final messages.
+
+The recorder's ``send_delay`` makes every send/edit slow, like a paced chat API (Telegram's
+outbox waits about a second between ops in a chat): a run answered while takopi shuts down is
+still being sent when the supervisor stops the transport worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
+
+GRACEFUL = "[supervisor]\nping_interval = 0.5\nping_timeout = 1.0\nshutdown_grace = 20.0\n"
+FAST = "[supervisor]\nping_interval = 0.5\nping_timeout = 1.0\nshutdown_grace = 2.0\n"
+
+
+def _final_for(harness: SupervisorHarness, message_id: int) -> dict[str, Any] | None:
+    for record in harness.finals():
+        if record.get("reply_to") == message_id:
+            return record
+    return None
+
+
+def test_run_answered_during_shutdown_reaches_the_chat(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(extra=GRACEFUL, recorder="send_delay = 1.0")
+    supervisor.start()
+    message_id = supervisor.send("late sleep=1 answer=late-answer")
+    wait_until(
+        lambda: any(r["message_id"] == message_id for r in supervisor.control("runs")["runs"]),
+        timeout=30,
+    )
+
+    assert supervisor.stop(timeout=60) == 0
+    final = _final_for(supervisor, message_id)
+    assert final is not None, supervisor.outbox()
+    assert final["text"].startswith("done") and "late-answer" in final["text"]
+    log = supervisor.log()
+    assert "transport.stopping" in log and "transport.stopped" in log, log
+    assert "transport.stop_grace_over" not in log  # it was done before the grace ran out
+    assert_no_leftovers(supervisor)
+
+
+def test_transport_worker_exits_at_once_when_its_supervisor_is_gone(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(extra=FAST, recorder="send_delay = 1.0")
+    supervisor.start()
+    message_id = supervisor.send("slow sleep=30 answer=never")
+    wait_until(
+        lambda: any(r["message_id"] == message_id for r in supervisor.control("runs")["runs"]),
+        timeout=30,
+    )
+    assert supervisor.proc is not None
+    supervisor.proc.send_signal(signal.SIGKILL)
+    supervisor.proc.wait(10)
+    # the parent-death SIGTERM must not buy the orphaned transport worker any grace
+    assert_no_leftovers(supervisor, timeout=3.0)
+
+
+def test_second_sigterm_ends_a_stopping_transport_worker(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    pid = supervisor.worker("transport:recorder")["pid"]
+    # The worker is busy as long as this run is consumed: SIGTERM starts the grace...
+    message_id = supervisor.send("slow sleep=30 answer=never")
+    wait_until(
+        lambda: any(r["message_id"] == message_id for r in supervisor.control("runs")["runs"]),
+        timeout=30,
+    )
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: "transport.stopping" in supervisor.log())
+    assert _alive(pid)
+    # ...and a second one ends it now.
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not _alive(pid), timeout=3.0)
+    assert supervisor.stop(timeout=60) == 0
+    assert_no_leftovers(supervisor)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
