@@ -168,13 +168,32 @@ class Harness:
 
         return self.server.wait_for(find, timeout=timeout)
 
-    def final_for(self, chat_id: int, user_msg_id: int, *, timeout: float = 20.0) -> FakeMessage:
-        """The terminal (done/error) reply to a user message."""
+    def reply_to(
+        self,
+        chat_id: int,
+        user_msg_id: int,
+        *,
+        text: str | None = None,
+        contains: str = "",
+        prefix: str | tuple[str, ...] = "",
+        timeout: float = 20.0,
+    ) -> FakeMessage:
+        """The first bot reply to a user message whose text is ``text`` (when given),
+        contains ``contains`` and starts with ``prefix``."""
         return self.wait_bot_message(
             chat_id,
-            lambda m: m.reply_to_message_id == user_msg_id and m.text.startswith(("done", "error")),
+            lambda m: (
+                m.reply_to_message_id == user_msg_id
+                and (text is None or m.text == text)
+                and contains in m.text
+                and m.text.startswith(prefix)
+            ),
             timeout=timeout,
         )
+
+    def final_for(self, chat_id: int, user_msg_id: int, *, timeout: float = 20.0) -> FakeMessage:
+        """The terminal (done/error) reply to a user message."""
+        return self.reply_to(chat_id, user_msg_id, prefix=("done", "error"), timeout=timeout)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ GROUP = -3003
 
 def _reply(h, server, chat, text, **kw):
     msg = server.send_user_message(chat, text, **kw)
-    return h.wait_bot_message(chat, lambda m: m.reply_to_message_id == msg["message_id"])
+    return h.reply_to(chat, msg["message_id"])
 
 
 def test_model_and_reasoning_overrides_reach_codex(server, fake_codex, harness_factory, tmp_path):

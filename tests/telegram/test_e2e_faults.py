@@ -92,9 +92,7 @@ def test_final_survives_when_replacing_send_keeps_failing(server, fake_codex, ha
     """If sending the final reply fails for good, the progress message becomes the final."""
     h = harness_factory().start()
     user = server.send_user_message(CHAT, "sleep 1.5")
-    progress = h.wait_bot_message(
-        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and "sleep" in m.text
-    )
+    progress = h.reply_to(CHAT, user["message_id"], contains="sleep")
     server.inject("error", method="sendMessage", count=1, description="Bad Request: boom")
     final = h.wait_bot_message(
         CHAT,
@@ -160,7 +158,7 @@ def test_duplicate_updates_run_once(server, fake_codex, harness_factory):
 def test_offline_backlog_is_notified_not_run(server, fake_codex, harness_factory):
     old = server.send_user_message(CHAT, "sent while down", date=int(time.time()) - 120)
     h = harness_factory().start()
-    notice = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == old["message_id"])
+    notice = h.reply_to(CHAT, old["message_id"])
     assert notice.text == BACKLOG_NOTICE
     fresh = server.send_user_message(CHAT, "fresh")
     h.final_for(CHAT, fresh["message_id"])
@@ -241,13 +239,11 @@ def test_pending_deliveries_are_sent_at_startup(server, fake_codex, harness_fact
     config_path = tmp_path / "takopi.toml"
     runtime = _JournalRuntime(make_runtime(config_path), records)
     h = harness_factory(runtime=runtime, offline_backlog="drop").start()
-    done = h.wait_bot_message(
-        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and m.text.startswith("done")
-    )
+    done = h.reply_to(CHAT, user["message_id"], prefix="done")
     assert "the answer computed while the transport was down" in done.text
     assert "codex resume thread-abc" in done.text
     assert any(e["type"] == "bold" for e in done.entities)
-    interrupted = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == other["message_id"])
+    interrupted = h.reply_to(CHAT, other["message_id"])
     assert interrupted.text.startswith("interrupted · codex")
     assert "codex resume thread-def" in interrupted.text
     server.wait_for(lambda: server.message(CHAT, progress["message_id"]).deleted)
@@ -293,7 +289,7 @@ def test_runtime_failures_never_kill_the_loop(
     server.send_user_message(CHAT, "/ctx")
     wait_until(lambda: log_capture.events("telegram.task_failed"))
     first = server.send_user_message(CHAT, "hello")
-    err = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == first["message_id"])
+    err = h.reply_to(CHAT, first["message_id"])
     assert err.text == "error:\nsupervisor unreachable"
     second = server.send_user_message(CHAT, "hello again")
     assert "ok: hello again" in h.final_for(CHAT, second["message_id"]).text

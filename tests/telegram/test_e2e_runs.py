@@ -77,15 +77,10 @@ def test_parallel_threads_and_queued_follow_up(server, fake_codex, harness_facto
     b = server.send_user_message(CHAT, "wait gate_b")
     # both agents run at the same time
     wait_until(lambda: len(fake_codex.calls()) == 2)
-    progress_a = h.wait_bot_message(
-        CHAT, lambda m: m.reply_to_message_id == a["message_id"] and "wait gate_a" in m.text
-    )
+    progress_a = h.reply_to(CHAT, a["message_id"], contains="wait gate_a")
     # a reply to A's running progress message is queued on A's thread
     follow = server.send_user_message(CHAT, "after a", reply_to=progress_a.message_id)
-    queued = h.wait_bot_message(
-        CHAT,
-        lambda m: m.reply_to_message_id == follow["message_id"] and m.text.startswith("queued"),
-    )
+    queued = h.reply_to(CHAT, follow["message_id"], prefix="queued")
     assert queued.buttons and queued.buttons[0]["callback_data"] == CANCEL_CALLBACK_DATA
     assert len(fake_codex.calls()) == 2  # not started while A runs
     fake_codex.open_gate("gate_b")
@@ -108,9 +103,7 @@ def test_cancel_by_reply_kills_the_process_group(server, fake_codex, harness_fac
     user = server.send_user_message(CHAT, "sleep 30")
     wait_until(lambda: fake_codex.calls())
     call = fake_codex.calls()[0]
-    progress = h.wait_bot_message(
-        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and "sleep 30" in m.text
-    )
+    progress = h.reply_to(CHAT, user["message_id"], contains="sleep 30")
     server.send_user_message(CHAT, "/cancel", reply_to=progress.message_id)
     cancelled = h.wait_bot_message(
         CHAT, lambda m: m.message_id == progress.message_id and "cancelled" in m.text
@@ -126,9 +119,7 @@ def test_cancel_button(server, fake_codex, harness_factory):
     user = server.send_user_message(CHAT, "sleep 30")
     wait_until(lambda: fake_codex.calls())
     call = fake_codex.calls()[0]
-    progress = h.wait_bot_message(
-        CHAT, lambda m: m.reply_to_message_id == user["message_id"] and "sleep 30" in m.text
-    )
+    progress = h.reply_to(CHAT, user["message_id"], contains="sleep 30")
     server.press_button(CHAT, progress.message_id, CANCEL_CALLBACK_DATA)
     answer = server.wait_for(lambda: server.callback_answers)
     assert answer[0].get("text") == "cancelling..."
@@ -152,14 +143,9 @@ def test_cancel_queued_job_drops_it(server, fake_codex, harness_factory):
     h = harness_factory().start()
     a = server.send_user_message(CHAT, "wait gate_q")
     wait_until(lambda: fake_codex.calls())
-    progress = h.wait_bot_message(
-        CHAT, lambda m: m.reply_to_message_id == a["message_id"] and "wait gate_q" in m.text
-    )
+    progress = h.reply_to(CHAT, a["message_id"], contains="wait gate_q")
     follow = server.send_user_message(CHAT, "queued one", reply_to=progress.message_id)
-    queued = h.wait_bot_message(
-        CHAT,
-        lambda m: m.reply_to_message_id == follow["message_id"] and m.text.startswith("queued"),
-    )
+    queued = h.reply_to(CHAT, follow["message_id"], prefix="queued")
     server.press_button(CHAT, queued.message_id, CANCEL_CALLBACK_DATA)
     answers = server.wait_for(lambda: server.callback_answers)
     assert answers[0].get("text") == "dropped from queue."
@@ -172,21 +158,9 @@ def test_cancel_queued_job_drops_it(server, fake_codex, harness_factory):
 def test_cancel_without_reply_and_on_nothing(server, fake_codex, harness_factory):
     h = harness_factory().start()
     msg = server.send_user_message(CHAT, "/cancel")
-    h.wait_bot_message(
-        CHAT,
-        lambda m: (
-            m.reply_to_message_id == msg["message_id"]
-            and m.text == "reply to the progress message to cancel."
-        ),
-    )
+    h.reply_to(CHAT, msg["message_id"], text="reply to the progress message to cancel.")
     msg2 = server.send_user_message(CHAT, "/cancel@takopi_test_bot", reply_to=msg["message_id"])
-    h.wait_bot_message(
-        CHAT,
-        lambda m: (
-            m.reply_to_message_id == msg2["message_id"]
-            and m.text == "nothing is currently running for that message."
-        ),
-    )
+    h.reply_to(CHAT, msg2["message_id"], text="nothing is currently running for that message.")
     assert fake_codex.calls() == []
 
 
@@ -233,13 +207,7 @@ def test_chat_session_mode_resumes_without_reply_and_new_clears(
     assert state["chats"][f"{CHAT}:chat"]["sessions"]["codex"] == {"resume": thread}
     assert state["cwd"] == os.getcwd()
     new = server.send_user_message(CHAT, "/new")
-    h.wait_bot_message(
-        CHAT,
-        lambda m: (
-            m.reply_to_message_id == new["message_id"]
-            and m.text == "cleared stored sessions for this chat."
-        ),
-    )
+    h.reply_to(CHAT, new["message_id"], text="cleared stored sessions for this chat.")
     three = server.send_user_message(CHAT, "three")
     h.final_for(CHAT, three["message_id"])
     assert fake_codex.calls()[2]["resume"] is None
@@ -284,7 +252,7 @@ def test_project_directive_sets_cwd_and_ctx_footer(server, fake_codex, harness_f
     assert fake_codex.calls()[1]["cwd"] == str(proj_dir)
     # conflicting directives are a clear error, not a run
     bad = server.send_user_message(CHAT, "/web /web twice")
-    err = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == bad["message_id"])
+    err = h.reply_to(CHAT, bad["message_id"])
     assert err.text.startswith("error:\nmultiple project directives")
     assert len(fake_codex.calls()) == 2
 
@@ -320,7 +288,7 @@ def test_unknown_engine_gets_an_error_reply(server, fake_codex, harness_factory)
     )
     h = harness_factory(runtime=TransportRuntime(router=router)).start()
     user = server.send_user_message(CHAT, "/claude hello")
-    reply = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == user["message_id"])
+    reply = h.reply_to(CHAT, user["message_id"])
     assert reply.text.startswith("error · claude · 0s")
     assert "claude not found on PATH" in reply.text
     assert fake_codex.calls() == []
@@ -363,9 +331,7 @@ def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory,
     commands = server.wait_for(lambda: server.commands)
     assert {"command": "hello", "description": "say hello"} in commands
     msg = server.send_user_message(CHAT, "/hello big world")
-    reply = h.wait_bot_message(
-        CHAT, lambda m: m.reply_to_message_id == msg["message_id"] and m.text.startswith("hello")
-    )
+    reply = h.reply_to(CHAT, msg["message_id"], prefix="hello")
     assert re.fullmatch(r"hello big world / done · codex · \d+s", reply.text)
     assert ("bold", "big world") in [
         (e["type"], reply.text[e["offset"] : e["offset"] + e["length"]]) for e in reply.entities
@@ -375,7 +341,7 @@ def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory,
     assert seen["args"] == ("big", "world")
     assert fake_codex.calls()[0]["prompt"] == "from the plugin"
     bad = server.send_user_message(CHAT, "/broken")
-    err = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == bad["message_id"])
+    err = h.reply_to(CHAT, bad["message_id"])
     assert err.text == "error:\nplugin blew up"
 
 
@@ -412,7 +378,7 @@ def test_command_ids_exposed_by_the_runtime_are_dispatched(
     )
     h = harness_factory(runtime=WithCommands(make_runtime(tmp_path / "takopi.toml"))).start()
     msg = server.send_user_message(CHAT, "/remote")
-    reply = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == msg["message_id"])
+    reply = h.reply_to(CHAT, msg["message_id"])
     assert reply.text == "remote says hi" and reply.disable_notification
     assert fake_codex.calls() == []
 
@@ -420,7 +386,7 @@ def test_command_ids_exposed_by_the_runtime_are_dispatched(
 def test_file_command_without_file_transfer(server, fake_codex, harness_factory):
     h = harness_factory().start()
     msg = server.send_user_message(CHAT, "/file get README.md")
-    reply = h.wait_bot_message(CHAT, lambda m: m.reply_to_message_id == msg["message_id"])
+    reply = h.reply_to(CHAT, msg["message_id"])
     assert reply.text == "file transfer disabled; enable [transports.telegram.files]."
     # documents are ignored silently when file transfer is off, even with a caption
     server.send_user_message(CHAT, caption="please run this")
