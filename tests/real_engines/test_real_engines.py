@@ -67,6 +67,13 @@ def final(events: list[TakopiEvent]) -> CompletedEvent:
     return completed[0]
 
 
+def final_ok(events: list[TakopiEvent]) -> CompletedEvent:
+    """The single terminal event, which must be last and a success."""
+    done = final(events)
+    assert done.ok, describe(events)
+    return done
+
+
 def started(events: list[TakopiEvent]) -> StartedEvent:
     """The single started event."""
     found = [e for e in events if isinstance(e, StartedEvent)]
@@ -93,8 +100,7 @@ async def test_new_session_then_resume_carries_history(
     first_prompt = "remember the word takopi-marker-7"
 
     events = await collect(runner, first_prompt, None, sandbox.work)
-    done = final(events)
-    assert done.ok, describe(events)
+    done = final_ok(events)
     assert done.answer == f"ok: {first_prompt}", describe(events)
     token = started(events).resume
     assert token.engine == engine
@@ -108,8 +114,7 @@ async def test_new_session_then_resume_carries_history(
         assert "x-api-key" not in first.credential_headers
 
     resumed = await collect(runner, "HISTORY", token, sandbox.work)
-    done2 = final(resumed)
-    assert done2.ok, describe(resumed)
+    done2 = final_ok(resumed)
     assert started(resumed).resume == token, describe(resumed)
     assert done2.resume == token
     assert done2.answer.splitlines() == [
@@ -173,8 +178,7 @@ async def test_shell_tool_call_is_a_command_action_and_only_the_fake_is_contacte
     runner = build_runner(sandbox)
 
     events = await collect(runner, "please\nRUN: echo hi", None, sandbox.work)
-    done = final(events)
-    assert done.ok, describe(events)
+    done = final_ok(events)
     assert done.answer == "`echo hi` printed: hi", describe(events)
 
     commands = [e for e in events if isinstance(e, ActionEvent) and e.action.kind == "command"]
@@ -278,8 +282,7 @@ async def test_pi_resumes_the_right_one_of_two_sessions_started_together(
     assert token_a != token_b
 
     resumed = await collect(runner, "HISTORY", token_a, sandbox.work)
-    done = final(resumed)
-    assert done.ok, describe(resumed)
+    done = final_ok(resumed)
     assert done.answer.splitlines() == ["HISTORY: 1 earlier prompt(s)", "- session alpha"]
     assert done.resume == token_a
 
@@ -298,8 +301,7 @@ async def test_opencode_resume_from_another_cwd_does_not_hang(
     elsewhere.mkdir()
 
     resumed = await collect(runner, "HISTORY", token, elsewhere)
-    done = final(resumed)
-    assert done.ok, describe(resumed)
+    done = final_ok(resumed)
     assert done.answer.splitlines() == [
         "HISTORY: 1 earlier prompt(s)",
         "- from the project dir",
@@ -340,8 +342,7 @@ async def test_pi_over_the_other_wires(
     runner = build_runner(sandbox)
 
     events = await collect(runner, "please\nRUN: echo hi", None, sandbox.work)
-    done = final(events)
-    assert done.ok, describe(events)
+    done = final_ok(events)
     assert done.answer == "`echo hi` printed: hi", describe(events)
     commands = [e for e in events if isinstance(e, ActionEvent) and e.action.kind == "command"]
     assert [e.phase for e in commands] == ["started", "completed"], describe(events)
@@ -383,8 +384,7 @@ async def test_codex_profile_key_selects_a_config_toml_profile(
     runner = build_runner(EngineSandbox(**{**sandbox.__dict__, "config": {"profile": "offline"}}))
 
     events = await collect(runner, "via profile", None, sandbox.work)
-    done = final(events)
-    assert done.ok, describe(events)
+    done = final_ok(events)
     assert done.answer == "ok: via profile"
     assert started(events).title == "offline"
     assert prompt_requests(fake_model, "via profile")
