@@ -5,6 +5,9 @@
 ``{"op": "cancel"}`` (cancel every running run), ``{"op": "command", "text": "/echo hi", ...}``.
 Everything sent/edited/deleted is appended to ``outbox-<id>.jsonl``; the first line is
 ``{"op": "ready"}`` after pending deliveries were taken (``{"op": "delivery", ...}``).
+
+The CLI tests' ``clirec`` transport is this module too (``takopi_clitest/_recording.py`` is a
+symlink to it), with the inbox and outbox names passed to :class:`Recorder`.
 """
 
 from __future__ import annotations
@@ -108,8 +111,12 @@ class Executor:
 class Recorder:
     description = "test transport (inbox dir → outbox jsonl)"
 
-    def __init__(self, transport_id: str) -> None:
+    def __init__(
+        self, transport_id: str, *, inbox: str | None = None, outbox: str | None = None
+    ) -> None:
         self.id = transport_id
+        self.inbox_name = inbox or f"inbox-{transport_id}"
+        self.outbox_name = outbox or f"outbox-{transport_id}.jsonl"
 
     def check_setup(
         self, engine_backend: Any, *, transport_override: str | None = None
@@ -137,9 +144,9 @@ class Recorder:
         self, transport_config: dict[str, Any], runtime: Any, final_notify: bool
     ) -> None:
         base = Path(str(transport_config["dir"]))
-        inbox = base / f"inbox-{self.id}"
+        inbox = base / self.inbox_name
         inbox.mkdir(parents=True, exist_ok=True)
-        outbox = Outbox(base / f"outbox-{self.id}.jsonl")
+        outbox = Outbox(base / self.outbox_name)
         transport = RecordingTransport(outbox, float(transport_config.get("send_delay") or 0))
         cfg = ExecBridgeConfig(
             transport=transport, presenter=MarkdownPresenter(), final_notify=final_notify

@@ -1,0 +1,1 @@
+../../../process/plugin_dist/takopi_proctest/recorder.py
