@@ -989,6 +989,7 @@ class Arbiter:
                 and proc.exit.returncode == 0
                 and slot.ready_at is not None
                 and self.state == "running"
+                and not slot.manual_restart  # `takopictl restart` stops it with SIGTERM
             ):
                 # The transport finished on its own (e.g. console at end of input).
                 log.info("transport.finished", transport=slot.plugin_id)
@@ -1383,6 +1384,10 @@ class Arbiter:
                 await self._shutdown()
                 tg.cancel_scope.cancel()
         finally:
+            if self.options.handle_signals:
+                # The signal receiver is closed: a late SIGTERM must not kill the teardown.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
             if self._lock is not None:
                 self._lock.release()
             self.journal.close()

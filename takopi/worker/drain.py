@@ -5,27 +5,45 @@ The plugin runs its own event loop on its own thread (``build_and_run``). The pr
 — together with the task that started it, which is where the final message is sent
 (``handle_message`` consumes the run in a child task and sends the answer afterwards). On
 SIGTERM the transport worker waits (bounded) until those tasks are done, then asks the loop to
-stop the way Ctrl-C would: by cancelling its root task.
+stop the way Ctrl-C would: by cancelling its root task. Runs still in flight are not waited
+for beyond a moment (their terminal event may be on its way): a consumer cut short while
+stopping leaves its run to the supervisor, which journals the outcome for the next transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
+from dataclasses import dataclass
 
 from takopi.logging import get_logger
 
 log = get_logger(__name__)
 
 
+@dataclass(eq=False)
+class Delivery:
+    """One run or command being consumed: the tasks that will send its reply."""
+
+    tasks: list[asyncio.Task[object]]
+    terminal: bool = False
+    """The run's terminal event arrived: only the final message is left to send."""
+
+    def done(self) -> bool:
+        """Every task of this delivery has finished."""
+        return all(task.done() for task in self.tasks)
+
+
 class ConsumerTracker:
     """Tasks of the plugin's event loop that have a reply to deliver."""
 
     def __init__(self) -> None:
-        self._tasks: weakref.WeakSet[asyncio.Task[object]] = weakref.WeakSet()
+        self._deliveries: list[Delivery] = []
         self._lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping = False
+        """Set when the worker is stopping: a consumer cut short then must not cancel its
+        run (the supervisor keeps it and journals the outcome for the next transport)."""
 
     def note_loop(self) -> None:
         """Remember the running loop of the calling thread (the plugin's)."""
@@ -36,29 +54,32 @@ class ConsumerTracker:
         if self.loop is not loop:
             self.loop = loop
 
-    def enter(self, *, with_parent: bool = False) -> None:
+    def enter(self, *, with_parent: bool = False) -> Delivery | None:
         """The current task will deliver something; ``with_parent``: so will the task that
         started it (unless that is the loop's root task, which lives as long as the loop)."""
         try:
             task = asyncio.current_task()
         except RuntimeError:
-            return
+            return None
         if task is None:
-            return
+            return None
         self.note_loop()
         found = [task]
         parent = _parent_task(task) if with_parent else None
         if parent is not None:
             found.append(parent)
+        delivery = Delivery(found)
         with self._lock:
-            for item in found:
-                self._tasks.add(item)
+            self._deliveries = [d for d in self._deliveries if not d.done()]
+            self._deliveries.append(delivery)
+        return delivery
 
-    def busy(self) -> int:
-        """How many tracked tasks are still running."""
+    def busy(self, *, include_open: bool = True) -> int:
+        """Deliveries still going; ``include_open=False`` counts only those whose terminal
+        event arrived (a run still in flight is not waited for)."""
         with self._lock:
-            tasks = list(self._tasks)
-        return sum(1 for task in tasks if not task.done())
+            deliveries = list(self._deliveries)
+        return sum(1 for d in deliveries if not d.done() and (include_open or d.terminal))
 
     def stop_loop(self) -> bool:
         """Cancel the plugin loop's root task(s) (Ctrl-C semantics); False if no loop known."""
@@ -107,4 +128,4 @@ def _cancel_roots() -> None:
 TRACKER = ConsumerTracker()
 """The transport worker's tracker (one plugin per worker process)."""
 
-__all__ = ["TRACKER", "ConsumerTracker"]
+__all__ = ["TRACKER", "ConsumerTracker", "Delivery"]

@@ -141,7 +141,7 @@ class RunnerProxy:
             }
         # A stopping transport worker lets this reply go out first; runner_bridge consumes
         # the run in a child task and sends the final message from its parent.
-        TRACKER.enter(with_parent=True)
+        delivery = TRACKER.enter(with_parent=True)
         cwd = get_run_base_dir()
         options = get_run_options()
         run_id = uuid.uuid4().hex
@@ -166,6 +166,8 @@ class RunnerProxy:
                         continue
                     if isinstance(item, CompletedEvent):
                         finished = True
+                        if delivery is not None:
+                            delivery.terminal = True
                     yield item
                     if finished:
                         # The consumer took the terminal event: nothing left to deliver.
@@ -175,7 +177,7 @@ class RunnerProxy:
                             except Exception as exc:
                                 log.warning("runner_proxy.ack_failed", error=str(exc))
             finally:
-                if not finished:
+                if not finished and not TRACKER.stopping:
                     # The consumer left early (cancel): tell the supervisor before the stream
                     # closes so it cancels the run instead of finishing it for the journal.
                     with anyio.CancelScope(shield=True), anyio.move_on_after(5):

@@ -42,6 +42,8 @@ STOP_GRACE = 5.0
 """Seconds a stopping transport gets to deliver final messages (the supervisor waits longer)."""
 LOOP_STOP_WAIT = 1.0
 """Seconds ``build_and_run`` gets to return once its loop was asked to stop."""
+OPEN_RUN_WAIT = 1.5
+"""Seconds a run without its terminal event yet is waited for (it may be on its way)."""
 
 
 def _unavailable_runner(*_args: Any, **_kwargs: Any) -> Any:
@@ -220,12 +222,14 @@ class TransportHost:
         thread = self.thread
         if thread is None or not thread.is_alive():
             return
-        deadline = time.monotonic() + grace
+        TRACKER.stopping = True
+        started = time.monotonic()
+        deadline = started + grace
         busy = TRACKER.busy()
         log.info("transport.stopping", transport=self.plugin_id, busy=busy)
         while busy and time.monotonic() < deadline and not self.peer.closed:
             await anyio.sleep(0.05)
-            busy = TRACKER.busy()
+            busy = TRACKER.busy(include_open=time.monotonic() - started < OPEN_RUN_WAIT)
         if busy:
             log.warning("transport.stop_grace_over", transport=self.plugin_id, busy=busy)
         if TRACKER.stop_loop():
@@ -234,4 +238,4 @@ class TransportHost:
                 await anyio.sleep(0.02)
 
 
-__all__ = ["LOOP_STOP_WAIT", "STOP_GRACE", "TransportHost"]
+__all__ = ["LOOP_STOP_WAIT", "OPEN_RUN_WAIT", "STOP_GRACE", "TransportHost"]

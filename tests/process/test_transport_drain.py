@@ -66,14 +66,14 @@ def test_transport_worker_exits_at_once_when_its_supervisor_is_gone(
 
 
 def test_second_sigterm_ends_a_stopping_transport_worker(supervisor: SupervisorHarness) -> None:
-    supervisor.write_config(extra=FAST)
+    supervisor.write_config(extra=FAST, recorder="final_delay = 60")
     supervisor.start()
     pid = supervisor.worker("transport:recorder")["pid"]
-    # The worker is busy as long as this run is consumed: SIGTERM starts the grace...
-    message_id = supervisor.send("slow sleep=30 answer=never")
+    # The run is answered; its final message takes long to send: SIGTERM starts the grace...
+    message_id = supervisor.send("quick answer=slow-final")
+    wait_until(lambda: "runner.completed_event" in supervisor.log(), timeout=30)
     wait_until(
-        lambda: any(r["message_id"] == message_id for r in supervisor.control("runs")["runs"]),
-        timeout=30,
+        lambda: not any(r["message_id"] == message_id for r in supervisor.control("runs")["runs"])
     )
     os.kill(pid, signal.SIGTERM)
     wait_until(lambda: "transport.stopping" in supervisor.log())
@@ -81,7 +81,30 @@ def test_second_sigterm_ends_a_stopping_transport_worker(supervisor: SupervisorH
     # ...and a second one ends it now.
     os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not _alive(pid), timeout=3.0)
-    assert supervisor.stop(timeout=60) == 0
+    # (a transport that exits 0 has finished: the supervisor stops by itself)
+    assert supervisor.proc is not None
+    assert supervisor.proc.wait(30) == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_graceful_transport_restart_leaves_runs_in_flight_to_the_journal(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(extra=FAST)
+    supervisor.start()
+    supervisor.send("slow sleep=4 answer=survived-transport-restart")
+    wait_until(lambda: "resume" in str(supervisor.outbox()[-1].get("text")))
+    old_pid = supervisor.worker("transport:recorder")["pid"]
+    restarted = supervisor.control("restart", {"names": ["transport:recorder"]})
+    assert restarted["restarted"] == ["transport:recorder"]
+    # Not waited for (still in flight), not cancelled: delivered by the next transport.
+    delivery = wait_until(lambda: supervisor.outbox_ops("delivery"), timeout=30)[0]
+    assert delivery["status"] == "done", delivery
+    assert delivery["answer"] == "survived-transport-restart"
+    new = supervisor.worker("transport:recorder")
+    assert new["pid"] != old_pid and new["state"] == "ready"
+    assert "transport.stop_grace_over" not in supervisor.log()
+    assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)
 
 

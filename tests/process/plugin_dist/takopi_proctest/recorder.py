@@ -48,12 +48,23 @@ class Outbox:
             os.fsync(fh.fileno())
 
 
-class RecordingTransport:
-    """``send_delay`` (seconds) makes every send/edit slow, like a paced chat API."""
+def _is_final(text: str) -> bool:
+    return text.split(" ", 1)[0].strip("`") in ("done", "error", "cancelled")
 
-    def __init__(self, outbox: Outbox, send_delay: float = 0.0) -> None:
+
+class RecordingTransport:
+    """``send_delay`` (seconds) makes every send/edit slow, like a paced chat API;
+    ``final_delay`` only the final messages (``done``/``error``/``cancelled``)."""
+
+    def __init__(self, outbox: Outbox, send_delay: float = 0.0, final_delay: float = 0.0) -> None:
         self.outbox = outbox
         self.send_delay = send_delay
+        self.final_delay = final_delay
+
+    async def _pace(self, text: str) -> None:
+        delay = self.send_delay + (self.final_delay if _is_final(text) else 0.0)
+        if delay:
+            await anyio.sleep(delay)
 
     async def close(self) -> None:
         return None
@@ -61,8 +72,7 @@ class RecordingTransport:
     async def send(
         self, *, channel_id: Any, message: RenderedMessage, options: SendOptions | None = None
     ) -> MessageRef | None:
-        if self.send_delay:
-            await anyio.sleep(self.send_delay)
+        await self._pace(message.text)
         self.outbox.next_id += 1
         ref = MessageRef(channel_id=channel_id, message_id=self.outbox.next_id)
         reply_to = options.reply_to.message_id if options and options.reply_to else None
@@ -80,8 +90,7 @@ class RecordingTransport:
     async def edit(
         self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
     ) -> MessageRef | None:
-        if self.send_delay:
-            await anyio.sleep(self.send_delay)
+        await self._pace(message.text)
         self.outbox.record({"op": "edit", "message_id": ref.message_id, "text": message.text})
         return ref
 
@@ -147,7 +156,11 @@ class Recorder:
         inbox = base / self.inbox_name
         inbox.mkdir(parents=True, exist_ok=True)
         outbox = Outbox(base / self.outbox_name)
-        transport = RecordingTransport(outbox, float(transport_config.get("send_delay") or 0))
+        transport = RecordingTransport(
+            outbox,
+            float(transport_config.get("send_delay") or 0),
+            float(transport_config.get("final_delay") or 0),
+        )
         cfg = ExecBridgeConfig(
             transport=transport, presenter=MarkdownPresenter(), final_notify=final_notify
         )
