@@ -6,6 +6,7 @@ The Python 3.13 venv (takopi installed editable) is cached under
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -32,15 +33,29 @@ def py313_venv() -> Path:
     marker = venv / ".takopi-ready"
     if marker.exists() and python.exists():
         return python
-    shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([_pyenv_313(), "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", str(REPO)],
-        check=True,
-        timeout=800,
-    )
-    marker.write_text("ok\n")
+    # Several test runs (engineers, CI shards) may want the same venv at once: one builds it.
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and python.exists():
+            return python
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([_pyenv_313(), "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-e",
+                str(REPO),
+            ],
+            check=True,
+            timeout=800,
+        )
+        marker.write_text("ok\n")
     return python
 
 
