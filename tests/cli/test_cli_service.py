@@ -256,3 +256,74 @@ def test_repository_unit_is_the_reference_rendering(home: Path) -> None:
     assert checked.stderr == ""
     (local_bin / "takopictl").unlink()  # the check really looks at ExecReload's binary
     assert verify(shipped, home).returncode != 0
+
+
+@pytest.mark.timeout(300)
+def test_pip_installed_takopi_writes_a_unit_systemd_accepts(tmp_path: Path, home: Path) -> None:
+    """The issue's "done when": takopi installed *with pip* into a fresh venv, then
+    `takopi service install` produces a unit that `systemd-analyze verify` accepts.
+
+    The wheel is built from this checkout and installed with pip (which writes the console
+    scripts); its runtime dependencies come from the test venv's site-packages so the test
+    needs no network.
+    """
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    (wheel,) = wheels.glob("takopi-*.whl")
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True, timeout=120)
+    python = fresh / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    deps = subprocess.run(
+        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site, "test-deps.pth").write_text(f"{deps}\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    installed = subprocess.run(
+        [str(python), "-c", "import takopi, sys; print(takopi.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,  # not the checkout, which `-c` would put first on sys.path
+    ).stdout.strip()
+    assert installed.startswith(site), installed  # the wheel, not the checkout
+    env = {"HOME": str(home), "PATH": f"{fresh / 'bin'}:/usr/bin:/bin"}
+    result = run_cli([str(fresh / "bin" / "takopi"), "service", "install"], env, cwd=home)
+    assert result.returncode == 0, result.stderr
+    unit = home / ".config" / "systemd" / "user" / "takopi.service"
+    lines = unit_lines(unit)
+    assert f"ExecStart={fresh}/bin/takopi" in lines or f'ExecStart="{fresh}/bin/takopi"' in lines
+    checked = verify(unit, home)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stderr == ""
