@@ -1,0 +1,147 @@
+"""Issue 5's "done when", end to end: `takopi --transport console` with no config starts the
+supervisor, the console transport and the engine workers as separate processes; a prompt streams
+progress and a final answer with a resume line; pasting the resume line continues the thread;
+/cancel stops a run with a terminal reply; end of input stops everything, leaving no process."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.cli.conftest import TAKOPI, TAKOPICTL, make_env
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class ConsoleSession:
+    """A running `takopi --transport console` whose stdout is read line by line."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [TAKOPI, "--transport", "console"],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def read_until(self, needle: str, timeout: float = 60) -> list[str]:
+        """Lines read up to and including the first one containing ``needle``."""
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            seen.append(line)
+            if needle in line:
+                return seen
+        raise AssertionError(f"{needle!r} not seen; output so far:\n" + "\n".join(self.lines))
+
+
+def ctl_status(env: dict[str, str]) -> dict[str, object]:
+    out = subprocess.run(
+        [TAKOPICTL, "status", "--json"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[tuple[ConsoleSession, dict[str, str]]]:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = make_env(home)
+    env["TAKOPI__DEMO__DELAY"] = "0.2"  # slow enough to watch (and cancel) a run
+    env.pop("PYTHONPATH", None)
+    sess = ConsoleSession(env, home)
+    try:
+        yield sess, env
+    finally:
+        if sess.proc.poll() is None:
+            sess.proc.kill()
+            sess.proc.wait(timeout=10)
+
+
+def test_console_session_end_to_end(session: tuple[ConsoleSession, dict[str, str]]) -> None:
+    sess, env = session
+    sess.read_until("takopi console")
+
+    status = ctl_status(env)
+    supervisor_pid = status["supervisor"]["pid"]  # type: ignore[index]
+    workers = {(w["kind"], w["id"]): w for w in status["workers"]}  # type: ignore[union-attr]
+    assert ("transport", "console") in workers
+    assert ("engine", "demo") in workers
+    pids = {w["pid"] for w in workers.values()}
+    assert supervisor_pid == sess.proc.pid
+    assert supervisor_pid not in pids
+    assert len(pids) == len(workers)  # one process per plugin
+    service_pids = {supervisor_pid, *pids}
+    for pid in pids:
+        assert psutil.pid_exists(pid)
+
+    # A prompt: progress lines stream in (edits of one message) before the final answer.
+    sess.send("first prompt")
+    progress = sess.read_until("You said: first prompt")
+    assert any("working · demo" in line and "step" in line for line in progress)
+    assert any("✓" in line for line in progress)
+    final = sess.read_until("demo resume ")
+    resume_line = next(line for line in final if "demo resume " in line).strip().strip("`")
+
+    # Pasting the resume line continues that thread (the demo engine keeps its history).
+    sess.send(resume_line + "\\")
+    sess.send("second prompt")
+    sess.read_until("This thread has 2 prompts so far")
+    sess.read_until("2. second prompt")
+
+    # /cancel: the run ends with a terminal reply, its resume line kept.
+    sess.send("a long one")
+    sess.read_until("working · demo")
+    sess.send("/cancel")
+    cancelled = sess.read_until("cancelled")
+    assert any("cancelled" in line for line in cancelled)
+
+    # End of input: the supervisor finishes and every process of the service is gone.
+    assert sess.proc.stdin is not None
+    sess.proc.stdin.close()
+    assert sess.proc.wait(timeout=60) == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in service_pids):
+        time.sleep(0.1)
+    leftovers = []
+    for pid in service_pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                leftovers.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    assert leftovers == []
