@@ -705,10 +705,10 @@ class Arbiter:
             if python not in cache:
                 try:
                     eps = list_entrypoints_for_python(python, COMMAND_GROUP, allowlist=allowlist)
-                    cache[python] = {ep.name for ep in eps}
-                except Exception as exc:
+                except Exception as exc:  # not cached: asked again next time
                     log.warning("supervisor.plugin_python_failed", plugin=plugin_id, error=str(exc))
-                    cache[python] = set()
+                    continue
+                cache[python] = {ep.name for ep in eps}
             if plugin_id in cache[python]:
                 ids.add(plugin_id)
         return sorted(ids)

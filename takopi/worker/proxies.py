@@ -456,22 +456,25 @@ def make_command_resolver(peer: Any) -> Any:
 
 
 def make_command_lister(peer: Any) -> Any:
-    """A lister for :func:`takopi.commands.set_command_lister`: the supervisor's command ids
-    (this interpreter's entry points plus those of ``[plugins.<id>] python`` interpreters,
-    filtered by the configured allowlist). If the supervisor cannot answer, the local entry
-    points are listed instead."""
+    """A lister for :func:`takopi.commands.set_command_lister`: this interpreter's command
+    entry points plus the supervisor's command ids (which include those of
+    ``[plugins.<id>] python`` interpreters). If the supervisor cannot answer, the local entry
+    points alone are listed."""
 
     def list_ids(*, allowlist: Any = None) -> list[str]:
-        try:
-            return [str(i) for i in peer.call_blocking("runtime.command_ids", timeout=60)]
-        except Exception as exc:
-            log.warning("commands.list_failed", error=str(exc))
-            from takopi import plugins
-            from takopi.ids import RESERVED_COMMAND_IDS
+        from takopi import plugins
+        from takopi.ids import RESERVED_COMMAND_IDS
 
-            return plugins.list_ids(
+        ids = set(
+            plugins.list_ids(
                 plugins.COMMAND_GROUP, allowlist=allowlist, reserved_ids=RESERVED_COMMAND_IDS
             )
+        )
+        try:
+            ids.update(str(i) for i in peer.call_blocking("runtime.command_ids", timeout=60))
+        except Exception as exc:
+            log.warning("commands.list_failed", error=str(exc))
+        return sorted(ids)
 
     return list_ids
 
