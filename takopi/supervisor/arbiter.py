@@ -1047,6 +1047,33 @@ class Arbiter:
             self.notifier.watchdog()
             await anyio.sleep(interval)
 
+    async def _config_watcher(self, poll_interval: float = 1.0) -> None:
+        """``watch_config = true``: reload when the config file changes (mtime/size), like
+        the reference's hot reload. Transport changes are reported, not applied."""
+        from takopi.utils.json_state import file_signature
+
+        last = file_signature(self.config_path)
+        reported_failure: tuple[int, int] | None = None
+        while True:
+            await anyio.sleep(poll_interval)
+            current = file_signature(self.config_path)
+            if current == last or current is None:
+                continue
+            last = current
+            if not self.settings.watch_config:
+                continue
+            result = await self.reload()
+            if result.get("reloaded"):
+                reported_failure = None
+                log.info(
+                    "config.reload.applied",
+                    restart_required=result.get("restart_required") or [],
+                    restarted=result.get("restarted") or [],
+                )
+            elif reported_failure != current:
+                reported_failure = current  # once per file state, not every poll
+                log.warning("config.reload.rejected", error=result.get("error"))
+
     async def _sweeper(self) -> None:
         while True:
             await anyio.sleep(1.0)
@@ -1370,6 +1397,7 @@ class Arbiter:
                 if self.options.handle_signals:
                     tg.start_soon(self._signals)
                 tg.start_soon(self._watchdog)
+                tg.start_soon(self._config_watcher)
                 if self.options.subreaper:
                     tg.start_soon(self._sweeper)
                 self.state = "running"

@@ -312,3 +312,48 @@ def test_takopi_cli_starts_the_supervisor(
 
     assert sup.ctl("stop").returncode == 0
     assert sup.proc.wait(timeout=30) == 0
+
+
+def test_watch_config_hot_reloads_without_takopictl(
+    supervisor_factory: Callable[[], SupervisorProc],
+) -> None:
+    """`watch_config = true`: editing the file is enough (no `takopictl reload`, no SIGHUP)."""
+    sup = supervisor_factory()
+
+    def config(flavour: str, transport_dir: str) -> str:
+        return (
+            "watch_config = true\n"
+            'transport = "clirec"\n'
+            'default_engine = "clitest"\n'
+            f"[transports.clirec]\ndir = {json.dumps(transport_dir)}\n"
+            f"[clitest]\nflavour = {json.dumps(flavour)}\n"
+        )
+
+    sup.config.write_text(config("old", str(sup.dir)))
+    sup.start()
+    before = _worker(_status(sup), "engine:clitest")
+
+    sup.config.write_text(config("new", str(sup.dir)))
+    wait_for(
+        lambda: (
+            (w := _worker(_status(sup), "engine:clitest"))["pid"] != before["pid"]
+            and w["state"] == "ready"
+        ),
+        30,
+        "the engine worker restarted after the config file changed",
+    )
+
+    sup.config.write_text(config("new", str(sup.dir) + "-moved"))
+    wait_for(
+        lambda: (
+            "restart_required" in sup.log.read_text() and "transport:clirec" in sup.log.read_text()
+        ),
+        30,
+        "a transport change reported as needing a restart",
+    )
+
+    sup.config.write_text("this is = = not toml\n")
+    wait_for(lambda: "config.reload.rejected" in sup.log.read_text(), 30, "the rejection")
+    doc = _status(sup)
+    assert doc["supervisor"]["state"] == "running"
+    assert _worker(doc, "transport:clirec")["state"] == "ready"
