@@ -66,10 +66,57 @@ class _Export:
     count: int = 0
 
 
+class RawBatch:
+    """Stream items still encoded, as one received frame carried them (``raw=True`` streams).
+
+    A relay (the supervisor) forwards it by yielding it from its own stream handler: the
+    producer re-emits the bytes verbatim (no decode/re-encode per item), keeping sequence
+    numbers and credits. ``contains(marker)`` is a byte search, for deciding cheaply whether
+    a batch needs a real decode (``items()``). The items must be values: references inside
+    them belong to the original sender's peer.
+    """
+
+    __slots__ = ("_peer", "body", "count")
+
+    def __init__(self, body: bytes, count: int, peer: Peer) -> None:
+        self.body = body
+        self.count = count
+        self._peer = peer
+
+    def contains(self, marker: bytes) -> bool:
+        """True if ``marker`` occurs in the encoded bytes (may be a false positive)."""
+        return marker in self.body
+
+    def items(self) -> list[Any]:
+        """Decode the items (``ProtocolError`` if the batch is not a list)."""
+        items = self._peer._decode(self.body)
+        if not isinstance(items, list):
+            raise ProtocolError("stream items must be a list")
+        return items
+
+    def __repr__(self) -> str:
+        return f"<RawBatch {self.count} items, {len(self.body)} bytes>"
+
+
+def _array_len(body: bytes) -> int:
+    """Element count of the msgpack array ``body`` starts with (``ValueError`` otherwise)."""
+    if not body:
+        raise ValueError("empty stream items frame")
+    head = body[0]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F
+    if head == 0xDC and len(body) >= 3:
+        return int.from_bytes(body[1:3], "big")
+    if head == 0xDD and len(body) >= 5:
+        return int.from_bytes(body[1:5], "big")
+    raise ValueError("stream items must be a list")
+
+
 @dataclass(slots=True)
 class _Producer:
     sid: int
     credit: int
+    window: int = 0
     task: asyncio.Task[None] | None = None
     batch: list[Any] = field(default_factory=list)
     seq: int = 0
@@ -89,6 +136,7 @@ class _Consumer:
         "home",
         "items",
         "peer_loop",
+        "raw",
         "sid",
         "unacked",
         "waiter",
@@ -111,6 +159,7 @@ class _Consumer:
         self.peer_loop = peer_loop
         self.unacked = 0
         self.credit_batch = max(1, window // 4)
+        self.raw = False
 
     # peer loop side
     def push(self, items: list[Any]) -> None:
@@ -472,6 +521,13 @@ class Peer:
         the producer (its async generator is closed). Works from any thread's event loop.
         """
         return self._stream(None, method, args, kwargs, window)
+
+    def stream_raw(self, method: str, *args: Any, window: int = 256, **kwargs: Any) -> _StreamCall:
+        """Like :meth:`stream`, but yields :class:`RawBatch` objects (items still encoded,
+        one per received frame), for relaying without decoding. Use on the peer loop."""
+        call = self._stream(None, method, args, kwargs, window)
+        call._raw = True
+        return call
 
     def _stream(
         self,
@@ -842,7 +898,7 @@ class Peer:
         except RemoteError as exc:
             self._send_quiet(env.pack(env.STREAM_END, sid, 0, error_to_wire(exc)))
             return
-        prod = _Producer(sid, window)
+        prod = _Producer(sid, window, window)
         self._producers[sid] = prod
         prod.task = self._loop.create_task(self._produce(prod, fn, sig, args, kwargs, home))
 
@@ -877,6 +933,9 @@ class Peer:
                     item = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
+                if type(item) is RawBatch:
+                    await self._produce_raw(prod, item)
+                    continue
                 prod.batch.append(item)
                 prod.credit -= 1
                 if len(prod.batch) >= MAX_BATCH:
@@ -906,6 +965,39 @@ class Peer:
                     await aclose()
                 except BaseException as exc:
                     log.debug("rpc.stream.aclose_failed", peer=self.name, error=repr(exc))
+
+    async def _wait_credit(self, prod: _Producer, n: int) -> None:
+        """Flush what is batched, then wait until ``n`` items may be sent."""
+        self._flush(prod)
+        while prod.credit < n:
+            prod.waiter = self._loop.create_future()
+            await prod.waiter
+
+    async def _produce_raw(self, prod: _Producer, raw: RawBatch) -> None:
+        """Re-emit a relayed batch verbatim (its own frame), within the consumer's window."""
+        # The consumer returns credit in chunks of window // 4, so only this much is sure to
+        # come back while it waits: a larger batch is decoded and sent in smaller frames.
+        limit = prod.window - max(1, prod.window // 4) + 1
+        if raw.count > limit:
+            items = raw.items()
+            for i in range(0, len(items), limit):
+                chunk = items[i : i + limit]
+                await self._wait_credit(prod, len(chunk))
+                if prod.ended:
+                    return
+                self._send_items(prod, chunk)
+                prod.credit -= len(chunk)
+            return
+        await self._wait_credit(prod, raw.count)
+        if prod.ended or raw.count == 0:
+            return
+        frame = env.pack(env.STREAM_ITEMS, prod.sid, prod.seq, raw.body)
+        try:
+            self._send(frame)
+        except ProtocolError as exc:
+            raise RemoteError(f"stream item too large: {exc.message}", code=TOO_LARGE) from None
+        prod.seq += raw.count
+        prod.credit -= raw.count
 
     def _scheduled_flush(self, prod: _Producer) -> None:
         prod.flush_scheduled = False
@@ -964,6 +1056,13 @@ class Peer:
             )
             return
         try:
+            if consumer.raw:
+                if not isinstance(body, bytes):
+                    raise TypeError("stream items must be bytes")
+                count = _array_len(body)
+                consumer.expected += count
+                consumer.push([RawBatch(body, count, self)])
+                return
             items = self._decode(body)
             if not isinstance(items, list):
                 raise TypeError("stream items must be a list")
@@ -1118,6 +1217,7 @@ class _StreamCall:
         self._window = window
         self._consumer: _Consumer | None = None
         self._foreign = False
+        self._raw = False
 
     async def __aenter__(self) -> _StreamCall:
         peer = self._peer
@@ -1126,6 +1226,7 @@ class _StreamCall:
         home = asyncio.get_running_loop()
         body = peer._encode([list(self._args), self._kwargs])
         consumer = _Consumer(next(peer._ids), self._window, home, peer._loop)
+        consumer.raw = self._raw
         self._consumer = consumer
         self._foreign = home is not peer._loop
         if self._foreign:
@@ -1149,7 +1250,7 @@ class _StreamCall:
         while True:
             if c.items:
                 item = c.items.popleft()
-                c.unacked += 1
+                c.unacked += item.count if c.raw else 1
                 if c.unacked >= c.credit_batch and not c.done:
                     n, c.unacked = c.unacked, 0
                     if self._foreign:
@@ -1178,4 +1279,4 @@ class _StreamCall:
             self._peer._consumer_cancel(c.sid)
 
 
-__all__ = ["MAX_BATCH", "Peer"]
+__all__ = ["MAX_BATCH", "Peer", "RawBatch"]

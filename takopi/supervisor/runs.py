@@ -15,7 +15,9 @@ engine worker's events and hands them to the stream through a bounded channel, s
 - at shutdown, runs still going after the grace period are cancelled with a terminal event.
 
 Stream items are takopi events, plus one ``{"token", "resume_line"}`` dict before ``started``
-so the transport side can format the resume line without a round trip.
+so the transport side can format the resume line without a round trip. The engine's event
+batches are relayed still encoded (:class:`~takopi.rpc.peer.RawBatch`); only a batch that may
+hold ``started``/``completed`` (a byte search for their wire tags) is decoded here.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from takopi.logging import get_logger
-from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
+from takopi.model import CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
+from takopi.rpc.peer import RawBatch
 from takopi.supervisor.registry import RunRecord, thread_key
 
 if TYPE_CHECKING:
@@ -42,6 +45,20 @@ OPERATOR_ERROR = "cancelled by the operator (takopictl cancel)"
 RESTART_REASON = "restart"
 RESTART_ERROR = "cancelled: the engine was restarted by the operator (takopictl restart --force)"
 SHUTDOWN_ERROR = "cancelled: takopi is shutting down"
+
+# Engine → supervisor stream window. Batches (at most this many items) are relayed verbatim
+# to the transport, whose window (runner proxy: 512) must leave room for a whole batch.
+ENGINE_WINDOW = 256
+# Items (mostly whole relayed batches of up to ENGINE_WINDOW events) buffered between the
+# driver and the consumer: few, so the events in flight stay bounded (a few thousand).
+CHANNEL_SIZE = 4
+# Tags of the events the supervisor must see decoded (journal, thread key, outcome).
+_OBSERVED_TAGS = (b"StartedEvent\0", b"CompletedEvent\0")
+
+
+def _observed(batch: RawBatch) -> bool:
+    """Whether ``batch`` may hold an event the supervisor must decode (false positives ok)."""
+    return any(batch.contains(tag) for tag in _OBSERVED_TAGS)
 
 
 class RunService:
@@ -120,7 +137,7 @@ class RunService:
             )
             return
         record = registry.new_run(engine=engine, transport=transport, origin=origin, run_id=run_id)
-        send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=256)
+        send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=CHANNEL_SIZE)
         resume_line = await self._format(resume) if resume is not None else None
         record.resume_line = resume_line
         self.arbiter.journal.begin(
@@ -257,35 +274,41 @@ class RunService:
                 acquired = True
                 record.state = "running"
                 process = self.arbiter.engine_process(engine)
-                async with peer.stream(
+                async with peer.stream_raw(
                     "run",
+                    window=ENGINE_WINDOW,
                     prompt=prompt,
                     resume=resume,
                     cwd=cwd,
                     model=model,
                     reasoning=reasoning,
                     run_id=record.run_id,
-                ) as events:
-                    async for event in events:
+                ) as batches:
+                    async for batch in batches:
                         if state["completed"] is not None:
                             continue  # nothing may follow completed; drain to the end
-                        record.events += 1
-                        if type(event) is ActionEvent and record.consumer_attached:
-                            # Hot path (progress events): no bookkeeping, no checkpoint.
+                        if record.consumer_attached and not _observed(batch):
+                            # Hot path (progress events): relayed still encoded, verbatim.
+                            record.events += batch.count
                             try:
-                                send_nowait(event)
+                                send_nowait(batch)
                                 continue
                             except anyio.WouldBlock:
-                                pass
+                                await forward(batch)
+                                continue
                             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                                 record.consumer_attached = False
                                 continue
-                        await self._on_event(record, event, state, forward)
-                        if isinstance(event, CompletedEvent):
-                            # The consumer is done; the thread key stays held until the
-                            # engine's process has exited (bounded).
-                            await close_consumer()
-                            scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
+                        for event in batch.items():
+                            if state["completed"] is not None:
+                                break
+                            record.events += 1
+                            await self._on_event(record, event, state, forward)
+                            if isinstance(event, CompletedEvent):
+                                # The consumer is done; the thread key stays held until the
+                                # engine's process has exited (bounded).
+                                await close_consumer()
+                                scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
                 if state["completed"] is not None:
                     return None, None
         except PeerGone as exc:

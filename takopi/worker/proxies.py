@@ -25,6 +25,10 @@ from takopi.worker.drain import TRACKER
 
 log = get_logger(__name__)
 
+# Run stream window: the supervisor relays the engine's batches (up to 256 events) verbatim,
+# and a relayed batch must fit in what the consumer is sure to grant (window - window // 4).
+RUN_WINDOW = 512
+
 
 class _ResumeCodec:
     """An engine's resume regex, shipped once by its worker."""
@@ -148,6 +152,7 @@ class RunnerProxy:
         finished = False
         async with self._peer.stream(
             "run",
+            window=RUN_WINDOW,
             engine=self.engine,
             prompt=prompt,
             resume=resume,

@@ -241,3 +241,29 @@ async def test_large_items_are_split_into_frames_under_the_limit(pair: Pair) -> 
     assert [g[0] for g in got] == list(range(10))
     assert all(len(g) == len(blob) + 1 for g in got)
     assert max(sizes) < 5 * 1024 * 1024  # 10 MiB never went out as one frame
+
+
+@pytest.mark.parametrize("relay_window", [128, 16])
+async def test_raw_relay_keeps_items_order_and_types(pair: Pair, relay_window: int) -> None:
+    """A relay forwards stream batches still encoded (RawBatch); the far consumer gets the
+    real objects in order. A window too small for a whole batch makes the relay split it."""
+    from takopi.rpc.peer import RawBatch
+
+    pair.worker.register_stream("run", run_events)
+    seen: list[int] = []
+
+    async def relay(n: int) -> AsyncIterator[Any]:
+        async with pair.sup.stream_raw("run", n, window=64) as batches:
+            async for batch in batches:
+                assert type(batch) is RawBatch
+                seen.append(batch.count)
+                yield batch
+
+    pair.sup.register_stream("relay", relay)
+    async with pair.worker.stream("relay", 3000, window=relay_window) as events:
+        got = [e async for e in events]
+    assert isinstance(got[0], StartedEvent)
+    assert isinstance(got[-1], CompletedEvent)
+    assert [e.action.id for e in got[1:-1]] == [str(i) for i in range(3000)]
+    assert sum(seen) == 3002
+    assert len(seen) < 3002  # batched, not one frame per item
