@@ -96,7 +96,7 @@ def child_pipe_msgpack_echo() -> None:
         if not head:
             return
         req = msgpack.unpackb(_read_exact(0, int.from_bytes(head, "little")))
-        args = msgpack.unpackb(req[4])[0]
+        args = msgpack.unpackb(req[5])[0]
         body = msgpack.packb(args[0])
         frame = msgpack.packb([1, 2, req[2], body])
         os.write(1, len(frame).to_bytes(4, "little") + frame)
