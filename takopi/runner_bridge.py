@@ -15,9 +15,9 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import structlog
@@ -91,13 +91,19 @@ RunningTasks: TypeAlias = dict[MessageRef, RunningTask]
 
 @dataclass(frozen=True, slots=True)
 class RunOrigin:
-    """Where a run's outcome must be delivered (read by the transport worker's runner proxy)."""
+    """Where a run's outcome must be delivered (read by the transport worker's runner proxy).
+
+    ``on_settled`` callbacks are called once :func:`handle_message` is done with the run, with
+    ``True`` when its terminal message reached the transport and ``False`` otherwise, so a
+    runner can tell its host that the reply is really out (not merely consumed).
+    """
 
     channel_id: ChannelId
     message_id: MessageId
     thread_id: ThreadId | None = None
     progress_ref: MessageRef | None = None
     context_line: str | None = None
+    on_settled: list[Callable[[bool], Any]] = field(default_factory=list, compare=False)
 
 
 current_run_origin: ContextVar[RunOrigin | None] = ContextVar(
@@ -579,15 +585,73 @@ async def _handle_message(
         assert running_tasks is not None and progress_ref is not None
         running_tasks[progress_ref] = running_task
 
-    origin_token = current_run_origin.set(
-        RunOrigin(
-            channel_id=incoming.channel_id,
-            message_id=incoming.message_id,
-            thread_id=incoming.thread_id,
-            progress_ref=progress_ref,
-            context_line=context_line,
-        )
+    origin = RunOrigin(
+        channel_id=incoming.channel_id,
+        message_id=incoming.message_id,
+        thread_id=incoming.thread_id,
+        progress_ref=progress_ref,
+        context_line=context_line,
     )
+    origin_token = current_run_origin.set(origin)
+    delivered = False
+    try:
+        delivered = await _run_and_reply(
+            cfg,
+            runner=runner,
+            incoming=incoming,
+            prompt=prompt,
+            resume_token=resume_token,
+            context_line=context_line,
+            running_tasks=running_tasks,
+            on_thread_known=on_thread_known,
+            progress_ref=progress_ref,
+            edits=edits,
+            tracker=tracker,
+            user_ref=user_ref,
+            started_at=started_at,
+            clock=clock,
+            resume_formatter=resume_formatter,
+            origin_token=origin_token,
+            running_task=running_task,
+            registered=registered,
+        )
+    finally:
+        await _settle(origin, delivered)
+
+
+async def _settle(origin: RunOrigin, delivered: bool) -> None:
+    with anyio.CancelScope(shield=True):
+        for callback in origin.on_settled:
+            try:
+                result = callback(delivered)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                logger.warning("handle.settle_callback_failed", error=format_error(exc))
+
+
+async def _run_and_reply(
+    cfg: ExecBridgeConfig,
+    *,
+    runner: Runner,
+    incoming: IncomingMessage,
+    prompt: str,
+    resume_token: ResumeToken | None,
+    context_line: str | None,
+    running_tasks: RunningTasks | None,
+    on_thread_known: OnThreadKnown | None,
+    progress_ref: MessageRef | None,
+    edits: ProgressEdits,
+    tracker: ProgressTracker,
+    user_ref: MessageRef,
+    started_at: float,
+    clock: Callable[[], float],
+    resume_formatter: Callable[[ResumeToken], str] | None,
+    origin_token: Token[RunOrigin | None],
+    running_task: RunningTask,
+    registered: bool,
+) -> bool:
+    """Run, then send the terminal message; True when that message reached the transport."""
     outcome = ExecOutcome()
     error: BaseException | None = None
     try:
@@ -630,7 +694,7 @@ async def _handle_message(
         rendered = render_final_safely(
             cfg.presenter, state, elapsed_s=elapsed, status="error", answer=format_error(error)
         )
-        await send_result_message(
+        sent = await send_result_message(
             cfg,
             channel_id=incoming.channel_id,
             reply_to=user_ref,
@@ -641,13 +705,13 @@ async def _handle_message(
             thread_id=incoming.thread_id,
         )
         logger.info("handle.completed", status="error", elapsed=elapsed)
-        return
+        return sent is not None
 
     if outcome.cancelled and outcome.completed is None:
         rendered = render_progress_safely(
             cfg.presenter, state, elapsed_s=elapsed, label="`cancelled`"
         )
-        await send_result_message(
+        sent = await send_result_message(
             cfg,
             channel_id=incoming.channel_id,
             reply_to=user_ref,
@@ -658,7 +722,7 @@ async def _handle_message(
             thread_id=incoming.thread_id,
         )
         logger.info("handle.completed", status="cancelled", elapsed=elapsed)
-        return
+        return sent is not None
 
     completed = outcome.completed
     assert completed is not None
@@ -667,7 +731,7 @@ async def _handle_message(
         cfg.presenter, state, elapsed_s=elapsed, status=status, answer=answer
     )
     edit_ref = None if cfg.final_notify else progress_ref
-    await send_result_message(
+    sent = await send_result_message(
         cfg,
         channel_id=incoming.channel_id,
         reply_to=user_ref,
@@ -685,6 +749,7 @@ async def _handle_message(
         elapsed=elapsed,
         action_count=state.action_count,
     )
+    return sent is not None
 
 
 __all__ = [

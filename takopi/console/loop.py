@@ -61,6 +61,7 @@ class ConsoleLoop:
         send, receive = anyio.create_memory_object_stream[str | None](16)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._read_input, send)
+            tg.start_soon(self._collect_deliveries)
             await self._dispatch(receive, cfg, tg)
 
     def _banner(self) -> str:
@@ -191,6 +192,14 @@ class ConsoleLoop:
             await self._say(f"error:\n{exc}")
         finally:
             reset_run_base_dir(token)
+
+    async def _collect_deliveries(self, interval: float = 3.0) -> None:
+        """Runs that outlived a previous console can finish later: keep printing them."""
+        if getattr(self.runtime, "pending_deliveries", None) is None:
+            return
+        while True:
+            await anyio.sleep(interval)
+            await self._deliver_pending()
 
     async def _deliver_pending(self) -> None:
         """Print outcomes the supervisor kept while no console was attached."""

@@ -53,6 +53,9 @@ CANCEL_NOTHING = "nothing is currently running for that message."
 CANCEL_RUNNING = "cancelling..."
 CANCEL_DROPPED = "dropped from queue."
 RESUME_NOT_READY = "resume token not ready yet; try replying to the final message."
+DELIVERY_POLL_S = 3.0
+"""How often journaled outcomes are collected after startup (runs that lost a previous
+transport incarnation can finish after this one started)."""
 BACKLOG_NOTICE = (
     "takopi was offline when this message arrived, so it was not run. send it again to run it."
 )
@@ -475,6 +478,13 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
             options=SendOptions(notify=False),
         )
 
+    async def collect_deliveries(self, interval: float = DELIVERY_POLL_S) -> None:
+        """Keep delivering journaled outcomes: a run whose transport died can finish after
+        this transport started (the supervisor journals it; nobody else will send it)."""
+        while True:
+            await anyio.sleep(interval)
+            await deliver_pending(self.runtime, self.transport, self.presenter)
+
     async def run(self) -> None:
         """Startup sequence, then poll forever."""
         if self.sessions is not None and self.cfg.session_mode == "chat":
@@ -485,6 +495,8 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
         await deliver_pending(self.runtime, self.transport, self.presenter)
         await self.send_startup_message()
         self.spawn(self.sync_commands)
+        if getattr(self.runtime, "pending_deliveries", None) is not None:
+            self.spawn(self.collect_deliveries)
         updates = (
             self.poller(self.cfg)
             if self.poller is not None

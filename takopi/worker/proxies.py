@@ -150,6 +150,19 @@ class RunnerProxy:
         options = get_run_options()
         run_id = uuid.uuid4().hex
         finished = False
+        _IN_FLIGHT.add(run_id)
+        if run_origin is not None:
+            # Acknowledge only once handle_message has really sent the terminal message: a
+            # transport killed between "event consumed" and "message sent" must leave the
+            # outcome in the journal for its successor.
+            async def settled(delivered: bool) -> None:
+                try:
+                    if finished and delivered:
+                        await self._ack(run_id)
+                finally:
+                    _IN_FLIGHT.discard(run_id)
+
+            run_origin.on_settled.append(settled)
         async with self._peer.stream(
             "run",
             window=RUN_WINDOW,
@@ -174,14 +187,13 @@ class RunnerProxy:
                         if delivery is not None:
                             delivery.terminal = True
                     yield item
-                    if finished:
-                        # The consumer took the terminal event: nothing left to deliver.
-                        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                            try:
-                                await self._peer.notify("run.ack", run_id)
-                            except Exception as exc:
-                                log.warning("runner_proxy.ack_failed", error=str(exc))
+                    if finished and run_origin is None:
+                        # No handle_message around this run: taking the terminal event is
+                        # all the consumer does, so the outcome is delivered now.
+                        await self._ack(run_id)
             finally:
+                if run_origin is None or not finished:
+                    _IN_FLIGHT.discard(run_id)
                 if not finished and not TRACKER.stopping:
                     # The consumer left early (cancel): tell the supervisor before the stream
                     # closes so it cancels the run instead of finishing it for the journal.
@@ -190,6 +202,17 @@ class RunnerProxy:
                             await self._peer.notify("run.cancel", run_id)
                         except Exception as exc:
                             log.warning("runner_proxy.cancel_failed", error=str(exc))
+
+    async def _ack(self, run_id: str) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            try:
+                await self._peer.notify("run.ack", run_id)
+            except Exception as exc:
+                log.warning("runner_proxy.ack_failed", error=str(exc))
+
+
+_IN_FLIGHT: set[str] = set()
+"""Run ids this worker is still delivering; their journal entries are not "pending"."""
 
 
 class _RouterProxy:
@@ -375,7 +398,8 @@ class RuntimeProxy:
         Each item: ``delivery_id, transport, engine, status, answer, error, resume_line,
         context_line, channel_id, message_id, thread_id, progress_message_id, text``.
         """
-        return list(self._call("pending_deliveries"))
+        records = self._call("pending_deliveries")
+        return [r for r in records if r.get("delivery_id") not in _IN_FLIGHT]
 
     def ack_delivery(self, delivery_id: str) -> bool:
         """Mark a pending delivery as delivered."""

@@ -310,3 +310,29 @@ def test_quarantined_transport_makes_supervisor_exit_non_zero(
     assert code == 3
     assert "transport 'recorder' quarantined" in supervisor.log_path.read_text()
     assert_no_leftovers(supervisor)
+
+
+def test_transport_killed_while_sending_the_final_delivers_it_after_restart(
+    supervisor: SupervisorHarness,
+) -> None:
+    """The run is over and the transport took its terminal event, but dies while the final
+    message is still being sent: the outcome must stay in the journal for the next transport
+    (it is acknowledged only once the message is really out)."""
+    supervisor.write_config(extra=FAST, recorder="final_delay = 60")
+    supervisor.start()
+    message_id = supervisor.send("quick answer=final-in-flight")
+    wait_until(lambda: "runner.completed_event" in supervisor.log(), timeout=30)
+    wait_until(
+        lambda: not any(r["message_id"] == message_id for r in supervisor.control("runs")["runs"])
+    )
+    assert supervisor.finals() == []  # the final is still "being sent"
+    old_pid = supervisor.worker("transport:recorder")["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    delivery = wait_until(lambda: supervisor.outbox_ops("delivery"), timeout=30)[0]
+    assert delivery["status"] == "done"
+    assert delivery["answer"] == "final-in-flight"
+    assert delivery["message_id"] == message_id
+    wait_until(lambda: supervisor.control("runs")["pending_deliveries"] == [])
+    assert len(supervisor.outbox_ops("delivery")) == 1
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)

@@ -185,3 +185,30 @@ def test_engine_worker_killed_mid_run_gives_an_error_with_resume_line(system, se
         ),
         15,
     )
+
+
+def test_run_finishing_after_the_transport_restarted_is_still_delivered(system, server, fake_codex):
+    """The transport dies mid-run, its successor is up and idle, *then* the run finishes: the
+    journaled outcome must reach the chat without waiting for yet another restart."""
+    system.start()
+    user = server.send_user_message(CHAT, "wait gate_late")
+    wait_until(lambda: fake_codex.calls(), 30)
+    system.wait_bot(lambda m: m.reply_to_message_id == user["message_id"])
+    old = system.worker("transport")
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_until(
+        lambda: (w := system.worker("transport"))["pid"] != old["pid"] and w["state"] == "ready",
+        30,
+    )
+    # The new transport has finished its startup deliveries (its startup message is out).
+    wait_until(lambda: len(server.calls("sendMessage")) >= 3, 30)
+    fake_codex.open_gate("gate_late")
+    final = _final_for(system, user["message_id"], timeout=60)
+    assert "ok: wait gate_late" in final.text
+    assert RESUME_RE.search(final.text)
+    finals = [
+        m
+        for m in server.bot_messages(CHAT)
+        if m.reply_to_message_id == user["message_id"] and m.text.startswith("done")
+    ]
+    assert len(finals) == 1  # delivered once, not on every poll

@@ -550,3 +550,55 @@ async def test_broken_presenter_still_yields_a_terminal_reply() -> None:
         cfg, runner=runner, incoming=incoming(), resume_token=None, clock=frozen_clock
     )
     assert transport.of("send")[-1].text == "done · codex · 0s\n\nanswer\n\n`codex resume s-15`"
+
+
+# -- settling: the runner learns whether the terminal message really went out ----------------
+
+
+class _SettleRecordingRunner:
+    """Wraps a runner; registers an ``on_settled`` callback on the run's origin."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.engine = inner.engine
+        self.settled: list[bool] = []
+        self.format_resume = inner.format_resume
+        self.is_resume_line = inner.is_resume_line
+        self.extract_resume = inner.extract_resume
+
+    async def run(self, prompt: str, resume: ResumeToken | None) -> AsyncIterator[TakopiEvent]:
+        origin = current_run_origin.get()
+        assert origin is not None
+        origin.on_settled.append(self.settled.append)
+        async for event in self._inner.run(prompt, resume):
+            yield event
+
+
+async def test_on_settled_reports_a_delivered_final() -> None:
+    transport = RecordingTransport()
+    runner = _SettleRecordingRunner(
+        ScriptRunner([Return(answer="ok")], engine="codex", resume_value="s-settle")
+    )
+    await drive(transport, runner)
+    assert runner.settled == [True]
+    assert transport.of("send")[-1].text.startswith("done")
+
+
+async def test_on_settled_reports_a_final_that_could_not_be_sent() -> None:
+    transport = RecordingTransport()
+    runner = _SettleRecordingRunner(
+        ScriptRunner([Return(answer="ok")], engine="codex", resume_value="s-unsent")
+    )
+    transport.fail_sends = 0
+
+    original_send = transport.send
+
+    async def send_but_not_the_final(**kwargs: Any) -> MessageRef | None:
+        if kwargs["message"].text.startswith("done"):
+            transport.fail_sends = 1
+        return await original_send(**kwargs)
+
+    transport.send = send_but_not_the_final  # type: ignore[method-assign]
+    transport.fail_edits = True
+    await drive(transport, runner)
+    assert runner.settled == [False]
