@@ -188,3 +188,35 @@ def test_importing_rpc_does_not_import_heavy_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise ValueError("negative")
+
+
+def test_decoded_events_are_real_instances_with_defaults_and_equal() -> None:
+    ev = ActionEvent(
+        engine="codex",
+        action=Action(id="a", kind="command", title="ls", detail={"x": [1, 2]}),
+        phase="completed",
+        ok=True,
+    )
+    got = decode(encode([ev, ev]))
+    assert got == [ev, ev]
+    assert type(got[0]) is ActionEvent and type(got[0].action) is Action
+    assert got[0].type == "action" and got[0].action.detail == {"x": [1, 2]}
+    with pytest.raises(AttributeError):
+        got[0].ok = False  # type: ignore[misc]
+
+
+def test_post_init_still_runs_on_decode() -> None:
+    register_type(_Checked, name="test.Checked")
+    assert decode(encode(_Checked(3))) == _Checked(3)
+    frame = encode(_Checked(3)).replace(b"\x03", b"\xff")  # positive fixint 3 -> -1
+    with pytest.raises(ValueError, match="negative"):
+        decode(frame)
