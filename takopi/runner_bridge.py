@@ -690,65 +690,45 @@ async def _run_and_reply(
     tracker.set_resume(outcome.resume)
     state = tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line)
 
+    log_fields: dict[str, Any]
     if error is not None:
         rendered = render_final_safely(
             cfg.presenter, state, elapsed_s=elapsed, status="error", answer=format_error(error)
         )
-        sent = await send_result_message(
-            cfg,
-            channel_id=incoming.channel_id,
-            reply_to=user_ref,
-            progress_ref=progress_ref,
-            message=rendered,
-            notify=False,
-            edit_ref=progress_ref,
-            thread_id=incoming.thread_id,
-        )
-        logger.info("handle.completed", status="error", elapsed=elapsed)
-        return sent is not None
-
-    if outcome.cancelled and outcome.completed is None:
+        notify, edit_ref = False, progress_ref
+        log_fields = {"status": "error"}
+    elif outcome.cancelled and outcome.completed is None:
         rendered = render_progress_safely(
             cfg.presenter, state, elapsed_s=elapsed, label="`cancelled`"
         )
-        sent = await send_result_message(
-            cfg,
-            channel_id=incoming.channel_id,
-            reply_to=user_ref,
-            progress_ref=progress_ref,
-            message=rendered,
-            notify=False,
-            edit_ref=progress_ref,
-            thread_id=incoming.thread_id,
+        notify, edit_ref = False, progress_ref
+        log_fields = {"status": "cancelled"}
+    else:
+        completed = outcome.completed
+        assert completed is not None
+        status, answer = _final_answer(completed)
+        rendered = render_final_safely(
+            cfg.presenter, state, elapsed_s=elapsed, status=status, answer=answer
         )
-        logger.info("handle.completed", status="cancelled", elapsed=elapsed)
-        return sent is not None
-
-    completed = outcome.completed
-    assert completed is not None
-    status, answer = _final_answer(completed)
-    rendered = render_final_safely(
-        cfg.presenter, state, elapsed_s=elapsed, status=status, answer=answer
-    )
-    edit_ref = None if cfg.final_notify else progress_ref
+        notify = cfg.final_notify
+        edit_ref = None if cfg.final_notify else progress_ref
+        log_fields = {
+            "status": status,
+            "ok": completed.ok,
+            "answer_len": len(answer),
+            "action_count": state.action_count,
+        }
     sent = await send_result_message(
         cfg,
         channel_id=incoming.channel_id,
         reply_to=user_ref,
         progress_ref=progress_ref,
         message=rendered,
-        notify=cfg.final_notify,
+        notify=notify,
         edit_ref=edit_ref,
         thread_id=incoming.thread_id,
     )
-    logger.info(
-        "handle.completed",
-        status=status,
-        ok=completed.ok,
-        answer_len=len(answer),
-        elapsed=elapsed,
-        action_count=state.action_count,
-    )
+    logger.info("handle.completed", elapsed=elapsed, **log_fields)
     return sent is not None
 
 
