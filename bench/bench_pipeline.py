@@ -2,12 +2,13 @@
 
 Run: ``.venv/bin/python bench/bench_pipeline.py [events]``. The engine is the in-process
 ``flood`` test engine; the transport drains the runner proxy as fast as it can. The baseline
-sends the same events, codec-encoded one per frame... no: batched like any sane pipe user, over an
-``os.pipe`` between two processes and decodes them (same run, same machine).
+sends the same events codec-encoded in batches of 256 over an ``os.pipe`` from a forked child
+and decodes them (same run, same machine). The target is judged on the median of the runs.
 """
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -61,11 +62,12 @@ def main() -> None:
         h.write_config(default_engine="flood")
         h.start(engines=("flood",), env={"TAKOPI_LOG_LEVEL": "warning"})
         rates = []
-        for i in range(3):
+        for i in range(5):
             h.send(str(n), op="drain", engine="flood")
             done = wait_until(lambda i=i: h.outbox_ops("drain_done")[i:], timeout=300)[0]
             rates.append(done["events"] / done["seconds"])
         best = max(rates)
+        median = statistics.median(rates)
     finally:
         cleanup(h)
     print(f"events per run               : {n}")
@@ -73,10 +75,10 @@ def main() -> None:
     print(
         "engine→supervisor→transport  : "
         + ", ".join(f"{r:,.0f}" for r in rates)
-        + f" events/s (best {best:,.0f})"
+        + f" events/s (median {median:,.0f}, best {best:,.0f})"
     )
-    print(f"ratio pipeline / raw pipe    : {best / base_rate:.2f}")
-    print(f"target ≥ 100k events/s       : {'met' if best >= 100_000 else 'NOT met'}")
+    print(f"ratio pipeline / raw pipe    : {median / base_rate:.2f} (median)")
+    print(f"target ≥ 100k events/s       : {'met' if median >= 100_000 else 'NOT met'} (median)")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from takopi.worker.drain import TRACKER
 
 log = get_logger(__name__)
 
-# Run stream window: the supervisor relays the engine's batches (up to 256 events) verbatim,
+# Run stream window: the supervisor relays the engine's batches (up to 512 events) verbatim,
 # and a relayed batch must fit in what the consumer is sure to grant (window - window // 4).
-RUN_WINDOW = 512
+RUN_WINDOW = 4096
 
 
 class _ResumeCodec:
