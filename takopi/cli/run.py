@@ -193,6 +193,9 @@ def run_takopi(
                 fail(str(exc))
         if not saved:
             raise SystemExit(1)
+    from takopi.supervisor.early import spawn_early
+
+    spawn_early()  # the fork server imports while we validate the config and import the rest
     settings, error = _load_settings(path)
     if settings is not None and transport is None:
         transport_id = settings.transport

@@ -7,13 +7,18 @@ click CLI is the user-facing entry point; this one is handy for tests and system
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from takopi.supervisor.arbiter import SupervisorOptions, run_supervisor
+from takopi.supervisor import early
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse argv and run the supervisor."""
+    if "--no-zygote" not in (sys.argv[1:] if argv is None else argv):
+        early.spawn_early()  # imports overlap with ours below
+    from takopi.supervisor.arbiter import SupervisorOptions, run_supervisor
+
     parser = argparse.ArgumentParser(prog="python -m takopi.supervisor")
     parser.add_argument("--config", type=Path, default=None, help="path to takopi.toml")
     parser.add_argument("--transport", default=None, help="transport id override")

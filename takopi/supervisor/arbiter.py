@@ -27,6 +27,7 @@ from anyio.abc import TaskGroup
 from takopi.config import CONFIG_PATH_ENV, ConfigError
 from takopi.logging import get_logger
 from takopi.supervisor.control import ControlServer
+from takopi.supervisor.early import base_worker_env, discard_early
 from takopi.supervisor.journal import Journal
 from takopi.supervisor.logring import LogRing
 from takopi.supervisor.notify import Notifier
@@ -744,8 +745,8 @@ class Arbiter:
         return slot
 
     def _env_delta(self, kind: str) -> dict[str, str]:
-        """What ``kind``'s environment has on top of the zygote's (engine) environment."""
-        base = self._worker_env_for("engine")
+        """What ``kind``'s environment has on top of the zygote's environment."""
+        base = self._zygote.env if self._zygote is not None else {}
         full = self._worker_env_for(kind)
         return {k: v for k, v in full.items() if base.get(k) != v}
 
@@ -753,18 +754,10 @@ class Arbiter:
         return self._worker_env_for(slot.kind)
 
     def _worker_env_for(self, kind: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("NOTIFY_SOCKET", None)
-        env.pop("WATCHDOG_USEC", None)
-        env.pop("WATCHDOG_PID", None)
+        env = base_worker_env(os.environ, transport=kind == "transport")
         # Plugins calling ``load_settings()`` without a path must read our --config, not
-        # ~/.takopi/takopi.toml (zygote and standby workers inherit this too).
+        # ~/.takopi/takopi.toml (zygote-forked and standby workers get this too).
         env[CONFIG_PATH_ENV] = str(Path(self.config_path).absolute())
-        if kind != "transport":
-            # Least privilege: transport secrets given by env overrides stay with the transport.
-            for key in list(env):
-                if key.upper().startswith("TAKOPI__TRANSPORTS__"):
-                    del env[key]
         return env
 
     async def _spawn(self, slot: WorkerSlot) -> WorkerProcess:
@@ -1381,14 +1374,14 @@ class Arbiter:
             return EXIT_ERROR
         self.paths.pid_file.write_text(f"{os.getpid()}\n")
         if self.options.zygote and subreaper:
-            self._zygote = Zygote(
-                self.paths.rpc_address, env=self._worker_env_for("engine"), echo=self._echo()
-            )
+            self._zygote = Zygote(self.paths.rpc_address, echo=self._echo())
             try:
                 self._zygote.start()
             except OSError as exc:
                 log.warning("zygote.start_failed", error=str(exc))
                 self._zygote = None
+        else:
+            discard_early()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg

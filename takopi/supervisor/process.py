@@ -132,6 +132,22 @@ class WorkerProcess:
         log.debug("worker.spawned", worker=self.name, pid=self.popen.pid)
 
     @classmethod
+    def from_popen(
+        cls, popen: subprocess.Popen[bytes], *, name: str, echo: IO[bytes] | None = None
+    ) -> WorkerProcess:
+        """Wrap a process spawned elsewhere (the early zygote) with piped stdout/stderr."""
+        proc = cls(list(popen.args) if isinstance(popen.args, list) else [], name=name, secret=b"")
+        proc._echo = echo
+        proc.popen = popen
+        proc.started_at = time.monotonic()
+        proc.pidfd = os.pidfd_open(popen.pid)
+        for stream in (popen.stderr, popen.stdout):
+            if stream is not None:
+                os.set_blocking(stream.fileno(), False)
+        log.debug("worker.spawned", worker=name, pid=popen.pid)
+        return proc
+
+    @classmethod
     def adopt(
         cls,
         pid: int,

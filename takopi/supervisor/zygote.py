@@ -4,11 +4,13 @@ code copy-on-write). Saves the interpreter start-up and import time of every spa
 and most of each idle worker's private memory.
 
 Protocol (SEQPACKET socketpair, the zygote's end passed as ``--secret-fd``): the zygote sends
-``{"ready": true}`` once imported; the supervisor sends ``{"kind", "id", "identity",
-"secret"}`` with one file descriptor (the write end of the worker's output pipe); the zygote
-answers ``{"pid": N}`` (0 on failure). Workers are double-forked so they are re-parented to the
+``{"ready": true}`` once imported; the supervisor sends ``{"endpoint", "kind", "id",
+"identity", "secret", "env"}`` with one file descriptor (the write end of the worker's output
+pipe) or three (stdin, stdout, stderr); the zygote answers ``{"pid": N}`` (0 on failure). The
+zygote itself knows no config, so it can be started before the supervisor has read one
+(:mod:`takopi.supervisor.early`). Workers are double-forked so they are re-parented to the
 supervisor (a child subreaper), which reaps them and reads their exit codes. Only workers on
-the supervisor's own interpreter and environment use it (not transports, not foreign venvs).
+the supervisor's own interpreter use it (not plugins configured with another ``python``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import contextlib
 import json
 import os
 import socket
-import sys
 from typing import IO, Any
 
 import anyio
 
 from takopi.logging import get_logger
+from takopi.supervisor.early import base_worker_env, spawn_zygote_process, take_early
 from takopi.supervisor.process import WorkerProcess
 
 log = get_logger(__name__)
@@ -31,11 +33,12 @@ log = get_logger(__name__)
 class Zygote:
     """Supervisor-side handle of the fork server."""
 
-    def __init__(self, rpc_address: str, *, env: dict[str, str], echo: IO[bytes] | None) -> None:
+    def __init__(self, rpc_address: str, *, echo: IO[bytes] | None) -> None:
         self._rpc_address = rpc_address
-        self._env = env
         self._echo = echo
         self.process: WorkerProcess | None = None
+        self.env: dict[str, str] = {}
+        """The fork server's environment: workers get it plus each request's ``env``."""
         self._sock: socket.socket | None = None
         self.ready = False
         self.in_flight = 0
@@ -48,28 +51,12 @@ class Zygote:
         return proc is not None and proc.popen is not None and proc.popen.poll() is None
 
     def start(self) -> None:
-        """Spawn the fork server (it becomes ready once its imports are done)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = [
-            sys.executable,
-            "-m",
-            "takopi.worker",
-            "--zygote",
-            "--endpoint",
-            self._rpc_address,
-            "--supervisor-pid",
-            str(os.getpid()),
-        ]
-        proc = WorkerProcess(
-            argv, name="zygote", secret=b"", env=self._env, echo=self._echo, pass_fd=theirs.fileno()
-        )
-        try:
-            proc.spawn()
-        finally:
-            theirs.close()
-        ours.setblocking(False)
-        self._sock = ours
-        self.process = proc
+        """Adopt the fork server started before our imports, or spawn one (it becomes ready
+        once its imports are done)."""
+        spawned = take_early() or spawn_zygote_process(base_worker_env(os.environ, transport=False))
+        self.env = spawned.env
+        self._sock = spawned.sock
+        self.process = WorkerProcess.from_popen(spawned.popen, name="zygote", echo=self._echo)
         self.ready = False
 
     async def _recv(self, timeout: float) -> dict[str, Any] | None:
@@ -128,6 +115,7 @@ class Zygote:
         fds = [0, 1, write_fd] if inherit_stdio else [write_fd]
         payload = json.dumps(
             {
+                "endpoint": self._rpc_address,
                 "kind": kind,
                 "id": plugin_id,
                 "identity": identity,

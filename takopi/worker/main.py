@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import platform
 import signal
@@ -42,7 +43,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m takopi.worker", add_help=True)
     parser.add_argument("--kind", choices=KINDS)
     parser.add_argument("--id", dest="plugin_id")
-    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--endpoint", help="the supervisor's RPC address (zygote: per request)")
     parser.add_argument("--identity")
     parser.add_argument(
         "--zygote",
@@ -280,6 +281,28 @@ def _preload() -> None:
     setup_logging(stream=sys.stderr)
 
 
+_BUILTIN_PLUGIN_MODULES = (
+    "takopi.runners.codex",
+    "takopi.runners.claude",
+    "takopi.runners.opencode",
+    "takopi.runners.pi",
+    "takopi.worker.transport",
+)
+
+
+def _preload_builtin_plugins() -> None:
+    """Zygote only: import takopi's own runners and the transport host, so a forked worker
+    starts with its plugin already loaded. Third-party plugins are never imported here: one
+    that fails or misbehaves at import must only affect its own worker."""
+    import importlib
+
+    for name in _BUILTIN_PLUGIN_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # its worker reports the real error when it loads it
+            print(f"takopi zygote: preloading {name} failed: {exc}", file=sys.stderr)
+
+
 def _await_assignment(args: argparse.Namespace) -> str | None:
     """Standby: block until the supervisor writes ``{"kind", "id", "identity", "secret"}``."""
     import json
@@ -327,6 +350,10 @@ def _zygote(args: argparse.Namespace) -> int:
     sock = socket.socket(fileno=args.secret_fd)
     _install_signals(args.supervisor_pid)
     _preload()
+    _preload_builtin_plugins()
+    # Keep the imported objects out of the collector's reach: a full collection in a forked
+    # worker would otherwise write to (and so copy) every page they live on.
+    gc.freeze()
     sock.send(b'{"ready": true}')
     while True:
         try:
@@ -401,6 +428,7 @@ def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[
         _set_parent_death_signal(signal.SIGTERM)
         if os.getppid() != args.supervisor_pid:
             os._exit(EXIT_PEER_LOST)
+        args.endpoint = request.get("endpoint") or args.endpoint
         args.kind = request["kind"]
         args.plugin_id = request["id"]
         args.identity = request["identity"]
@@ -424,8 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         secret = _await_assignment(args)
     else:
         secret = _read_secret(args.secret_fd)
-    if not secret or not args.kind or not args.plugin_id or not args.identity:
-        print("takopi worker: missing --kind/--id/--identity or no secret", file=sys.stderr)
+    if not secret or not args.kind or not args.plugin_id or not args.identity or not args.endpoint:
+        print(
+            "takopi worker: missing --kind/--id/--identity/--endpoint or no secret",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if not args.standby:
         _install_signals(args.supervisor_pid)

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,18 +20,24 @@ SYSTEMD_ANALYZE = "/usr/bin/systemd-analyze"
 
 
 def verify(unit: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    """`systemd-analyze --user verify` in an isolated HOME/XDG_RUNTIME_DIR."""
-    runtime = home / "xdg-runtime"
-    runtime.mkdir(mode=0o700, exist_ok=True)
+    """`systemd-analyze --user verify` in an isolated HOME/XDG_RUNTIME_DIR.
+
+    The runtime dir is short (in /tmp, not under pytest's tmp_path): systemd also loads the
+    distribution's user units, whose socket paths under it must fit a unix socket address
+    (108 bytes), or their warnings would be mistaken for problems of our unit."""
+    runtime = Path(tempfile.mkdtemp(prefix="xr-", dir="/tmp"))
     env = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [SYSTEMD_ANALYZE, "--user", "verify", str(unit)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    try:
+        return subprocess.run(
+            [SYSTEMD_ANALYZE, "--user", "verify", str(unit)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,139 @@
+"""Start the worker fork server (zygote) before the supervisor has imported itself.
+
+The zygote spends most of start-up importing the worker stack; the supervisor spends about as
+long importing its own modules and reading the config. Spawning the zygote first lets the two
+overlap on a second core. This module therefore imports nothing beyond the standard library,
+and the zygote it starts knows nothing about the config: the RPC endpoint and the
+``TAKOPI_CONFIG_PATH`` of each worker travel in every fork request.
+
+Entry points call :func:`spawn_early` as their first step; :class:`~takopi.supervisor.zygote.
+Zygote` adopts the process with :func:`take_early`, or spawns one through
+:func:`spawn_zygote_process` if there was none. An early zygote nobody adopts exits by itself:
+it sees end-of-file on its socket when this process exits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+
+# Variables only the supervisor may see (systemd's notify socket and watchdog).
+_SUPERVISOR_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+# Transport secrets given as env overrides stay with the transport (least privilege).
+_TRANSPORT_PREFIX = "TAKOPI__TRANSPORTS__"
+
+
+def base_worker_env(environ: Mapping[str, str], *, transport: bool) -> dict[str, str]:
+    """The environment every worker of a kind inherits, before per-config additions."""
+    env = {k: v for k, v in environ.items() if k not in _SUPERVISOR_ONLY}
+    if not transport:
+        for key in [k for k in env if k.upper().startswith(_TRANSPORT_PREFIX)]:
+            del env[key]
+    return env
+
+
+class ZygoteProcess:
+    """A spawned fork server: its process, our end of its socket, the env it was given."""
+
+    __slots__ = ("env", "popen", "sock")  # a plain class: importing dataclasses costs ~20 ms
+
+    def __init__(
+        self, popen: subprocess.Popen[bytes], sock: socket.socket, env: dict[str, str]
+    ) -> None:
+        self.popen = popen
+        self.sock = sock
+        self.env = env
+
+
+def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
+    """``python -m takopi.worker --zygote`` with a SEQPACKET socket as ``--secret-fd``.
+
+    stdout/stderr are pipes (the supervisor reads them into the worker log), stdin is
+    /dev/null, and the zygote leads its own session (a terminal's ^C does not reach it).
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        fd = theirs.fileno()
+        argv = [
+            sys.executable,
+            "-m",
+            "takopi.worker",
+            "--zygote",
+            "--supervisor-pid",
+            str(os.getpid()),
+            "--secret-fd",
+            str(fd),
+        ]
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(fd,),
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    ours.setblocking(False)
+    return ZygoteProcess(popen, ours, env)
+
+
+_early: ZygoteProcess | None = None
+
+
+def spawn_early() -> None:
+    """Start a zygote now, for the supervisor this process is about to become (best effort:
+    on failure the supervisor spawns one later the ordinary way)."""
+    global _early
+    if _early is not None:
+        return
+    try:
+        _early = spawn_zygote_process(base_worker_env(os.environ, transport=False))
+    except OSError:
+        _early = None
+
+
+def take_early() -> ZygoteProcess | None:
+    """The zygote :func:`spawn_early` started, if it is still running (then it is yours)."""
+    global _early
+    early, _early = _early, None
+    if early is not None and early.popen.poll() is not None:
+        discard(early)
+        return None
+    return early
+
+
+def discard_early() -> None:
+    """Drop an early zygote nobody will use (it exits on end-of-file)."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        discard(early)
+
+
+def discard(zygote: ZygoteProcess) -> None:
+    """Close our end of ``zygote``'s socket and its output pipes, and reap it if it is gone."""
+    zygote.sock.close()
+    for stream in (zygote.popen.stdout, zygote.popen.stderr):
+        if stream is not None:
+            stream.close()
+    zygote.popen.poll()
+
+
+__all__ = [
+    "ZygoteProcess",
+    "base_worker_env",
+    "discard",
+    "discard_early",
+    "spawn_early",
+    "spawn_zygote_process",
+    "take_early",
+]

@@ -1,0 +1,68 @@
+"""The fork server is spawned before the supervisor's own imports (start-up overlap): it must
+never outlive a supervisor that does not adopt it, and ``--no-zygote`` must mean no zygote."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.process.conftest import (
+    SupervisorHarness,
+    assert_no_leftovers,
+    marked_processes,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
+
+
+def _zygotes(
+    harness: SupervisorHarness, workers: frozenset[int] | set[int] = frozenset()
+) -> list[int]:
+    """Processes started as ``--zygote`` that are not ``workers`` (forked workers keep the
+    fork server's command line)."""
+    found = []
+    for proc in marked_processes(harness.mark):
+        try:
+            if "--zygote" in proc.cmdline() and proc.pid not in workers:
+                found.append(proc.pid)
+        except Exception:
+            continue
+    return found
+
+
+def test_an_early_zygote_leaves_with_a_supervisor_that_fails_at_config(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.config_path.write_text('transport = "recorder"\ndefault_engine = [1, 2]\n')
+    supervisor.start(wait_ready=False)
+    assert supervisor.proc is not None
+    assert supervisor.proc.wait(60) != 0
+    assert "default_engine" in supervisor.log()
+    assert_no_leftovers(supervisor)
+
+
+def test_an_early_zygote_is_adopted_and_serves_the_workers(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config()
+    supervisor.start()
+    status = supervisor.control("status")
+    zygote_pids = [h["pid"] for h in status["helpers"] if h["name"] == "zygote"]
+    workers = {w["pid"] for w in status["workers"]}
+    # Exactly one fork server runs, and it is the one the supervisor reports.
+    assert len(zygote_pids) == 1
+    assert _zygotes(supervisor, workers) == zygote_pids
+    supervisor.send("hello answer=adopted")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert "adopted" in final["text"]
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_no_zygote_flag_starts_none(supervisor: SupervisorHarness) -> None:
+    supervisor.write_config()
+    supervisor.start(args=("--no-zygote",))
+    assert _zygotes(supervisor) == []
+    assert [h for h in supervisor.control("status")["helpers"] if h["name"] == "zygote"] == []
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
