@@ -24,6 +24,11 @@ log = get_logger("takopi.rpc")
 MAX_BURST = 1024
 _RETRY_MIN = 0.0005
 _RETRY_MAX = 0.05
+# Plain ints: pyzmq's enum members cost an enum operation per use on the hot path.
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
 
 
 class Unreachable(Exception):
@@ -60,6 +65,7 @@ class SocketDriver:
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = _RETRY_MIN
         self._drain_scheduled = False
+        self._draining = False
         self.closed = False
         self._fd = sock.FD
         loop.add_reader(self._fd, self._drain)
@@ -77,8 +83,13 @@ class SocketDriver:
         if pending:
             pending.append(frames)
             return
+        sock = self.sock
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK)
+            # A multipart message is queued whole or not at all (the high-water mark is
+            # checked on its first part), so part-by-part NOBLOCK sends are safe.
+            for frame in frames[:-1]:
+                sock.send(frame, _NOBLOCK | _SNDMORE)
+            sock.send(frames[-1], _NOBLOCK)
         except zmq.Again:
             self._backlog.setdefault(key, deque()).append(frames)
             self._schedule_retry()
@@ -87,38 +98,44 @@ class SocketDriver:
                 raise Unreachable(key) from None
             raise
         finally:
-            self._check_events()
+            # A send may consume the FD's edge; inside _drain the loop re-checks anyway.
+            if not self._draining:
+                self._check_events()
 
     def _check_events(self) -> None:
         if self._drain_scheduled or self.closed:
             return
         try:
-            events = self.sock.get(zmq.EVENTS)
+            events = self.sock.get(_EVENTS)
         except zmq.ZMQError:
             return
-        if int(events) & zmq.POLLIN:
+        if events & _POLLIN:  # type: ignore[operator]  # EVENTS is an int option
             self._drain_scheduled = True
             self.loop.call_soon(self._drain)
 
     def _drain(self) -> None:
         self._drain_scheduled = False
         sock = self.sock
-        for _ in range(MAX_BURST):
-            if self.closed:
-                return
-            try:
-                if not int(sock.get(zmq.EVENTS)) & zmq.POLLIN:
+        self._draining = True
+        try:
+            for _ in range(MAX_BURST):
+                if self.closed:
                     return
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except zmq.ZMQError as exc:
-                log.warning("rpc.socket.recv_failed", error=str(exc))
-                return
-            try:
-                self._on_message(frames)
-            except Exception:  # the dispatcher must never kill the reader
-                log.exception("rpc.socket.dispatch_failed")
+                try:
+                    if not sock.get(_EVENTS) & _POLLIN:  # type: ignore[operator]
+                        return
+                    frames = sock.recv_multipart(_NOBLOCK)
+                except zmq.Again:
+                    return
+                except zmq.ZMQError as exc:
+                    log.warning("rpc.socket.recv_failed", error=str(exc))
+                    return
+                try:
+                    self._on_message(frames)
+                except Exception:  # the dispatcher must never kill the reader
+                    log.exception("rpc.socket.dispatch_failed")
+        finally:
+            self._draining = False
         # burst limit reached: let other callbacks run, then continue
         if not self._drain_scheduled and not self.closed:
             self._drain_scheduled = True
