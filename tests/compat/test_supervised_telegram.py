@@ -41,9 +41,12 @@ def bot_server() -> Iterator[BotApiServer]:
         server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(params=["py313", "own"], ids=["telegram-on-3.13", "telegram-on-own-python"])
 def harness(
-    supervisor: SupervisorHarness, compat_venvs: Path, bot_server: BotApiServer
+    request: pytest.FixtureRequest,
+    supervisor: SupervisorHarness,
+    compat_venvs: Path,
+    bot_server: BotApiServer,
 ) -> Iterator[SupervisorHarness]:
     base = supervisor.base
     bin_dir = base / "bin"
@@ -52,6 +55,12 @@ def harness(
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_CLI} kimi "$@"\n')
     wrapper.chmod(0o755)
     py313 = venv_python(compat_venvs, "py313")
+    # The transport in the plugins' venv, or on the supervisor's own interpreter: there it
+    # must still see cron (installed only in the 3.13 venv) as a command, via the supervisor.
+    supervisor.telegram_on_313 = request.param == "py313"  # type: ignore[attr-defined]
+    telegram_python = (
+        f'[plugins.telegram]\npython = "{py313}"' if supervisor.telegram_on_313 else ""
+    )  # type: ignore[attr-defined]
     supervisor.config_path.write_text(
         textwrap.dedent(
             f"""\
@@ -67,11 +76,7 @@ def harness(
             [plugins.kimi]
             python = "{py313}"
 
-            # The transport worker must see cron's entry point: list_command_ids() in a
-            # transport worker lists only its own interpreter's plugins (reported), so a
-            # command in another venv would reach the engine as a prompt.
-            [plugins.telegram]
-            python = "{py313}"
+            {telegram_python}
 
             [plugins.cron]
             python = "{py313}"
@@ -86,12 +91,12 @@ def harness(
     env = {
         "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
         "FAKE_CLI_LOG": str(base / "fake-cli.jsonl"),
-        # WORKAROUND (reported): the supervisor does not tell workers which config is active,
-        # so argument-less load_settings() in a transport worker (telegram's check_setup, and
-        # slack/discord/matrix/feishu/tg-group-auth) reads ~/.takopi/takopi.toml instead of
-        # --config and the telegram worker fails setup with "create a config".
-        "TAKOPI_CONFIG_PATH": str(supervisor.config_path),
+        # No TAKOPI_CONFIG_PATH and an empty home: workers must read --config, not
+        # ~/.takopi/takopi.toml (argument-less load_settings() in telegram's check_setup).
+        "HOME": str(base / "home"),
+        "TAKOPI_CONFIG_PATH": "",
     }
+    (base / "home").mkdir()
     supervisor.start(engines=("kimi",), env=env, wait_ready=False)
     try:
         bot_server.wait_for(
@@ -133,7 +138,10 @@ def test_chat_message_runs_the_kimi_plugin_and_cron_runs_it_via_executor(
     assert "answer to: summarise the repo" in answer[0]
     assert KIMI_RESUME.search(answer[0]), answer
     assert replies_to(bot_server, cmd["message_id"]) == answer  # nothing else (no progress)
-    for name in ("command:cron", "engine:kimi", "transport:telegram"):
+    for name in ("command:cron", "engine:kimi"):
         assert harness.worker(name)["python"].startswith("3.13"), name
+    own = f"{sys.version_info.major}.{sys.version_info.minor}."
+    telegram = harness.worker("transport:telegram")["python"]
+    assert telegram.startswith("3.13." if harness.telegram_on_313 else own), telegram
     assert harness.stop() == 0
     assert_no_leftovers(harness)
