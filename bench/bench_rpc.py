@@ -281,18 +281,31 @@ def pipe_msgpack_round_trips(n: int) -> list[float]:
     return samples
 
 
-def zmq_round_trips(n: int) -> list[float]:
+def _zmq_echo_child(mode: str) -> tuple[Any, subprocess.Popen[bytes], bytes, str]:
+    """A ROUTER bound in a private dir and a child echo process (``mode``) connected to it."""
     import zmq
 
     from takopi.rpc import ipc_address, make_runtime_dir
 
     rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
-    address = ipc_address(rundir, "raw")
     sock = zmq.Context.instance().socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
+    address = ipc_address(rundir, mode)
     sock.bind(address)
-    proc = _spawn("--child", "zmq-echo", address)
+    proc = _spawn("--child", mode, address)
     ident, _ = sock.recv_multipart()
+    return sock, proc, ident, str(rundir)
+
+
+def _zmq_echo_done(sock: Any, proc: subprocess.Popen[bytes], ident: bytes, rundir: str) -> None:
+    sock.send_multipart([ident, b"quit"])
+    proc.wait()
+    sock.close()
+    shutil.rmtree(rundir, ignore_errors=True)
+
+
+def zmq_round_trips(n: int) -> list[float]:
+    sock, proc, ident, rundir = _zmq_echo_child("zmq-echo")
     samples = []
     for i in range(200 + n):
         t0 = time.perf_counter()
@@ -300,10 +313,7 @@ def zmq_round_trips(n: int) -> list[float]:
         sock.recv_multipart()
         if i >= 200:
             samples.append(time.perf_counter() - t0)
-    sock.send_multipart([ident, b"quit"])
-    proc.wait()
-    sock.close()
-    shutil.rmtree(rundir, ignore_errors=True)
+    _zmq_echo_done(sock, proc, ident, rundir)
     return samples
 
 
@@ -353,15 +363,7 @@ def zmq_asyncio_round_trips(n: int) -> list[float]:
     floor any asyncio RPC over ZeroMQ starts from."""
     import zmq
 
-    from takopi.rpc import ipc_address, make_runtime_dir
-
-    rundir = make_runtime_dir(tempfile.mkdtemp(prefix="tkbench-", dir="/tmp"))
-    address = ipc_address(rundir, "floor")
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.bind(address)
-    proc = _spawn("--child", "zmq-asyncio-echo", address)
-    ident, _ = sock.recv_multipart()
+    sock, proc, ident, rundir = _zmq_echo_child("zmq-asyncio-echo")
 
     async def measure() -> list[float]:
         loop = asyncio.get_running_loop()
@@ -388,10 +390,7 @@ def zmq_asyncio_round_trips(n: int) -> list[float]:
         return samples
 
     samples = asyncio.run(measure())
-    sock.send_multipart([ident, b"quit"])
-    proc.wait()
-    sock.close()
-    shutil.rmtree(rundir, ignore_errors=True)
+    _zmq_echo_done(sock, proc, ident, rundir)
     return samples
 
 
