@@ -323,9 +323,19 @@ def _await_assignment(args: argparse.Namespace) -> str | None:
     return secret
 
 
+def _name_process(kind: str, plugin_id: str) -> None:
+    """Name this process ``tk-<kind>-<id>`` (15 bytes at most) for ps/top: workers forked by
+    the zygote, or assigned as a standby, would otherwise all show the same command line."""
+    name = (f"tk-{kind}-{plugin_id}" if plugin_id else f"tk-{kind}").encode()[:15]
+    with contextlib.suppress(OSError), open("/proc/self/comm", "wb") as comm:
+        comm.write(name)
+
+
 def _run_worker(args: argparse.Namespace, secret: str) -> NoReturn:
     """Serve the assigned plugin until done, then exit the process with its code."""
     from takopi.logging import setup_logging
+
+    _name_process(args.kind, args.plugin_id)
 
     setup_logging(stream=sys.stderr)
     import anyio
@@ -349,6 +359,7 @@ def _zygote(args: argparse.Namespace) -> int:
 
     sock = socket.socket(fileno=args.secret_fd)
     _install_signals(args.supervisor_pid)
+    _name_process("zygote", "")
     _preload()
     _preload_builtin_plugins()
     # Keep the imported objects out of the collector's reach: a full collection in a forked

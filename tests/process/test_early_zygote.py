@@ -3,6 +3,7 @@ never outlive a supervisor that does not adopt it, and ``--no-zygote`` must mean
 
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from tests.process.conftest import (
@@ -52,6 +53,11 @@ def test_an_early_zygote_is_adopted_and_serves_the_workers(
     # Exactly one fork server runs, and it is the one the supervisor reports.
     assert len(zygote_pids) == 1
     assert _zygotes(supervisor, workers) == zygote_pids
+    # Forked workers keep the zygote's command line; their process names tell them apart.
+    for worker in status["workers"]:
+        expected = f"tk-{worker['kind']}-{worker['name'].split(':', 1)[1]}"[:15]
+        assert psutil.Process(worker["pid"]).name() == expected, worker
+    assert psutil.Process(zygote_pids[0]).name() == "tk-zygote"
     supervisor.send("hello answer=adopted")
     final = wait_until(lambda: supervisor.finals())[0]
     assert "adopted" in final["text"]
