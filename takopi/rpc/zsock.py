@@ -85,8 +85,8 @@ class SocketDriver:
             return
         sock = self.sock
         try:
-            # A multipart message is queued whole or not at all (the high-water mark is
-            # checked on its first part), so part-by-part NOBLOCK sends are safe.
+            # As send_multipart does: the high-water mark is checked on the first part, so
+            # EAGAIN means nothing of this message was queued. Frames are always bytes here.
             for frame in frames[:-1]:
                 sock.send(frame, _NOBLOCK | _SNDMORE)
             sock.send(frames[-1], _NOBLOCK)

@@ -1380,8 +1380,8 @@ class Arbiter:
             except OSError as exc:
                 log.warning("zygote.start_failed", error=str(exc))
                 self._zygote = None
-        else:
-            discard_early()
+        elif discard_early():
+            log.info("zygote.early_discarded", reason="zygote off or no subreaper")
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg

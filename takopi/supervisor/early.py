@@ -51,8 +51,9 @@ class ZygoteProcess:
 def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
     """``python -m takopi.worker --zygote`` with a SEQPACKET socket as ``--secret-fd``.
 
-    stdout/stderr are pipes (the supervisor reads them into the worker log), stdin is
-    /dev/null, and the zygote leads its own session (a terminal's ^C does not reach it).
+    Its stderr is ours (it only writes there when a fork or a preload fails; a pipe nobody
+    drains could fill up and block it), stdout and stdin are /dev/null, and it leads its own
+    session (a terminal's ^C does not reach it). Forked workers get their own output pipes.
     """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
@@ -70,8 +71,8 @@ def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
         popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=None,
             pass_fds=(fd,),
             env=env,
             start_new_session=True,
@@ -111,21 +112,22 @@ def take_early() -> ZygoteProcess | None:
     return early
 
 
-def discard_early() -> None:
-    """Drop an early zygote nobody will use (it exits on end-of-file)."""
+def discard_early() -> bool:
+    """Stop an early zygote nobody will use; True if there was one."""
     global _early
     early, _early = _early, None
-    if early is not None:
-        discard(early)
+    if early is None:
+        return False
+    discard(early)
+    return True
 
 
 def discard(zygote: ZygoteProcess) -> None:
-    """Close our end of ``zygote``'s socket and its output pipes, and reap it if it is gone."""
+    """Stop a zygote that forked nothing yet and reap it (no zombie is left behind)."""
     zygote.sock.close()
-    for stream in (zygote.popen.stdout, zygote.popen.stderr):
-        if stream is not None:
-            stream.close()
-    zygote.popen.poll()
+    if zygote.popen.poll() is None:
+        zygote.popen.kill()
+    zygote.popen.wait()
 
 
 __all__ = [

@@ -49,7 +49,7 @@ SHUTDOWN_ERROR = "cancelled: takopi is shutting down"
 # Engine → supervisor stream window. Credit comes back in quarters of it, so a busy engine
 # sends frames of window // 4 = 512 events (MAX_BATCH); smaller windows meant many small
 # frames and a per-frame cost that capped throughput. Batches are relayed verbatim to the
-# transport, whose window (runner proxy: 4096) must leave room for a whole batch.
+# transport, whose window (runner proxy: 2048) must leave room for a whole batch.
 ENGINE_WINDOW = 2048
 # Items (mostly whole relayed batches of up to ENGINE_WINDOW events) buffered between the
 # driver and the consumer: few, so the events in flight stay bounded (a few thousand).

@@ -53,7 +53,11 @@ class Zygote:
     def start(self) -> None:
         """Adopt the fork server started before our imports, or spawn one (it becomes ready
         once its imports are done)."""
-        spawned = take_early() or spawn_zygote_process(base_worker_env(os.environ, transport=False))
+        spawned = take_early()
+        early = spawned is not None
+        if spawned is None:
+            spawned = spawn_zygote_process(base_worker_env(os.environ, transport=False))
+        log.info("zygote.started", pid=spawned.popen.pid, early=early)
         self.env = spawned.env
         self._sock = spawned.sock
         self.process = WorkerProcess.from_popen(spawned.popen, name="zygote", echo=self._echo)

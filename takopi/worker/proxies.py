@@ -27,7 +27,9 @@ log = get_logger(__name__)
 
 # Run stream window: the supervisor relays the engine's batches (up to 512 events) verbatim,
 # and a relayed batch must fit in what the consumer is sure to grant (window - window // 4).
-RUN_WINDOW = 4096
+# Windows count events, not bytes: with the engine's window and the supervisor's channel, a
+# stalled consumer holds at most ~6.6k events of one run in flight.
+RUN_WINDOW = 2048
 
 
 class _ResumeCodec:

