@@ -33,7 +33,7 @@ from takopi.supervisor.logring import LogRing
 from takopi.supervisor.notify import Notifier
 from takopi.supervisor.paths import SupervisorPaths, resolve_paths
 from takopi.supervisor.policy import PolicyConfig, WorkerPolicy
-from takopi.supervisor.process import WorkerProcess, worker_argv
+from takopi.supervisor.process import ExitInfo, WorkerProcess, worker_argv
 from takopi.supervisor.reaper import Reaper, become_subreaper
 from takopi.supervisor.registry import RunRegistry
 from takopi.supervisor.runs import OPERATOR_REASON, RESTART_REASON, SHUTDOWN_REASON, RunService
@@ -814,8 +814,12 @@ class Arbiter:
         if zygote is None or not self._zygote_serves(slot):
             return None
         if not zygote.alive:
-            if zygote.process is not None and self.state == "running":
-                log.warning("zygote.lost", exit=zygote.process.exit)
+            proc = zygote.process
+            if proc is not None and proc.popen is not None and self.state == "running":
+                # Nothing watches the zygote's pidfd: its exit status is the Popen's.
+                code = proc.popen.returncode
+                exit_text = ExitInfo(code).describe() if code is not None else None
+                log.warning("zygote.lost", exit=exit_text)
                 zygote.close()
                 zygote.start()  # next spawns use it again; this one spawns fresh
             return None

@@ -290,6 +290,8 @@ def test_workers_are_forked_by_the_zygote_and_survive_its_death(
             for h in supervisor.control("status")["helpers"]
         )
     )
+    lost = [line for line in supervisor.log().splitlines() if "zygote.lost" in line]
+    assert lost and "killed by SIGKILL" in lost[0], lost
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)
 
