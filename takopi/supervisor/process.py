@@ -64,7 +64,6 @@ class WorkerProcess:
         log_lines: int = 1000,
         echo: IO[bytes] | None = None,
         standby: bool = False,
-        pass_fd: int | None = None,
     ) -> None:
         self.argv = list(argv)
         self.name = name
@@ -82,7 +81,6 @@ class WorkerProcess:
         self.exited = anyio.Event()
         self._descendants: set[int] = set()
         self.standby = standby
-        self._pass_fd = pass_fd
         self._assign_fd: int | None = None
 
     @property
@@ -94,14 +92,10 @@ class WorkerProcess:
 
     def spawn(self) -> None:
         """Start the process; the argv must accept ``--secret-fd`` (appended here)."""
-        if self._pass_fd is not None:
-            # A control socket instead of a secret pipe (the zygote).
-            read_fd, write_fd = os.dup(self._pass_fd), -1
-        else:
-            read_fd, write_fd = os.pipe()
+        read_fd, write_fd = os.pipe()
         try:
             argv = [*self.argv, "--secret-fd", str(read_fd)]
-            self.popen = subprocess.Popen(
+            popen = subprocess.Popen(
                 argv,
                 stdin=None if self._inherit_stdio else subprocess.DEVNULL,
                 stdout=None if self._inherit_stdio else subprocess.PIPE,
@@ -113,9 +107,8 @@ class WorkerProcess:
             )
         finally:
             os.close(read_fd)
-        if write_fd < 0:
-            pass
-        elif self.standby:
+        self._attach(popen)
+        if self.standby:
             self._assign_fd = write_fd  # the assignment is written later by assign()
         else:
             try:
@@ -124,27 +117,25 @@ class WorkerProcess:
                 pass  # died at once; exit detection reports it
             finally:
                 os.close(write_fd)
+
+    def _attach(self, popen: subprocess.Popen[bytes]) -> None:
+        """Start watching ``popen``: pidfd, non-blocking output pipes."""
+        self.popen = popen
         self.started_at = time.monotonic()
-        self.pidfd = os.pidfd_open(self.popen.pid)
-        for stream in (self.popen.stderr, self.popen.stdout):
+        self.pidfd = os.pidfd_open(popen.pid)
+        for stream in (popen.stderr, popen.stdout):
             if stream is not None:
                 os.set_blocking(stream.fileno(), False)
-        log.debug("worker.spawned", worker=self.name, pid=self.popen.pid)
+        log.debug("worker.spawned", worker=self.name, pid=popen.pid)
 
     @classmethod
     def from_popen(
         cls, popen: subprocess.Popen[bytes], *, name: str, echo: IO[bytes] | None = None
     ) -> WorkerProcess:
-        """Wrap a process spawned elsewhere (the early zygote) with piped stdout/stderr."""
+        """Watch a process spawned elsewhere (the zygote); any piped output is read as usual."""
         proc = cls(list(popen.args) if isinstance(popen.args, list) else [], name=name, secret=b"")
         proc._echo = echo
-        proc.popen = popen
-        proc.started_at = time.monotonic()
-        proc.pidfd = os.pidfd_open(popen.pid)
-        for stream in (popen.stderr, popen.stdout):
-            if stream is not None:
-                os.set_blocking(stream.fileno(), False)
-        log.debug("worker.spawned", worker=name, pid=popen.pid)
+        proc._attach(popen)
         return proc
 
     @classmethod
