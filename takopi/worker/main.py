@@ -365,7 +365,10 @@ def _zygote(args: argparse.Namespace) -> int:
     # Keep the imported objects out of the collector's reach: a full collection in a forked
     # worker would otherwise write to (and so copy) every page they live on.
     gc.freeze()
-    sock.send(b'{"ready": true}')
+    try:
+        sock.send(b'{"ready": true}')
+    except OSError:  # the supervisor is gone (e.g. `takopi` stopped at a config error)
+        return EXIT_PEER_LOST
     while True:
         try:
             msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
@@ -383,7 +386,10 @@ def _zygote(args: argparse.Namespace) -> int:
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        sock.send(json.dumps({"pid": pid}).encode())
+        try:
+            sock.send(json.dumps({"pid": pid}).encode())
+        except OSError:
+            return EXIT_PEER_LOST
 
 
 def _fork_worker(
