@@ -10,10 +10,16 @@ Modules, by job:
   ``TelegramTransport``, ``TelegramBridgeConfig``;
 - ``parsing`` / ``types`` — updates → ``TelegramIncomingMessage`` / ``TelegramCallbackQuery``,
   de-duplication; ``polling`` — ``getUpdates`` long polling;
-- ``loop`` — the chat loop (routing, runs, queueing, cancel, sessions); ``coalesce`` —
-  forwarded-message coalescing; ``commands`` — slash-command parsing and the command menu;
-  ``builtins`` — ``/agent``, ``/model``, ``/reasoning``, ``/trigger``, ``/ctx``; ``executor`` —
-  ``ctx.executor`` for command plugins; ``deliveries`` — journaled outcomes at startup;
+- ``loop`` — ``TelegramLoop``, the composition root; ``gate`` — which updates are handled;
+  ``routing`` / ``steps`` — the ordered routing steps (forward ⇒ media group ⇒ context ⇒
+  cancel ⇒ new ⇒ builtins ⇒ trigger ⇒ voice ⇒ document ⇒ plugin ⇒ prompt); ``prompts`` —
+  prompt resolution and the forward coalescer (``coalesce``); ``runs`` — ``RunLauncher``
+  (scheduler, running tasks, ``handle_message``); ``cancel``; ``dispatch`` — command plugins;
+  ``menu`` — ``setMyCommands``; ``trigger`` — ``mentions`` mode; ``preferences`` /
+  ``scope`` / ``sessions`` — what a chat's settings and stored sessions resolve to;
+  ``builtins`` — ``/agent``, ``/model``, ``/reasoning``, ``/trigger``, ``/ctx``;
+  ``replies``, ``background``; ``executor`` — ``ctx.executor`` for command plugins;
+  ``deliveries`` — journaled outcomes at startup; ``commands`` — slash-command parsing;
 - ``state_store`` (``JsonStateStore[T]``), ``chat_sessions``, ``chat_prefs`` — state files;
 - ``backend`` — the ``TransportBackend``; ``onboarding`` — token check and chat capture helpers
   for the CLI wizard; ``files`` — path-safety helpers other transports import.

@@ -5,7 +5,6 @@ chat-wide). Changing settings is open to private chats and group admins."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from takopi.context import RunContext
@@ -13,23 +12,15 @@ from takopi.logging import get_logger
 
 from .chat_prefs import ChatPrefsStore
 from .commands import split_command_args
+from .preferences import REASONING_LEVELS, REASONING_SUPPORTED_ENGINES, EngineChoice, Preferences
+from .scope import ChatScope
 from .types import TelegramIncomingMessage
 
-REASONING_LEVELS = ("minimal", "low", "medium", "high", "xhigh")
-REASONING_SUPPORTED_ENGINES = frozenset({"codex"})
 TRIGGER_MODES = ("all", "mentions")
 BUILTIN_COMMANDS = frozenset({"agent", "model", "reasoning", "trigger", "ctx"})
 ADMIN_STATUSES = frozenset({"creator", "administrator"})
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineChoice:
-    """The engine a new run in a chat would use, and why."""
-
-    engine: str
-    source: str
 
 
 class BuiltinCommands:
@@ -40,49 +31,32 @@ class BuiltinCommands:
         *,
         runtime: Any,
         prefs: ChatPrefsStore,
+        preferences: Preferences,
         reply: Callable[[TelegramIncomingMessage, str], Awaitable[Any]],
         is_admin: Callable[[TelegramIncomingMessage], Awaitable[bool]],
     ) -> None:
         self.runtime = runtime
         self.prefs = prefs
+        self.preferences = preferences
         self.reply = reply
         self.is_admin = is_admin
 
-    # -- resolution helpers used by the loop ---------------------------------------------
     async def ambient_context(self, chat_id: int) -> tuple[RunContext | None, str]:
-        bound = await self.prefs.get_context(chat_id)
-        if bound is not None:
-            return bound, "bound"
-        chat_ctx = self.runtime.default_context_for_chat(chat_id)
-        if chat_ctx is not None:
-            return chat_ctx, "chat project"
-        return None, "none"
+        return await self.preferences.ambient_context(ChatScope(chat_id))
 
     async def engine_choice(
         self, chat_id: int, *, directive: str | None, context: RunContext | None
     ) -> EngineChoice:
-        if directive:
-            return EngineChoice(directive, "directive")
-        chat_default = await self.prefs.get(chat_id, "default_engine")
-        if chat_default and chat_default in set(self.runtime.engine_ids):
-            return EngineChoice(chat_default, "chat default")
-        project = context.project if context is not None else None
-        project_engine = self.runtime.project_default_engine(project) if project else None
-        if project_engine:
-            return EngineChoice(project_engine, "project default")
-        return EngineChoice(self.runtime.default_engine, "global default")
+        return await self.preferences.engine_choice(
+            ChatScope(chat_id), directive=directive, context=context
+        )
 
     async def run_overrides(self, chat_id: int, engine: str) -> tuple[str | None, str | None]:
-        model = await self.prefs.get_override(chat_id, engine, "model")
-        reasoning = await self.prefs.get_override(chat_id, engine, "reasoning")
-        if reasoning and engine not in REASONING_SUPPORTED_ENGINES:
-            log.info("telegram.reasoning.unsupported", engine=engine)
-            reasoning = None
-        return model, reasoning
+        overrides = await self.preferences.run_overrides(ChatScope(chat_id), engine)
+        return overrides.model, overrides.reasoning
 
     async def trigger_mode(self, chat_id: int) -> str:
-        mode = await self.prefs.get(chat_id, "trigger_mode")
-        return "mentions" if mode == "mentions" else "all"
+        return await self.preferences.trigger_mode(ChatScope(chat_id))
 
     # -- dispatch -------------------------------------------------------------------------
     async def handle(self, msg: TelegramIncomingMessage, name: str, args_text: str) -> None:

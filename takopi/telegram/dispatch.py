@@ -1,39 +1,35 @@
-"""Command plugins in the chat: which ids exist, dispatching ``/<id>`` to
-``get_command(...).handle(ctx)`` (a proxy in a transport worker), and the ``setMyCommands``
-menu (mixed into :class:`~takopi.telegram.loop.TelegramLoop`)."""
+"""Command plugins in the chat: which ids exist and dispatching ``/<id>`` to
+``get_command(...).handle(ctx)`` (a proxy in a transport worker)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 from takopi.commands import CommandContext, get_command, list_command_ids
 from takopi.logging import get_logger
-from takopi.transport import MessageRef, RenderedMessage, SendOptions
+from takopi.transport import MessageRef, RenderedMessage
 
-from .bridge import TelegramBridgeConfig
-from .builtins import BuiltinCommands
-from .client import BotClient
-from .commands import build_command_menu, split_command_args
-from .executor import TelegramCommandExecutor
+from .commands import split_command_args
 from .render import render_markdown
+from .replies import Replier
 from .types import TelegramIncomingMessage
 
 log = get_logger(__name__)
 
+ExecutorFactory = Callable[[TelegramIncomingMessage], Any]
 
-class PluginCommandsMixin:
-    """Plugin-command handling of the chat loop; relies on the loop's attributes below."""
 
-    cfg: TelegramBridgeConfig
-    runtime: Any
-    bot: BotClient
-    transport: Any
-    builtins: BuiltinCommands | None
-    _plugin_ids: set[str] | None
-    send_error: Callable[[TelegramIncomingMessage, str], Awaitable[None]]
+class PluginCommands:
+    """Lists and dispatches command plugins."""
+
+    def __init__(self, *, runtime: Any, replier: Replier, executor_for: ExecutorFactory) -> None:
+        self.runtime = runtime
+        self.replier = replier
+        self.executor_for = executor_for
+        self._ids: set[str] | None = None
 
     def command_ids(self) -> set[str]:
         """Command plugins: installed here, plus any the runtime knows about (a supervisor
@@ -51,21 +47,28 @@ class PluginCommandsMixin:
                 log.warning("telegram.commands.list_failed", error=str(exc), source="runtime")
         return ids
 
+    def describe(self, command_id: str) -> str | None:
+        """A command's menu description (None when it cannot be loaded)."""
+        try:
+            backend = get_command(command_id, allowlist=self.runtime.allowlist, required=False)
+        except Exception as exc:
+            log.warning("telegram.commands.load_failed", command=command_id, error=str(exc))
+            return None
+        return getattr(backend, "description", None) if backend else None
+
     async def is_plugin_command(self, name: str) -> bool:
         if name in set(self.runtime.engine_ids) or self.runtime.normalize_project_key(name):
             return False
-        if self._plugin_ids is None or name not in self._plugin_ids:
+        if self._ids is None or name not in self._ids:
             # unknown ids trigger a refresh (a plugin may have been installed meanwhile)
-            self._plugin_ids = self.command_ids()
-        return name in self._plugin_ids
+            self._ids = self.command_ids()
+        return name in self._ids
 
-    async def dispatch_command(
-        self, msg: TelegramIncomingMessage, name: str, args_text: str
-    ) -> None:
+    async def dispatch(self, msg: TelegramIncomingMessage, name: str, args_text: str) -> None:
         try:
             backend = get_command(name, allowlist=self.runtime.allowlist, required=False)
             if backend is None:
-                await self.send_error(msg, f"command `{name}` is unavailable.")
+                await self.replier.send_error(msg, f"command `{name}` is unavailable.")
                 return
             reply_to = (
                 MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
@@ -89,66 +92,24 @@ class PluginCommandsMixin:
                 config_path=self.runtime.config_path,
                 plugin_config=self.runtime.plugin_config(name),
                 runtime=self.runtime,
-                executor=TelegramCommandExecutor(self, msg),  # type: ignore[arg-type]
+                executor=self.executor_for(msg),
             )
             result = await backend.handle(ctx)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
             log.exception("telegram.command.failed", command=name, error=str(exc))
-            await self.send_error(msg, str(exc) or type(exc).__name__)
+            await self.replier.send_error(msg, str(exc) or type(exc).__name__)
             return
         if result is None:
             return
         text, entities = render_markdown(result.text)
-        target = result.reply_to or MessageRef(
-            channel_id=msg.chat_id, message_id=msg.message_id, thread_id=msg.thread_id
-        )
-        await self.transport.send(
-            channel_id=msg.chat_id,
-            message=RenderedMessage(text=text, extra={"entities": entities}),
-            options=SendOptions(reply_to=target, notify=result.notify, thread_id=msg.thread_id),
+        await self.replier.send(
+            msg,
+            RenderedMessage(text=text, extra={"entities": entities}),
+            notify=result.notify,
+            reply_to=result.reply_to,
         )
 
-    async def sync_commands(self) -> None:
-        """``setMyCommands``; a failure is logged, never fatal."""
-        try:
-            plugin_commands: list[tuple[str, str | None]] = []
-            for command_id in sorted(self.command_ids()):
-                description: str | None = None
-                try:
-                    backend = get_command(
-                        command_id, allowlist=self.runtime.allowlist, required=False
-                    )
-                    description = getattr(backend, "description", None) if backend else None
-                except Exception as exc:
-                    log.warning("telegram.commands.load_failed", command=command_id, error=str(exc))
-                plugin_commands.append((command_id, description))
-            builtins: list[tuple[str, str]] = []
-            if self.cfg.session_mode == "chat":
-                builtins.append(("new", "start a new thread"))
-            if self.builtins is not None:
-                builtins += [
-                    ("ctx", "show or update context"),
-                    ("agent", "set default engine"),
-                    ("model", "set model override"),
-                    ("reasoning", "set reasoning override"),
-                    ("trigger", "set trigger mode"),
-                ]
-            builtins.append(("cancel", "cancel run"))
-            menu = build_command_menu(
-                engines=self.runtime.available_engine_ids(),
-                projects=self.runtime.project_aliases(),
-                plugin_commands=plugin_commands,
-                builtins=builtins,
-            )
-            ok = await self.bot.set_my_commands(menu)
-            if not ok:
-                log.warning("telegram.commands.sync_failed")
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:
-            log.warning("telegram.commands.sync_failed", error=str(exc))
 
-
-__all__ = ["PluginCommandsMixin"]
+__all__ = ["PluginCommands"]

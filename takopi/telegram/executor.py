@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
@@ -11,11 +11,12 @@ from takopi.context import RunContext
 from takopi.logging import get_logger
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 
+from .preferences import Preferences
+from .replies import reply_options
+from .runs import RunLauncher
 from .runspec import RunSpec
+from .scope import ChatScope
 from .types import TelegramIncomingMessage
-
-if TYPE_CHECKING:
-    from .loop import TelegramLoop
 
 log = get_logger(__name__)
 
@@ -50,10 +51,19 @@ class CaptureTransport:
 class TelegramCommandExecutor:
     """``ctx.executor`` for plugin commands: talks to the command's chat, runs engines."""
 
-    def __init__(self, loop: TelegramLoop, msg: TelegramIncomingMessage) -> None:
-        self._loop = loop
+    def __init__(
+        self,
+        *,
+        runs: RunLauncher,
+        preferences: Preferences,
+        msg: TelegramIncomingMessage,
+        scope: ChatScope,
+    ) -> None:
+        self._runs = runs
+        self._preferences = preferences
         self._msg = msg
-        self.default_context: RunContext | None = loop.runtime.default_context_for_chat(msg.chat_id)
+        self._scope = scope
+        self.default_context: RunContext | None = runs.runtime.default_context_for_chat(msg.chat_id)
 
     async def send(
         self,
@@ -64,21 +74,15 @@ class TelegramCommandExecutor:
     ) -> MessageRef | None:
         if isinstance(message, str):
             message = RenderedMessage(text=message)
-        target = reply_to or MessageRef(
-            channel_id=self._msg.chat_id,
-            message_id=self._msg.message_id,
-            thread_id=self._msg.thread_id,
-        )
-        return await self._loop.transport.send(
+        return await self._runs.transport.send(  # type: ignore[no-any-return]
             channel_id=self._msg.chat_id,
             message=message,
-            options=SendOptions(reply_to=target, notify=notify, thread_id=self._msg.thread_id),
+            options=reply_options(self._msg, notify=notify, reply_to=reply_to),
         )
 
     async def run_one(self, request: RunRequest, *, mode: str = "emit") -> RunResult:
-        loop = self._loop
-        context = request.context or await loop.ambient_context(self._msg.chat_id)
-        engine = request.engine or await loop.default_engine_for(self._msg.chat_id, context)
+        context = request.context or (await self._preferences.ambient_context(self._scope))[0]
+        engine = request.engine or await self._preferences.default_engine(self._scope, context)
         spec = RunSpec(
             chat_id=self._msg.chat_id,
             user_msg_id=self._msg.message_id,
@@ -89,12 +93,13 @@ class TelegramCommandExecutor:
             engine_override=engine,
             context=context,
             session_key=None,
+            scope=self._scope,
         )
         if mode == "capture":
             capture = CaptureTransport()
-            await loop.run_spec(spec, transport=capture)
+            await self._runs.run_spec(spec, transport=capture)
             return RunResult(engine=engine, message=capture.last)
-        await loop.run_spec(spec)
+        await self._runs.run_spec(spec)
         return RunResult(engine=engine, message=None)
 
     async def run_many(

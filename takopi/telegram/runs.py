@@ -1,5 +1,6 @@
 """Starting runs: queueing on busy threads, runner selection, cwd, run options, and the
-``handle_message`` call (mixed into :class:`~takopi.telegram.loop.TelegramLoop`)."""
+``handle_message`` call. :class:`RunLauncher` owns the thread scheduler and the table of
+running tasks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from takopi.config import ConfigError
 from takopi.context import RunContext
@@ -21,10 +23,11 @@ from takopi.scheduler import ThreadJob, ThreadScheduler
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 
-from .bridge import TelegramBridgeConfig, TelegramPresenter
-from .builtins import BuiltinCommands
-from .chat_sessions import ChatSessionStore
+from .bridge import TelegramPresenter
+from .preferences import Preferences
 from .runspec import ResumeLineProxy, RunSpec
+from .scope import ChatScope
+from .sessions import Sessions
 
 log = get_logger(__name__)
 
@@ -36,18 +39,39 @@ def _int(value: Any) -> int | None:
         return None
 
 
-class RunsMixin:
-    """Run machinery of the chat loop; relies on the loop's attributes declared below."""
+class RunLauncher:
+    """Runs resolved prompts (see module docstring)."""
 
-    cfg: TelegramBridgeConfig
-    runtime: Any
-    transport: Any
-    presenter: Any
-    exec_cfg: ExecBridgeConfig
-    scheduler: ThreadScheduler
-    running_tasks: RunningTasks
-    sessions: ChatSessionStore | None
-    builtins: BuiltinCommands | None
+    def __init__(
+        self,
+        *,
+        runtime: Any,
+        exec_cfg: ExecBridgeConfig,
+        task_group: TaskGroup,
+        sessions: Sessions,
+        preferences: Preferences,
+        show_resume_line: bool,
+        scope_for: Callable[[int, int | None], ChatScope] = ChatScope,
+    ) -> None:
+        self.runtime = runtime
+        self.exec_cfg = exec_cfg
+        self.presenter = exec_cfg.presenter
+        self.transport = exec_cfg.transport
+        self.sessions = sessions
+        self.preferences = preferences
+        self.show_resume_line = show_resume_line
+        self.scope_for = scope_for
+        self.running_tasks: RunningTasks = {}
+        self.scheduler = ThreadScheduler(task_group=task_group, run_job=self._run_job)  # type: ignore[arg-type]
+
+    # -- queueing -----------------------------------------------------------------------
+    async def start(self, spec: RunSpec) -> None:
+        """Run ``spec`` now, or — when it resumes a thread — behind that thread's FIFO (with
+        a ``queued`` placeholder only when the thread is busy)."""
+        if spec.resume_token is not None:
+            await self.enqueue(spec, placeholder=self.scheduler.is_busy(spec.resume_token))
+            return
+        await self.run_spec(spec)
 
     async def enqueue(self, spec: RunSpec, *, placeholder: bool = True) -> None:
         """Queue a resume run behind its thread, with a cancellable ``queued`` placeholder."""
@@ -76,11 +100,11 @@ class RunsMixin:
         tracker = ProgressTracker(token.engine)
         tracker.set_resume(token)
         state = tracker.snapshot(
-            resume_formatter=self._resume_formatter(token, show=self._show_resume(spec)),
-            context_line=self._context_line(spec.context),
+            resume_formatter=self.resume_formatter(token, show=self.show_resume(spec)),
+            context_line=self.context_line(spec.context),
         )
         placeholder = self.presenter.render_progress(state, elapsed_s=0.0, label="queued")
-        return await self.transport.send(
+        return await self.transport.send(  # type: ignore[no-any-return]
             channel_id=spec.chat_id,
             message=placeholder,
             options=SendOptions(
@@ -93,24 +117,28 @@ class RunsMixin:
         )
 
     async def _run_job(self, job: ThreadJob) -> None:
+        chat_id = int(job.chat_id)
+        thread_id = _int(job.thread_id)
         spec = RunSpec(
-            chat_id=int(job.chat_id),
+            chat_id=chat_id,
             user_msg_id=int(job.user_msg_id),
             text=job.text,
-            thread_id=_int(job.thread_id),
+            thread_id=thread_id,
             reply_to=None,
             resume_token=job.resume_token,
             engine_override=None,
             context=job.context,
             session_key=job.session_key,
+            scope=self.scope_for(chat_id, thread_id),
         )
         await self.run_spec(spec, progress_ref=job.progress_ref)
 
-    def _show_resume(self, spec: RunSpec) -> bool:
+    # -- rendering helpers --------------------------------------------------------------
+    def show_resume(self, spec: RunSpec) -> bool:
         # Hidden resume lines only make sense where takopi keeps the session itself.
-        return self.cfg.show_resume_line or spec.session_key is None
+        return self.show_resume_line or spec.session_key is None
 
-    def _resume_formatter(self, token: ResumeToken, *, show: bool) -> Callable[[ResumeToken], str]:
+    def resume_formatter(self, token: ResumeToken, *, show: bool) -> Callable[[ResumeToken], str]:
         def fmt(tok: ResumeToken) -> str:
             if not show:
                 return ""
@@ -122,12 +150,13 @@ class RunsMixin:
 
         return fmt
 
-    def _context_line(self, context: RunContext | None) -> str | None:
+    def context_line(self, context: RunContext | None) -> str | None:
         try:
             return self.runtime.format_context_line(context)  # type: ignore[no-any-return]
         except Exception:
             return None
 
+    # -- running ------------------------------------------------------------------------
     async def run_spec(
         self,
         spec: RunSpec,
@@ -168,51 +197,44 @@ class RunsMixin:
                 exec_cfg, spec, engine=entry.engine, error=str(exc), progress_ref=progress_ref
             )
             return
-        runner = ResumeLineProxy(entry.runner, show=self._show_resume(spec))
+        runner = ResumeLineProxy(entry.runner, show=self.show_resume(spec))
 
         async def on_thread_known(token: ResumeToken, done: anyio.Event) -> None:
             await self.scheduler.note_thread_known(token, done)
-            if spec.session_key is not None and self.sessions is not None:
+            if spec.session_key is not None:
                 await self.sessions.set(spec.session_key, token)
 
-        model = reasoning = None
-        if self.builtins is not None:
-            model, reasoning = await self.builtins.run_overrides(spec.chat_id, entry.engine)
-        options = EngineRunOptions(model=model, reasoning=reasoning) if model or reasoning else None
+        overrides = await self.preferences.run_overrides(spec.chat_scope, entry.engine)
+        if overrides.ignored_reasoning:
+            log.info("telegram.reasoning.unsupported", engine=entry.engine)
+        options = (
+            EngineRunOptions(model=overrides.model, reasoning=overrides.reasoning)
+            if overrides.model or overrides.reasoning
+            else None
+        )
         base_token = set_run_base_dir(cwd)
         try:
             with apply_run_options(options):
-                await self._handle(exec_cfg, spec, runner, progress_ref, transport, on_thread_known)
+                await handle_message(
+                    exec_cfg,
+                    runner=runner,  # type: ignore[arg-type]
+                    incoming=IncomingMessage(
+                        channel_id=spec.chat_id,
+                        message_id=spec.user_msg_id,
+                        text=spec.text,
+                        reply_to=spec.reply_to,
+                        thread_id=spec.thread_id,
+                    ),
+                    resume_token=spec.resume_token,
+                    context=spec.context,
+                    context_line=self.context_line(spec.context),
+                    strip_resume_line=self.runtime.is_resume_line,
+                    running_tasks=self.running_tasks if transport is None else None,
+                    on_thread_known=on_thread_known,
+                    progress_ref=progress_ref,
+                )
         finally:
             reset_run_base_dir(base_token)
-
-    async def _handle(
-        self,
-        exec_cfg: ExecBridgeConfig,
-        spec: RunSpec,
-        runner: Any,
-        progress_ref: MessageRef | None,
-        transport: Any,
-        on_thread_known: Any,
-    ) -> None:
-        await handle_message(
-            exec_cfg,
-            runner=runner,  # type: ignore[arg-type]
-            incoming=IncomingMessage(
-                channel_id=spec.chat_id,
-                message_id=spec.user_msg_id,
-                text=spec.text,
-                reply_to=spec.reply_to,
-                thread_id=spec.thread_id,
-            ),
-            resume_token=spec.resume_token,
-            context=spec.context,
-            context_line=self._context_line(spec.context),
-            strip_resume_line=self.runtime.is_resume_line,
-            running_tasks=self.running_tasks if transport is None else None,
-            on_thread_known=on_thread_known,
-            progress_ref=progress_ref,
-        )
 
     async def _send_terminal_error(
         self,
@@ -224,7 +246,7 @@ class RunsMixin:
         progress_ref: MessageRef | None,
     ) -> None:
         header = format_header(0.0, None, label="error", engine=engine)
-        footer = self._context_line(spec.context)
+        footer = self.context_line(spec.context)
         rendered = (
             self.presenter.render_final_parts(
                 MarkdownParts(header=header, body=f"error:\n{error}", footer=footer)
@@ -243,7 +265,5 @@ class RunsMixin:
         await exec_cfg.transport.send(channel_id=spec.chat_id, message=rendered, options=options)
         log.warning("telegram.run.unavailable", engine=engine, error=error)
 
-    # -- startup ------------------------------------------------------------------------
 
-
-__all__ = ["RunsMixin"]
+__all__ = ["RunLauncher"]

@@ -9,6 +9,8 @@ from takopi.context import RunContext
 from takopi.model import ResumeToken
 from takopi.transport import MessageRef
 
+from .scope import ChatScope
+
 
 class ResumeLineProxy:
     """Wraps a runner so that ``format_resume`` returns ``""`` when resume lines are hidden."""
@@ -47,6 +49,11 @@ class RunSpec:
     engine_override: str | None
     context: RunContext | None
     session_key: str | None
+    scope: ChatScope | None = None
+
+    @property
+    def chat_scope(self) -> ChatScope:
+        return self.scope or ChatScope(self.chat_id, self.thread_id)
 
 
 __all__ = ["ResumeLineProxy", "RunSpec"]

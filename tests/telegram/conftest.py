@@ -249,18 +249,20 @@ def log_capture(monkeypatch: pytest.MonkeyPatch) -> RecordingLogger:
 
     takopi's module loggers are bound when imported, so the test swaps them instead of
     reconfiguring structlog (the token-redaction test uses a real process and log file)."""
-    import takopi.telegram.loop
-    import takopi.telegram.outbox
-    import takopi.telegram.parsing
+    import importlib
+    import pkgutil
+
+    import takopi.telegram
     import takopi.utils.json_state
 
     rec = RecordingLogger()
-    for module in (
-        takopi.telegram.loop,
-        takopi.telegram.outbox,
-        takopi.telegram.parsing,
-        takopi.utils.json_state,
-    ):
+    modules = [
+        importlib.import_module(f"takopi.telegram.{info.name}")
+        for info in pkgutil.iter_modules(takopi.telegram.__path__)
+    ]
+    for module in [*modules, takopi.utils.json_state]:
+        if not hasattr(module, "log"):
+            continue
         monkeypatch.setattr(module, "log", rec)
     return rec
 

@@ -1,0 +1,84 @@
+"""Message routing: an ordered list of steps, each of which may handle a message (and stop
+the chain) or let it continue.
+
+The order follows the reference: forward ⇒ media group ⇒ context ⇒ cancel ⇒ new ⇒ builtins
+⇒ trigger ⇒ voice ⇒ document ⇒ plugin ⇒ prompt. A step is any object with a ``name`` and an
+``async handle(route) -> bool`` (True = handled, stop). Steps may also rewrite
+``route.text`` for the steps after them (a transcribed voice note becomes the prompt text).
+New kinds of messages plug in with :meth:`MessageRouter.insert_before` / ``replace``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from takopi.logging import get_logger
+
+from .commands import ParsedCommand, parse_command
+from .scope import ChatScope
+from .types import TelegramIncomingMessage
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Route:
+    """One message on its way through the steps."""
+
+    msg: TelegramIncomingMessage
+    text: str
+    command: ParsedCommand | None = None
+    scope: ChatScope | None = None
+    notes: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def chat_scope(self) -> ChatScope:
+        return self.scope or ChatScope(self.msg.chat_id, self.msg.thread_id)
+
+
+class Step(Protocol):
+    """A routing step."""
+
+    name: str
+
+    async def handle(self, route: Route) -> bool:
+        """Handle ``route`` and return True to stop, or False to pass it on."""
+        ...
+
+
+class MessageRouter:
+    """Runs a message through its steps in order."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps: list[Step] = list(steps)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def _index(self, name: str) -> int:
+        for i, step in enumerate(self.steps):
+            if step.name == name:
+                return i
+        raise KeyError(name)
+
+    def insert_before(self, name: str, step: Step) -> None:
+        """Add ``step`` right before the step called ``name``."""
+        self.steps.insert(self._index(name), step)
+
+    def replace(self, name: str, step: Step) -> None:
+        """Swap the step called ``name`` for ``step``."""
+        self.steps[self._index(name)] = step
+
+    async def route(self, msg: TelegramIncomingMessage) -> str | None:
+        """Route ``msg``; returns the name of the step that handled it (None: nobody)."""
+        route = Route(msg=msg, text=msg.text, command=parse_command(msg.text))
+        for step in self.steps:
+            if await step.handle(route):
+                return step.name
+        return None
+
+
+__all__ = ["MessageRouter", "Route", "Step"]

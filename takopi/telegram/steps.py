@@ -1,0 +1,235 @@
+"""The default routing steps of the chat loop (see :mod:`takopi.telegram.routing`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from takopi.logging import get_logger
+
+from .background import Background
+from .cancel import Canceller
+from .dispatch import PluginCommands
+from .prompts import PromptRunner
+from .replies import Replier
+from .routing import Route
+from .scope import ChatScope
+from .sessions import Sessions
+from .trigger import TriggerGate
+from .types import TelegramIncomingMessage
+
+FILES_DISABLED = "file transfer disabled; enable `[transports.telegram.files]`."
+FILES_UNSUPPORTED = "file transfer is not supported by this build of takopi."
+VOICE_DISABLED = (
+    "voice transcription is disabled.\n\nenable it in your config with "
+    "`voice_transcription = true` under `[transports.telegram]`."
+)
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ForwardStep:
+    """Forwarded text messages join the pending prompt of their sender (never run alone)."""
+
+    prompts: PromptRunner
+    name: str = "forward"
+
+    async def handle(self, route: Route) -> bool:
+        msg = route.msg
+        if not msg.is_forward or msg.has_document or msg.has_voice or msg.media_group_id:
+            return False
+        if not self.prompts.coalescer.attach_forward(msg):
+            log.debug("update.ignored", reason="forward_without_prompt")
+        return True
+
+
+@dataclass
+class ContextStep:
+    """Works out the message's scope (chat, or managed forum topic)."""
+
+    scope_of: Callable[[TelegramIncomingMessage], ChatScope]
+    name: str = "context"
+
+    async def handle(self, route: Route) -> bool:
+        route.scope = self.scope_of(route.msg)
+        return False
+
+
+@dataclass
+class CancelStep:
+    """``/cancel``."""
+
+    canceller: Canceller
+    name: str = "cancel"
+
+    async def handle(self, route: Route) -> bool:
+        if route.command is None or route.command.name != "cancel":
+            return False
+        self.canceller.handle_command(route.msg)
+        return True
+
+
+@dataclass
+class NewStep:
+    """``/new``: forget the stored sessions of the scope (and a pending prompt)."""
+
+    sessions: Sessions
+    prompts: PromptRunner
+    replier: Replier
+    background: Background
+    name: str = "new"
+
+    async def handle(self, route: Route) -> bool:
+        if route.command is None or route.command.name != "new":
+            return False
+        key = self.sessions.key_for(route.msg, route.chat_scope)
+        if key is None:
+            return False  # no sessions kept here: /new reaches the agent as a prompt
+        self.background.spawn(self._clear, route.msg, key)
+        return True
+
+    async def _clear(self, msg: TelegramIncomingMessage, key: str) -> None:
+        self.prompts.coalescer.cancel(msg.chat_id, msg.thread_id, msg.sender_id)
+        await self.sessions.clear(key)
+        text = (
+            "cleared stored sessions for this chat."
+            if msg.is_private
+            else "cleared stored sessions for you in this chat."
+        )
+        await self.replier.reply(msg, text)
+
+
+@dataclass
+class FileCommandStep:
+    """``/file`` (file transfer is not part of this module)."""
+
+    replier: Replier
+    background: Background
+    files_enabled: bool
+    name: str = "file"
+
+    async def handle(self, route: Route) -> bool:
+        if route.command is None or route.command.name != "file":
+            return False
+        text = FILES_UNSUPPORTED if self.files_enabled else FILES_DISABLED
+        self.background.spawn(self.replier.reply, route.msg, text)
+        return True
+
+
+@dataclass
+class BuiltinStep:
+    """``/agent``, ``/model``, ``/reasoning``, ``/trigger``, ``/ctx``."""
+
+    commands: frozenset[str]
+    handler: Callable[[TelegramIncomingMessage, str, str], Awaitable[Any]] | None
+    background: Background
+    name: str = "builtins"
+
+    async def handle(self, route: Route) -> bool:
+        command = route.command
+        if command is None or command.name not in self.commands or self.handler is None:
+            return False
+        self.background.spawn(self.handler, route.msg, command.name, command.args_text)
+        return True
+
+
+@dataclass
+class TriggerStep:
+    """Stops messages that do not trigger a run in ``mentions`` mode."""
+
+    gate: TriggerGate
+    name: str = "trigger"
+
+    async def handle(self, route: Route) -> bool:
+        command = route.command.name if route.command is not None else None
+        if await self.gate.triggered(route.msg, route.chat_scope, command):
+            return False
+        log.debug("update.ignored", reason="not_triggered", chat_id=route.msg.chat_id)
+        return True
+
+
+@dataclass
+class VoiceStep:
+    """Voice notes (transcription is not part of this module: they get a hint)."""
+
+    replier: Replier
+    background: Background
+    name: str = "voice"
+
+    async def handle(self, route: Route) -> bool:
+        if not route.msg.has_voice or route.text:
+            return False
+        self.background.spawn(self.replier.reply, route.msg, VOICE_DISABLED)
+        return True
+
+
+@dataclass
+class DocumentStep:
+    """Documents, photos and videos (file transfer is not part of this module: dropped)."""
+
+    name: str = "document"
+
+    async def handle(self, route: Route) -> bool:
+        if not route.msg.has_document:
+            return False
+        log.debug("update.ignored", reason="document", chat_id=route.msg.chat_id)
+        return True
+
+
+@dataclass
+class PluginStep:
+    """``/<id>`` of a command plugin."""
+
+    plugins: PluginCommands
+    background: Background
+    name: str = "plugin"
+
+    async def handle(self, route: Route) -> bool:
+        command = route.command
+        if command is None or not await self.plugins.is_plugin_command(command.name):
+            return False
+        self.background.spawn(self.plugins.dispatch, route.msg, command.name, command.args_text)
+        return True
+
+
+@dataclass
+class PromptStep:
+    """Everything else is a prompt (a reply to a running run follows that run)."""
+
+    prompts: PromptRunner
+    background: Background
+    name: str = "prompt"
+
+    async def handle(self, route: Route) -> bool:
+        msg = route.msg
+        if route.text != msg.text:
+            msg = _with_text(msg, route.text)
+        ref = self.prompts.running_ref(msg)
+        if ref is not None:
+            self.background.spawn(self.prompts.follow_up_running, msg, ref)
+        else:
+            self.prompts.submit(msg)
+        return True
+
+
+def _with_text(msg: TelegramIncomingMessage, text: str) -> TelegramIncomingMessage:
+    from dataclasses import replace
+
+    return replace(msg, text=text)
+
+
+__all__ = [
+    "BuiltinStep",
+    "CancelStep",
+    "ContextStep",
+    "DocumentStep",
+    "FileCommandStep",
+    "ForwardStep",
+    "NewStep",
+    "PluginStep",
+    "PromptStep",
+    "TriggerStep",
+    "VoiceStep",
+]
