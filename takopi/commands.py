@@ -185,7 +185,9 @@ def get_command(
     except plugins.PluginLoadFailed as exc:
         _log.warning("commands.load_failed", command=command_id, error=str(exc))
         if required:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(
+                f"Failed to load command {command_id!r}: {exc.load_error.error}"
+            ) from None
         return None
     return backend  # type: ignore[no-any-return]
 

@@ -94,6 +94,7 @@ class TransportRuntime:
         "_projects",
         "_router",
         "_watch_config",
+        "revision",
     )
 
     def __init__(
@@ -112,6 +113,8 @@ class TransportRuntime:
         self._config_path = Path(config_path) if config_path is not None else None
         self._plugin_configs = _copy_plugin_configs(plugin_configs)
         self._watch_config = bool(watch_config)
+        # bumped by every update(): transports watch it to refresh what they show
+        self.revision = 0
 
     def update(
         self,
@@ -136,6 +139,7 @@ class TransportRuntime:
             self._plugin_configs = _copy_plugin_configs(plugin_configs)
         if not isinstance(watch_config, _Keep):
             self._watch_config = bool(watch_config)
+        self.revision += 1
 
     # -- plain attributes -------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ Modules, by job:
 - ``backend`` — the ``TransportBackend``; ``onboarding`` — token check and chat capture helpers
   for the CLI wizard; ``files`` — path-safety helpers other transports import.
 
-Not supported by this build (logged at startup when enabled): forum topics, file transfer
-(``/file``), voice transcription, media groups.
+Forum topics: ``topics`` (scope, validation), ``topic_state`` (the state file),
+``context_cmds`` (``/ctx``, ``/topic``, topic binding and the unbound-topic notice).
+
+Not supported by this build (logged at startup when enabled): file transfer (``/file``),
+voice transcription, media groups.
 """

@@ -27,12 +27,14 @@ from .bridge import (
     TelegramBridgeConfig,
     TelegramFilesConfig,
     TelegramPresenter,
+    TelegramTopicsConfig,
     TelegramTransport,
 )
 from .client import TelegramClient
 from .client_api import TelegramApiError, TelegramError, TelegramRetryAfter
 from .loop import run_main_loop
 from .outbox import default_interval
+from .topics import TopicScope
 
 log = get_logger(__name__)
 
@@ -68,6 +70,7 @@ def build_startup_message(
     default_engine: str | None = None,
     topics_enabled: bool = False,
     cwd: str | None = None,
+    topics_scope: str | None = None,
 ) -> str:
     """``🐙 **takopi is ready**`` followed by default engine, engines, projects, mode…"""
     default = default_engine or runtime.default_engine
@@ -94,7 +97,11 @@ def build_startup_message(
         f"engines: `{engines}`",
         f"projects: `{projects}`",
         f"mode: `{session_mode}`",
-        f"topics: `{'enabled' if topics_enabled else 'disabled'}`",
+        "topics: `{}`".format(
+            (f"enabled (scope={topics_scope})" if topics_scope else "enabled")
+            if topics_enabled
+            else "disabled"
+        ),
         f"resume lines: `{'shown' if show_resume_line else 'hidden'}`",
         f"working in: `{cwd or os.getcwd()}`",
     ]
@@ -154,7 +161,6 @@ async def run_telegram(
             session_mode=settings.session_mode,
         )
         for feature, enabled in (
-            ("topics", settings.topics.enabled),
             ("files", settings.files.enabled),
             ("voice_transcription", settings.voice_transcription),
         ):
@@ -167,7 +173,13 @@ async def run_telegram(
             session_mode=settings.session_mode,
             show_resume_line=settings.show_resume_line,
             default_engine=default_engine_override,
-            topics_enabled=False,
+            topics_enabled=settings.topics.enabled,
+            topics_scope=TopicScope(
+                enabled=settings.topics.enabled,
+                scope=settings.topics.scope,
+                main_chat_id=settings.chat_id,
+                runtime=runtime,
+            ).label(),
         )
         cfg = TelegramBridgeConfig(
             bot=bot,
@@ -186,6 +198,9 @@ async def run_telegram(
             poll_timeout_s=poll_timeout_s,
             bot_username=(me or {}).get("username"),
             files=TelegramFilesConfig(enabled=bool(settings.files.enabled)),
+            topics=TelegramTopicsConfig(
+                enabled=bool(settings.topics.enabled), scope=settings.topics.scope
+            ),
         )
         await run_main_loop(cfg)
 

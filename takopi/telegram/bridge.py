@@ -248,7 +248,7 @@ class TelegramFilesConfig:
 
 @dataclass(frozen=True, slots=True)
 class TelegramTopicsConfig:
-    """``[transports.telegram.topics]`` (forum topics are not implemented by this build)."""
+    """``[transports.telegram.topics]``: managed forum topics (see :mod:`.topics`)."""
 
     enabled: bool = False
     scope: str = "auto"

@@ -1,281 +1,276 @@
-"""Built-in chat commands on chat-level preferences: ``/agent``, ``/model``, ``/reasoning``,
-``/trigger`` and ``/ctx`` (forum topics are not supported by this build, so every setting is
-chat-wide). Changing settings is open to private chats and group admins."""
+"""Built-in chat commands: ``/agent``, ``/model``, ``/reasoning``, ``/trigger`` here;
+``/ctx`` and ``/topic`` in :mod:`.context_cmds`. Texts are the reference's.
+
+Settings go to the forum topic when the command is sent in a managed topic, else to the
+chat. Changing them is open to private chats and group admins (:mod:`.permissions`)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from takopi.context import RunContext
 from takopi.logging import get_logger
 
 from .chat_prefs import ChatPrefsStore
 from .commands import split_command_args
-from .preferences import REASONING_LEVELS, REASONING_SUPPORTED_ENGINES, EngineChoice, Preferences
+from .preferences import REASONING_LEVELS, Preferences
 from .scope import ChatScope
+from .topic_state import TopicStateStore
 from .types import TelegramIncomingMessage
 
 TRIGGER_MODES = ("all", "mentions")
-BUILTIN_COMMANDS = frozenset({"agent", "model", "reasoning", "trigger", "ctx"})
-ADMIN_STATUSES = frozenset({"creator", "administrator"})
+BUILTIN_COMMANDS = frozenset({"agent", "model", "reasoning", "trigger"})
+CHANGES = frozenset({"set", "clear", "all", "mentions"})
+
+Reply = Callable[[TelegramIncomingMessage, str], Awaitable[Any]]
+AdminCheck = Callable[[TelegramIncomingMessage], Awaitable[str]]
 
 log = get_logger(__name__)
 
 
+def _where(scope: ChatScope) -> str:
+    return "topic" if scope.topic_key is not None else "chat"
+
+
 class BuiltinCommands:
-    """Handlers for the built-in commands; ``reply(msg, markdown)`` sends the answers."""
+    """Handlers of the settings commands (see module docstring)."""
 
     def __init__(
         self,
         *,
         runtime: Any,
-        prefs: ChatPrefsStore,
+        chat_prefs: ChatPrefsStore,
+        topics: TopicStateStore | None,
         preferences: Preferences,
-        reply: Callable[[TelegramIncomingMessage, str], Awaitable[Any]],
-        is_admin: Callable[[TelegramIncomingMessage], Awaitable[bool]],
+        reply: Reply,
+        check_admin: AdminCheck,
+        refusal: Callable[[str, Any], str],
     ) -> None:
         self.runtime = runtime
-        self.prefs = prefs
+        self.chat_prefs = chat_prefs
+        self.topics = topics
         self.preferences = preferences
         self.reply = reply
-        self.is_admin = is_admin
+        self.check_admin = check_admin
+        self.refusal = refusal
 
-    async def ambient_context(self, chat_id: int) -> tuple[RunContext | None, str]:
-        return await self.preferences.ambient_context(ChatScope(chat_id))
-
-    async def engine_choice(
-        self, chat_id: int, *, directive: str | None, context: RunContext | None
-    ) -> EngineChoice:
-        return await self.preferences.engine_choice(
-            ChatScope(chat_id), directive=directive, context=context
-        )
-
-    async def run_overrides(self, chat_id: int, engine: str) -> tuple[str | None, str | None]:
-        overrides = await self.preferences.run_overrides(ChatScope(chat_id), engine)
-        return overrides.model, overrides.reasoning
-
-    async def trigger_mode(self, chat_id: int) -> str:
-        return await self.preferences.trigger_mode(ChatScope(chat_id))
-
-    # -- dispatch -------------------------------------------------------------------------
-    async def handle(self, msg: TelegramIncomingMessage, name: str, args_text: str) -> None:
+    async def handle(
+        self, msg: TelegramIncomingMessage, scope: ChatScope, name: str, args_text: str
+    ) -> None:
         args = list(split_command_args(args_text))
+        if args and args[0].lower() in CHANGES:
+            check = await self.check_admin(msg)
+            if check != "ok":
+                await self.reply(msg, self.refusal(name, check))
+                return
         handler = {
             "agent": self._agent,
             "model": self._model,
             "reasoning": self._reasoning,
             "trigger": self._trigger,
-            "ctx": self._ctx,
         }[name]
-        if (
-            args
-            and args[0].lower() in {"set", "clear", "all", "mentions"}
-            and not (name == "ctx" or await self.is_admin(msg))
-        ):
-            await self.reply(msg, f"changing `/{name}` settings is restricted to group admins.")
-            return
-        await handler(msg, args)
+        await handler(msg, scope, args)
 
-    async def _choice(self, msg: TelegramIncomingMessage) -> EngineChoice:
-        context, _ = await self.ambient_context(msg.chat_id)
-        return await self.engine_choice(msg.chat_id, directive=None, context=context)
-
-    async def _agent(self, msg: TelegramIncomingMessage, args: list[str]) -> None:
-        chat = msg.chat_id
+    # -- shared helpers -----------------------------------------------------------------
+    def _engines_listed(self) -> list[str]:
+        """Available engines first, then the others (as the reference lists them)."""
         available = list(self.runtime.available_engine_ids())
+        return available + [e for e in self.runtime.engine_ids if e not in available]
+
+    def _unknown_engine(self, engine: str) -> str:
+        return (
+            f"unknown engine `{engine}`.\navailable engines: `{', '.join(self._engines_listed())}`"
+        )
+
+    async def _current_engine(self, scope: ChatScope) -> tuple[str, str]:
+        context, _ = await self.preferences.ambient_context(scope)
+        choice = await self.preferences.engine_choice(scope, directive=None, context=context)
+        return choice.engine, choice.source
+
+    async def _set_scoped(self, scope: ChatScope, field: str, value: str | None) -> None:
+        key = scope.topic_key
+        if key is not None and self.topics is not None:
+            await self.topics.set(key, field, value)
+        else:
+            await self.chat_prefs.set(scope.chat_id, field, value)
+
+    async def _set_override(
+        self, scope: ChatScope, engine: str, field: str, value: str | None
+    ) -> None:
+        key = scope.topic_key
+        if key is not None and self.topics is not None:
+            await self.topics.set_override(key, engine, field, value)
+        else:
+            await self.chat_prefs.set_override(scope.chat_id, engine, field, value)
+
+    async def _override_line(self, scope: ChatScope, engine: str, field: str) -> str:
+        value, source = await self.preferences.override(scope, engine, field)
+        return f"{field}: {value} ({source})" if value else f"{field}: default (no override)"
+
+    # -- /agent -------------------------------------------------------------------------
+    async def _agent(self, msg: TelegramIncomingMessage, scope: ChatScope, args: list[str]) -> None:
+        where = _where(scope)
         if not args:
-            choice = await self._choice(msg)
-            model, reasoning = await self.run_overrides(chat, choice.engine)
-            context, _ = await self.ambient_context(chat)
+            engine, source = await self._current_engine(scope)
+            context, _ = await self.preferences.ambient_context(scope)
             project = context.project if context else None
             project_engine = self.runtime.project_default_engine(project) if project else None
             lines = [
-                f"engine: `{choice.engine}` ({choice.source})",
-                f"model: `{model}` (chat default)" if model else "model: default (no override)",
-                f"reasoning: `{reasoning}` (chat default)"
-                if reasoning
-                else "reasoning: default (no override)",
-                "defaults: chat: {}, project: {}, global: {}".format(
-                    await self.prefs.get(chat, "default_engine") or "none",
+                f"engine: {engine} ({source})",
+                await self._override_line(scope, engine, "model"),
+                await self._override_line(scope, engine, "reasoning"),
+                "defaults: topic: {}, chat: {}, project: {}, global: {}".format(
+                    await self.preferences.topic_value(scope, "default_engine") or "none",
+                    await self.preferences.chat_value(scope, "default_engine") or "none",
                     project_engine or "none",
                     self.runtime.default_engine,
                 ),
-                f"available: {', '.join(available) or 'none'}",
+                f"available: {', '.join(self._engines_listed()) or 'none'}",
             ]
-            await self.reply(msg, "  \n".join(lines))
+            await self.reply(msg, "\n\n".join(lines))
             return
         action = args[0].lower()
         if action == "set" and len(args) == 2:
             engine = args[1].lower()
             if engine not in set(self.runtime.engine_ids):
-                await self.reply(
-                    msg,
-                    f"unknown engine `{engine}`.\navailable engines: `{', '.join(available)}`",
-                )
+                await self.reply(msg, self._unknown_engine(engine))
                 return
-            await self.prefs.set(chat, "default_engine", engine)
-            await self.reply(msg, f"chat default engine set to `{engine}`.")
+            await self._set_scoped(scope, "default_engine", engine)
+            await self.reply(msg, f"{where} default engine set to `{engine}`")
             return
         if action == "clear" and len(args) == 1:
-            await self.prefs.set(chat, "default_engine", None)
-            await self.reply(msg, "chat default engine cleared.")
+            await self._set_scoped(scope, "default_engine", None)
+            await self.reply(msg, f"{where} default engine cleared.")
             return
         await self.reply(msg, "usage: `/agent`, `/agent set <engine>`, or `/agent clear`")
 
+    # -- /model and /reasoning ----------------------------------------------------------
     async def _override(
-        self, msg: TelegramIncomingMessage, args: list[str], *, field: str, usage: str
+        self,
+        msg: TelegramIncomingMessage,
+        scope: ChatScope,
+        args: list[str],
+        *,
+        field: str,
+        usage: str,
+        available: str,
+        clean_start: str,
     ) -> None:
-        chat = msg.chat_id
+        where = _where(scope)
         engines = set(self.runtime.engine_ids)
         if not args:
-            choice = await self._choice(msg)
-            value = await self.prefs.get_override(chat, choice.engine, field)
-            shown = f"`{value}` (chat default)" if value else "default (no override)"
-            await self.reply(
-                msg, f"engine: `{choice.engine}` ({choice.source})  \n{field}: {shown}"
-            )
+            engine, source = await self._current_engine(scope)
+            topic, chat = await self.preferences.override_layers(scope, engine, field)
+            lines = [
+                f"engine: {engine} ({source})",
+                await self._override_line(scope, engine, field),
+                f"defaults: topic: {topic or 'none'}, chat: {chat or 'none'}",
+                available,
+            ]
+            await self.reply(msg, "\n\n".join(lines))
             return
         action = args[0].lower()
-        if action == "set" and len(args) >= 2:
-            rest = args[1:]
-            if len(rest) >= 2 and rest[0].lower() in engines:
+        rest = args[1:]
+        if action == "set" and rest:
+            if rest[0].lower() in engines:
+                if len(rest) < 2:
+                    await self.reply(msg, usage)
+                    return
                 engine, value = rest[0].lower(), " ".join(rest[1:])
             else:
-                engine, value = (await self._choice(msg)).engine, " ".join(rest)
+                engine, value = (await self._current_engine(scope))[0], " ".join(rest)
             if field == "reasoning":
                 value = value.lower()
                 if value not in REASONING_LEVELS:
                     await self.reply(
                         msg,
-                        f"invalid reasoning level `{value}`.\n"
-                        f"valid levels: {', '.join(REASONING_LEVELS)}",
+                        f"unknown reasoning level `{value}`.\n"
+                        f"available levels: {', '.join(REASONING_LEVELS)}",
                     )
                     return
-            await self.prefs.set_override(chat, engine, field, value)
-            text = f"{field} override for `{engine}` set to `{value}`."
-            if field == "model":
-                text += "\nIf you want a clean start on the new model, run `/new`."
-            elif engine not in REASONING_SUPPORTED_ENGINES:
-                text += f"\nnote: `{engine}` does not support reasoning overrides; it is ignored."
-            await self.reply(msg, text)
+            await self._set_override(scope, engine, field, value)
+            await self.reply(
+                msg,
+                f"{where} {field} override set to `{value}` for `{engine}`.\n"
+                f"If you want a clean start on the {clean_start}, run `/new`.",
+            )
             return
-        if action == "clear" and len(args) <= 2:
-            engine = args[1].lower() if len(args) == 2 else (await self._choice(msg)).engine
-            await self.prefs.set_override(chat, engine, field, None)
-            await self.reply(msg, f"{field} override for `{engine}` cleared.")
+        if action == "clear" and len(rest) <= 1:
+            if rest and rest[0].lower() not in engines:
+                await self.reply(msg, self._unknown_engine(rest[0].lower()))
+                return
+            engine = rest[0].lower() if rest else (await self._current_engine(scope))[0]
+            await self._set_override(scope, engine, field, None)
+            await self.reply(msg, f"{where} {field} override cleared.")
             return
         await self.reply(msg, usage)
 
-    async def _model(self, msg: TelegramIncomingMessage, args: list[str]) -> None:
+    async def _model(self, msg: TelegramIncomingMessage, scope: ChatScope, args: list[str]) -> None:
         await self._override(
             msg,
+            scope,
             args,
             field="model",
-            usage="usage: `/model`, `/model set [engine] <model>`, or `/model clear [engine]`",
+            usage="usage: `/model`, `/model set <model>`, `/model set <engine> <model>`, "
+            "or `/model clear [engine]`",
+            available=f"available engines: {', '.join(self._engines_listed())}",
+            clean_start="new model",
         )
 
-    async def _reasoning(self, msg: TelegramIncomingMessage, args: list[str]) -> None:
+    async def _reasoning(
+        self, msg: TelegramIncomingMessage, scope: ChatScope, args: list[str]
+    ) -> None:
         await self._override(
             msg,
+            scope,
             args,
             field="reasoning",
-            usage="usage: `/reasoning`, `/reasoning set [engine] <level>`, "
-            "or `/reasoning clear [engine]`",
+            usage="usage: `/reasoning`, `/reasoning set <level>`, "
+            "`/reasoning set <engine> <level>`, or `/reasoning clear [engine]`",
+            available=f"available levels: {', '.join(REASONING_LEVELS)}",
+            clean_start="new setting",
         )
 
-    async def _trigger(self, msg: TelegramIncomingMessage, args: list[str]) -> None:
-        chat = msg.chat_id
+    # -- /trigger -----------------------------------------------------------------------
+    async def _trigger(
+        self, msg: TelegramIncomingMessage, scope: ChatScope, args: list[str]
+    ) -> None:
+        where = _where(scope)
         if not args:
-            mode = await self.trigger_mode(chat)
-            source = "chat default" if mode == "mentions" else "default"
-            await self.reply(
-                msg, f"trigger: `{mode}` ({source})  \navailable: {', '.join(TRIGGER_MODES)}"
-            )
-            return
-        action = args[0].lower()
-        if action == "mentions" and len(args) == 1:
-            await self.prefs.set(chat, "trigger_mode", "mentions")
-            await self.reply(msg, "chat trigger mode set to `mentions`.")
-            return
-        if action in {"all", "clear"} and len(args) == 1:
-            await self.prefs.set(chat, "trigger_mode", None)
-            await self.reply(msg, "chat trigger mode reset to `all`.")
-            return
-        await self.reply(msg, "usage: `/trigger`, `/trigger all|mentions`, or `/trigger clear`")
-
-    async def _ctx(self, msg: TelegramIncomingMessage, args: list[str]) -> None:
-        chat = msg.chat_id
-        if not args:
-            bound = await self.prefs.get_context(chat)
-            context, source = await self.ambient_context(chat)
+            topic, chat = await self.preferences.trigger_layers(scope)
+            if topic:
+                shown = "mentions (topic override)"
+            elif chat:
+                shown = "mentions (chat default)"
+            else:
+                shown = "all (default)"
             lines = [
-                f"bound ctx: {self._fmt(bound)}",
-                f"resolved ctx: {self._fmt(context)} (source: {source})",
+                f"trigger: {shown}",
+                f"defaults: topic: {topic or 'none'}, chat: {chat or 'none'}",
+                f"available: {', '.join(TRIGGER_MODES)}",
             ]
-            await self.reply(msg, "  \n".join(lines))
+            await self.reply(msg, "\n\n".join(lines))
             return
         action = args[0].lower()
+        if action in TRIGGER_MODES and len(args) == 1:
+            # "all" is stored as unset, so a topic cannot turn a chat's "mentions" back off
+            await self._set_scoped(
+                scope, "trigger_mode", "mentions" if action == "mentions" else None
+            )
+            await self.reply(msg, f"{where} trigger mode set to `{action}`")
+            return
         if action == "clear" and len(args) == 1:
-            await self.prefs.set_context(chat, None)
-            await self.reply(msg, "chat context cleared.")
-            return
-        if action != "set":
-            await self.reply(msg, "usage: `/ctx`, `/ctx set <project> [@branch]`, or `/ctx clear`")
-            return
-        rest = args[1:]
-        if not rest or len(rest) > 2:
-            await self.reply(
-                msg,
-                "error:\ntoo many arguments" if rest else "usage: `/ctx set <project> [@branch]`",
+            await self._set_scoped(scope, "trigger_mode", None)
+            text = (
+                "topic trigger mode cleared (using chat default)."
+                if where == "topic"
+                else "chat trigger mode reset to `all`."
             )
+            await self.reply(msg, text)
             return
-        project: str | None = None
-        branch: str | None = None
-        if rest[0].startswith("@"):
-            branch = rest[0][1:]
-            chat_ctx = self.runtime.default_context_for_chat(chat)
-            project = (
-                chat_ctx.project
-                if chat_ctx
-                else getattr(getattr(self.runtime, "_projects", None), "default_project", None)
-            )
-            if project is None:
-                await self.reply(msg, "usage: `/ctx set <project> [@branch]`")
-                return
-        else:
-            key = self.runtime.normalize_project_key(rest[0])
-            if key is None:
-                await self.reply(msg, f"error:\nunknown project '{rest[0]}'")
-                return
-            project = key
-            if len(rest) == 2:
-                if not rest[1].startswith("@"):
-                    await self.reply(msg, "error:\nbranch must be prefixed with @")
-                    return
-                branch = rest[1][1:]
-        chat_project = self.runtime.default_context_for_chat(chat)
-        if chat_project is not None and chat_project.project != project:
-            await self.reply(
-                msg,
-                f"error:\nproject mismatch for this chat; expected '{chat_project.project}'.",
-            )
-            return
-        context = RunContext(project=project, branch=branch or None)
-        await self.prefs.set_context(chat, context)
-        await self.reply(msg, f"chat context set to {self._fmt(context)}.")
-
-    def _fmt(self, context: RunContext | None) -> str:
-        if context is None or not context.project:
-            return "none"
-        alias = self.runtime.project_alias_for_key(context.project)
-        return f"`{alias} @{context.branch}`" if context.branch else f"`{alias}`"
+        await self.reply(
+            msg, "usage: `/trigger`, `/trigger all`, `/trigger mentions`, or `/trigger clear`"
+        )
 
 
-__all__ = [
-    "BUILTIN_COMMANDS",
-    "REASONING_LEVELS",
-    "REASONING_SUPPORTED_ENGINES",
-    "BuiltinCommands",
-    "EngineChoice",
-]
+__all__ = ["BUILTIN_COMMANDS", "TRIGGER_MODES", "BuiltinCommands"]

@@ -156,6 +156,20 @@ class TelegramClient:
             "getChatMember", lambda: self.api.get_chat_member(chat_id, user_id), None
         )
 
+    async def create_forum_topic(self, chat_id: int, name: str) -> dict[str, Any] | None:
+        """``createForumTopic``; None on failure (logged)."""
+        return await or_default(
+            "createForumTopic", lambda: self.api.create_forum_topic(chat_id, name), None
+        )
+
+    async def edit_forum_topic(self, chat_id: int, message_thread_id: int, name: str) -> bool:
+        """``editForumTopic``; False on failure (logged)."""
+        return await or_default(
+            "editForumTopic",
+            lambda: self.api.edit_forum_topic(chat_id, message_thread_id, name),
+            False,
+        )
+
     async def answer_callback_query(
         self, callback_query_id: str, text: str | None = None, show_alert: bool | None = None
     ) -> bool:

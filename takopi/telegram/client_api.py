@@ -279,6 +279,25 @@ class BotApi:
         result = await self.request("getChatMember", {"chat_id": chat_id, "user_id": user_id})
         return result if isinstance(result, dict) else None
 
+    # -- forum topics -------------------------------------------------------------------
+    async def create_forum_topic(self, chat_id: int, name: str) -> dict[str, Any] | None:
+        """``createForumTopic``: the new ``ForumTopic`` (``message_thread_id``, ``name``)."""
+        result = await self.request("createForumTopic", {"chat_id": chat_id, "name": name})
+        return result if isinstance(result, dict) else None
+
+    async def edit_forum_topic(self, chat_id: int, message_thread_id: int, name: str) -> bool:
+        """``editForumTopic`` (rename); renaming to the current name counts as success."""
+        try:
+            result = await self.request(
+                "editForumTopic",
+                {"chat_id": chat_id, "message_thread_id": message_thread_id, "name": name},
+            )
+        except TelegramApiError as exc:
+            if "TOPIC_NOT_MODIFIED" in exc.description:
+                return True
+            raise
+        return bool(result)
+
 
 __all__ = [
     "DEFAULT_API_URL",

@@ -9,11 +9,11 @@ from typing import Any
 import anyio
 
 from takopi.commands import CommandContext, get_command, list_command_ids
+from takopi.config import ConfigError
 from takopi.logging import get_logger
-from takopi.transport import MessageRef, RenderedMessage
+from takopi.transport import MessageRef
 
 from .commands import split_command_args
-from .render import render_markdown
 from .replies import Replier
 from .types import TelegramIncomingMessage
 
@@ -65,16 +65,24 @@ class PluginCommands:
         return name in self._ids
 
     async def dispatch(self, msg: TelegramIncomingMessage, name: str, args_text: str) -> None:
+        """Run ``/<name>``. As in the reference, what the plugin returns and every error
+        reply (load failure with its reason, bad ``[plugins.<id>]``, exception) are sent as
+        plain text: no Markdown is interpreted."""
         try:
-            backend = get_command(name, allowlist=self.runtime.allowlist, required=False)
+            backend = get_command(name, allowlist=self.runtime.allowlist, required=True)
             if backend is None:
-                await self.replier.send_error(msg, f"command `{name}` is unavailable.")
-                return
-            reply_to = (
-                MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
-                if msg.reply_to_message_id is not None
-                else None
-            )
+                raise ConfigError(f"Unknown command {name!r}.")
+            plugin_config = self.runtime.plugin_config(name)
+        except ConfigError as exc:
+            log.warning("telegram.command.unavailable", command=name, error=str(exc))
+            await self.replier.reply_plain(msg, f"error:\n{exc}")
+            return
+        reply_to = (
+            MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
+            if msg.reply_to_message_id is not None
+            else None
+        )
+        try:
             ctx = CommandContext(
                 command=name,
                 text=msg.text,
@@ -90,7 +98,7 @@ class PluginCommands:
                 reply_to=reply_to,
                 reply_text=msg.reply_to_text,
                 config_path=self.runtime.config_path,
-                plugin_config=self.runtime.plugin_config(name),
+                plugin_config=plugin_config,
                 runtime=self.runtime,
                 executor=self.executor_for(msg),
             )
@@ -99,16 +107,12 @@ class PluginCommands:
             raise
         except Exception as exc:
             log.exception("telegram.command.failed", command=name, error=str(exc))
-            await self.replier.send_error(msg, str(exc) or type(exc).__name__)
+            await self.replier.reply_plain(msg, f"error:\n{str(exc) or type(exc).__name__}")
             return
         if result is None:
             return
-        text, entities = render_markdown(result.text)
-        await self.replier.send(
-            msg,
-            RenderedMessage(text=text, extra={"entities": entities}),
-            notify=result.notify,
-            reply_to=result.reply_to,
+        await self.replier.reply_plain(
+            msg, result.text, notify=result.notify, reply_to=result.reply_to
         )
 
 

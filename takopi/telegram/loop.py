@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import Any
@@ -34,12 +34,14 @@ from .cancel import Canceller
 from .chat_prefs import ChatPrefsStore
 from .chat_sessions import ChatSessionStore
 from .client import TelegramClient
+from .context_cmds import ContextCommands
 from .deliveries import deliver_pending
 from .dispatch import PluginCommands
 from .executor import CaptureTransport, TelegramCommandExecutor
 from .gate import BACKLOG_NOTICE, ChatGate
 from .menu import CommandMenu
 from .parsing import UpdateDeduper
+from .permissions import check_admin, refusal
 from .polling import ALLOWED_UPDATES, drain_backlog, poll_updates
 from .preferences import Preferences
 from .prompts import PromptRunner
@@ -50,6 +52,7 @@ from .runs import RunLauncher
 from .scope import ChatScope
 from .sessions import Sessions
 from .steps import (
+    BuiltinHandler,
     BuiltinStep,
     CancelStep,
     ContextStep,
@@ -62,6 +65,8 @@ from .steps import (
     TriggerStep,
     VoiceStep,
 )
+from .topic_state import TopicStateStore
+from .topics import TopicScope
 from .trigger import TriggerGate
 from .types import TelegramCallbackQuery, TelegramIncomingMessage, TelegramIncomingUpdate
 
@@ -69,6 +74,9 @@ Poller = Callable[[TelegramBridgeConfig], AsyncIterator[TelegramIncomingUpdate]]
 
 log = get_logger(__name__)
 
+CHAT_PREFS_FILE = "telegram_chat_prefs_state.json"
+CHAT_SESSIONS_FILE = "telegram_chat_sessions_state.json"
+TOPICS_FILE = "telegram_topics_state.json"
 DELIVERY_POLL_S = 3.0
 """How often journaled outcomes are collected after startup (runs that lost a previous
 transport incarnation can finish after this one started)."""
@@ -95,16 +103,36 @@ class TelegramLoop:
         self.deduper = UpdateDeduper()
         self.gate = ChatGate(cfg, started_at=started_at if started_at is not None else time.time())
         self.replier = Replier(self.transport)
-        state_dir = cfg.config_path.parent if cfg.config_path is not None else None
-        chat_prefs = (
-            ChatPrefsStore(state_dir / "telegram_chat_prefs_state.json") if state_dir else None
+        self.topic_scope = TopicScope(
+            enabled=cfg.topics.enabled,
+            scope=cfg.topics.scope,
+            main_chat_id=cfg.chat_id,
+            runtime=runtime,
         )
-        self.preferences = Preferences(runtime, chat_prefs)
+        state_dir = cfg.config_path.parent if cfg.config_path is not None else None
+        chat_prefs = ChatPrefsStore(state_dir / CHAT_PREFS_FILE) if state_dir else None
+        topics = (
+            TopicStateStore(state_dir / TOPICS_FILE) if state_dir and cfg.topics.enabled else None
+        )
+        self.preferences = Preferences(runtime, chat_prefs, topics)
         self.sessions = Sessions(
-            ChatSessionStore(state_dir / "telegram_chat_sessions_state.json")
-            if state_dir
-            else None,
+            ChatSessionStore(state_dir / CHAT_SESSIONS_FILE) if state_dir else None,
             session_mode=cfg.session_mode,
+            topic_store=topics,
+        )
+        self.context_cmds = (
+            ContextCommands(
+                runtime=runtime,
+                bot=self.bot,
+                transport=self.transport,
+                chat_prefs=chat_prefs,
+                topics=topics,
+                topic_scope=self.topic_scope,
+                preferences=self.preferences,
+                replier=self.replier,
+            )
+            if chat_prefs is not None
+            else None
         )
         self.runs = RunLauncher(
             runtime=runtime,
@@ -125,6 +153,7 @@ class TelegramLoop:
             scope_of=self.scope_of,
             forward_coalesce_s=cfg.forward_coalesce_s,
             bot_username=cfg.bot_username,
+            before_run=self.context_cmds.before_run if self.context_cmds is not None else None,
         )
         self.canceller = Canceller(
             runs=self.runs, replier=self.replier, background=self.background, bot=self.bot
@@ -135,10 +164,12 @@ class TelegramLoop:
         self.builtins = (
             BuiltinCommands(
                 runtime=runtime,
-                prefs=chat_prefs,
+                chat_prefs=chat_prefs,
+                topics=topics,
                 preferences=self.preferences,
                 reply=self.replier.reply,
-                is_admin=self.is_admin,
+                check_admin=partial(check_admin, self.bot),
+                refusal=refusal,
             )
             if chat_prefs is not None
             else None
@@ -165,7 +196,7 @@ class TelegramLoop:
             CancelStep(self.canceller),
             NewStep(self.sessions, self.prompts, self.replier, bg),
             FileCommandStep(self.replier, bg, files_enabled=self.cfg.files.enabled),
-            BuiltinStep(BUILTIN_COMMANDS, self.builtins.handle if self.builtins else None, bg),
+            BuiltinStep(self.builtin_handlers(), bg, topic_chat=self.topic_scope.in_scope),
             TriggerStep(self.trigger),
             VoiceStep(self.replier, bg),
             DocumentStep(),
@@ -173,10 +204,22 @@ class TelegramLoop:
             PromptStep(self.prompts, bg),
         ]
 
+    def builtin_handlers(self) -> dict[str, BuiltinHandler]:
+        """``/agent`` ``/model`` ``/reasoning`` ``/trigger`` ``/ctx`` (+ ``/topic``)."""
+        handlers: dict[str, BuiltinHandler] = {}
+        builtins = self.builtins
+        if builtins is not None:
+            for name in BUILTIN_COMMANDS:
+                handlers[name] = partial(_call_builtin, builtins.handle, name)
+        if self.context_cmds is not None:
+            handlers["ctx"] = self.context_cmds.handle_ctx
+            if self.cfg.topics.enabled:
+                handlers["topic"] = self.context_cmds.handle_topic
+        return handlers
+
     def menu_builtins(self) -> list[tuple[str, str]]:
-        builtins: list[tuple[str, str]] = []
-        if self.cfg.session_mode == "chat":
-            builtins.append(("new", "start a new thread"))
+        """The reference's order; ``/new`` is always listed."""
+        builtins: list[tuple[str, str]] = [("new", "start a new thread")]
         if self.builtins is not None:
             builtins += [
                 ("ctx", "show or update context"),
@@ -185,12 +228,16 @@ class TelegramLoop:
                 ("reasoning", "set reasoning override"),
                 ("trigger", "set trigger mode"),
             ]
+        if self.cfg.topics.enabled and self.context_cmds is not None:
+            builtins.append(("topic", "create or bind a topic"))
+        if self.cfg.files.enabled:
+            builtins.append(("file", "upload or fetch files"))
         builtins.append(("cancel", "cancel run"))
         return builtins
 
     def scope_for(self, chat_id: int, thread_id: int | None) -> ChatScope:
-        """The scope of a chat/thread pair."""
-        return ChatScope(chat_id, thread_id)
+        """The scope of a chat/thread pair (a managed topic, or the chat)."""
+        return self.topic_scope.scope_for(chat_id, thread_id)
 
     def scope_of(self, msg: TelegramIncomingMessage) -> ChatScope:
         return self.scope_for(msg.chat_id, msg.thread_id)
@@ -200,15 +247,6 @@ class TelegramLoop:
         return TelegramCommandExecutor(
             runs=self.runs, preferences=self.preferences, msg=msg, scope=self.scope_of(msg)
         )
-
-    async def is_admin(self, msg: TelegramIncomingMessage) -> bool:
-        """Private chats, or group creators/administrators (``getChatMember``)."""
-        if msg.is_private:
-            return True
-        if msg.sender_id is None:
-            return False
-        member = await self.bot.get_chat_member(msg.chat_id, msg.sender_id)
-        return isinstance(member, dict) and member.get("status") in {"creator", "administrator"}
 
     # -- updates --------------------------------------------------------------------------
     async def handle_update(self, update: TelegramIncomingUpdate) -> None:
@@ -255,7 +293,9 @@ class TelegramLoop:
             await deliver_pending(self.runtime, self.transport, self.presenter)
 
     async def run(self) -> None:
-        """Startup sequence, then poll forever."""
+        """Startup sequence, then poll forever. Topic validation failures are fatal
+        (:class:`~takopi.config.ConfigError`), as in the reference."""
+        await self.topic_scope.validate(self.bot)
         await self.sessions.sync_cwd(os.getcwd())
         offset: int | None = None
         if self.cfg.offline_backlog == "drop":
@@ -263,6 +303,7 @@ class TelegramLoop:
         await deliver_pending(self.runtime, self.transport, self.presenter)
         await self.send_startup_message()
         self.background.spawn(self.menu.sync)
+        self.background.spawn(self.menu.follow_runtime)
         if getattr(self.runtime, "pending_deliveries", None) is not None:
             self.background.spawn(self.collect_deliveries)
         updates = (
@@ -272,6 +313,16 @@ class TelegramLoop:
         )
         async for update in updates:
             await self.handle_update(update)
+
+
+async def _call_builtin(
+    handle: Callable[..., Awaitable[Any]],
+    name: str,
+    msg: TelegramIncomingMessage,
+    scope: ChatScope,
+    args_text: str,
+) -> None:
+    await handle(msg, scope, name, args_text)
 
 
 async def run_main_loop(

@@ -1,5 +1,8 @@
 """The bot command menu (``setMyCommands``): engines, project aliases, command plugins and
-the built-in commands."""
+the built-in commands. Sent at startup and again whenever the runtime changes (a hot reload,
+an engine becoming ready or quarantined): the runtime's ``revision`` counter — bumped by
+``TransportRuntime.update`` and by every snapshot the supervisor pushes to a transport
+worker — is watched, and the menu is re-sent when it changed."""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ from takopi.logging import get_logger
 from .client import BotClient
 from .commands import build_command_menu
 from .dispatch import PluginCommands
+
+REVISION_POLL_S = 1.0
+"""How often the runtime's revision is looked at (a local attribute read, no RPC)."""
 
 log = get_logger(__name__)
 
@@ -31,6 +37,7 @@ class CommandMenu:
         self.bot = bot
         self.plugins = plugins
         self.builtins = builtins
+        self._sent: list[dict[str, str]] | None = None
 
     def build(self) -> list[dict[str, str]]:
         plugin_commands = [
@@ -44,16 +51,37 @@ class CommandMenu:
             builtins=self.builtins,
         )
 
-    async def sync(self) -> None:
-        """``setMyCommands``; a failure is logged, never fatal."""
+    async def sync(self, *, force: bool = True) -> None:
+        """``setMyCommands`` (unless ``force`` is off and the menu is unchanged); a failure
+        is logged, never fatal."""
         try:
-            ok = await self.bot.set_my_commands(self.build())
-            if not ok:
+            menu = self.build()
+            if not force and menu == self._sent:
+                return
+            ok = await self.bot.set_my_commands(menu)
+            if ok:
+                self._sent = menu
+            else:
                 log.warning("telegram.commands.sync_failed")
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
             log.warning("telegram.commands.sync_failed", error=str(exc))
+
+    async def follow_runtime(self, interval: float = REVISION_POLL_S) -> None:
+        """Re-send the menu after each runtime change (see module docstring). Runtimes
+        without a ``revision`` are not watched."""
+        seen = getattr(self.runtime, "revision", None)
+        if seen is None:
+            return
+        while True:
+            await anyio.sleep(interval)
+            revision = getattr(self.runtime, "revision", None)
+            if revision == seen:
+                continue
+            seen = revision
+            log.info("telegram.commands.runtime_changed", revision=revision)
+            await self.sync(force=False)
 
 
 __all__ = ["CommandMenu"]

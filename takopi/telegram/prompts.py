@@ -4,7 +4,7 @@ progress message wait for that run's thread and queue on it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -22,6 +22,9 @@ from .runspec import RunSpec
 from .scope import ChatScope
 from .sessions import Sessions
 from .types import TelegramIncomingMessage
+
+BeforeRun = Callable[[TelegramIncomingMessage, ChatScope, Any], Awaitable[bool]]
+"""Called with a resolved prompt before it runs; False stops it (forum topics use this)."""
 
 RESUME_NOT_READY = "resume token not ready yet; try replying to the final message."
 RUNNING_REPLY_WAIT_S = 60.0
@@ -44,6 +47,7 @@ class PromptRunner:
         scope_of: Callable[[TelegramIncomingMessage], ChatScope],
         forward_coalesce_s: float,
         bot_username: str | None,
+        before_run: BeforeRun | None = None,
     ) -> None:
         self.runtime = runtime
         self.runs = runs
@@ -52,6 +56,7 @@ class PromptRunner:
         self.replier = replier
         self.scope_of = scope_of
         self.bot_username = bot_username
+        self.before_run = before_run
         self.coalescer = ForwardCoalescer(
             delay_s=forward_coalesce_s, task_group=task_group, on_flush=self._flush
         )
@@ -106,6 +111,8 @@ class PromptRunner:
             )
         except DirectiveError as exc:
             await self.replier.send_error(msg, str(exc))
+            return
+        if self.before_run is not None and not await self.before_run(msg, scope, resolved):
             return
         choice = await self.preferences.engine_choice(
             scope, directive=resolved.directive_engine, context=resolved.context

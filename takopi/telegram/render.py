@@ -1,9 +1,11 @@
 """Markdown → Telegram text + entities (no ``parse_mode``), trimming and splitting.
 
-The Markdown is parsed with markdown-it-py (CommonMark, raw HTML off, strikethrough on) and
-the token stream is rendered here straight into plain text plus ``MessageEntity`` dicts with
-UTF-16 offsets — what the Bot API expects. Links become ``text_link`` entities only for
-``http(s)://host`` and ``tg:`` URLs (anything else would make Telegram answer 400).
+As in the reference takopi: markdown-it-py renders the Markdown (CommonMark, raw HTML off,
+strikethrough on) to HTML, and sulguk turns that HTML into plain text plus ``MessageEntity``
+dicts with UTF-16 offsets — what the Bot API expects (so soft line breaks read as spaces,
+headings are upper-cased bold+underline, bullets are ``•``). Links stay ``text_link``
+entities only for ``http(s)://host`` and ``tg:`` URLs (anything else would make Telegram
+answer 400).
 
 Messages are built from three Markdown parts — header, body, footer — rendered separately and
 joined by blank lines, so a broken body (say, an unclosed code fence) can never swallow the
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from sulguk import transform_html
+
+from takopi.logging import get_logger
 
 MAX_BODY_CHARS = 3500
 MAX_MESSAGE_UTF16 = 4096
@@ -30,10 +33,15 @@ _FENCE_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>[`~]{3,})(?P<info>.*)$")
 _ORDERED_RE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<marker>\d+[.)])\s+")
 _UNORDERED_RE = re.compile(r"^(?P<indent>[ \t]{0,3})[-+*]\s+")
 _SPLIT_PARAGRAPH_RE = re.compile(r"(\n{2,})")
+# sulguk 0.12 ignores ``<ol start>``; a numbered list that goes on after a code block would
+# restart at 1, so the start is also given to the first item (``<li value>``, which it honours)
+_OL_START_RE = re.compile(r'<ol start="(\d+)">\n<li>')
 
 Entity = dict[str, Any]
 
 _md = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
+
+log = get_logger(__name__)
 
 
 def utf16_len(text: str) -> int:
@@ -108,197 +116,38 @@ def preprocess_markdown(markdown: str) -> str:
     return keep_list_numbering(_BULLET_RE.sub(r"\1-", markdown))
 
 
-# -- token renderer ---------------------------------------------------------------------------
+# -- Markdown → HTML → entities ------------------------------------------------------------
 
 
-class _Out:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.pos = 0  # UTF-16 units written so far
-        self.entities: list[Entity] = []
-        self.prefix = ""  # written after every newline (list / quote indentation)
-
-    def raw(self, text: str) -> None:
-        if text:
-            self.parts.append(text)
-            self.pos += utf16_len(text)
-
-    def text(self, text: str) -> None:
-        if self.prefix and "\n" in text:
-            text = text.replace("\n", "\n" + self.prefix)
-        self.raw(text)
-
-    def newline(self) -> None:
-        self.raw("\n" + self.prefix)
-
-    def tail(self, n: int) -> str:
-        joined = "".join(self.parts[-4:])
-        return joined[-n:]
-
-    def ensure_break(self, blank: bool) -> None:
-        """Start a new block: a newline (or blank line) unless at the very start."""
-        if not self.parts:
-            return
-        current = "".join(self.parts[-4:]).rstrip(" ")
-        if blank:
-            if not current.endswith("\n\n"):
-                self.raw("\n" if current.endswith("\n") else "\n\n")
-        elif not current.endswith("\n"):
-            self.raw("\n")
-        if self.prefix and "".join(self.parts[-2:]).endswith("\n"):
-            self.raw(self.prefix)
-
-    def add_entity(self, kind: str, start: int, **extra: Any) -> None:
-        length = self.pos - start
-        if length > 0:
-            self.entities.append({"type": kind, "offset": start, "length": length, **extra})
-
-
-@dataclass
-class _ListState:
-    ordered: bool
-    number: int
-    indent: str
-
-
-class _Renderer:
-    def __init__(self) -> None:
-        self.out = _Out()
-        self.lists: list[_ListState] = []
-        self.open_inline: list[tuple[str, int, dict[str, Any]]] = []
-        self.block_starts: list[tuple[str, int]] = []
-        self.item_fresh = False
-
-    def render(self, tokens: Sequence[Token]) -> tuple[str, list[Entity]]:
-        for tok in tokens:
-            self.block(tok)
-        text = "".join(self.out.parts)
-        stripped = text.rstrip()
-        size = utf16_len(stripped)
-        entities: list[Entity] = []
-        for ent in self.out.entities:
-            end = min(ent["offset"] + ent["length"], size)
-            if end - ent["offset"] > 0:
-                entities.append({**ent, "length": end - ent["offset"]})
-        entities.sort(key=lambda e: (e["offset"], -e["length"]))
-        return stripped, entities
-
-    def _start_block(self) -> None:
-        if self.item_fresh:
-            self.item_fresh = False
-            return
-        self.out.ensure_break(blank=not self.lists)
-
-    def block(self, tok: Token) -> None:
-        t = tok.type
-        out = self.out
-        if t == "paragraph_open":
-            self._start_block()
-        elif t == "heading_open":
-            self._start_block()
-            self.block_starts.append(("bold", out.pos))
-        elif t == "heading_close":
-            _, start = self.block_starts.pop()
-            out.add_entity("bold", start)
-        elif t == "inline":
-            self.inline(tok.children or [])
-        elif t in {"fence", "code_block"}:
-            self._start_block()
-            start = out.pos
-            out.text(tok.content.rstrip("\n"))
-            lang = tok.info.strip().split(" ")[0] if t == "fence" and tok.info else ""
-            if lang:
-                out.add_entity("pre", start, language=lang)
-            else:
-                out.add_entity("pre", start)
-        elif t == "blockquote_open":
-            self._start_block()
-            self.item_fresh = True
-            self.block_starts.append(("blockquote", out.pos))
-        elif t == "blockquote_close":
-            _, start = self.block_starts.pop()
-            out.add_entity("blockquote", start)
-        elif t == "hr":
-            self._start_block()
-            out.text("———")
-        elif t in {"bullet_list_open", "ordered_list_open"}:
-            if not self.lists:
-                self._start_block()
-            start = 1
-            if t == "ordered_list_open":
-                try:
-                    start = int(tok.attrGet("start") or 1)
-                except (TypeError, ValueError):
-                    start = 1
-            self.lists.append(_ListState(t == "ordered_list_open", start, out.prefix))
-        elif t in {"bullet_list_close", "ordered_list_close"}:
-            state = self.lists.pop()
-            out.prefix = state.indent
-        elif t == "list_item_open":
-            state = self.lists[-1]
-            if not (self.item_fresh and out.tail(1) in {"", "\n"}):
-                out.ensure_break(blank=False)
-            if out.tail(1) == "\n" and state.indent:
-                out.raw(state.indent)
-            marker = f"{state.number}. " if state.ordered else "- "
-            state.number += 1
-            out.raw(marker)
-            out.prefix = state.indent + " " * len(marker)
-            self.item_fresh = True
-        elif t == "list_item_close":
-            out.prefix = self.lists[-1].indent
-            self.item_fresh = False
-
-    def inline(self, children: Sequence[Token]) -> None:
-        out = self.out
-        self.item_fresh = False
-        for child in children:
-            t = child.type
-            if t == "text":
-                out.text(child.content)
-            elif t in {"softbreak", "hardbreak"}:
-                out.newline()
-            elif t == "code_inline":
-                start = out.pos
-                out.text(child.content)
-                out.add_entity("code", start)
-            elif t in {"em_open", "strong_open", "s_open"}:
-                kind = {"em_open": "italic", "strong_open": "bold", "s_open": "strikethrough"}[t]
-                self.open_inline.append((kind, out.pos, {}))
-            elif t in {"em_close", "strong_close", "s_close"}:
-                if self.open_inline:
-                    kind, start, extra = self.open_inline.pop()
-                    out.add_entity(kind, start, **extra)
-            elif t == "link_open":
-                href = str(child.attrGet("href") or "")
-                if is_safe_link(href):
-                    self.open_inline.append(("text_link", out.pos, {"url": href}))
-                else:
-                    self.open_inline.append(("", out.pos, {}))
-            elif t == "link_close":
-                if self.open_inline:
-                    kind, start, extra = self.open_inline.pop()
-                    if kind:
-                        out.add_entity(kind, start, **extra)
-            elif t == "image":
-                alt = "".join(c.content for c in (child.children or []))
-                src = str(child.attrGet("src") or "")
-                start = out.pos
-                out.text(alt or src)
-                if is_safe_link(src):
-                    out.add_entity("text_link", start, url=src)
-            elif t in {"html_inline"}:
-                out.text(child.content)
-            else:
-                out.text(child.content)
+def _clip_entities(entities: Sequence[Any], size: int) -> list[Entity]:
+    r"""Drop unsafe ``text_link``\ s and clip entities to the (right-stripped) text."""
+    out: list[Entity] = []
+    for raw in entities:
+        ent = dict(raw)
+        if ent.get("type") == "text_link" and not is_safe_link(str(ent.get("url") or "")):
+            continue
+        offset = int(ent["offset"])
+        end = min(offset + int(ent["length"]), size)
+        if end - offset > 0:
+            ent["length"] = end - offset
+            out.append(ent)
+    return out
 
 
 def render_markdown(markdown: str) -> tuple[str, list[Entity]]:
-    """Render Markdown into (plain text, entities)."""
+    """Render Markdown into (plain text, entities): markdown-it → HTML → sulguk."""
     if not markdown.strip():
         return "", []
-    tokens = _md.parse(preprocess_markdown(markdown))
-    return _Renderer().render(tokens)
+    html = _OL_START_RE.sub(
+        r'<ol start="\1">\n<li value="\1">', _md.render(preprocess_markdown(markdown))
+    )
+    try:
+        result = transform_html(html)
+    except Exception as exc:  # sulguk chokes on something: send the Markdown as is
+        log.warning("telegram.render.failed", error=f"{type(exc).__name__}: {exc}")
+        return markdown.strip(), []
+    text = result.text.rstrip()
+    return text, _clip_entities(result.entities, utf16_len(text))
 
 
 # -- message assembly ---------------------------------------------------------------------

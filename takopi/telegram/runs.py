@@ -25,7 +25,7 @@ from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 
 from .bridge import TelegramPresenter
 from .preferences import Preferences
-from .runspec import ResumeLineProxy, RunSpec
+from .runspec import ResumeLineProxy, RunSpec, reasoning_ignored_note
 from .scope import ChatScope
 from .sessions import Sessions
 
@@ -197,16 +197,18 @@ class RunLauncher:
                 exec_cfg, spec, engine=entry.engine, error=str(exc), progress_ref=progress_ref
             )
             return
-        runner = ResumeLineProxy(entry.runner, show=self.show_resume(spec))
+        overrides = await self.preferences.run_overrides(spec.chat_scope, entry.engine)
+        notes = []
+        if overrides.ignored_reasoning:
+            log.info("telegram.reasoning.unsupported", engine=entry.engine)
+            notes.append(reasoning_ignored_note(entry.engine))
+        runner = ResumeLineProxy(entry.runner, show=self.show_resume(spec), notes=notes)
 
         async def on_thread_known(token: ResumeToken, done: anyio.Event) -> None:
             await self.scheduler.note_thread_known(token, done)
             if spec.session_key is not None:
                 await self.sessions.set(spec.session_key, token)
 
-        overrides = await self.preferences.run_overrides(spec.chat_scope, entry.engine)
-        if overrides.ignored_reasoning:
-            log.info("telegram.reasoning.unsupported", engine=entry.engine)
         options = (
             EngineRunOptions(model=overrides.model, reasoning=overrides.reasoning)
             if overrides.model or overrides.reasoning

@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 from takopi.context import RunContext
-from takopi.model import ResumeToken
+from takopi.model import Action, ActionEvent, ResumeToken
 from takopi.transport import MessageRef
 
 from .scope import ChatScope
 
 
-class ResumeLineProxy:
-    """Wraps a runner so that ``format_resume`` returns ``""`` when resume lines are hidden."""
+def reasoning_ignored_note(engine: str) -> ActionEvent:
+    """The progress note of a run whose reasoning override its engine cannot use."""
+    return ActionEvent(
+        engine=engine,
+        action=Action(
+            id="takopi.reasoning.unsupported",
+            kind="warning",
+            title=f"reasoning override is not supported for `{engine}`; ignoring.",
+        ),
+        phase="completed",
+        ok=True,
+        level="warning",
+    )
 
-    def __init__(self, runner: Any, *, show: bool) -> None:
+
+class ResumeLineProxy:
+    """Wraps a runner so that ``format_resume`` returns ``""`` when resume lines are hidden,
+    and so that a run starts with the transport's own ``notes`` (progress notes such as an
+    ignored reasoning override)."""
+
+    def __init__(self, runner: Any, *, show: bool, notes: Sequence[ActionEvent] = ()) -> None:
         self._runner = runner
         self._show = show
+        self._notes = tuple(notes)
         self.engine = runner.engine
 
     def format_resume(self, token: ResumeToken) -> str:
@@ -30,7 +50,16 @@ class ResumeLineProxy:
         return self._runner.extract_resume(text)  # type: ignore[no-any-return]
 
     def run(self, prompt: str, resume: ResumeToken | None) -> Any:
-        return self._runner.run(prompt, resume)
+        if not self._notes:
+            return self._runner.run(prompt, resume)
+        return self._noted_run(prompt, resume)
+
+    async def _noted_run(self, prompt: str, resume: ResumeToken | None) -> AsyncIterator[Any]:
+        for note in self._notes:
+            yield note
+        async with aclosing(self._runner.run(prompt, resume)) as events:
+            async for event in events:
+                yield event
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
@@ -56,4 +85,4 @@ class RunSpec:
         return self.scope or ChatScope(self.chat_id, self.thread_id)
 
 
-__all__ = ["ResumeLineProxy", "RunSpec"]
+__all__ = ["ResumeLineProxy", "RunSpec", "reasoning_ignored_note"]

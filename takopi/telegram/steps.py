@@ -73,7 +73,7 @@ class CancelStep:
 
 @dataclass
 class NewStep:
-    """``/new``: forget the stored sessions of the scope (and a pending prompt)."""
+    """``/new``: forget the stored sessions of the topic or chat (and a pending prompt)."""
 
     sessions: Sessions
     prompts: PromptRunner
@@ -93,11 +93,12 @@ class NewStep:
     async def _clear(self, msg: TelegramIncomingMessage, key: str) -> None:
         self.prompts.coalescer.cancel(msg.chat_id, msg.thread_id, msg.sender_id)
         await self.sessions.clear(key)
-        text = (
-            "cleared stored sessions for this chat."
-            if msg.is_private
-            else "cleared stored sessions for you in this chat."
-        )
+        if key.startswith("topic:"):
+            text = "cleared stored sessions for this topic."
+        elif msg.is_private:
+            text = "cleared stored sessions for this chat."
+        else:
+            text = "cleared stored sessions for you in this chat."
         await self.replier.reply(msg, text)
 
 
@@ -118,20 +119,27 @@ class FileCommandStep:
         return True
 
 
+BuiltinHandler = Callable[[TelegramIncomingMessage, ChatScope, str], Awaitable[Any]]
+
+
 @dataclass
 class BuiltinStep:
-    """``/agent``, ``/model``, ``/reasoning``, ``/trigger``, ``/ctx``."""
+    """``/agent``, ``/model``, ``/reasoning``, ``/trigger``, ``/ctx``, and ``/topic`` in
+    chats with managed topics (elsewhere ``/topic`` is a prompt, as in the reference)."""
 
-    commands: frozenset[str]
-    handler: Callable[[TelegramIncomingMessage, str, str], Awaitable[Any]] | None
+    handlers: dict[str, BuiltinHandler]
     background: Background
+    topic_chat: Callable[[int], bool] = lambda _chat_id: False
     name: str = "builtins"
 
     async def handle(self, route: Route) -> bool:
         command = route.command
-        if command is None or command.name not in self.commands or self.handler is None:
+        handler = self.handlers.get(command.name) if command is not None else None
+        if command is None or handler is None:
             return False
-        self.background.spawn(self.handler, route.msg, command.name, command.args_text)
+        if command.name == "topic" and not self.topic_chat(route.msg.chat_id):
+            return False
+        self.background.spawn(handler, route.msg, route.chat_scope, command.args_text)
         return True
 
 

@@ -32,8 +32,7 @@ class TriggerGate:
     async def triggered(
         self, msg: TelegramIncomingMessage, scope: ChatScope, command: str | None
     ) -> bool:
-        if msg.is_private:
-            return True
+        # private chats too, as in the reference
         if await self.preferences.trigger_mode(scope) != "mentions":
             return True
         username = (self.bot_username or "").lower()

@@ -66,10 +66,12 @@ class Snapshot:
     """The supervisor's view of engines and settings, refreshed by ``runtime.changed``."""
 
     def __init__(self, data: dict[str, Any]) -> None:
+        self.revision = -1
         self.update(data)
 
     def update(self, data: dict[str, Any]) -> None:
         """Replace the snapshot (called from the peer loop; plain attribute swaps)."""
+        self.revision += 1
         self.data = data
         self.codecs = {
             engine: _ResumeCodec(info) for engine, info in (data.get("engines") or {}).items()
@@ -278,6 +280,12 @@ class RuntimeProxy:
         """Plugin distribution allowlist."""
         value = self._snapshot.data.get("allowlist")
         return tuple(value) if value is not None else None
+
+    @property
+    def revision(self) -> int:
+        """Bumped by every snapshot the supervisor pushes (a reload, an engine becoming
+        ready or quarantined): transports watch it to refresh what they show."""
+        return self._snapshot.revision
 
     @property
     def config_path(self) -> Path | None:

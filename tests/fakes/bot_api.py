@@ -131,6 +131,7 @@ class BotApiServer:
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._members: dict[tuple[int, int], dict[str, Any]] = {}
+        self._topics: dict[int, dict[int, str]] = {}  # forum chat -> thread id -> name
         self._messages: dict[int, list[FakeMessage]] = {}
         self._next_message_id: dict[int, itertools.count[int]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -233,6 +234,26 @@ class BotApiServer:
         with self._cond:
             self._members[(chat_id, user_id)] = {"status": status, **extra}
 
+    def create_topic(self, chat_id: int, name: str) -> int:
+        """A user creates a forum topic; returns its ``message_thread_id``."""
+        with self._cond:
+            return self._create_topic_locked(chat_id, name)
+
+    def _create_topic_locked(self, chat_id: int, name: str) -> int:
+        thread_id = next(self._next_message_id[chat_id])
+        self._topics.setdefault(chat_id, {})[thread_id] = name
+        return thread_id
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """A user deletes a forum topic (later edits of it fail)."""
+        with self._cond:
+            self._topics.get(chat_id, {}).pop(thread_id, None)
+
+    def topics(self, chat_id: int) -> dict[int, str]:
+        """The forum topics of a chat: thread id -> name."""
+        with self._cond:
+            return dict(self._topics.get(chat_id, {}))
+
     # ------------------------------------------------------------------ user actions
     def send_user_message(
         self,
@@ -284,6 +305,8 @@ class BotApiServer:
             if thread_id is not None:
                 raw["message_thread_id"] = thread_id
                 raw["is_topic_message"] = True
+                if chat.get("is_forum"):
+                    self._topics.setdefault(chat_id, {}).setdefault(thread_id, f"topic {thread_id}")
             if reply_to is not None:
                 target = self._find(chat_id, reply_to)
                 if target is not None:
@@ -601,6 +624,13 @@ class BotApiServer:
                 reply_to = _as_int(reply_params.get("message_id"))
             if reply_to is not None and self._find(chat_id, reply_to) is None:
                 raise BotApiError(400, "Bad Request: message to be replied not found")
+            thread = _as_int(params.get("message_thread_id"))
+            if (
+                thread is not None
+                and self._chats[chat_id].get("is_forum")
+                and thread not in self._topics.get(chat_id, {})
+            ):
+                raise BotApiError(400, "Bad Request: message thread not found")
             markup = params.get("reply_markup")
             if isinstance(markup, str):
                 markup = json.loads(markup)
@@ -686,6 +716,41 @@ class BotApiServer:
             self.callback_answers.append(dict(params))
             self._cond.notify_all()
         return True
+
+    def _require_topic_rights(self, chat_id: int) -> None:
+        chat = self._chats[chat_id]
+        if chat.get("type") != "supergroup" or not chat.get("is_forum"):
+            raise BotApiError(400, "Bad Request: the chat is not a forum")
+        member = self._members.get((chat_id, self.bot_id)) or {}
+        if member.get("status") != "creator" and not (
+            member.get("status") == "administrator" and member.get("can_manage_topics")
+        ):
+            raise BotApiError(400, "Bad Request: not enough rights to manage topics")
+
+    def _api_createForumTopic(self, params: dict[str, Any]) -> Any:
+        with self._cond:
+            chat_id = self._require_chat(params)
+            self._require_topic_rights(chat_id)
+            name = params.get("name")
+            if not isinstance(name, str) or not 1 <= len(name) <= 128:
+                raise BotApiError(400, "Bad Request: invalid topic name")
+            thread_id = self._create_topic_locked(chat_id, name)
+            return {"message_thread_id": thread_id, "name": name, "icon_color": 7322096}
+
+    def _api_editForumTopic(self, params: dict[str, Any]) -> Any:
+        with self._cond:
+            chat_id = self._require_chat(params)
+            self._require_topic_rights(chat_id)
+            thread_id = _as_int(params.get("message_thread_id"))
+            topics = self._topics.get(chat_id, {})
+            if thread_id is None or thread_id not in topics:
+                raise BotApiError(400, "Bad Request: TOPIC_ID_INVALID")
+            name = params.get("name")
+            if isinstance(name, str) and name:
+                if name == topics[thread_id]:
+                    raise BotApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
+                topics[thread_id] = name
+            return True
 
     def _api_getChat(self, params: dict[str, Any]) -> Any:
         with self._cond:

@@ -290,6 +290,6 @@ def test_runtime_failures_never_kill_the_loop(
     wait_until(lambda: log_capture.events("telegram.task_failed"))
     first = server.send_user_message(CHAT, "hello")
     err = h.reply_to(CHAT, first["message_id"])
-    assert err.text == "error:\nsupervisor unreachable"
+    assert err.text == "error: supervisor unreachable"
     second = server.send_user_message(CHAT, "hello again")
     assert "ok: hello again" in h.final_for(CHAT, second["message_id"]).text

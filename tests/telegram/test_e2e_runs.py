@@ -217,9 +217,30 @@ def test_command_menu_is_synced(server, fake_codex, harness_factory):
     harness_factory(session_mode="chat").start()
     commands = server.wait_for(lambda: server.commands)
     names = [c["command"] for c in commands]
-    assert names[0] == "codex"
-    assert names[-1] == "cancel"
-    assert "new" in names
+    assert names == ["codex", "new", "ctx", "agent", "model", "reasoning", "trigger", "cancel"]
+
+
+def test_menu_lists_new_in_stateless_mode_and_follows_a_hot_reload(
+    server, fake_codex, harness_factory, tmp_path
+):
+    """The reference always lists /new, and re-sends the menu after each reload."""
+    from takopi.projects import ProjectConfig, ProjectsConfig
+
+    h = harness_factory().start()
+    first = server.wait_for(lambda: server.commands)
+    assert "new" in [c["command"] for c in first] and "webapp" not in str(first)
+    sent = len(server.calls("setMyCommands"))
+    (tmp_path / "webapp").mkdir()
+    h.runtime.update(
+        projects=ProjectsConfig(
+            projects={"webapp": ProjectConfig(alias="webapp", path=tmp_path / "webapp")}
+        )
+    )
+    menu = server.wait_for(
+        lambda: [c for c in (server.commands or []) if c["command"] == "webapp"], timeout=15
+    )
+    assert menu == [{"command": "webapp", "description": "work on: webapp"}]
+    assert len(server.calls("setMyCommands")) == sent + 1
 
 
 def test_failing_set_my_commands_is_not_fatal(server, fake_codex, harness_factory):
@@ -253,7 +274,8 @@ def test_project_directive_sets_cwd_and_ctx_footer(server, fake_codex, harness_f
     # conflicting directives are a clear error, not a run
     bad = server.send_user_message(CHAT, "/web /web twice")
     err = h.reply_to(CHAT, bad["message_id"])
-    assert err.text.startswith("error:\nmultiple project directives")
+    # (soft line breaks read as spaces, as with the reference's renderer)
+    assert err.text == "error: multiple project directives"
     assert len(fake_codex.calls()) == 2
 
 
@@ -297,6 +319,7 @@ def test_unknown_engine_gets_an_error_reply(server, fake_codex, harness_factory)
 def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory, monkeypatch):
     import takopi.telegram.dispatch as dispatch_mod
     from takopi.commands import CommandResult, RunRequest
+    from takopi.config import ConfigError
 
     seen = {}
 
@@ -320,29 +343,41 @@ def test_plugin_slash_command_is_dispatched(server, fake_codex, harness_factory,
         description = "always fails"
 
         async def handle(self, ctx):
-            raise RuntimeError("plugin blew up")
+            raise RuntimeError("plugin blew up in `my_file_name.py` *here*")
 
     backends = {"hello": Hello(), "broken": Broken()}
-    monkeypatch.setattr(dispatch_mod, "list_command_ids", lambda allowlist=None: sorted(backends))
+
+    def get_command(cid, allowlist=None, required=True):
+        if cid == "unloadable":
+            raise ConfigError("Failed to load command 'unloadable': ImportError: no _module_")
+        return backends.get(cid)
+
     monkeypatch.setattr(
-        dispatch_mod, "get_command", lambda cid, allowlist=None, required=True: backends.get(cid)
+        dispatch_mod, "list_command_ids", lambda allowlist=None: [*sorted(backends), "unloadable"]
     )
+    monkeypatch.setattr(dispatch_mod, "get_command", get_command)
     h = harness_factory().start()
     commands = server.wait_for(lambda: server.commands)
     assert {"command": "hello", "description": "say hello"} in commands
     msg = server.send_user_message(CHAT, "/hello big world")
     reply = h.reply_to(CHAT, msg["message_id"], prefix="hello")
-    assert re.fullmatch(r"hello big world / done · codex · \d+s", reply.text)
-    assert ("bold", "big world") in [
-        (e["type"], reply.text[e["offset"] : e["offset"] + e["length"]]) for e in reply.entities
-    ]
+    # CommandResult.text is plain text, as in the reference: the Markdown arrives literally
+    assert re.fullmatch(r"hello \*\*big world\*\* / done · codex · \d+s", reply.text)
+    assert reply.entities == []
     plain = h.wait_bot_message(CHAT, lambda m: m.text == "a plain *string* first")
     assert plain.entities == []
     assert seen["args"] == ("big", "world")
     assert fake_codex.calls()[0]["prompt"] == "from the plugin"
     bad = server.send_user_message(CHAT, "/broken")
     err = h.reply_to(CHAT, bad["message_id"])
-    assert err.text == "error:\nplugin blew up"
+    assert err.text == "error:\nplugin blew up in `my_file_name.py` *here*"
+    assert err.entities == []
+    # a command that fails to load says why, in plain text
+    unloadable = server.send_user_message(CHAT, "/unloadable")
+    err = h.reply_to(CHAT, unloadable["message_id"])
+    assert err.text == "error:\nFailed to load command 'unloadable': ImportError: no _module_"
+    assert err.entities == []
+    assert len(fake_codex.calls()) == 1
 
 
 def test_command_ids_exposed_by_the_runtime_are_dispatched(

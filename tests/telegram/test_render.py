@@ -50,20 +50,35 @@ def test_only_safe_links_become_text_links():
 
 
 def test_headings_code_blocks_and_quotes():
+    """sulguk's (the reference's) styles: upper-cased bold+underline headings, code blocks
+    as ``code`` + ``pre`` (trailing newline included), soft breaks read as spaces."""
     md = "# Title\n\n```python\nprint(1)\n```\n\n> quoted\n> more"
     text, entities = render_markdown(md)
-    assert text == "Title\n\nprint(1)\n\nquoted\nmore"
-    assert ("bold", "Title") in _spans(text, entities)
+    assert text == "TITLE\n\nprint(1)\n\nquoted more"
+    spans = _spans(text, entities)
+    assert ("bold", "TITLE") in spans and ("underline", "TITLE") in spans
+    assert ("code", "print(1)\n") in spans
     pre = next(e for e in entities if e["type"] == "pre")
     assert pre["language"] == "python"
-    assert ("blockquote", "quoted\nmore") in _spans(text, entities)
+    assert ("blockquote", "quoted more") in spans
+
+
+def test_soft_line_breaks_become_spaces_and_hard_breaks_stay():
+    assert render_markdown("error:\nmultiple project directives")[0] == (
+        "error: multiple project directives"
+    )
+    assert render_markdown("one  \ntwo")[0] == "one\ntwo"
 
 
 def test_lists_are_numbered_and_bullets_normalised():
     text, _ = render_markdown("1. one\n2. two\n\n• a\n• b")
-    assert text == "1. one\n2. two\n\n- a\n- b"
+    assert text == "1. one\n2. two\n• a\n• b"
     text, _ = render_markdown("3. three\n4. four")
     assert text.startswith("3. three\n4. four")
+    # a numbered list going on after a code block keeps its numbers
+    assert render_markdown("1. a\n\n```\nx\n```\n\n2. b")[0].endswith("2. b")
+    # nested bullets are indented with a non-breaking space
+    assert render_markdown("- a\n  - b")[0] == "• a\n\xa0• b"
 
 
 def test_unordered_items_after_an_ordered_item_keep_the_numbering():
@@ -72,7 +87,7 @@ def test_unordered_items_after_an_ordered_item_keep_the_numbering():
         keep_list_numbering(md) == "1. step\n   - detail\n   - more\n2. next\n\n```\n1. x\n- y\n```"
     )
     text, _ = render_markdown(md)
-    assert text.startswith("1. step\n   - detail\n   - more\n2. next")
+    assert text.startswith("1. step\n\xa0• detail\n\xa0• more\n2. next")
 
 
 def test_trim_keeps_header_and_footer_whole():
