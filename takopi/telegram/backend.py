@@ -205,6 +205,18 @@ async def run_telegram(
         await run_main_loop(cfg)
 
 
+def first_config_error(error: BaseException) -> ConfigError | None:
+    """The first :class:`ConfigError` in ``error``, looking inside (nested) groups."""
+    if isinstance(error, ConfigError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = first_config_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 class TelegramBackend:
     """The ``telegram`` transport backend."""
 
@@ -280,10 +292,10 @@ class TelegramBackend:
                 )
             )
         except BaseExceptionGroup as group:
-            # surface a lone ConfigError as itself (the worker maps it to EX_CONFIG)
-            config_errors, _rest = group.split(ConfigError)
-            if config_errors is not None:
-                raise config_errors.exceptions[0] from None
+            # surface a ConfigError as itself (the worker maps it to EX_CONFIG)
+            error = first_config_error(group)
+            if error is not None:
+                raise error from None
             raise
 
 

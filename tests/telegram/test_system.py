@@ -212,3 +212,22 @@ def test_run_finishing_after_the_transport_restarted_is_still_delivered(system, 
         if m.reply_to_message_id == user["message_id"] and m.text.startswith("done")
     ]
     assert len(finals) == 1  # delivered once, not on every poll
+
+
+def test_reload_refreshes_the_command_menu(system, server, fake_codex):
+    """A reload pushes a new runtime snapshot to the transport worker, which re-sends the
+    menu (the reference re-sends setMyCommands after each hot reload)."""
+    system.start()
+    server.wait_for(lambda: server.commands, timeout=30)
+    assert "webapp" not in [c["command"] for c in server.commands or []]
+    project = system.base / "webapp"
+    project.mkdir()
+    with system.config_path.open("a") as f:
+        f.write(f'[projects.webapp]\npath = "{project}"\n')
+    socket_path = resolve_paths(system.config_path, create=False).control_socket
+    response = request(socket_path, "reload", {})
+    assert response["ok"] and response["result"]["reloaded"], response
+    menu = server.wait_for(
+        lambda: [c for c in (server.commands or []) if c["command"] == "webapp"], timeout=30
+    )
+    assert menu == [{"command": "webapp", "description": "work on: webapp"}]
