@@ -72,10 +72,18 @@ class BuiltinCommands:
         await handler(msg, scope, args)
 
     # -- shared helpers -----------------------------------------------------------------
+    def _engine_ids(self) -> list[str]:
+        """Engines that exist: a plugin that failed to load is not an engine (reference)."""
+        try:
+            failed = set(self.runtime.engine_ids_with_status("load_error"))
+        except Exception:
+            failed = set()
+        return [e for e in self.runtime.engine_ids if e not in failed]
+
     def _engines_listed(self) -> list[str]:
         """Available engines first, then the others (as the reference lists them)."""
         available = list(self.runtime.available_engine_ids())
-        return available + [e for e in self.runtime.engine_ids if e not in available]
+        return available + [e for e in self._engine_ids() if e not in available]
 
     def _unknown_engine(self, engine: str) -> str:
         return (
@@ -132,7 +140,7 @@ class BuiltinCommands:
         action = args[0].lower()
         if action == "set" and len(args) == 2:
             engine = args[1].lower()
-            if engine not in set(self.runtime.engine_ids):
+            if engine not in self._engine_ids():
                 await self.reply(msg, self._unknown_engine(engine))
                 return
             await self._set_scoped(scope, "default_engine", engine)
@@ -157,7 +165,7 @@ class BuiltinCommands:
         clean_start: str,
     ) -> None:
         where = _where(scope)
-        engines = set(self.runtime.engine_ids)
+        engines = set(self._engine_ids())
         if not args:
             engine, source = await self._current_engine(scope)
             topic, chat = await self.preferences.override_layers(scope, engine, field)

@@ -56,8 +56,17 @@ class PluginCommands:
             return None
         return getattr(backend, "description", None) if backend else None
 
+    def shadowing_engines(self) -> set[str]:
+        """Engine ids that win over a same-id command: not those whose plugin failed to
+        load (in the reference a broken engine plugin is not an engine at all)."""
+        try:
+            failed = set(self.runtime.engine_ids_with_status("load_error"))
+        except Exception:
+            failed = set()
+        return set(self.runtime.engine_ids) - failed
+
     async def is_plugin_command(self, name: str) -> bool:
-        if name in set(self.runtime.engine_ids) or self.runtime.normalize_project_key(name):
+        if name in self.shadowing_engines() or self.runtime.normalize_project_key(name):
             return False
         if self._ids is None or name not in self._ids:
             # unknown ids trigger a refresh (a plugin may have been installed meanwhile)

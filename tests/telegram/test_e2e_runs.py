@@ -440,3 +440,76 @@ def test_split_overflow_with_final_notify_off(server, fake_codex, harness_factor
     )
     assert all(RESUME_RE.search(m.text) for m in rest)
     assert all(m.reply_to_message_id == first.message_id for m in rest)
+
+
+def test_an_engine_that_failed_to_load_does_not_shadow_a_command(
+    server, fake_codex, harness_factory, monkeypatch
+):
+    """In the reference a broken engine plugin is not an engine: /<id> reaches the command
+    plugin of that id and /agent set refuses it (parity-gaps Part 3)."""
+    import takopi.telegram.dispatch as dispatch_mod
+    from takopi.commands import CommandResult
+    from takopi.router import AutoRouter, RunnerEntry
+    from takopi.runners.codex import build_runner
+    from takopi.transport_runtime import TransportRuntime
+
+    class Broken:
+        engine = "bad"
+
+        def is_resume_line(self, line):
+            return False
+
+        def extract_resume(self, text):
+            return None
+
+    class BadCommand:
+        id = "bad"
+        description = "a command named like the broken engine"
+
+        async def handle(self, ctx):
+            return CommandResult(text="the command ran")
+
+    monkeypatch.setattr(dispatch_mod, "list_command_ids", lambda allowlist=None: ["bad"])
+    monkeypatch.setattr(
+        dispatch_mod, "get_command", lambda cid, allowlist=None, required=True: BadCommand()
+    )
+    router = AutoRouter(
+        [
+            RunnerEntry(engine="codex", runner=build_runner({}, None)),
+            RunnerEntry(engine="bad", runner=Broken(), status="load_error", issue="ImportError"),
+        ],
+        default_engine="codex",
+    )
+    h = harness_factory(runtime=TransportRuntime(router=router)).start()
+    msg = server.send_user_message(CHAT, "/bad hi")
+    assert h.reply_to(CHAT, msg["message_id"]).text == "the command ran"
+    refused = server.send_user_message(CHAT, "/agent set bad")
+    assert h.reply_to(CHAT, refused["message_id"]).text == (
+        "unknown engine bad. available engines: codex"
+    )
+    assert fake_codex.calls() == []
+
+
+def test_voice_notes_are_checked_against_the_trigger_mode_first(
+    server, fake_codex, harness_factory
+):
+    """Routing order: trigger before voice — in mentions mode a voice note that does not
+    reply to the bot gets no answer at all."""
+    group = -4004
+    server.add_chat(group)
+    server.set_member(group, 7, "administrator")
+    h = harness_factory(chat_id=group).start()
+    mode = server.send_user_message(group, "/trigger mentions", user_id=7)
+    h.reply_to(group, mode["message_id"])
+    voice = {"voice": {"file_id": "v1", "file_unique_id": "u1", "duration": 2}}
+    server.send_user_message(group, None, user_id=8, extra=voice)
+    marker = server.send_user_message(group, "@takopi_test_bot marker", user_id=8)
+    h.final_for(group, marker["message_id"])
+    replies = [m for m in server.bot_messages(group) if "voice" in m.text]
+    assert replies == []
+    # with mentions off, the same voice note is answered (here: the disabled hint)
+    reset = server.send_user_message(group, "/trigger all", user_id=7)
+    h.reply_to(group, reset["message_id"])
+    again = server.send_user_message(group, None, user_id=8, extra=voice)
+    hint = h.reply_to(group, again["message_id"])
+    assert hint.text.startswith("voice transcription is disabled.")
