@@ -135,6 +135,8 @@ class PluginCommandsMixin:
                     ("reasoning", "set reasoning override"),
                     ("trigger", "set trigger mode"),
                 ]
+            if self.cfg.files.enabled:
+                builtins.append(("file", "upload or fetch files"))
             builtins.append(("cancel", "cancel run"))
             menu = build_command_menu(
                 engines=self.runtime.available_engine_ids(),

@@ -2,9 +2,11 @@
 
 ``run_main_loop(cfg)`` runs until cancelled. Per update: parse (malformed ⇒ logged and
 skipped), de-duplicate, accept only configured chats (and, if set, ``allowed_user_ids``
-senders), apply the offline-backlog policy, then route: forwards to the coalescer,
-``/cancel``, ``/new``, plugin commands, everything else as a prompt (after
-``forward_coalesce_s``; replies to a running progress message are queued on that thread).
+senders), apply the offline-backlog policy, then route (reference order): forwards to the
+coalescer, album files to the media-group buffer, ``/cancel``, ``/new``, built-in commands
+(``/file`` included), the trigger-mode check, voice notes, documents (auto-put), plugin
+commands, everything else as a prompt (after ``forward_coalesce_s``; replies to a running
+progress message are queued on that thread).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .commands import parse_command
 from .deliveries import deliver_pending
 from .dispatch import PluginCommandsMixin
 from .executor import CaptureTransport, TelegramCommandExecutor
+from .media import build_media_handlers
 from .parsing import UpdateDeduper
 from .polling import ALLOWED_UPDATES, drain_backlog, poll_updates
 from .render import render_markdown
@@ -110,6 +113,15 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
                 is_admin=self.is_admin,
             )
         self._plugin_ids: set[str] | None = None
+        self.media = build_media_handlers(
+            cfg,
+            task_group=task_group,
+            reply=self.reply,
+            ambient_context=self.ambient_context,
+            triggered=self.triggered,
+            submit_prompt=self.submit_prompt,
+            strip_mention=self.strip_bot_mention,
+        )
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run ``fn(*args)`` in the background; its errors are logged, never fatal."""
@@ -240,15 +252,7 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
             if not self.coalescer.attach_forward(msg):
                 log.debug("update.ignored", reason="forward_without_prompt")
             return
-        if msg.has_document:
-            return  # file transfer is not enabled in this build: ignored silently
-        if msg.has_voice and not msg.text:
-            self.spawn(
-                self.reply,
-                msg,
-                "voice transcription is disabled.\n\nenable it in your config with "
-                "`voice_transcription = true` under `[transports.telegram]`.",
-            )
+        if self.media.buffer_album(msg):
             return
 
         command = parse_command(msg.text)
@@ -260,23 +264,29 @@ class TelegramLoop(RunsMixin, PluginCommandsMixin):
                 self.spawn(self.handle_new, msg)
                 return
             if command.name == "file":
-                text = (
-                    "file transfer is not supported by this build of takopi."
-                    if self.cfg.files.enabled
-                    else "file transfer disabled; enable `[transports.telegram.files]`."
-                )
-                self.spawn(self.reply, msg, text)
+                self.spawn(self.media.file_command, msg, command.args_text)
                 return
             if command.name in BUILTIN_COMMANDS and self.builtins is not None:
                 self.spawn(self.builtins.handle, msg, command.name, command.args_text)
-                return
-            if await self.is_plugin_command(command.name):
-                self.spawn(self.dispatch_command, msg, command.name, command.args_text)
                 return
 
         if not await self.triggered(msg, command.name if command is not None else None):
             log.debug("update.ignored", reason="not_triggered", chat_id=msg.chat_id)
             return
+        if msg.has_voice:
+            self.spawn(self.media.voice_note, msg)
+            return
+        if msg.has_document:
+            self.spawn(self.media.document, msg)
+            return
+        if command is not None and await self.is_plugin_command(command.name):
+            self.spawn(self.dispatch_command, msg, command.name, command.args_text)
+            return
+        self.submit_prompt(msg)
+
+    def submit_prompt(self, msg: TelegramIncomingMessage) -> None:
+        """Run ``msg`` as a prompt: queued on the thread when it replies to a running progress
+        message, else through the forward coalescer."""
         if msg.reply_to_message_id is not None:
             ref = MessageRef(channel_id=msg.chat_id, message_id=msg.reply_to_message_id)
             if ref in self.running_tasks:
