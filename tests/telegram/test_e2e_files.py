@@ -354,3 +354,32 @@ def test_an_unexpected_failure_is_answered(server, fake_codex, harness_factory, 
     assert _reply(h, msg).text == "error:\nfile transfer failed: disk on fire"
     upload = server.send_user_document(CHAT, b"x", file_name="x.txt")
     assert _reply(h, upload).text == "error:\nfile upload failed: disk on fire"
+
+
+def test_documents_are_routed_before_plugin_commands(
+    server, fake_codex, files_harness, repo, monkeypatch
+):
+    """Reference order: … trigger ⇒ voice ⇒ document ⇒ plugin ⇒ prompt."""
+    import takopi.telegram.dispatch as dispatch_mod
+    from takopi.commands import CommandResult
+
+    handled: list[str] = []
+
+    class Hello:
+        id = "hello"
+        description = "say hello"
+
+        async def handle(self, ctx):
+            handled.append(ctx.args_text)
+            return CommandResult(text="hello back")
+
+    monkeypatch.setattr(dispatch_mod, "list_command_ids", lambda allowlist=None: ["hello"])
+    monkeypatch.setattr(
+        dispatch_mod, "get_command", lambda cid, allowlist=None, required=True: Hello()
+    )
+    h = files_harness()
+    captioned = server.send_user_document(CHAT, b"x", file_name="x.txt", caption="/hello doc")
+    assert _reply(h, captioned).text == "usage: /file put <path>"
+    typed = server.send_user_message(CHAT, "/hello text")
+    assert _reply(h, typed).text == "hello back"
+    assert handled == ["text"]

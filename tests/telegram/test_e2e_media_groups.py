@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,22 @@ def test_album_from_a_group_member_is_refused(server, fake_codex, album_harness,
     reply = h.reply_to(GROUP, sent[0]["message_id"])
     assert reply.text == "file transfer is restricted to group admins."
     assert not (repo / "incoming").exists()
+
+
+def test_album_waits_for_media_group_debounce_s(server, fake_codex, album_harness, repo):
+    """With a long ``media_group_debounce_s`` the album is still held after a later prompt
+    has run and the default 1 s has long passed."""
+    h = album_harness(media_group_debounce_s=60)
+    posted = time.monotonic()
+    sent = _album(server, CHAT, "slow", {"s1.txt": b"s", "s2.txt": b"s"})
+    marker = server.send_user_message(CHAT, "marker")
+    h.final_for(CHAT, marker["message_id"])
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - posted)))
+    album_ids = {m["message_id"] for m in sent}
+    assert [
+        m
+        for m in server.bot_messages(CHAT, include_deleted=True)
+        if m.reply_to_message_id in album_ids
+    ] == []
+    assert not (repo / "incoming").exists()
+    assert server.calls("getFile") == []
