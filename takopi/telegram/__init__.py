@@ -16,8 +16,12 @@ Modules, by job:
   ``ctx.executor`` for command plugins; ``deliveries`` — journaled outcomes at startup;
 - ``state_store`` (``JsonStateStore[T]``), ``chat_sessions``, ``chat_prefs`` — state files;
 - ``backend`` — the ``TransportBackend``; ``onboarding`` — token check and chat capture helpers
-  for the CLI wizard; ``files`` — path-safety helpers other transports import.
+  for the CLI wizard; ``files`` — path-safety and safe-write helpers (other transports import
+  them too);
+- ``media`` wires the file and voice features: ``file_transfer`` — ``/file put|get``;
+  ``uploads`` — auto-put of documents, photos, videos and albums; ``media_groups`` — the
+  album buffer; ``attachments`` — a message's file and fetching it; ``voice`` — voice notes;
+  ``transcription`` — the OpenAI-compatible speech-to-text client.
 
-Not supported by this build (logged at startup when enabled): forum topics, file transfer
-(``/file``), voice transcription, media groups.
+Not supported by this build (logged at startup when enabled): forum topics.
 """
