@@ -91,7 +91,7 @@ def build_media_handlers(
     """Wire the handlers to the loop's callables (``submit_prompt`` runs a message as a
     prompt; ``triggered`` is the trigger-mode check)."""
     files = FileTransfer(
-        bot=cfg.bot,  # type: ignore[arg-type]
+        bot=cfg.bot,
         config=cfg.files,
         runtime=cfg.runtime,
         reply=reply,
@@ -111,7 +111,7 @@ def build_media_handlers(
         on_flush=lambda messages: handlers.album(messages),  # ``handlers`` is bound below
     )
     voice = VoiceNotes(
-        bot=cfg.bot,  # type: ignore[arg-type]
+        bot=cfg.bot,
         config=cfg.voice_transcription,
         runtime=cfg.runtime,
         reply=reply,
