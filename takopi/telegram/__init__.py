@@ -22,11 +22,14 @@ Modules, by job:
   ``deliveries`` — journaled outcomes at startup; ``commands`` — slash-command parsing;
 - ``state_store`` (``JsonStateStore[T]``), ``chat_sessions``, ``chat_prefs`` — state files;
 - ``backend`` — the ``TransportBackend``; ``onboarding`` — token check and chat capture helpers
-  for the CLI wizard; ``files`` — path-safety helpers other transports import.
+  for the CLI wizard; ``files`` — path-safety and safe-write helpers (other transports import
+  them too);
+- ``media`` wires the file and voice features, ``media_steps`` routes to them;
+  ``file_transfer`` — ``/file put|get``; ``uploads`` — auto-put of documents, photos, videos
+  and albums; ``media_groups`` — the album buffer; ``attachments`` — a message's file and
+  fetching it; ``voice`` — voice notes; ``transcription`` — the OpenAI-compatible
+  speech-to-text client.
 
 Forum topics: ``topics`` (scope, validation), ``topic_state`` (the state file),
 ``context_cmds`` (``/ctx``, ``/topic``, topic binding and the unbound-topic notice).
-
-Not supported by this build (logged at startup when enabled): file transfer (``/file``),
-voice transcription, media groups.
 """

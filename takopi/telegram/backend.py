@@ -29,6 +29,7 @@ from .bridge import (
     TelegramPresenter,
     TelegramTopicsConfig,
     TelegramTransport,
+    TelegramVoiceTranscriptionConfig,
 )
 from .client import TelegramClient
 from .client_api import TelegramApiError, TelegramError, TelegramRetryAfter
@@ -108,6 +109,31 @@ def build_startup_message(
     return "🐙 **takopi is ready**\n\n" + "  \n".join(lines)
 
 
+def files_config(files: Any) -> TelegramFilesConfig:
+    """``[transports.telegram.files]`` settings as the chat loop's config."""
+    return TelegramFilesConfig(
+        enabled=bool(files.enabled),
+        auto_put=bool(files.auto_put),
+        auto_put_mode=str(files.auto_put_mode),
+        uploads_dir=str(files.uploads_dir),
+        allowed_user_ids=tuple(files.allowed_user_ids),
+        deny_globs=tuple(files.deny_globs),
+    )
+
+
+def voice_config(settings: Any) -> TelegramVoiceTranscriptionConfig:
+    """The ``voice_transcription*`` keys as the chat loop's config (the API key is
+    registered with the log redactor)."""
+    register_secret(settings.voice_transcription_api_key)
+    return TelegramVoiceTranscriptionConfig(
+        enabled=bool(settings.voice_transcription),
+        max_bytes=int(settings.voice_max_bytes),
+        model=str(settings.voice_transcription_model),
+        base_url=settings.voice_transcription_base_url,
+        api_key=settings.voice_transcription_api_key,
+    )
+
+
 async def _wait_for_bot(bot: TelegramClient, *, attempts: int = 5) -> dict[str, Any] | None:
     """``getMe``; a rejected token is a ConfigError, transient failures are retried."""
     delay = 1.0
@@ -160,12 +186,6 @@ async def run_telegram(
             chat_id=settings.chat_id,
             session_mode=settings.session_mode,
         )
-        for feature, enabled in (
-            ("files", settings.files.enabled),
-            ("voice_transcription", settings.voice_transcription),
-        ):
-            if enabled:
-                log.warning("telegram.feature_unsupported", feature=feature)
         transport = TelegramTransport(bot)
         presenter = TelegramPresenter(message_overflow=settings.message_overflow)
         startup = build_startup_message(
@@ -197,7 +217,9 @@ async def run_telegram(
             config_path=config_path,
             poll_timeout_s=poll_timeout_s,
             bot_username=(me or {}).get("username"),
-            files=TelegramFilesConfig(enabled=bool(settings.files.enabled)),
+            media_group_debounce_s=settings.media_group_debounce_s,
+            files=files_config(settings.files),
+            voice_transcription=voice_config(settings),
             topics=TelegramTopicsConfig(
                 enabled=bool(settings.topics.enabled), scope=settings.topics.scope
             ),
@@ -305,6 +327,8 @@ __all__ = [
     "BACKEND",
     "TelegramBackend",
     "build_startup_message",
+    "files_config",
     "run_telegram",
     "telegram_settings",
+    "voice_config",
 ]

@@ -236,7 +236,7 @@ class TelegramTransport:
 
 @dataclass(frozen=True, slots=True)
 class TelegramFilesConfig:
-    """``[transports.telegram.files]`` (file transfer is not implemented by this build)."""
+    """``[transports.telegram.files]``: ``/file put|get`` and auto-put uploads."""
 
     enabled: bool = False
     auto_put: bool = True
@@ -256,7 +256,7 @@ class TelegramTopicsConfig:
 
 @dataclass(frozen=True, slots=True)
 class TelegramVoiceTranscriptionConfig:
-    """Voice transcription settings (transcription is not implemented by this build)."""
+    """Voice transcription (``voice_transcription*`` keys of ``[transports.telegram]``)."""
 
     enabled: bool = False
     max_bytes: int = 10 * 1024 * 1024
@@ -278,6 +278,7 @@ class TelegramBridgeConfig:
     show_resume_line: bool = True
     allowed_user_ids: tuple[int, ...] = ()
     forward_coalesce_s: float = 1.0
+    media_group_debounce_s: float = 1.0
     offline_backlog: Literal["notify", "run", "drop"] | str = "notify"
     chat_ids: tuple[int, ...] | None = None
     config_path: Path | None = None

@@ -8,9 +8,10 @@ so the outbox dispatcher runs; outside one, writes run directly (unpaced).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import anyio
 import httpx
 
 from takopi.logging import get_logger
@@ -18,6 +19,10 @@ from takopi.logging import get_logger
 from .client_api import (
     DEFAULT_API_URL,
     BotApi,
+    TelegramError,
+    TelegramFileTooLargeError,
+    TelegramRetryAfter,
+    TelegramTransientError,
     or_default,
 )
 from .outbox import (
@@ -30,6 +35,12 @@ from .outbox import (
 )
 
 log = get_logger(__name__)
+
+_T = TypeVar("_T")
+
+READ_ATTEMPTS = 4
+"""How often a file read (``getFile``, download) is tried on 429 / transient errors."""
+MAX_READ_RETRY_AFTER_S = 60.0
 
 
 @runtime_checkable
@@ -90,6 +101,53 @@ class BotClient(Protocol):
     async def get_chat(self, chat_id: int) -> dict[str, Any] | None: ...
 
     async def get_chat_member(self, chat_id: int, user_id: int) -> dict[str, Any] | None: ...
+
+    async def get_file(self, file_id: str) -> dict[str, Any] | None: ...
+
+    async def download_file(
+        self, file_path: str, *, max_bytes: int | None = None
+    ) -> bytes | None: ...
+
+    async def send_document(
+        self,
+        chat_id: int,
+        filename: str,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        disable_notification: bool | None = False,
+    ) -> dict[str, Any] | None: ...
+
+
+async def _read_with_retries(method: str, call: Callable[[], Awaitable[_T]]) -> _T | None:
+    """``call()`` with a few retries on 429 (after ``retry_after``) and transient errors;
+    other failures are logged and give None. :class:`TelegramFileTooLargeError` propagates."""
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            return await call()
+        except TelegramFileTooLargeError:
+            raise
+        except TelegramRetryAfter as exc:
+            if attempt == READ_ATTEMPTS:
+                log.warning("telegram.request_failed", method=method, error=exc.description)
+                return None
+            await anyio.sleep(min(exc.retry_after, MAX_READ_RETRY_AFTER_S))
+        except TelegramTransientError as exc:
+            if attempt == READ_ATTEMPTS:
+                log.warning("telegram.request_failed", method=method, error=exc.description)
+                return None
+            await anyio.sleep(0.5 * attempt)
+        except TelegramError as exc:
+            log.warning(
+                "telegram.request_failed",
+                method=method,
+                error=exc.description,
+                kind=type(exc).__name__,
+            )
+            return None
+    return None  # pragma: no cover - the loop always returns
 
 
 class TelegramClient:
@@ -196,7 +254,50 @@ class TelegramClient:
             raise_retry_after=False,
         )
 
+    async def get_file(self, file_id: str) -> dict[str, Any] | None:
+        """``getFile`` (retried on 429 and transient errors; None when it fails)."""
+        return await _read_with_retries("getFile", lambda: self.api.get_file(file_id))
+
+    async def download_file(self, file_path: str, *, max_bytes: int | None = None) -> bytes | None:
+        """A file's content (None when the download fails). Raises
+        :class:`~takopi.telegram.client_api.TelegramFileTooLargeError` past ``max_bytes``."""
+        return await _read_with_retries(
+            "downloadFile", lambda: self.api.download_file(file_path, max_bytes=max_bytes)
+        )
+
     # -- writes (queued) -----------------------------------------------------------------
+    async def send_document(
+        self,
+        chat_id: int,
+        filename: str,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        disable_notification: bool | None = False,
+    ) -> dict[str, Any] | None:
+        """Send ``content`` as a document named ``filename`` (queued like any send)."""
+
+        async def execute() -> Any:
+            return await self.api.send_document(
+                chat_id=chat_id,
+                filename=filename,
+                content=content,
+                caption=caption,
+                reply_to_message_id=reply_to_message_id,
+                message_thread_id=message_thread_id,
+                disable_notification=disable_notification,
+            )
+
+        return await self.outbox.enqueue(  # type: ignore[no-any-return]
+            self.outbox.unique_key("send"),
+            chat_id=chat_id,
+            priority=SEND_PRIORITY,
+            execute=execute,
+            label="sendDocument",
+        )
+
     async def send_message(
         self,
         chat_id: int,

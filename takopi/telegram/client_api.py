@@ -9,6 +9,7 @@ request URL, which is never logged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -48,6 +49,14 @@ class TelegramTransientError(TelegramError):
     """A failure worth retrying: 5xx, network error, timeout, garbage answer."""
 
 
+class TelegramFileTooLargeError(TelegramError):
+    """A file download stopped because the file is bigger than the caller allows."""
+
+    def __init__(self, method: str, limit: int) -> None:
+        super().__init__(method, f"file is larger than {limit} bytes")
+        self.limit = limit
+
+
 class TelegramApiError(TelegramError):
     """A definitive API error (4xx other than 429)."""
 
@@ -59,6 +68,14 @@ class TelegramApiError(TelegramError):
     def not_modified(self) -> bool:
         """The edit was a no-op (Telegram answers 400 for identical content)."""
         return NOT_MODIFIED in self.description
+
+
+def _form_fields(payload: dict[str, Any]) -> dict[str, str]:
+    """Multipart form values: strings as they are, everything else as JSON."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value)
+        for key, value in payload.items()
+    }
 
 
 def _retry_after(payload: Any) -> float:
@@ -113,6 +130,7 @@ class BotApi:
         register_secret(token)
         self._token = token
         self._base = f"{api_url.rstrip('/')}/bot{token}"
+        self._file_base = f"{api_url.rstrip('/')}/file/bot{token}"
         self._owns_client = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout_s)
 
@@ -122,12 +140,23 @@ class BotApi:
             await self._http.aclose()
 
     async def request(
-        self, method: str, params: dict[str, Any] | None = None, *, timeout_s: float | None = None
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
     ) -> Any:
-        """Call ``method``; return its ``result`` or raise a :class:`TelegramError`."""
+        """Call ``method``; return its ``result`` or raise a :class:`TelegramError`.
+
+        With ``files`` (field -> ``(filename, content)``) the call is sent as
+        ``multipart/form-data`` (``sendDocument``); the other parameters become form fields.
+        """
         payload = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            kwargs: dict[str, Any] = {"json": payload}
+            kwargs: dict[str, Any] = (
+                {"data": _form_fields(payload), "files": files} if files else {"json": payload}
+            )
             if timeout_s is not None:
                 kwargs["timeout"] = timeout_s
             response = await self._http.post(f"{self._base}/{method}", **kwargs)
@@ -298,12 +327,87 @@ class BotApi:
             raise
         return bool(result)
 
+    async def get_file(self, file_id: str) -> dict[str, Any] | None:
+        """``getFile``: the ``File`` object (``file_path`` is what :meth:`download_file`
+        takes)."""
+        result = await self.request("getFile", {"file_id": file_id})
+        return result if isinstance(result, dict) else None
+
+    async def download_file(self, file_path: str, *, max_bytes: int | None = None) -> bytes:
+        """The content of ``{api_url}/file/bot<token>/<file_path>``.
+
+        The body is streamed; past ``max_bytes`` the download stops with
+        :class:`TelegramFileTooLargeError`, so an oversized file is never held in memory.
+        """
+        method = "downloadFile"
+        url = f"{self._file_base}/{file_path.lstrip('/')}"
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code == 429:
+                    await response.aread()
+                    try:
+                        data = response.json()
+                    except ValueError:
+                        data = None
+                    raise TelegramRetryAfter(method, _retry_after(data))
+                if response.status_code >= 500:
+                    raise TelegramTransientError(method, f"HTTP {response.status_code}")
+                if response.status_code != 200:
+                    raise TelegramApiError(
+                        method, f"HTTP {response.status_code}", response.status_code
+                    )
+                declared = response.headers.get("content-length")
+                if (
+                    max_bytes is not None
+                    and declared
+                    and declared.isdigit()
+                    and int(declared) > max_bytes
+                ):
+                    raise TelegramFileTooLargeError(method, max_bytes)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise TelegramFileTooLargeError(method, max_bytes)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise TelegramTransientError(
+                method, redact_text(f"{type(exc).__name__}: {exc}")
+            ) from None
+
+    async def send_document(
+        self,
+        *,
+        chat_id: int,
+        filename: str,
+        content: bytes,
+        caption: str | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        disable_notification: bool | None = None,
+    ) -> dict[str, Any] | None:
+        """``sendDocument`` with ``content`` uploaded as ``filename`` (multipart)."""
+        params: dict[str, Any] = {
+            "chat_id": chat_id,
+            "caption": caption,
+            "message_thread_id": message_thread_id,
+            "disable_notification": disable_notification,
+        }
+        if reply_to_message_id is not None:
+            params["reply_to_message_id"] = reply_to_message_id
+            params["allow_sending_without_reply"] = True
+        result = await self.request("sendDocument", params, files={"document": (filename, content)})
+        return result if isinstance(result, dict) else None
+
 
 __all__ = [
     "DEFAULT_API_URL",
     "BotApi",
     "TelegramApiError",
     "TelegramError",
+    "TelegramFileTooLargeError",
     "TelegramRetryAfter",
     "TelegramTransientError",
     "or_default",

@@ -1,13 +1,17 @@
-"""File-transfer helpers (path safety, deny globs, zips), shared with transport plugins.
+"""File-transfer helpers (path safety, deny globs, zips, safe writes).
 
-The ``/file`` command itself is not part of this build, but other transports (slack, matrix)
-import these helpers from here.
+``/file`` and uploads (:mod:`takopi.telegram.file_transfer`, :mod:`takopi.telegram.uploads`)
+use them, and so do other transports (slack, matrix), which import them from here: keep the
+names and signatures.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import secrets
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -18,6 +22,10 @@ from .commands import split_command_args
 
 class ZipTooLargeError(Exception):
     """The zip of a directory would exceed the allowed size."""
+
+
+class PathEscapeError(PermissionError):
+    """A write would land outside the root it is confined to."""
 
 
 def format_bytes(size: int) -> str:
@@ -108,6 +116,117 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create ``directory`` and missing parents; return what was created, deepest last."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            created.append(path)
+    except BaseException:
+        _remove_dirs(created)
+        raise
+    return created
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for path in reversed(created):
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_upload(path: Path, data: bytes, *, overwrite: bool, root: Path | None = None) -> None:
+    """Write ``data`` to ``path`` via a temp file ``.takopi-upload-*`` and a rename.
+
+    Missing parent directories are created. Without ``overwrite`` an existing ``path`` is
+    never replaced (the temp file is hard-linked into place, which fails atomically when the
+    name exists) and :class:`FileExistsError` is raised. With ``root``, the parent directory
+    must resolve inside it, before and after the missing directories are created (a symlink
+    swapped in meanwhile is caught too), else :class:`PathEscapeError`. On any failure nothing is left behind: no temp file, no
+    directory this call created. The new file gets the usual mode (``0o666`` minus the umask)
+    or, when it replaces a file, that file's mode.
+    """
+
+    def check_root() -> None:
+        if root is not None and not path.parent.resolve().is_relative_to(root.resolve()):
+            raise PathEscapeError(errno.EACCES, "upload directory escapes the root")
+
+    check_root()
+    created = _make_dirs(path.parent)
+    tmp = path.parent / f".takopi-upload-{secrets.token_hex(8)}"
+    try:
+        check_root()  # again: a symlink may have been swapped in meanwhile
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        try:
+            if overwrite:
+                try:
+                    os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+                except FileNotFoundError:
+                    pass
+                os.replace(tmp, path)
+            else:
+                _place_without_overwrite(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    except BaseException:
+        _remove_dirs(created)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _place_without_overwrite(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # no hard links here (some network/FAT file systems): check, then rename
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
 def zip_directory(
     root: Path, rel: PurePosixPath | str, deny_globs: Sequence[str], *, max_bytes: int | None = None
 ) -> bytes:
@@ -164,6 +283,7 @@ def parse_file_prompt(
 
 
 __all__ = [
+    "PathEscapeError",
     "ZipTooLargeError",
     "default_upload_name",
     "deny_reason",
@@ -175,5 +295,6 @@ __all__ = [
     "resolve_path_within_root",
     "split_command_args",
     "write_bytes_atomic",
+    "write_upload",
     "zip_directory",
 ]

@@ -9,7 +9,8 @@ The parts, each an object with one job: :class:`Replier` (answers), :class:`Pref
 (what a scope's settings resolve to), :class:`Sessions` (stored sessions),
 :class:`RunLauncher` (runs, queueing, running tasks), :class:`PromptRunner` (prompts and the
 forward coalescer), :class:`Canceller`, :class:`PluginCommands`, :class:`BuiltinCommands`,
-:class:`TriggerGate` and :class:`CommandMenu`.
+:class:`TriggerGate`, :class:`CommandMenu` and :class:`MediaHandlers` (``/file``, uploads,
+albums, voice notes).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from .deliveries import deliver_pending
 from .dispatch import PluginCommands
 from .executor import CaptureTransport, TelegramCommandExecutor
 from .gate import BACKLOG_NOTICE, ChatGate
+from .media import build_media_handlers
+from .media_steps import DocumentStep, FileStep, MediaGroupStep, VoiceStep
 from .menu import CommandMenu
 from .parsing import UpdateDeduper
 from .permissions import check_admin, refusal
@@ -47,7 +50,7 @@ from .preferences import Preferences
 from .prompts import PromptRunner
 from .render import render_markdown
 from .replies import Replier
-from .routing import MessageRouter
+from .routing import MessageRouter, Route
 from .runs import RunLauncher
 from .scope import ChatScope
 from .sessions import Sessions
@@ -56,14 +59,11 @@ from .steps import (
     BuiltinStep,
     CancelStep,
     ContextStep,
-    DocumentStep,
-    FileCommandStep,
     ForwardStep,
     NewStep,
     PluginStep,
     PromptStep,
     TriggerStep,
-    VoiceStep,
 )
 from .topic_state import TopicStateStore
 from .topics import TopicScope
@@ -99,6 +99,7 @@ class TelegramLoop:
         self.bot = cfg.bot
         self.transport = cfg.exec_cfg.transport
         self.presenter = cfg.exec_cfg.presenter
+        self.task_group = task_group
         self.background = Background(task_group)
         self.deduper = UpdateDeduper()
         self.gate = ChatGate(cfg, started_at=started_at if started_at is not None else time.time())
@@ -183,6 +184,13 @@ class TelegramLoop:
         self.menu = CommandMenu(
             runtime=runtime, bot=self.bot, plugins=self.plugins, builtins=self.menu_builtins()
         )
+        self.media = build_media_handlers(
+            cfg,
+            reply=self.replier.reply,
+            ambient_context=self.prompts.ambient_context,
+            triggered=self.triggered,
+            strip_mention=self.prompts.strip_bot_mention,
+        )
         self.router = MessageRouter(self.default_steps())
 
     # -- composition ----------------------------------------------------------------------
@@ -191,18 +199,33 @@ class TelegramLoop:
         bg = self.background
         return [
             ForwardStep(self.prompts),
-            # media groups (albums) are buffered here, before the context is worked out
+            MediaGroupStep(
+                self.media,
+                task_group=self.task_group,
+                delay_s=self.cfg.media_group_debounce_s,
+                scope_of=self.scope_of,
+                route_after=self.route_after,
+            ),
             ContextStep(self.scope_of),
             CancelStep(self.canceller),
             NewStep(self.sessions, self.prompts, self.replier, bg),
-            FileCommandStep(self.replier, bg, files_enabled=self.cfg.files.enabled),
+            FileStep(self.media, bg),
             BuiltinStep(self.builtin_handlers(), bg, topic_chat=self.topic_scope.in_scope),
             TriggerStep(self.trigger),
-            VoiceStep(self.replier, bg),
-            DocumentStep(),
+            VoiceStep(self.media, bg, self.route_after),
+            DocumentStep(self.media, bg, self.route_after),
             PluginStep(self.plugins, bg),
             PromptStep(self.prompts, bg),
         ]
+
+    async def route_after(self, name: str, route: Route) -> str | None:
+        """Hand ``route`` on to the steps after ``name`` (media steps finish in the
+        background: a transcript or a captioned upload continues as a prompt)."""
+        return await self.router.route_after(name, route)
+
+    async def triggered(self, msg: TelegramIncomingMessage, command: str | None) -> bool:
+        """The trigger-mode check of ``msg``'s scope (albums check each of their files)."""
+        return await self.trigger.triggered(msg, self.scope_of(msg), command)
 
     def builtin_handlers(self) -> dict[str, BuiltinHandler]:
         """``/agent`` ``/model`` ``/reasoning`` ``/trigger`` ``/ctx`` (+ ``/topic``)."""

@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from takopi.context import RunContext
 from takopi.directives import DirectiveError
 from takopi.logging import get_logger
 from takopi.transport import MessageRef
@@ -97,11 +98,17 @@ class PromptRunner:
             return stripped[len(mention) :].lstrip(" \t")
         return text
 
+    async def ambient_context(self, msg: TelegramIncomingMessage) -> RunContext | None:
+        """The context ``msg`` runs in when it names none: its managed topic's binding, else
+        the chat's ``/ctx`` binding, else the chat's project (file transfer uses it too)."""
+        context, _source = await self.preferences.ambient_context(self.scope_of(msg))
+        return context
+
     async def run_prompt(self, msg: TelegramIncomingMessage, text: str) -> None:
         """Resolve directives/context/resume for a prompt and run (or queue) it."""
         scope = self.scope_of(msg)
         text = self.strip_bot_mention(text)
-        ambient, _source = await self.preferences.ambient_context(scope)
+        ambient = await self.ambient_context(msg)
         try:
             resolved = self.runtime.resolve_message(
                 text=text,

@@ -5,6 +5,8 @@ The order follows the reference: forward ⇒ media group ⇒ context ⇒ cancel 
 ⇒ trigger ⇒ voice ⇒ document ⇒ plugin ⇒ prompt. A step is any object with a ``name`` and an
 ``async handle(route) -> bool`` (True = handled, stop). Steps may also rewrite
 ``route.text`` for the steps after them (a transcribed voice note becomes the prompt text).
+A step whose work is slow (a download, a transcription) does it in the background, stops the
+chain, and hands the message on later with :meth:`MessageRouter.route_after`.
 New kinds of messages plug in with :meth:`MessageRouter.insert_before` / ``replace``.
 """
 
@@ -75,7 +77,16 @@ class MessageRouter:
     async def route(self, msg: TelegramIncomingMessage) -> str | None:
         """Route ``msg``; returns the name of the step that handled it (None: nobody)."""
         route = Route(msg=msg, text=msg.text, command=parse_command(msg.text))
-        for step in self.steps:
+        return await self._run(self.steps, route)
+
+    async def route_after(self, name: str, route: Route) -> str | None:
+        """Continue ``route`` with the steps after the one called ``name`` (a step that
+        finished its work in the background hands the message on)."""
+        return await self._run(self.steps[self._index(name) + 1 :], route)
+
+    @staticmethod
+    async def _run(steps: Sequence[Step], route: Route) -> str | None:
+        for step in steps:
             if await step.handle(route):
                 return step.name
         return None

@@ -1,4 +1,5 @@
-"""The default routing steps of the chat loop (see :mod:`takopi.telegram.routing`)."""
+"""The routing steps of the chat loop for text, commands and prompts (see
+:mod:`takopi.telegram.routing`; files, albums and voice notes: :mod:`.media_steps`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,6 @@ from .scope import ChatScope
 from .sessions import Sessions
 from .trigger import TriggerGate
 from .types import TelegramIncomingMessage
-
-FILES_DISABLED = "file transfer disabled; enable `[transports.telegram.files]`."
-FILES_UNSUPPORTED = "file transfer is not supported by this build of takopi."
-VOICE_DISABLED = (
-    "voice transcription is disabled.\n\nenable it in your config with "
-    "`voice_transcription = true` under `[transports.telegram]`."
-)
 
 log = get_logger(__name__)
 
@@ -102,23 +96,6 @@ class NewStep:
         await self.replier.reply(msg, text)
 
 
-@dataclass
-class FileCommandStep:
-    """``/file`` (file transfer is not part of this module)."""
-
-    replier: Replier
-    background: Background
-    files_enabled: bool
-    name: str = "file"
-
-    async def handle(self, route: Route) -> bool:
-        if route.command is None or route.command.name != "file":
-            return False
-        text = FILES_UNSUPPORTED if self.files_enabled else FILES_DISABLED
-        self.background.spawn(self.replier.reply, route.msg, text)
-        return True
-
-
 BuiltinHandler = Callable[[TelegramIncomingMessage, ChatScope, str], Awaitable[Any]]
 
 
@@ -155,34 +132,6 @@ class TriggerStep:
         if await self.gate.triggered(route.msg, route.chat_scope, command):
             return False
         log.debug("update.ignored", reason="not_triggered", chat_id=route.msg.chat_id)
-        return True
-
-
-@dataclass
-class VoiceStep:
-    """Voice notes (transcription is not part of this module: they get a hint)."""
-
-    replier: Replier
-    background: Background
-    name: str = "voice"
-
-    async def handle(self, route: Route) -> bool:
-        if not route.msg.has_voice or route.text:
-            return False
-        self.background.spawn(self.replier.reply, route.msg, VOICE_DISABLED)
-        return True
-
-
-@dataclass
-class DocumentStep:
-    """Documents, photos and videos (file transfer is not part of this module: dropped)."""
-
-    name: str = "document"
-
-    async def handle(self, route: Route) -> bool:
-        if not route.msg.has_document:
-            return False
-        log.debug("update.ignored", reason="document", chat_id=route.msg.chat_id)
         return True
 
 
@@ -232,12 +181,9 @@ __all__ = [
     "BuiltinStep",
     "CancelStep",
     "ContextStep",
-    "DocumentStep",
-    "FileCommandStep",
     "ForwardStep",
     "NewStep",
     "PluginStep",
     "PromptStep",
     "TriggerStep",
-    "VoiceStep",
 ]

@@ -5,6 +5,12 @@ semantics (offset confirms updates), enforces the 4096-character limit (UTF-16 u
 entities), validates entities, answers 400 "message is not modified", and can inject faults:
 429 with ``retry_after``, 5xx, slow responses and dropped connections.
 
+Files: users can post documents, photos, videos, voice notes and albums
+(``send_user_document``, ``send_user_photo``, ``send_user_voice``); ``getFile`` and the
+download URL ``/file/bot<token>/<file_path>`` serve their content (Telegram's 20 MiB
+``getFile`` limit applies), and the bot's ``sendDocument`` uploads (multipart, 50 MiB limit)
+are kept with their bytes (``FakeMessage.document``).
+
 Usage::
 
     server = BotApiServer()
@@ -29,12 +35,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.fakes.multipart import FilePart, MultipartError, parse_multipart
 
 T = TypeVar("T")
 
 DEFAULT_TOKEN = "123456789:AAFakeTestTokenForTakopiTests_abcdefghijk"
 MAX_TEXT_UTF16 = 4096
+MAX_GET_FILE_BYTES = 20 * 1024 * 1024
+"""Bots can only download files up to 20 MB (``getFile``)."""
+MAX_SEND_DOCUMENT_BYTES = 50 * 1024 * 1024
+"""Bots can send files up to 50 MB."""
 _ENTITY_TYPES = {
     "mention",
     "hashtag",
@@ -64,6 +76,33 @@ def utf16_len(text: str) -> int:
 
 
 @dataclass
+class FakeDocument:
+    """A document the bot sent (``sendDocument``)."""
+
+    filename: str
+    content: bytes
+    caption: str | None = None
+
+
+@dataclass
+class FakeFile:
+    """A file users posted: what ``getFile`` reports and the download serves."""
+
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    content: bytes
+    declared_size: int | None
+    hide_size: bool = False
+    """Leave ``file_size`` out of ``getFile`` too (Telegram's fields are optional)."""
+
+    @property
+    def size(self) -> int:
+        """The size Telegram reports (a test may declare more than it stores)."""
+        return self.declared_size if self.declared_size is not None else len(self.content)
+
+
+@dataclass
 class FakeMessage:
     """One message as the fake server stores it."""
 
@@ -82,6 +121,7 @@ class FakeMessage:
     deleted: bool = False
     edits: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    document: FakeDocument | None = None
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -142,6 +182,9 @@ class BotApiServer:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[tuple[str, int, str]] = []
         self._faults: list[Fault] = []
+        self._files: dict[str, FakeFile] = {}
+        self._file_ids = itertools.count(1)
+        self.downloads: list[str] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -294,6 +337,8 @@ class BotApiServer:
                 raw["text"] = text
             if caption is not None:
                 raw["caption"] = caption
+            media_keys = ("document", "photo", "video", "voice", "audio", "sticker")
+            if caption is not None and not any(k in (extra or {}) for k in media_keys):
                 raw.setdefault(
                     "document",
                     {
@@ -346,6 +391,145 @@ class BotApiServer:
             self._messages[chat_id].append(stored)
             self._push_update_locked({"message": raw})
             return dict(raw)
+
+    # ------------------------------------------------------------------ files
+    def add_file(
+        self,
+        content: bytes,
+        *,
+        folder: str = "documents",
+        suffix: str = "",
+        size: int | None = None,
+        hide_size: bool = False,
+    ) -> FakeFile:
+        """Store a downloadable file. ``size`` declares another size than ``len(content)``
+        (to play a huge file without storing it); ``hide_size`` declares none at all."""
+        with self._cond:
+            n = next(self._file_ids)
+            stored = FakeFile(
+                file_id=f"file{n}",
+                file_unique_id=f"uniq{n}",
+                file_path=f"{folder}/file_{n}{suffix}",
+                content=content,
+                declared_size=size,
+                hide_size=hide_size,
+            )
+            self._files[stored.file_id] = stored
+            return stored
+
+    def send_user_document(
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        file_name: str | None = "file.txt",
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        kind: str = "document",
+        mime_type: str | None = None,
+        size: int | None = None,
+        report_size: bool = True,
+        user_id: int | None = None,
+        reply_to: int | None = None,
+        thread_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user posts a document (``kind="video"`` for a video) with an optional caption.
+
+        ``size`` is the size Telegram declares (default: the real one); ``report_size=False``
+        leaves ``file_size`` out of the message and of ``getFile``."""
+        suffix = "." + file_name.rsplit(".", 1)[-1] if file_name and "." in file_name else ""
+        stored = self.add_file(
+            content,
+            folder="videos" if kind == "video" else "documents",
+            suffix=suffix,
+            size=size,
+            hide_size=not report_size,
+        )
+        media: dict[str, Any] = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+        }
+        if file_name is not None:
+            media["file_name"] = file_name
+        if mime_type is not None:
+            media["mime_type"] = mime_type
+        if report_size:
+            media["file_size"] = stored.size
+        extra: dict[str, Any] = {kind: media}
+        if media_group_id is not None:
+            extra["media_group_id"] = media_group_id
+        return self.send_user_message(
+            chat_id,
+            caption=caption,
+            user_id=user_id,
+            reply_to=reply_to,
+            thread_id=thread_id,
+            extra=extra,
+        )
+
+    def send_user_photo(
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        user_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user posts a photo: Telegram sends several sizes; ``content`` is the largest."""
+        thumb = self.add_file(content[:16], folder="photos", suffix=".jpg")
+        full = self.add_file(content, folder="photos", suffix=".jpg")
+        sizes = [
+            {
+                "file_id": thumb.file_id,
+                "file_unique_id": thumb.file_unique_id,
+                "width": 90,
+                "height": 60,
+                "file_size": thumb.size,
+            },
+            {
+                "file_id": full.file_id,
+                "file_unique_id": full.file_unique_id,
+                "width": 1280,
+                "height": 853,
+                "file_size": full.size,
+            },
+        ]
+        extra: dict[str, Any] = {"photo": sizes}
+        if media_group_id is not None:
+            extra["media_group_id"] = media_group_id
+        return self.send_user_message(chat_id, caption=caption, user_id=user_id, extra=extra)
+
+    def send_user_voice(
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        size: int | None = None,
+        report_size: bool = True,
+        user_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """A user records a voice note (OGG/Opus in real life; any bytes here)."""
+        stored = self.add_file(
+            content, folder="voice", suffix=".oga", size=size, hide_size=not report_size
+        )
+        voice: dict[str, Any] = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "duration": 2,
+            "mime_type": "audio/ogg",
+        }
+        if report_size:
+            voice["file_size"] = stored.size
+        return self.send_user_message(
+            chat_id, caption=caption, user_id=user_id, reply_to=reply_to, extra={"voice": voice}
+        )
+
+    def sent_documents(self, chat_id: int) -> list[FakeMessage]:
+        """The bot's ``sendDocument`` messages in a chat, oldest first."""
+        return [m for m in self.bot_messages(chat_id) if m.document is not None]
 
     def press_button(
         self,
@@ -752,6 +936,79 @@ class BotApiServer:
                 topics[thread_id] = name
             return True
 
+    def _api_getFile(self, params: dict[str, Any]) -> Any:
+        with self._cond:
+            stored = self._files.get(str(params.get("file_id") or ""))
+            if stored is None:
+                raise BotApiError(400, "Bad Request: invalid file_id")
+            if stored.size > MAX_GET_FILE_BYTES:
+                raise BotApiError(400, "Bad Request: file is too big")
+            info: dict[str, Any] = {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_path": stored.file_path,
+            }
+            if not stored.hide_size:
+                info["file_size"] = stored.size
+            return info
+
+    def download(self, file_path: str) -> bytes | None:
+        """The content behind a ``getFile`` path (None if unknown)."""
+        with self._cond:
+            self.downloads.append(file_path)
+            for stored in self._files.values():
+                if stored.file_path == file_path:
+                    return stored.content
+            return None
+
+    def _api_sendDocument(self, params: dict[str, Any]) -> Any:
+        with self._cond:
+            chat_id = self._require_chat(params)
+            document = params.get("document")
+            if not isinstance(document, FilePart):
+                raise BotApiError(400, "Bad Request: there is no document in the request")
+            if len(document.content) > MAX_SEND_DOCUMENT_BYTES:
+                raise BotApiError(413, "Request Entity Too Large")
+            if document.content == b"":
+                raise BotApiError(400, "Bad Request: file must be non-empty")
+            reply_to = _as_int(params.get("reply_to_message_id"))
+            if (
+                reply_to is not None
+                and self._find(chat_id, reply_to) is None
+                and str(params.get("allow_sending_without_reply")).lower() != "true"
+            ):
+                raise BotApiError(400, "Bad Request: message to be replied not found")
+            caption = params.get("caption")
+            msg = FakeMessage(
+                chat_id=chat_id,
+                message_id=next(self._next_message_id[chat_id]),
+                text=caption if isinstance(caption, str) else "",
+                from_bot=True,
+                sender_id=self.bot_id,
+                date=int(time.time()),
+                reply_to_message_id=reply_to,
+                thread_id=_as_int(params.get("message_thread_id")),
+                disable_notification=str(params.get("disable_notification")).lower() == "true",
+                document=FakeDocument(
+                    filename=document.filename,
+                    content=document.content,
+                    caption=caption if isinstance(caption, str) else None,
+                ),
+            )
+            self._messages[chat_id].append(msg)
+            self._cond.notify_all()
+            raw = self._as_raw(msg)
+            raw.pop("text", None)
+            raw["document"] = {
+                "file_id": f"sent{chat_id}_{msg.message_id}",
+                "file_unique_id": f"sentu{chat_id}_{msg.message_id}",
+                "file_name": document.filename,
+                "file_size": len(document.content),
+            }
+            if isinstance(caption, str):
+                raw["caption"] = caption
+            return raw
+
     def _api_getChat(self, params: dict[str, Any]) -> Any:
         with self._cond:
             chat_id = self._require_chat(params)
@@ -795,6 +1052,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = parsed.path.strip("/").split("/")
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(parts) >= 3 and parts[0] == "file" and parts[1].startswith("bot"):
+            self._serve_file(parts[1][3:], unquote("/".join(parts[2:])))
+            return
         if len(parts) != 2 or not parts[0].startswith("bot"):
             self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             return
@@ -811,9 +1071,13 @@ class _Handler(BaseHTTPRequestHandler):
                     if not isinstance(loaded, dict):
                         raise ValueError("not an object")
                     params.update(loaded)
+                elif ctype.startswith("multipart/form-data"):
+                    fields, files = parse_multipart(ctype, body)
+                    params.update(fields)
+                    params.update(files)
                 else:
                     params.update({k: v[-1] for k, v in parse_qs(body.decode()).items()})
-            except ValueError:
+            except (ValueError, MultipartError):
                 self._reply(
                     400, {"ok": False, "error_code": 400, "description": "Bad Request: bad body"}
                 )
@@ -873,6 +1137,34 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(200, {"ok": True, "result": result})
 
+    def _serve_file(self, token: str, file_path: str) -> None:
+        """``GET /file/bot<token>/<file_path>``: the raw bytes (faults: method
+        ``downloadFile``)."""
+        if token != self.api.token:
+            self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+            return
+        with self.api._cond:
+            self.api.requests.append(("downloadFile", {"file_path": file_path}))
+        fault = self.api._take_fault("downloadFile", {})
+        if fault is not None and fault.kind in ("5xx", "error", "429"):
+            status = {"5xx": fault.status, "error": 400, "429": 429}[fault.kind]
+            self._record_error("downloadFile", status, fault.description)
+            self._reply(status, {"ok": False, "error_code": status, "description": "failed"})
+            return
+        content = self.api.download(file_path)
+        if content is None:
+            self._record_error("downloadFile", 404, "Not Found")
+            self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+        except OSError:
+            self.close_connection = True
+
     def _record_error(self, method: str, status: int, description: str) -> None:
         with self.api._cond:
             self.api.errors.append((method, status, description))
@@ -902,4 +1194,14 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-__all__ = ["DEFAULT_TOKEN", "BotApiServer", "FakeMessage", "Fault", "utf16_len"]
+__all__ = [
+    "DEFAULT_TOKEN",
+    "MAX_GET_FILE_BYTES",
+    "MAX_SEND_DOCUMENT_BYTES",
+    "BotApiServer",
+    "FakeDocument",
+    "FakeFile",
+    "FakeMessage",
+    "Fault",
+    "utf16_len",
+]

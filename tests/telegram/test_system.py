@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ class System:
         self.log_path = base / "supervisor.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> System:
+    def start(self, *, telegram: Sequence[str] = (), tables: Sequence[str] = ()) -> System:
+        """Start the supervisor; ``telegram`` lines go into ``[transports.telegram]``,
+        ``tables`` (whole tables) at the end of the config."""
         self.config_path.write_text(
             "\n".join(
                 [
@@ -46,8 +48,10 @@ class System:
                     f"chat_id = {CHAT}",
                     f'api_url = "{self.server.base_url}"',
                     "forward_coalesce_s = 0",
+                    *telegram,
                     "[supervisor]",
                     "ping_interval = 0.5",
+                    *tables,
                 ]
             )
             + "\n"

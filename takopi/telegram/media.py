@@ -1,0 +1,123 @@
+"""The file and voice features of the chat loop, built from its config in one place.
+
+The routing steps of :mod:`.media_steps` call them in the reference order: ``/file`` goes to
+:meth:`MediaHandlers.file_command`; after the trigger-mode check, voice notes to
+:meth:`~MediaHandlers.voice_prompt` and documents, photos and videos to
+:meth:`~MediaHandlers.document_prompt`; a complete album to
+:meth:`~MediaHandlers.album_prompt`. The ``*_prompt`` methods answer the message themselves
+(saved, usage, error…) or return the text to run as a prompt, which the steps hand on to the
+prompt path. An unexpected failure in any of them is logged and answered (``error:`` and
+what failed), so a message never goes unanswered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+
+from takopi.context import RunContext
+from takopi.logging import get_logger
+
+from .bridge import TelegramBridgeConfig
+from .file_transfer import FileTransfer
+from .types import TelegramIncomingMessage
+from .uploads import Uploads
+from .voice import SpeechToText, VoiceNotes
+
+log = get_logger(__name__)
+Reply = Callable[[TelegramIncomingMessage, str], Awaitable[Any]]
+AmbientContext = Callable[[TelegramIncomingMessage], Awaitable[RunContext | None]]
+Triggered = Callable[[TelegramIncomingMessage, str | None], Awaitable[bool]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaHandlers:
+    """``/file``, auto-put uploads, albums and voice notes."""
+
+    files: FileTransfer
+    uploads: Uploads
+    voice: VoiceNotes
+    reply: Reply
+
+    def buffers(self, msg: TelegramIncomingMessage) -> bool:
+        """Whether ``msg`` is a file of an album to collect (file transfer on)."""
+        return self.uploads.buffers(msg)
+
+    async def file_command(self, msg: TelegramIncomingMessage, args_text: str) -> None:
+        """``/file …``."""
+        await self._answering(msg, "file transfer", self.files.handle_command(msg, args_text))
+
+    async def voice_prompt(self, msg: TelegramIncomingMessage) -> str | None:
+        """A voice note that passed the trigger check: its transcript prompt, or None."""
+        return await self._answering(msg, "voice transcription", self.voice.prompt(msg))
+
+    async def document_prompt(self, msg: TelegramIncomingMessage) -> str | None:
+        """A document, photo or video that passed the trigger check: the prompt of a
+        captioned upload in prompt mode, or None."""
+        return await self._answering(msg, "file upload", self.uploads.handle_document(msg))
+
+    async def album_prompt(
+        self, messages: list[TelegramIncomingMessage]
+    ) -> tuple[TelegramIncomingMessage, str] | None:
+        """A complete album: the captioned message and its prompt (prompt mode), or None."""
+        if not messages:
+            return None
+        return await self._answering(
+            messages[0], "file upload", self.uploads.handle_album(messages)
+        )
+
+    async def _answering(
+        self, msg: TelegramIncomingMessage, what: str, work: Awaitable[T]
+    ) -> T | None:
+        try:
+            return await work
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:
+            log.exception("telegram.media.failed", what=what, error=str(exc))
+            await self.reply(msg, f"error:\n{what} failed: {exc or type(exc).__name__}")
+            return None
+
+
+def build_media_handlers(
+    cfg: TelegramBridgeConfig,
+    *,
+    reply: Reply,
+    ambient_context: AmbientContext,
+    triggered: Triggered,
+    strip_mention: Callable[[str], str] = lambda text: text,
+    transcriber: SpeechToText | None = None,
+) -> MediaHandlers:
+    """Wire the handlers to the chat loop's parts: ``reply`` answers a message in its thread
+    (:meth:`.Replier.reply`); ``ambient_context(msg)`` is the context prompts use
+    (:meth:`.PromptRunner.ambient_context`); ``triggered(msg, command)`` is the trigger-mode
+    check of the message's scope; ``strip_mention`` drops a leading ``@bot``."""
+    files = FileTransfer(
+        bot=cfg.bot,
+        config=cfg.files,
+        runtime=cfg.runtime,
+        reply=reply,
+        ambient_context=ambient_context,
+    )
+    uploads = Uploads(
+        transfer=files,
+        config=cfg.files,
+        reply=reply,
+        triggered=triggered,
+        strip_mention=strip_mention,
+    )
+    voice = VoiceNotes(
+        bot=cfg.bot,
+        config=cfg.voice_transcription,
+        runtime=cfg.runtime,
+        reply=reply,
+        transcriber=transcriber,
+    )
+    return MediaHandlers(files=files, uploads=uploads, voice=voice, reply=reply)
+
+
+__all__ = ["MediaHandlers", "build_media_handlers"]
