@@ -475,6 +475,7 @@ class BotApiServer:
         caption: str | None = None,
         media_group_id: str | None = None,
         user_id: int | None = None,
+        thread_id: int | None = None,
     ) -> dict[str, Any]:
         """A user posts a photo: Telegram sends several sizes; ``content`` is the largest."""
         thumb = self.add_file(content[:16], folder="photos", suffix=".jpg")
@@ -498,7 +499,9 @@ class BotApiServer:
         extra: dict[str, Any] = {"photo": sizes}
         if media_group_id is not None:
             extra["media_group_id"] = media_group_id
-        return self.send_user_message(chat_id, caption=caption, user_id=user_id, extra=extra)
+        return self.send_user_message(
+            chat_id, caption=caption, user_id=user_id, thread_id=thread_id, extra=extra
+        )
 
     def send_user_voice(
         self,
@@ -510,6 +513,7 @@ class BotApiServer:
         report_size: bool = True,
         user_id: int | None = None,
         reply_to: int | None = None,
+        thread_id: int | None = None,
     ) -> dict[str, Any]:
         """A user records a voice note (OGG/Opus in real life; any bytes here)."""
         stored = self.add_file(
@@ -524,7 +528,12 @@ class BotApiServer:
         if report_size:
             voice["file_size"] = stored.size
         return self.send_user_message(
-            chat_id, caption=caption, user_id=user_id, reply_to=reply_to, extra={"voice": voice}
+            chat_id,
+            caption=caption,
+            user_id=user_id,
+            reply_to=reply_to,
+            thread_id=thread_id,
+            extra={"voice": voice},
         )
 
     def sent_documents(self, chat_id: int) -> list[FakeMessage]:
