@@ -1,4 +1,8 @@
-"""``takopi plugins [--load]``: installed plugins, their interpreter and load status."""
+"""``takopi plugins [--load]``: installed plugins, their interpreter and load status.
+
+The same group carries the managed-environment subcommands (``install``, ``list``,
+``upgrade``, ``remove``; :mod:`takopi.cli.plugins_manage`); without one it lists plugins.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 import click
 
 from takopi.cli.common import command_config_path
+from takopi.cli.plugins_manage import SUBCOMMANDS
 from takopi.config import ConfigError, read_config
 from takopi.ids import RESERVED_COMMAND_IDS, RESERVED_ENGINE_IDS
 from takopi.plugins import (
@@ -157,7 +162,12 @@ def collect_rows(
     return rows, errors
 
 
-@click.command("plugins", help="List installed plugins (--load imports them to find errors).")
+@click.group(
+    "plugins",
+    invoke_without_command=True,
+    help="List installed plugins (--load imports them to find errors), or manage plugin "
+    "environments with the subcommands.",
+)
 @click.option("--load", is_flag=True, help="Import each allowed plugin to surface load errors.")
 @click.option(
     "--config-path",
@@ -168,6 +178,8 @@ def collect_rows(
 )
 @click.pass_context
 def plugins_cmd(ctx: click.Context, load: bool, config_path: Path | None) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     path = command_config_path(ctx, config_path)
     raw: dict[str, Any] = {}
     if path.exists():
@@ -187,5 +199,8 @@ def plugins_cmd(ctx: click.Context, load: bool, config_path: Path | None) -> Non
         for line in errors:
             click.echo(line)
 
+
+for _subcommand in SUBCOMMANDS:
+    plugins_cmd.add_command(_subcommand)
 
 __all__ = ["PluginRow", "collect_rows", "plugins_cmd"]

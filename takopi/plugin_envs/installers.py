@@ -1,0 +1,190 @@
+"""Creating a venv and installing into it: with uv when available, with pip otherwise.
+
+uv (a takopi dependency) builds a venv for any interpreter without needing ``ensurepip`` and
+installs from a shared cache in about a second; pip is the fallback for installations where
+the uv binary is missing or unusable. Both are driven as subprocesses with the user's own
+configuration (``UV_*`` / ``PIP_*`` variables, config files) left in effect.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from packaging.version import Version
+
+from takopi.plugin_envs.errors import PluginEnvError
+from takopi.plugin_envs.interpreters import Interpreter, parse_requires_python
+
+_TIMEOUT_S = 1800.0
+INSTALLER_CHOICES = ("auto", "uv", "pip")
+
+
+class Installer(Protocol):
+    """What building a plugin environment needs from an installer."""
+
+    name: str
+
+    def create_venv(self, base: Interpreter, path: Path) -> None:
+        """Create an empty venv at ``path`` from ``base``."""
+        ...
+
+    def install(
+        self,
+        python: Path,
+        args: Sequence[str],
+        *,
+        no_deps: bool = False,
+        ignore_requires_python: str | None = None,
+    ) -> None:
+        """Install ``args`` (requirements, ``-e dir``, wheel paths) into the venv of ``python``.
+
+        ``ignore_requires_python`` is the Requires-Python to override (with ``no_deps``, for
+        the plugin's own wheels only).
+        """
+        ...
+
+
+def find_uv() -> str | None:
+    """The uv binary: the one of the ``uv`` package takopi depends on, else ``uv`` on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def _run(argv: Sequence[str], what: str, cwd: Path) -> None:
+    try:
+        proc = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT_S,
+            check=False,
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PluginEnvError(f"{what}: timed out after {_TIMEOUT_S:.0f}s") from exc
+    except OSError as exc:
+        raise PluginEnvError(f"{what}: cannot run {argv[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        text = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()
+        detail = "\n  ".join(line for line in text[-15:] if line.strip())
+        raise PluginEnvError(f"{what} failed:\n  {detail}")
+
+
+def satisfying_version(requires_python: str | None, near: Version) -> str | None:
+    """A ``major.minor`` inside ``requires_python``, as close to ``near`` as possible."""
+    spec = parse_requires_python(requires_python)
+    if spec is None:
+        return None
+    for distance in range(0, 40):
+        for minor in (near.minor + distance, near.minor - distance):
+            if minor < 0:
+                continue
+            for patch in (0, 50):
+                if spec.contains(Version(f"{near.major}.{minor}.{patch}"), prereleases=True):
+                    return f"{near.major}.{minor}"
+    return None
+
+
+class UvInstaller:
+    """``uv venv`` + ``uv pip install``."""
+
+    name = "uv"
+
+    def __init__(self, uv: str) -> None:
+        self.uv = uv
+
+    def create_venv(self, base: Interpreter, path: Path) -> None:
+        _run(
+            [self.uv, "venv", "--no-project", "--python", base.path, str(path)],
+            f"creating a venv with {base.describe()}",
+            path.parent,
+        )
+
+    def install(
+        self,
+        python: Path,
+        args: Sequence[str],
+        *,
+        no_deps: bool = False,
+        ignore_requires_python: str | None = None,
+    ) -> None:
+        argv = [self.uv, "pip", "install", "--python", str(python)]
+        if no_deps:
+            argv.append("--no-deps")
+        if ignore_requires_python:
+            # uv has no --ignore-requires-python: resolve these wheels as if the venv ran a
+            # version their Requires-Python accepts (dependencies were installed before,
+            # resolved for the real interpreter).
+            from takopi.plugin_envs.interpreters import probe
+
+            interp = probe(python)
+            near = interp.version if interp else Version("3.11")
+            version = satisfying_version(ignore_requires_python, near)
+            if version is None:
+                raise PluginEnvError(
+                    f"Requires-Python {ignore_requires_python!r} matches no Python version"
+                )
+            argv += ["--python-version", version]
+        _run([*argv, *args], "uv pip install " + " ".join(args), python.parent.parent)
+
+
+class PipInstaller:
+    """``python -m venv`` + the venv's own ``pip install``."""
+
+    name = "pip"
+
+    def create_venv(self, base: Interpreter, path: Path) -> None:
+        _run(
+            [base.path, "-m", "venv", str(path)],
+            f"creating a venv with {base.describe()} (python -m venv; on Debian/Ubuntu it "
+            f"needs the python{base.minor}-venv package)",
+            path.parent,
+        )
+
+    def install(
+        self,
+        python: Path,
+        args: Sequence[str],
+        *,
+        no_deps: bool = False,
+        ignore_requires_python: str | None = None,
+    ) -> None:
+        argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        if no_deps:
+            argv.append("--no-deps")
+        if ignore_requires_python:
+            argv.append("--ignore-requires-python")
+        _run([*argv, *args], "pip install " + " ".join(args), python.parent.parent)
+
+
+def choose_installer(choice: str = "auto") -> Installer:
+    """The installer for ``choice`` (``auto``: uv when its binary is found, else pip)."""
+    if choice not in INSTALLER_CHOICES:
+        raise PluginEnvError(f"unknown installer {choice!r}; use one of {INSTALLER_CHOICES}")
+    if choice in ("auto", "uv"):
+        uv = find_uv()
+        if uv is not None and os.access(uv, os.X_OK):
+            return UvInstaller(uv)
+        if choice == "uv":
+            raise PluginEnvError("--installer uv: the uv binary was not found")
+    return PipInstaller()
+
+
+__all__ = [
+    "INSTALLER_CHOICES",
+    "Installer",
+    "PipInstaller",
+    "UvInstaller",
+    "choose_installer",
+    "find_uv",
+    "satisfying_version",
+]
