@@ -32,6 +32,7 @@ PLUGIN_GROUPS = (ENGINE_GROUP, TRANSPORT_GROUP, COMMAND_GROUP)
 
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz")
 _NETWORK_MARKERS = (
+    ": connection error:",  # pip -v: "Could not fetch URL ...: connection error: ..."
     "NewConnectionError",
     "Failed to establish a new connection",
     "Max retries exceeded",
@@ -119,14 +120,17 @@ def parse_request(text: str) -> PluginRequest:
 
 
 def pip_command() -> list[str]:
-    """How to run pip for fetching: this interpreter's pip, else pip through ``uv tool run``."""
+    """How to run pip for fetching: this interpreter's pip, else pip in a throwaway uv env."""
     if importlib.util.find_spec("pip") is not None:
         return [sys.executable, "-m", "pip"]
     from takopi.plugin_envs.installers import find_uv
 
     uv = find_uv()
     if uv is not None:
-        return [uv, "tool", "run", "--from", "pip", "pip"]
+        return [
+            *(uv, "run", "--no-project", "--isolated", "--with", "pip"),
+            *("--python", sys.executable, "python", "-m", "pip"),
+        ]
     raise PluginEnvError(
         "fetching plugins needs pip (in takopi's own environment) or uv; neither was found"
     )
@@ -182,6 +186,7 @@ def fetch(request: PluginRequest, dest: Path, *, pip: Sequence[str] | None = Non
             pip,
             [
                 "download",
+                "-vv",  # the only way pip names a connection failure when retries=0
                 "--no-deps",
                 "--ignore-requires-python",
                 "--no-input",

@@ -40,11 +40,12 @@ class Installer(Protocol):
         *,
         no_deps: bool = False,
         ignore_requires_python: str | None = None,
+        what: str = "",
     ) -> None:
         """Install ``args`` (requirements, ``-e dir``, wheel paths) into the venv of ``python``.
 
         ``ignore_requires_python`` is the Requires-Python to override (with ``no_deps``, for
-        the plugin's own wheels only).
+        the plugin's own wheels only); ``what`` describes the step in error messages.
         """
         ...
 
@@ -116,6 +117,7 @@ class UvInstaller:
         *,
         no_deps: bool = False,
         ignore_requires_python: str | None = None,
+        what: str = "",
     ) -> None:
         argv = [self.uv, "pip", "install", "--python", str(python)]
         if no_deps:
@@ -134,7 +136,7 @@ class UvInstaller:
                     f"Requires-Python {ignore_requires_python!r} matches no Python version"
                 )
             argv += ["--python-version", version]
-        _run([*argv, *args], "uv pip install " + " ".join(args), python.parent.parent)
+        _run([*argv, *args], what or "uv pip install " + " ".join(args), python.parent.parent)
 
 
 class PipInstaller:
@@ -157,13 +159,14 @@ class PipInstaller:
         *,
         no_deps: bool = False,
         ignore_requires_python: str | None = None,
+        what: str = "",
     ) -> None:
         argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
         if no_deps:
             argv.append("--no-deps")
         if ignore_requires_python:
             argv.append("--ignore-requires-python")
-        _run([*argv, *args], "pip install " + " ".join(args), python.parent.parent)
+        _run([*argv, *args], what or "pip install " + " ".join(args), python.parent.parent)
 
 
 def choose_installer(choice: str = "auto") -> Installer:

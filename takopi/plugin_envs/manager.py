@@ -33,7 +33,7 @@ from takopi.plugin_envs.interpreters import (
     resolve_request,
 )
 from takopi.plugin_envs.self_install import TakopiSource, this_takopi
-from takopi.plugin_envs.store import EnvStore, Manifest, discard, now_text
+from takopi.plugin_envs.store import EnvStore, Manifest, now_text
 from takopi.plugin_envs.verify import verify
 from takopi.plugins import COMMAND_GROUP, CORE_DISTRIBUTION, ENGINE_GROUP
 
@@ -306,7 +306,7 @@ class PluginEnvManager:
             notes = self._commit_config(built, previous)
         except BaseException:
             for manifest in built:
-                discard(manifest.env_dir)
+                self.store.discard_env(manifest.env_dir)
             raise
         # Committed: the config points at the new environments from here on.
         for manifest in built:
@@ -352,21 +352,27 @@ class PluginEnvManager:
         try:
             installer.create_venv(plan.interpreter, env_dir)
             python = manifest.venv_python
-            installer.install(python, [*source.args, *plan.deps])
+            installer.install(
+                python,
+                [*source.args, *plan.deps],
+                what=f"installing takopi and the dependencies of {got.describe()} "
+                f"({', '.join(plan.deps) or 'none besides takopi'}) with {installer.name}",
+            )
             installer.install(
                 python,
                 [str(got.wheel)],
                 no_deps=True,
                 ignore_requires_python=got.requires_python if plan.ignored else None,
+                what=f"installing {got.describe()} with {installer.name}",
             )
             report = verify(python, got, source, load=options.load_check)
         except BaseException:
-            discard(env_dir)
+            self.store.discard_env(env_dir)
             raise
         if {(e.group, e.name) for e in report.entry_points} != {
             (e.group, e.name) for e in got.entry_points
         }:
-            discard(env_dir)
+            self.store.discard_env(env_dir)
             raise PluginEnvError(f"{got.describe()}: installed entry points differ from its wheel")
         return manifest
 

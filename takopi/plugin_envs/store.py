@@ -170,6 +170,13 @@ class EnvStore:
                 continue
             discard(entry)
 
+    def discard_env(self, env_dir: Path) -> None:
+        """Delete an environment that never went live (and its distribution directory when
+        nothing else is left in it)."""
+        discard(env_dir)
+        with contextlib.suppress(OSError):
+            env_dir.parent.rmdir()  # only succeeds when empty
+
     def remove(self, key: str) -> None:
         """Delete every environment of ``key``."""
         discard(self.dist_dir(key))
