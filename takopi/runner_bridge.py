@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import anyio
 import structlog
 
+from takopi.bridge_hooks import exec_config_created
 from takopi.context import RunContext
 from takopi.logging import bind_run_context, clear_context, get_logger
 from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
@@ -57,6 +58,9 @@ class ExecBridgeConfig:
     transport: Transport
     presenter: Presenter
     final_notify: bool = True
+
+    def __post_init__(self) -> None:
+        exec_config_created(self)  # a transport worker may deliver through these (bridge_hooks)
 
 
 @dataclass(frozen=True, slots=True)

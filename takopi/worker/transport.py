@@ -29,6 +29,7 @@ from typing import Any
 from takopi.config import ConfigError
 from takopi.logging import get_logger
 from takopi.worker.codes import EX_CONFIG, EXIT_CRASHED, EXIT_OK, EXIT_PLUGIN_FAILED
+from takopi.worker.foreign_deliveries import ForeignDeliveries, is_third_party
 from takopi.worker.proxies import (
     RuntimeProxy,
     Snapshot,
@@ -166,6 +167,8 @@ class TransportHost:
         # lookup and the listing go through the supervisor.
         set_command_resolver(make_command_resolver(self.peer))
         set_command_lister(make_command_lister(self.peer))
+        if is_third_party(self.plugin_id):  # it cannot take journaled outcomes: we deliver
+            ForeignDeliveries(runtime, lambda: self.thread).install()
 
         def target() -> None:
             code = EXIT_OK

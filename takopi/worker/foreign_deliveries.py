@@ -1,0 +1,194 @@
+"""Journaled outcomes delivered on behalf of third-party transport plugins.
+
+When a transport worker dies mid-run, the run goes on and the supervisor journals its outcome;
+the restarted transport must deliver it. takopi's own transports ask for pending deliveries
+themselves (``runtime.pending_deliveries`` / ``ack_delivery``). A published transport plugin
+knows nothing of the journal, so its worker delivers for it:
+
+- through the plugin's own ``Transport`` and ``Presenter`` — the ones it hands to takopi's
+  ``ExecBridgeConfig`` (seen through :mod:`takopi.bridge_hooks`), rendered with
+  ``presenter.render_final`` like any final message of that transport;
+- on the plugin's own event loop, because its clients (HTTP pools, outboxes) belong to that
+  loop. The loop is noticed when the plugin thread creates it (an event-loop policy that only
+  watches that thread), or, failing that, when an ``ExecBridgeConfig`` is built inside it;
+- at start and then every :data:`DELIVERY_POLL_S` seconds (a run can finish after the restart),
+  each record acknowledged once the plugin's transport accepted it (a failed send is retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from takopi.bridge_hooks import observe_exec_configs
+from takopi.logging import get_logger
+from takopi.plugins import CORE_DISTRIBUTION, TRANSPORT_GROUP, canonicalize_name
+from takopi.progress import ProgressState
+from takopi.transport import MessageRef, SendOptions
+
+log = get_logger(__name__)
+
+DELIVERY_POLL_S = 3.0
+"""Seconds between two looks at the journal once the plugin's transport is known."""
+_CONFIG_WAIT_S = 0.2
+
+
+def is_third_party(plugin_id: str) -> bool:
+    """Whether the transport ``plugin_id`` comes from another distribution than takopi."""
+    from takopi.plugins import find_entrypoint
+
+    try:
+        ep = find_entrypoint(TRANSPORT_GROUP, plugin_id)
+    except LookupError:
+        return False
+    return canonicalize_name(ep.distribution or "") != CORE_DISTRIBUTION
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _field(record: Any, name: str) -> Any:
+    return record.get(name) if isinstance(record, dict) else getattr(record, name, None)
+
+
+def _render(record: Any, presenter: Any) -> Any:
+    from takopi.runner_bridge import render_final_safely
+
+    status = str(_field(record, "status") or "interrupted")
+    answer = str(_field(record, "answer") or "").strip()
+    error = _field(record, "error")
+    if status == "interrupted" and not error:
+        error = "interrupted: takopi restarted while this run was in progress."
+    if error and status != "done":
+        answer = f"{answer}\n\n{error}" if answer else str(error)
+    state = ProgressState(
+        engine=str(_field(record, "engine") or "?"),
+        action_count=0,
+        actions=(),
+        resume=None,
+        resume_line=_field(record, "resume_line"),
+        context_line=_field(record, "context_line"),
+    )
+    return render_final_safely(presenter, state, elapsed_s=0.0, status=status, answer=answer)
+
+
+async def deliver_through(runtime: Any, transport: Any, presenter: Any) -> int:
+    """Send every pending journaled outcome through ``transport``; returns how many went."""
+    try:
+        records = await _maybe_await(runtime.pending_deliveries())
+    except Exception as exc:
+        log.warning("foreign_deliveries.list_failed", error=str(exc))
+        return 0
+    sent = 0
+    for record in records or ():
+        delivery_id = _field(record, "delivery_id")
+        channel_id = _field(record, "channel_id")
+        if channel_id is None:
+            log.warning("foreign_deliveries.bad_record", delivery_id=delivery_id)
+            await _maybe_await(runtime.ack_delivery(delivery_id))  # undeliverable: drop it
+            continue
+        message_id = _field(record, "message_id")
+        progress_id = _field(record, "progress_message_id")
+        thread_id = _field(record, "thread_id")
+        options = SendOptions(
+            reply_to=MessageRef(channel_id, message_id, thread_id=thread_id)
+            if message_id is not None
+            else None,
+            notify=True,
+            replace=MessageRef(channel_id, progress_id, thread_id=thread_id)
+            if progress_id is not None
+            else None,
+            thread_id=thread_id,
+        )
+        try:
+            ref = await transport.send(
+                channel_id=channel_id, message=_render(record, presenter), options=options
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("foreign_deliveries.send_failed", delivery_id=delivery_id, error=str(exc))
+            continue
+        if ref is None:
+            continue
+        try:
+            await _maybe_await(runtime.ack_delivery(delivery_id))
+        except Exception as exc:
+            log.warning("foreign_deliveries.ack_failed", delivery_id=delivery_id, error=str(exc))
+            continue
+        sent += 1
+        log.info("foreign_deliveries.sent", delivery_id=delivery_id)
+    return sent
+
+
+class _LoopWatchingPolicy(asyncio.DefaultEventLoopPolicy):
+    """The default policy, also reporting loops created on one thread."""
+
+    def __init__(self, thread: Callable[[], threading.Thread | None], on_loop: Callable) -> None:
+        super().__init__()
+        self._thread = thread
+        self._on_loop = on_loop
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        if threading.current_thread() is self._thread():
+            self._on_loop(loop)
+        return loop
+
+
+class ForeignDeliveries:
+    """Delivers journaled outcomes for the third-party transport of this worker."""
+
+    def __init__(self, runtime: Any, plugin_thread: Callable[[], threading.Thread | None]) -> None:
+        self.runtime = runtime
+        self._plugin_thread = plugin_thread
+        self._config: Any = None
+        self._loops: set[asyncio.AbstractEventLoop] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def install(self) -> None:
+        """Watch for the plugin's ``ExecBridgeConfig`` and for loops its thread creates."""
+        observe_exec_configs(self._note_config)
+        policy = _LoopWatchingPolicy(self._plugin_thread, self._loop_created)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # policies: deprecated in 3.14
+            asyncio.set_event_loop_policy(policy)
+
+    def _note_config(self, cfg: Any) -> None:
+        if threading.current_thread() is not self._plugin_thread():
+            return
+        self._config = cfg
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop not in self._loops:  # a loop the policy did not see (a custom loop factory)
+            self._start_on(loop)
+
+    def _loop_created(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_soon(self._start_on, loop)
+
+    def _start_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop in self._loops:
+            return
+        self._loops.add(loop)
+        task = loop.create_task(self._run(), name="takopi-foreign-deliveries")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self) -> None:
+        while self._config is None:
+            await asyncio.sleep(_CONFIG_WAIT_S)
+        log.info("foreign_deliveries.ready")
+        while True:
+            cfg = self._config
+            await deliver_through(self.runtime, cfg.transport, cfg.presenter)
+            await asyncio.sleep(DELIVERY_POLL_S)
+
+
+__all__ = ["DELIVERY_POLL_S", "ForeignDeliveries", "deliver_through", "is_third_party"]
