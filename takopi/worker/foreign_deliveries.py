@@ -13,6 +13,10 @@ knows nothing of the journal, so its worker delivers for it:
   watches that thread), or, failing that, when an ``ExecBridgeConfig`` is built inside it;
 - at start and then every :data:`DELIVERY_POLL_S` seconds (a run can finish after the restart),
   each record acknowledged once the plugin's transport accepted it (a failed send is retried).
+
+A plugin written for this takopi may take pending deliveries itself; the first time its own
+code calls ``runtime.pending_deliveries()`` this relay steps aside for good, so nothing is
+delivered twice.
 """
 
 from __future__ import annotations
@@ -77,15 +81,28 @@ def _render(record: Any, presenter: Any) -> Any:
     return render_final_safely(presenter, state, elapsed_s=0.0, status=status, answer=answer)
 
 
-async def deliver_through(runtime: Any, transport: Any, presenter: Any) -> int:
-    """Send every pending journaled outcome through ``transport``; returns how many went."""
+async def deliver_through(
+    runtime: Any,
+    transport: Any,
+    presenter: Any,
+    *,
+    pending: Callable[[], Any] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Send every pending journaled outcome through ``transport``; returns how many went.
+
+    ``pending`` lists them (default ``runtime.pending_deliveries``); ``stop()`` true ends the
+    round before the next send.
+    """
     try:
-        records = await _maybe_await(runtime.pending_deliveries())
+        records = await _maybe_await((pending or runtime.pending_deliveries)())
     except Exception as exc:
         log.warning("foreign_deliveries.list_failed", error=str(exc))
         return 0
     sent = 0
     for record in records or ():
+        if stop():
+            break
         delivery_id = _field(record, "delivery_id")
         channel_id = _field(record, "channel_id")
         if channel_id is None:
@@ -150,14 +167,37 @@ class ForeignDeliveries:
         self._config: Any = None
         self._loops: set[asyncio.AbstractEventLoop] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: Callable[[], Any] = runtime.pending_deliveries
+        self.plugin_delivers = False
 
-    def install(self) -> None:
-        """Watch for the plugin's ``ExecBridgeConfig`` and for loops its thread creates."""
-        observe_exec_configs(self._note_config)
-        policy = _LoopWatchingPolicy(self._plugin_thread, self._loop_created)
+    def install(self) -> Callable[[], None]:
+        """Watch for the plugin's ``ExecBridgeConfig`` and for loops its thread creates, and
+        for the plugin asking for pending deliveries itself; returns an undo."""
+        own = self._pending
+
+        def pending_deliveries() -> Any:
+            if not self.plugin_delivers:
+                log.info("foreign_deliveries.plugin_delivers_itself")
+            self.plugin_delivers = True
+            return own()
+
+        self.runtime.pending_deliveries = pending_deliveries
+        unobserve = observe_exec_configs(self._note_config)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # policies: deprecated in 3.14
-            asyncio.set_event_loop_policy(policy)
+            previous = asyncio.get_event_loop_policy()
+            asyncio.set_event_loop_policy(
+                _LoopWatchingPolicy(self._plugin_thread, self._loop_created)
+            )
+
+        def undo() -> None:
+            unobserve()
+            self.runtime.pending_deliveries = own
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                asyncio.set_event_loop_policy(previous)
+
+        return undo
 
     def _note_config(self, cfg: Any) -> None:
         if threading.current_thread() is not self._plugin_thread():
@@ -184,10 +224,15 @@ class ForeignDeliveries:
     async def _run(self) -> None:
         while self._config is None:
             await asyncio.sleep(_CONFIG_WAIT_S)
-        log.info("foreign_deliveries.ready")
-        while True:
+        while not self.plugin_delivers:
             cfg = self._config
-            await deliver_through(self.runtime, cfg.transport, cfg.presenter)
+            await deliver_through(
+                self.runtime,
+                cfg.transport,
+                cfg.presenter,
+                pending=self._pending,
+                stop=lambda: self.plugin_delivers,
+            )
             await asyncio.sleep(DELIVERY_POLL_S)
 
 

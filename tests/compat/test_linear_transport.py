@@ -200,7 +200,10 @@ def test_issue_delegated_in_linear_is_answered_by_the_agent(linear: LinearSystem
     event = linear.post_event(
         "created",
         {
-            "agentSession": {"id": "sess-1", "issue": {"id": "issue-1", "title": "Fix the login bug"}},
+            "agentSession": {
+                "id": "sess-1",
+                "issue": {"id": "issue-1", "title": "Fix the login bug"},
+            },
             "agentActivity": {"body": "please look at it"},
         },
     )
@@ -240,9 +243,7 @@ def test_transport_worker_killed_mid_run_still_delivers(linear: LinearSystem) ->
     )
     old = linear.transport()
     os.kill(old["pid"], signal.SIGKILL)
-    wait_until(
-        lambda: (w := linear.transport())["pid"] != old["pid"] and w["state"] == "ready", 60
-    )
+    wait_until(lambda: (w := linear.transport())["pid"] != old["pid"] and w["state"] == "ready", 60)
     # the run was still going when its transport died: it finishes now
     (linear.codex_dir / "gate_linear").write_text("open")
     answer = api.wait_for(lambda: linear.responses("sess-2"), timeout=60)

@@ -120,7 +120,12 @@ class FakeLinearApi:
         if found is None:
             raise LookupError(f"Entity not found: AgentActivity {v['id']}")
         typename = f"AgentActivity{found.type.capitalize()}Content"
-        return {"agentActivity": {"id": found.id, "content": {"__typename": typename, "body": found.body}}}
+        return {
+            "agentActivity": {
+                "id": found.id,
+                "content": {"__typename": typename, "body": found.body},
+            }
+        }
 
     def _op_WorkflowStates(self, v: dict[str, Any]) -> dict[str, Any]:
         return {"workflowStates": {"nodes": list(WORKFLOW_STATES)}}
@@ -192,9 +197,11 @@ class FakeLinearApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                status, reply = api.handle(self.headers.get("Authorization"), self.rfile.read(length))
+                status, reply = api.handle(
+                    self.headers.get("Authorization"), self.rfile.read(length)
+                )
                 data = json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
