@@ -72,6 +72,8 @@ def apply(raw: dict[str, Any], change: ConfigChange, config_path: Path) -> tuple
     new = copy.deepcopy(raw)
     notes: list[str] = []
     for plugin_id, expected in sorted(change.unset_python.items()):
+        if plugin_id in change.set_python:
+            continue  # replaced in place below (keeps the table where it was)
         current = python_value(new, plugin_id)
         if current is None:
             continue

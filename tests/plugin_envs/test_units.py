@@ -93,6 +93,16 @@ def test_config_apply_sets_unsets_and_keeps_hand_edits(tmp_path: Path) -> None:
     )
     assert "new" not in back["plugins"]
     assert back["plugins"]["enabled"] == ["takopi-other"]
+    # an upgrade replaces a key in place: the table keeps its position in the file
+    upgraded, _ = config_edit.apply(
+        {"plugins": {"a": {"python": "/e/a1/bin/python"}, "b": {"x": 1}}},
+        config_edit.ConfigChange(
+            unset_python={"a": "/e/a1/bin/python"}, set_python={"a": "/e/a2/bin/python"}
+        ),
+        cfg,
+    )
+    assert list(upgraded["plugins"]) == ["a", "b"]
+    assert upgraded["plugins"]["a"] == {"python": "/e/a2/bin/python"}
     # an empty allowlist means "everything": never turned into a one-entry list
     empty, notes = config_edit.apply({}, config_edit.ConfigChange(enable={"takopi-new"}), cfg)
     assert empty == {} and notes == []
