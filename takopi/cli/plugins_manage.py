@@ -93,7 +93,7 @@ def install_cmd(
     config_path: Path | None,
 ) -> None:
     """Install plugin distributions, each into its own environment (with this takopi), and
-    point ``[plugins.<id>] python`` of every entry point at it."""
+    point [plugins.<id>] python of every entry point at it."""
     options = EnvOptions(python, ignore_requires_python, installer, not no_load_check)
     manager = _manager(ctx, config_path)
     _run(lambda: manager.install(requirements, options))

@@ -110,8 +110,9 @@ class PluginEnvManager:
         """Delete environments and the config entries they wrote."""
         if not names:
             raise PluginEnvError("name at least one distribution to remove")
-        raw = config_edit.load(self.config_path)
+        config_edit.load(self.config_path)  # a broken config stops us before the lock
         with self.store.locked():
+            raw = config_edit.load(self.config_path)
             manifests = [m for m, _ in self._targets(names)]
             change = config_edit.ConfigChange()
             for manifest in manifests:
@@ -337,7 +338,6 @@ class PluginEnvManager:
             key=got.key,
             version=got.version,
             requirement=got.request.text,
-            pinned=got.request.pinned,
             python=plan.interpreter.path,
             python_version=str(plan.interpreter.version),
             requires_python=got.requires_python,

@@ -23,7 +23,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,7 @@ class Manifest:
     key: str
     version: str
     requirement: str
-    """The ``install`` argument, reused by ``upgrade`` when it names a version or a file."""
-    pinned: bool
+    """The ``install`` argument (``upgrade`` reuses its name and extras, or its file)."""
     python: str
     """The base interpreter the venv was built from."""
     python_version: str
@@ -79,7 +78,8 @@ class Manifest:
         if data.pop("format", None) != MANIFEST_FORMAT:
             raise ValueError("unknown manifest format")
         data["entry_points"] = [EntryPointSpec(**ep) for ep in data.get("entry_points", [])]
-        return cls(**data, env_dir=env_dir)
+        known = {f.name for f in fields(cls)} - {"env_dir"}
+        return cls(**{k: v for k, v in data.items() if k in known}, env_dir=env_dir)
 
 
 def now_text() -> str:
