@@ -143,19 +143,26 @@ async def deliver_through(
     return sent
 
 
-class _LoopWatchingPolicy(asyncio.DefaultEventLoopPolicy):
-    """The default policy, also reporting loops created on one thread."""
+def _loop_watching_policy(
+    thread: Callable[[], threading.Thread | None],
+    on_loop: Callable[[asyncio.AbstractEventLoop], None],
+) -> Any:
+    """The default event-loop policy, also reporting loops created on ``thread``; None where
+    policies no longer exist (deprecated in Python 3.14, to be removed in 3.16)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        base = getattr(asyncio, "DefaultEventLoopPolicy", None)
+    if base is None:
+        return None
 
-    def __init__(self, thread: Callable[[], threading.Thread | None], on_loop: Callable) -> None:
-        super().__init__()
-        self._thread = thread
-        self._on_loop = on_loop
+    class LoopWatchingPolicy(base):  # type: ignore[misc,valid-type]
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            loop: asyncio.AbstractEventLoop = super().new_event_loop()
+            if threading.current_thread() is thread():
+                on_loop(loop)
+            return loop
 
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        loop = super().new_event_loop()
-        if threading.current_thread() is self._thread():
-            self._on_loop(loop)
-        return loop
+    return LoopWatchingPolicy()
 
 
 class ForeignDeliveries:
@@ -183,19 +190,21 @@ class ForeignDeliveries:
 
         self.runtime.pending_deliveries = pending_deliveries
         unobserve = observe_exec_configs(self._note_config)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # policies: deprecated in 3.14
-            previous = asyncio.get_event_loop_policy()
-            asyncio.set_event_loop_policy(
-                _LoopWatchingPolicy(self._plugin_thread, self._loop_created)
-            )
+        policy = _loop_watching_policy(self._plugin_thread, self._loop_created)
+        previous = None
+        if policy is not None:  # else: only loops an ExecBridgeConfig is built in are seen
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                previous = asyncio.get_event_loop_policy()
+                asyncio.set_event_loop_policy(policy)
 
         def undo() -> None:
             unobserve()
             self.runtime.pending_deliveries = own
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                asyncio.set_event_loop_policy(previous)
+            if previous is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    asyncio.set_event_loop_policy(previous)
 
         return undo
 

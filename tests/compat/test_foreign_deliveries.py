@@ -168,3 +168,29 @@ def test_builtin_transports_are_not_third_party() -> None:
     assert not is_third_party("telegram")
     assert not is_third_party("console")
     assert not is_third_party("no-such-transport")
+
+
+def test_without_loop_policies_the_config_built_in_the_loop_is_enough(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where event-loop policies are gone (Python 3.16), the relay still finds the plugin's
+    loop when the plugin builds its ExecBridgeConfig inside it."""
+    monkeypatch.setattr(foreign_deliveries, "_loop_watching_policy", lambda *_a: None)
+    runtime = Runtime([record("only")])
+    transport = Transport()
+    holder: dict[str, threading.Thread] = {}
+
+    async def plugin_main() -> None:
+        ExecBridgeConfig(transport=transport, presenter=MarkdownPresenter())  # type: ignore[arg-type]
+        deadline = time.monotonic() + 10
+        while not transport.sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    holder["t"] = run_plugin(plugin_main)
+    undo = ForeignDeliveries(runtime, lambda: holder.get("t")).install()
+    try:
+        holder["t"].start()
+        holder["t"].join(15)
+    finally:
+        undo()
+    assert runtime.acked == ["only"] and len(transport.sent) == 1
