@@ -3,7 +3,9 @@
 It keeps chats, users, messages and their edits, serves ``getUpdates`` with long-poll
 semantics (offset confirms updates), enforces the 4096-character limit (UTF-16 units, after
 entities), validates entities, answers 400 "message is not modified", and can inject faults:
-429 with ``retry_after``, 5xx, slow responses and dropped connections.
+429 with ``retry_after``, 5xx, slow responses and dropped connections. With
+``enforce_limits()`` (off by default) it also answers 429 like Telegram's flood control does
+when a chat, a group or the whole bot writes too fast (see :class:`RateLimits`).
 
 Usage::
 
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,6 +86,9 @@ class FakeMessage:
     deleted: bool = False
     edits: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the server stored it (comparable across local processes)"""
+    deleted_at: float | None = None
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -104,6 +111,101 @@ class Fault:
     chat_id: int | None = None
 
 
+_MESSAGE_METHODS = frozenset(
+    {
+        "sendMessage",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "sendDocument",
+        "sendPhoto",
+        "sendVideo",
+        "sendVoice",
+        "sendAudio",
+        "sendAnimation",
+        "sendSticker",
+        "sendMediaGroup",
+        "copyMessage",
+        "forwardMessage",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Telegram's flood control as this fake models it (the Bot API FAQ: about one message per
+    second in a chat with short bursts tolerated, 20 messages per minute in a group, about 30
+    messages per second overall; the real burst tolerance is unpublished).
+
+    - per chat, ``chat_methods`` (messages sent and edited) pass a GCRA limiter of
+      ``chat_per_s`` with a burst of ``chat_burst`` back-to-back requests;
+    - per group (negative chat id), at most ``group_per_minute`` ``chat_methods`` requests in any
+      60 s window;
+    - overall, at most ``global_per_s`` ``global_methods`` requests (deletes too) in any second.
+
+    ``time_scale`` > 1 speeds every limit up by that factor (tests). A request over a limit gets
+    429 with ``retry_after`` in whole seconds (at least 1, like Telegram) and is not counted.
+    """
+
+    chat_per_s: float = 1.0
+    chat_burst: float = 3.0
+    group_per_minute: int = 20
+    global_per_s: int = 30
+    time_scale: float = 1.0
+    chat_methods: frozenset[str] = _MESSAGE_METHODS
+    global_methods: frozenset[str] = _MESSAGE_METHODS | {"deleteMessage", "deleteMessages"}
+
+
+class _FloodControl:
+    """Admission per :class:`RateLimits` (call with the server lock held)."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        scale = limits.time_scale
+        self._emission = 1.0 / (limits.chat_per_s * scale)
+        self._tolerance = max(0.0, limits.chat_burst - 1.0) * self._emission
+        self._group_window = 60.0 / scale
+        self._global_window = 1.0 / scale
+        self._tat: dict[int, float] = {}
+        self._group_log: dict[int, deque[float]] = {}
+        self._global_log: deque[float] = deque()
+
+    @staticmethod
+    def _window_wait(log: deque[float], limit: int, window: float, now: float) -> float:
+        while log and log[0] <= now - window:
+            log.popleft()
+        if len(log) < limit:
+            return 0.0
+        return log[len(log) - limit] + window - now
+
+    def admit(self, method: str, chat_id: int | None, now: float) -> float | None:
+        """``None`` when the request may pass (it is then counted), else seconds to wait."""
+        lim = self.limits
+        charged = method in lim.chat_methods and chat_id is not None
+        waits = []
+        if method in lim.global_methods:
+            waits.append(
+                self._window_wait(self._global_log, lim.global_per_s, self._global_window, now)
+            )
+        if charged:
+            assert chat_id is not None
+            tat = max(self._tat.get(chat_id, now), now)
+            waits.append(tat - self._tolerance - now)
+            if chat_id < 0:
+                log = self._group_log.setdefault(chat_id, deque())
+                waits.append(self._window_wait(log, lim.group_per_minute, self._group_window, now))
+        wait = max(waits, default=0.0)
+        if wait > 0:
+            return wait
+        if method in lim.global_methods:
+            self._global_log.append(now)
+        if charged:
+            assert chat_id is not None
+            self._tat[chat_id] = max(self._tat.get(chat_id, now), now) + self._emission
+            if chat_id < 0:
+                self._group_log.setdefault(chat_id, deque()).append(now)
+        return None
+
+
 class BotApiError(Exception):
     def __init__(self, status: int, description: str, parameters: dict[str, Any] | None = None):
         super().__init__(description)
@@ -122,6 +224,7 @@ class BotApiServer:
         bot_id: int = 424242,
         bot_username: str = "takopi_test_bot",
         max_poll_timeout: float = 2.0,
+        limits: RateLimits | None = None,
     ) -> None:
         self.token = token
         self.bot_id = bot_id
@@ -141,6 +244,7 @@ class BotApiServer:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[tuple[str, int, str]] = []
         self._faults: list[Fault] = []
+        self._flood: _FloodControl | None = _FloodControl(limits) if limits else None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -440,6 +544,29 @@ class BotApiServer:
             self._faults.append(fault)
         return fault
 
+    def enforce_limits(self, limits: RateLimits | None = None) -> RateLimits:
+        """Answer 429 to writes over Telegram-like flood limits (``RateLimits()`` by default)
+        from now on; counters start empty."""
+        limits = limits or RateLimits()
+        with self._cond:
+            self._flood = _FloodControl(limits)
+        return limits
+
+    def stop_enforcing_limits(self) -> None:
+        with self._cond:
+            self._flood = None
+
+    def rate_limited(self) -> list[tuple[str, int, str]]:
+        """The 429 answers given so far (flood control and injected ones)."""
+        with self._cond:
+            return [e for e in self.errors if e[1] == 429]
+
+    def _admit(self, method: str, params: dict[str, Any]) -> float | None:
+        with self._cond:
+            if self._flood is None:
+                return None
+            return self._flood.admit(method, _as_int(params.get("chat_id")), time.monotonic())
+
     def clear_faults(self) -> None:
         with self._cond:
             self._faults.clear()
@@ -665,6 +792,7 @@ class BotApiServer:
             if msg is None or msg.deleted:
                 raise BotApiError(400, "Bad Request: message to delete not found")
             msg.deleted = True
+            msg.deleted_at = time.monotonic()
             self._cond.notify_all()
             return True
 
@@ -793,6 +921,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self._record_error(method, 400, fault.description)
                 self._reply(400, {"ok": False, "error_code": 400, "description": fault.description})
                 return
+        wait = self.api._admit(method, params)
+        if wait is not None:
+            retry_after = max(1, math.ceil(wait))
+            description = f"Too Many Requests: retry after {retry_after}"
+            self._record_error(method, 429, description)
+            self._reply(
+                429,
+                {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": description,
+                    "parameters": {"retry_after": retry_after},
+                },
+            )
+            return
         try:
             result = self.api.handle(method, params)
         except BotApiError as exc:
@@ -837,4 +980,4 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-__all__ = ["DEFAULT_TOKEN", "BotApiServer", "FakeMessage", "Fault", "utf16_len"]
+__all__ = ["DEFAULT_TOKEN", "BotApiServer", "FakeMessage", "Fault", "RateLimits", "utf16_len"]
