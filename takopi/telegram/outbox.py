@@ -5,8 +5,8 @@ Rules (behavior.md §1.6, with per-chat token buckets instead of the reference's
 - one pending op per key; a newer op with the same key replaces the payload (the older
   waiter gets ``None``) but keeps the original place in the queue (``queued_at``);
 - among ready ops the lowest ``(priority, queued_at)`` goes first: send=0 < delete=1 < edit=2;
-- pacing is **per chat**: each chat has a token bucket, a send or edit spends a token, an edit
-  only from spare capacity, a delete nothing; at most one op per chat is in flight, and a
+- pacing is **per chat**: each chat has a token bucket, a send or edit spends a token, a
+  progress edit (``wait=False``) only from spare capacity, a delete nothing; at most one op per chat is in flight, and a
   global sliding window caps the whole bot at ``global_rate`` writes per second — so an idle
   chat writes at once and a busy group does not slow a private chat down
   (:mod:`takopi.telegram.pacing` has the limits and why);
@@ -63,6 +63,7 @@ class OutboxOp:
     queued_at: float = 0.0
     attempts: int = 0
     not_before: float = 0.0
+    background: bool = False
     paced: bool = False
     result: Any = None
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -177,7 +178,14 @@ class TelegramOutbox:
         wait: bool = True,
     ) -> Any:
         """Queue an op under ``key``; with ``wait`` return its result (``None`` on failure)."""
-        op = OutboxOp(key=key, chat_id=chat_id, priority=priority, execute=execute, label=label)
+        op = OutboxOp(
+            key=key,
+            chat_id=chat_id,
+            priority=priority,
+            execute=execute,
+            label=label,
+            background=not wait,
+        )
         if self._closed:
             return None
         if not self.running:
@@ -208,7 +216,8 @@ class TelegramOutbox:
 
     def tokens(self, chat_id: int | None) -> float:
         """Tokens in ``chat_id``'s bucket now (a full bucket for a chat not seen yet)."""
-        return self._chat(chat_id).bucket.level(self._clock())
+        state = self._chats.get(chat_id)
+        return self.pacing.burst if state is None else state.bucket.level(self._clock())
 
     # -- pacing ---------------------------------------------------------------------------
     def _chat(self, chat_id: int | None) -> _ChatState:
@@ -241,7 +250,7 @@ class TelegramOutbox:
             chat = self._chat(op.chat_id)
             if chat.busy:
                 continue  # the chat's op in flight pokes the dispatcher when it finishes
-            _cost, need = self.pacing.cost(op.kind)
+            _cost, need = self.pacing.cost(op.kind, background=op.background)
             tokens_at = chat.bucket.ready_at(now, need)
             if tokens_at > now:
                 op.paced = True
@@ -277,7 +286,7 @@ class TelegramOutbox:
         self._pending.pop(op.key, None)
         chat = self._chat(op.chat_id)
         chat.busy = True
-        cost, _need = self.pacing.cost(op.kind)
+        cost, _need = self.pacing.cost(op.kind, background=op.background)
         chat.bucket.spend(now, cost)
         self._global.start()
         self.stats.started += 1

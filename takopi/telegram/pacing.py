@@ -9,10 +9,12 @@ second overall. The outbox turns them into:
   ``interval_for(chat)`` seconds: 1 s in a private chat, 60/17 s (≈3.5 s) in a group, so that
   a full burst plus a minute of refill is 3 + 17 = 20 messages, the group limit;
 - **what each write costs**: a send takes 1 token; an edit takes 1 token too (Telegram rate
-  limits edits like messages) but only when it leaves ``edit_reserve`` tokens (2) behind —
-  edits ride on spare capacity and never eat the tokens the next progress message and the
-  next final answer need; a delete takes ``delete_cost`` (0): the published limits count
-  messages *sent*, and the deletes we issue are bounded by the sends that made those messages;
+  limits edits like messages), and a *progress* edit — one nobody waits for — only goes when
+  it leaves ``edit_reserve`` tokens (2) behind: progress edits ride on spare capacity and
+  never eat the tokens the next progress message and the next final answer need (an edit that
+  carries a final answer, with ``final_notify`` off, is waited for and goes like a send);
+  a delete takes ``delete_cost`` (0): the published limits count messages *sent*, and the
+  deletes we issue are bounded by the sends that made those messages;
 - **a global sliding window**: at most ``global_rate`` (30) writes of any kind, deletes
   included, in any second;
 - **accounting at the answer**: tokens are taken when a write starts, and the chat's bucket
@@ -66,12 +68,12 @@ class Pacing:
     edit_reserve: float
     delete_cost: float
 
-    def cost(self, kind: str) -> tuple[float, float]:
+    def cost(self, kind: str, *, background: bool = False) -> tuple[float, float]:
         """``(tokens taken, tokens that must be in the bucket)`` for a write of ``kind``
-        (``"send"``, ``"edit"`` or ``"delete"``)."""
+        (``"send"``, ``"edit"`` or ``"delete"``); ``background``: nobody waits for it."""
         if kind == "delete":
             return self.delete_cost, self.delete_cost
-        if kind == "edit":
+        if kind == "edit" and background:
             return 1.0, min(self.burst, 1.0 + self.edit_reserve)
         return 1.0, 1.0
 
@@ -113,6 +115,8 @@ class TokenBucket:
         missing = min(need, self.capacity) - self.level(now)
         if missing <= _EPSILON:
             return now
+        if self.rate <= 0:
+            return math.inf
         # the bucket may be blocked until ``updated`` (a 429): refill starts from there
         return max(now, self.updated) + missing / self.rate
 

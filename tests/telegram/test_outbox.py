@@ -270,6 +270,36 @@ async def test_edits_only_use_spare_capacity_and_deletes_are_free():
         assert log[-1] == "edit"
 
 
+async def test_an_edit_that_is_waited_for_does_not_wait_for_spare_capacity():
+    """With final_notify off the final answer is an edit of the progress message: it must go
+    out like a send, not like a progress edit."""
+    clock = ManualClock()
+    log: list[str] = []
+    async with (
+        TelegramOutbox(interval_for=lambda _c: 1.0, clock=clock) as outbox,
+        anyio.create_task_group() as tg,
+    ):
+        await outbox.enqueue("progress", chat_id=7, priority=SEND_PRIORITY, execute=_op(log, "p"))
+        await outbox.enqueue(
+            ("edit", 1), chat_id=7, priority=EDIT_PRIORITY, execute=_op(log, "e1"), wait=False
+        )
+        await _settle(outbox, clock)
+        assert log == ["p"]  # the progress edit waits for a full bucket
+        result: list[object] = []
+
+        async def final_edit() -> None:
+            result.append(
+                await outbox.enqueue(
+                    ("edit", 1), chat_id=7, priority=EDIT_PRIORITY, execute=_op(log, "final")
+                )
+            )
+
+        tg.start_soon(final_edit)
+        await _settle(outbox, clock)
+        assert log == ["p", "final"] and result == ["final"]
+        assert outbox.stats.paced == 0
+
+
 async def test_reference_pacing_charges_every_op_one_interval():
     clock = ManualClock()
     log: list[str] = []
@@ -372,7 +402,8 @@ def test_default_limits_stay_within_telegrams_published_limits():
     # groups: a full burst plus a minute of refill is at most 20 messages per minute
     assert BUCKET.burst + 60.0 / default_interval(-100123) <= 20.0 + 1e-9
     assert BUCKET.cost("send") == (1.0, 1.0)
-    assert BUCKET.cost("edit") == (1.0, 3.0)
+    assert BUCKET.cost("edit", background=True) == (1.0, 3.0)  # a progress edit
+    assert BUCKET.cost("edit") == (1.0, 1.0)  # an edit someone waits for (a final answer)
     assert BUCKET.cost("delete") == (0.0, 0.0)
     assert REFERENCE.cost("delete") == (1.0, 1.0)
     assert is_group_chat_id("-5") and not is_group_chat_id("x")
