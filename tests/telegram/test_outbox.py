@@ -413,3 +413,17 @@ def test_pacing_from_the_environment():
     assert pacing_from_env({}) == (BUCKET, None)
     assert pacing_from_env({"TAKOPI_TELEGRAM_PACING": " Reference "}) == (REFERENCE, None)
     assert pacing_from_env({"TAKOPI_TELEGRAM_PACING": "fast"}) == (BUCKET, "fast")
+
+
+async def test_idle_chats_are_forgotten_once_there_are_many():
+    log: list[str] = []
+    clock = ManualClock()
+    async with TelegramOutbox(interval_for=lambda _c: 1.0, global_rate=1000, clock=clock) as outbox:
+        for chat in range(300):
+            await outbox.enqueue(f"c{chat}", chat_id=chat, priority=0, execute=_op(log, "x"))
+        # every chat has spent a token: none is idle with a full bucket yet
+        assert len(outbox._chats) == 300
+        clock.now += 10.0  # all buckets refill
+        await outbox.enqueue("last", chat_id=-1, priority=0, execute=_op(log, "x"))
+        assert set(outbox._chats) == {-1}
+    assert len(log) == 301
