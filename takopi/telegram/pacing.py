@@ -8,8 +8,8 @@ second overall. The outbox turns them into:
 - **a token bucket per chat** holding ``Pacing.burst`` tokens (3), refilled at one token per
   ``interval_for(chat)`` seconds: 1 s in a private chat, 60/17 s (≈3.5 s) in a group, so that
   a full burst plus a minute of refill is 3 + 17 = 20 messages, the group limit;
-- **what each write costs**: a send takes 1 token; an edit takes 1 token too (Telegram rate
-  limits edits like messages), and a *progress* edit — one nobody waits for — only goes when
+- **what each write costs**: a send takes 1 token; an edit takes 1 token too (the FAQ does
+  not say; bots that edit too often do get 429), and a *progress* edit — one nobody waits for — only goes when
   it leaves ``edit_reserve`` tokens (2) behind: progress edits ride on spare capacity and
   never eat the tokens the next progress message and the next final answer need (an edit that
   carries a final answer, with ``final_notify`` off, is waited for and goes like a send);
