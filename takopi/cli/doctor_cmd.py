@@ -18,6 +18,8 @@ log = get_logger(__name__)
 
 Status = Literal["ok", "warning", "error"]
 
+TOKEN_INVALID = "skipped (token invalid)"
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -26,6 +28,8 @@ class Check:
     label: str
     status: Status
     detail: str
+    reason: str | None = None
+    """Why it failed, when the shown detail does not say (logged, not printed)."""
 
     def render(self) -> str:
         return f"- {self.label}: {self.status} ({self.detail})"
@@ -55,20 +59,29 @@ def voice_check(telegram: Any) -> Check:
 
 async def telegram_checks(settings: Any, telegram: Any) -> list[Check]:
     """Token (getMe), chat (getChat) and topics checks against the Bot API."""
-    from takopi.cli.telegram_checks import check_topics_chat
     from takopi.telegram.client_api import BotApi, TelegramError
 
     checks: list[Check] = []
     api = BotApi(telegram.bot_token, api_url=telegram.api_url, timeout_s=30.0)
     try:
+        reason: str | None = None
         try:
             me = await api.get_me()
         except TelegramError as exc:
-            me = None
-            checks.append(Check("telegram token", "error", exc.description))
-        else:
-            name = (me or {}).get("username")
-            checks.append(Check("telegram token", "ok", f"@{name}" if name else "valid"))
+            me, reason = None, exc.description
+        if not me:
+            # the reference's wording; Telegram's own reason goes to the log
+            checks.append(
+                Check("telegram token", "error", "failed to fetch bot info", reason=reason)
+            )
+            checks.append(Check("chat_id", "error", TOKEN_INVALID))
+            if telegram.topics.enabled:
+                checks.append(Check("topics", "error", TOKEN_INVALID))
+            else:
+                checks.append(Check("topics", "ok", "disabled"))
+            return checks
+        name = me.get("username")
+        checks.append(Check("telegram token", "ok", f"@{name}" if name else "valid"))
         chat_id = telegram.chat_id
         try:
             chat = await api.get_chat(chat_id)
@@ -78,26 +91,30 @@ async def telegram_checks(settings: Any, telegram: Any) -> list[Check]:
             checks.append(Check("chat_id", "ok", f"{chat.get('type', 'chat')} ({chat_id})"))
         else:
             checks.append(Check("chat_id", "error", f"unreachable ({chat_id})"))
-        if not telegram.topics.enabled:
-            checks.append(Check("topics", "ok", "disabled"))
-        elif me is None:
-            checks.append(Check("topics", "error", "cannot check without a valid token"))
-        else:
-            chats = [chat_id]
-            if telegram.topics.scope in ("projects", "all"):
-                chats += [p.chat_id for p in settings.projects.values() if p.chat_id is not None]
-            problems = []
-            for target in chats:
-                result = await check_topics_chat(api, target, int(me["id"]))
-                if not result.ok:
-                    problems.append(result.detail)
-            if problems:
-                checks.append(Check("topics", "error", "; ".join(problems)))
-            else:
-                checks.append(Check("topics", "ok", f"enabled (scope={telegram.topics.scope})"))
+        checks.append(await topics_check(api, settings, telegram, bot_id=int(me["id"])))
     finally:
         await api.close()
     return checks
+
+
+async def topics_check(api: Any, settings: Any, telegram: Any, *, bot_id: int) -> Check:
+    """Topics: ``disabled``, ``scope=<scope>`` when every chat in scope is a forum where the
+    bot can manage topics, else the problems found."""
+    from takopi.cli.telegram_checks import check_topics_chat
+
+    if not telegram.topics.enabled:
+        return Check("topics", "ok", "disabled")
+    chats = [telegram.chat_id]
+    if telegram.topics.scope in ("projects", "all"):
+        chats += [p.chat_id for p in settings.projects.values() if p.chat_id is not None]
+    problems = []
+    for target in chats:
+        result = await check_topics_chat(api, target, bot_id)
+        if not result.ok:
+            problems.append(result.detail)
+    if problems:
+        return Check("topics", "error", "; ".join(problems))
+    return Check("topics", "ok", f"scope={telegram.topics.scope}")
 
 
 @click.command("doctor", help="Check the Telegram setup.")
@@ -130,9 +147,18 @@ def doctor_cmd(ctx: click.Context, config_path: Path | None) -> None:
     click.echo("takopi doctor")
     for check in checks:
         click.echo(check.render())
+        if check.reason:
+            log.error("doctor.check_failed", check=check.label, reason=check.reason)
     log.info("doctor.done", errors=sum(c.status == "error" for c in checks))
     if any(c.status == "error" for c in checks):
         raise SystemExit(1)
 
 
-__all__ = ["Check", "doctor_cmd", "files_check", "telegram_checks", "voice_check"]
+__all__ = [
+    "Check",
+    "doctor_cmd",
+    "files_check",
+    "telegram_checks",
+    "topics_check",
+    "voice_check",
+]

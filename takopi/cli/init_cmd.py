@@ -69,13 +69,14 @@ def init_cmd(
     if alias is None:
         alias = click.prompt("project alias", default=default_alias(root))
     alias = alias.strip()
+    # the reference's texts (the config loader words the same rules the same way)
     if not alias:
-        fail("project alias must not be empty.")
+        fail("project alias cannot be empty")
     engines = {e.lower() for e in list_backends(allowlist=_allowlist(data))}
     if alias.lower() in engines:
-        fail(f"invalid project alias {alias!r}; aliases must not match engine ids.")
+        fail(f"Invalid project alias {alias!r}; aliases must not match engine ids.")
     if alias.lower() in RESERVED_CHAT_COMMANDS:
-        fail(f"invalid project alias {alias!r}; aliases must not match reserved commands.")
+        fail(f"Invalid project alias {alias!r}; aliases must not match reserved commands.")
     try:
         projects = ensure_table(data, "projects", config_path=path)
     except ConfigError as exc:

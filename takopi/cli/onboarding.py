@@ -35,11 +35,11 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
-    """What one workflow choice writes to ``[transports.telegram]``."""
+    """What one workflow choice writes to ``[transports.telegram]``, and how it is shown."""
 
     id: str
     label: str
-    help: str
+    preview: tuple[str, ...]
     session_mode: str
     topics: bool
     show_resume_line: bool
@@ -48,24 +48,44 @@ class Workflow:
 WORKFLOWS: tuple[Workflow, ...] = (
     Workflow(
         "assistant",
-        "assistant",
-        "one ongoing chat with the agent; /new starts over",
+        "assistant (ongoing chat, /new to reset)",
+        (
+            "assistant: one ongoing chat",
+            "  you  fix the flaky login test",
+            "  bot  done · codex · 41s",
+            "       fixed: the test raced the session timer.",
+            "  you  now add a regression test     <- same session, no reply needed",
+            "  you  /new                          <- starts over",
+        ),
         session_mode="chat",
         topics=False,
         show_resume_line=False,
     ),
     Workflow(
         "workspace",
-        "workspace",
-        "a forum group: one topic per project/branch",
+        "workspace (projects + branches, i'll set those up)",
+        (
+            "workspace: a forum group, one topic per project and branch",
+            "  [topic: api @login-fix]",
+            "  you  fix the flaky login test      <- runs in api, on branch login-fix",
+            "  bot  done · codex · 41s",
+            "       fixed: the test raced the session timer.",
+            "       ctx: api @login-fix",
+        ),
         session_mode="chat",
         topics=True,
         show_resume_line=False,
     ),
     Workflow(
         "handoff",
-        "handoff",
-        "every message is a new run; reply to continue, resume lines for the terminal",
+        "handoff (reply to continue, terminal resume)",
+        (
+            "handoff: every message starts a new run",
+            "  you  fix the flaky login test",
+            "  bot  done · codex · 41s",
+            "       fixed: the test raced the session timer.",
+            "       codex resume 0199a2f4-...     <- reply to continue, or paste in a terminal",
+        ),
         session_mode="stateless",
         topics=False,
         show_resume_line=True,
@@ -204,8 +224,13 @@ class Wizard:
         """Step 2: assistant, workspace or handoff."""
         self.io.echo("")
         self.io.echo("step 2: pick your workflow")
-        choices = [Choice(w.id, w.label, w.help) for w in WORKFLOWS]
-        picked = self.io.select("how do you want to work?", choices, default="assistant")
+        for workflow in WORKFLOWS:
+            self.io.echo("")
+            for line in workflow.preview:
+                self.io.echo(line)
+        self.io.echo("")
+        choices = [Choice(w.id, w.label) for w in WORKFLOWS]
+        picked = self.io.select("how will you use takopi?", choices, default="assistant")
         return next(w for w in WORKFLOWS if w.id == picked)
 
     def step_chat(
@@ -213,7 +238,7 @@ class Wizard:
     ) -> tuple[CapturedChat, Workflow]:
         """Step 3: capture the chat from the next message (validating topics for workspace)."""
         self.io.echo("")
-        self.io.echo("step 3: connect a chat")
+        self.io.echo("step 3: connect chat")
         name = f"@{bot.username}" if bot.username else "your bot"
         while True:
             if workflow.topics:

@@ -136,13 +136,14 @@ class TerminalPrompter:
     ) -> str:
         click.echo(question)
         for index, choice in enumerate(choices, start=1):
-            marker = " (default)" if choice.value == default else ""
-            line = f"  {index}) {choice.label}{marker}"
+            line = f"  {index}) {choice.label}"
             if choice.help:
                 line += f" — {choice.help}"
             click.echo(line)
+        numbers = [str(i) for i, c in enumerate(choices, start=1) if c.value == default]
+        prompt = f"choose a number [{numbers[0]}]:" if numbers else "choose a number:"
         while True:
-            picked = resolve_choice(self._ask("choose a number:"), choices, default)
+            picked = resolve_choice(self._ask(prompt), choices, default)
             if picked is not None:
                 return picked
             click.echo(f"please enter a number from 1 to {len(choices)}.")

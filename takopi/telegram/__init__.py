@@ -5,7 +5,8 @@ Modules, by job:
 
 - ``client_api`` — raw Bot API over httpx (errors → ``TelegramRetryAfter`` /
   ``TelegramTransientError`` / ``TelegramApiError``); ``client`` — ``TelegramClient`` (reads
-  direct, writes through the outbox); ``outbox`` — keyed, prioritised, per-chat paced writes;
+  direct, writes through the outbox); ``outbox`` — keyed, prioritised writes; ``pacing`` — per-chat token buckets
+  and the global cap;
 - ``render`` — Markdown → text + entities, trim/split; ``bridge`` — ``TelegramPresenter``,
   ``TelegramTransport``, ``TelegramBridgeConfig``;
 - ``parsing`` / ``types`` — updates → ``TelegramIncomingMessage`` / ``TelegramCallbackQuery``,

@@ -171,8 +171,8 @@ async def run_telegram(
 ) -> None:
     """Build the client, transport and presenter for ``settings`` and run the chat loop.
 
-    ``interval_for`` (seconds between writes per chat) exists for tests; production uses
-    Telegram's pacing (1 s private, 3 s groups)."""
+    ``interval_for`` (seconds per token of a chat's bucket) exists for tests; production uses
+    Telegram's limits (see :mod:`.pacing`)."""
     bot = TelegramClient(settings.bot_token, api_url=settings.api_url, interval_for=interval_for)
     try:
         me = await _wait_for_bot(bot)

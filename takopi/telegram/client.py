@@ -30,8 +30,14 @@ from .outbox import (
     EDIT_PRIORITY,
     SEND_PRIORITY,
     TelegramOutbox,
+)
+from .pacing import (
+    GLOBAL_RATE_PER_S,
+    PACING_ENV,
+    Pacing,
     default_interval,
     is_group_chat_id,
+    pacing_from_env,
 )
 
 log = get_logger(__name__)
@@ -161,16 +167,32 @@ class TelegramClient:
         timeout_s: float = 120.0,
         http_client: httpx.AsyncClient | None = None,
         interval_for: Callable[[int | None], float] = default_interval,
-        global_rate: int = 30,
+        pacing: Pacing | None = None,
+        global_rate: int = GLOBAL_RATE_PER_S,
         max_attempts: int = 8,
     ) -> None:
+        """``interval_for(chat)``: seconds per token of a chat's bucket (``0``: unpaced);
+        ``pacing``: how the buckets are spent, by default what ``TAKOPI_TELEGRAM_PACING``
+        names (``bucket``, the default, or ``reference``) — see :mod:`takopi.telegram.pacing`.
+        """
         self.api = (
             token
             if isinstance(token, BotApi)
             else BotApi(token, api_url=api_url, timeout_s=timeout_s, http_client=http_client)
         )
+        if pacing is None:
+            pacing, unknown = pacing_from_env()
+            if unknown is not None:
+                log.warning(
+                    "telegram.pacing_unknown", variable=PACING_ENV, value=unknown, using=pacing.name
+                )
+            elif pacing.name != "bucket":
+                log.info("telegram.pacing", pacing=pacing.name)
         self.outbox = TelegramOutbox(
-            interval_for=interval_for, global_rate=global_rate, max_attempts=max_attempts
+            interval_for=interval_for,
+            pacing=pacing,
+            global_rate=global_rate,
+            max_attempts=max_attempts,
         )
 
     async def __aenter__(self) -> TelegramClient:

@@ -1,4 +1,13 @@
-"""``ctx.executor`` for command plugins, and the in-memory transport of capture runs."""
+"""``ctx.executor`` for command plugins, and the in-memory transport of capture runs.
+
+A run a plugin starts (``run_one``) is always a new thread. What it omits comes from where the
+command was sent, as for a plain message there: the context from the topic binding, the chat's
+``/ctx`` binding or the chat's project; the engine from the topic/chat/project default; the
+model/reasoning overrides of that scope. In ``emit`` mode it is a stateful run like any other:
+its thread becomes the topic's (or the chat's, with ``session_mode = "chat"``) stored session,
+and its resume line is hidden there unless ``show_resume_line = true``. ``capture`` runs post
+nothing and keep no session.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ from .replies import reply_options
 from .runs import RunLauncher
 from .runspec import RunSpec
 from .scope import ChatScope
+from .sessions import Sessions
 from .types import TelegramIncomingMessage
 
 log = get_logger(__name__)
@@ -56,11 +66,13 @@ class TelegramCommandExecutor:
         *,
         runs: RunLauncher,
         preferences: Preferences,
+        sessions: Sessions,
         msg: TelegramIncomingMessage,
         scope: ChatScope,
     ) -> None:
         self._runs = runs
         self._preferences = preferences
+        self._sessions = sessions
         self._msg = msg
         self._scope = scope
         self.default_context: RunContext | None = runs.runtime.default_context_for_chat(msg.chat_id)
@@ -81,8 +93,11 @@ class TelegramCommandExecutor:
         )
 
     async def run_one(self, request: RunRequest, *, mode: str = "emit") -> RunResult:
+        """Run ``request`` on a new thread (see module docstring); ``capture`` returns the
+        final message instead of posting it."""
         context = request.context or (await self._preferences.ambient_context(self._scope))[0]
         engine = request.engine or await self._preferences.default_engine(self._scope, context)
+        capture = mode == "capture"
         spec = RunSpec(
             chat_id=self._msg.chat_id,
             user_msg_id=self._msg.message_id,
@@ -92,19 +107,21 @@ class TelegramCommandExecutor:
             resume_token=None,
             engine_override=engine,
             context=context,
-            session_key=None,
+            session_key=None if capture else self._sessions.key_for(self._msg, self._scope),
             scope=self._scope,
         )
-        if mode == "capture":
-            capture = CaptureTransport()
-            await self._runs.run_spec(spec, transport=capture)
-            return RunResult(engine=engine, message=capture.last)
+        if capture:
+            memory = CaptureTransport()
+            await self._runs.run_spec(spec, transport=memory)
+            return RunResult(engine=engine, message=memory.last)
         await self._runs.run_spec(spec)
         return RunResult(engine=engine, message=None)
 
     async def run_many(
         self, requests: Any, *, mode: str = "emit", parallel: bool = False
     ) -> list[RunResult]:
+        """``run_one`` for each request: one after the other (an error propagates), or all at
+        once (results in request order; a request that fails is logged and left out)."""
         requests = list(requests)
         if not parallel:
             return [await self.run_one(r, mode=mode) for r in requests]

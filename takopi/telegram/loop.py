@@ -268,7 +268,11 @@ class TelegramLoop:
     def executor_for(self, msg: TelegramIncomingMessage) -> TelegramCommandExecutor:
         """``ctx.executor`` of a command plugin invoked by ``msg``."""
         return TelegramCommandExecutor(
-            runs=self.runs, preferences=self.preferences, msg=msg, scope=self.scope_of(msg)
+            runs=self.runs,
+            preferences=self.preferences,
+            sessions=self.sessions,
+            msg=msg,
+            scope=self.scope_of(msg),
         )
 
     # -- updates --------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from anyio.abc import TaskGroup
 from takopi.config import ConfigError
 from takopi.context import RunContext
 from takopi.logging import get_logger
-from takopi.markdown import MarkdownParts, format_header
 from takopi.model import ResumeToken
 from takopi.progress import ProgressTracker
 from takopi.router import RunnerUnavailableError
@@ -23,8 +22,8 @@ from takopi.scheduler import ThreadJob, ThreadScheduler
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 
-from .bridge import TelegramPresenter
 from .preferences import Preferences
+from .render import render_markdown
 from .runspec import ResumeLineProxy, RunSpec, reasoning_ignored_note
 from .scope import ChatScope
 from .sessions import Sessions
@@ -66,18 +65,19 @@ class RunLauncher:
 
     # -- queueing -----------------------------------------------------------------------
     async def start(self, spec: RunSpec) -> None:
-        """Run ``spec`` now, or — when it resumes a thread — behind that thread's FIFO (with
-        a ``queued`` placeholder only when the thread is busy)."""
+        """Run ``spec`` now, or — when it resumes a thread — queue it behind that thread."""
         if spec.resume_token is not None:
-            await self.enqueue(spec, placeholder=self.scheduler.is_busy(spec.resume_token))
+            await self.enqueue(spec)
             return
         await self.run_spec(spec)
 
-    async def enqueue(self, spec: RunSpec, *, placeholder: bool = True) -> None:
-        """Queue a resume run behind its thread, with a cancellable ``queued`` placeholder."""
+    async def enqueue(self, spec: RunSpec) -> None:
+        """Queue a resume run behind its thread. As in the reference, every queued run gets a
+        silent ``queued`` placeholder with a cancel button (even when the thread is idle and
+        the run starts at once); the run then edits it into its progress message."""
         assert spec.resume_token is not None
         token = spec.resume_token
-        progress_ref = await self._send_queued_placeholder(spec) if placeholder else None
+        progress_ref = await self._send_queued_placeholder(spec)
         log.info(
             "telegram.run.queued", chat_id=spec.chat_id, thread=f"{token.engine}:{token.value}"
         )
@@ -175,27 +175,22 @@ class RunLauncher:
                 resume_token=spec.resume_token, engine_override=spec.engine_override
             )
         except RunnerUnavailableError as exc:
-            await self._send_terminal_error(
-                exec_cfg,
-                spec,
-                engine=spec.engine_override or "?",
-                error=str(exc),
-                progress_ref=progress_ref,
-            )
+            # an engine that is not configured at all: a plain error reply, no header
+            log.warning("telegram.run.unknown_engine", error=str(exc))
+            await self._send_error_reply(exec_cfg, spec, str(exc), progress_ref=progress_ref)
             return
         if not entry.available:
             issue = entry.issue or f"engine {entry.engine!r} is unavailable"
-            await self._send_terminal_error(
-                exec_cfg, spec, engine=entry.engine, error=issue, progress_ref=progress_ref
+            await self._send_unavailable(
+                exec_cfg, spec, engine=entry.engine, issue=issue, progress_ref=progress_ref
             )
             return
         try:
             # may create a git worktree: keep it off the event loop
             cwd = await anyio.to_thread.run_sync(self.runtime.resolve_run_cwd, spec.context)
         except ConfigError as exc:
-            await self._send_terminal_error(
-                exec_cfg, spec, engine=entry.engine, error=str(exc), progress_ref=progress_ref
-            )
+            log.warning("telegram.run.cwd_failed", error=str(exc))
+            await self._send_error_reply(exec_cfg, spec, str(exc), progress_ref=progress_ref)
             return
         overrides = await self.preferences.run_overrides(spec.chat_scope, entry.engine)
         notes = []
@@ -238,24 +233,55 @@ class RunLauncher:
         finally:
             reset_run_base_dir(base_token)
 
-    async def _send_terminal_error(
+    # -- runs that cannot start -----------------------------------------------------------
+    async def _send_unavailable(
         self,
         exec_cfg: ExecBridgeConfig,
         spec: RunSpec,
         *,
         engine: str,
-        error: str,
+        issue: str,
         progress_ref: MessageRef | None,
     ) -> None:
-        header = format_header(0.0, None, label="error", engine=engine)
-        footer = self.context_line(spec.context)
-        rendered = (
-            self.presenter.render_final_parts(
-                MarkdownParts(header=header, body=f"error:\n{error}", footer=footer)
+        """The engine exists but cannot run: a final-style ``error · <engine> · 0s`` message
+        with ``error:`` and the issue, and the resume line when the run resumes a thread (so
+        the session is not lost). No ctx line, as in the reference."""
+        token = spec.resume_token
+        tracker = ProgressTracker(engine)
+        tracker.set_resume(token)
+        state = tracker.snapshot(
+            resume_formatter=(
+                self.resume_formatter(token, show=self.show_resume(spec)) if token else None
             )
-            if isinstance(self.presenter, TelegramPresenter)
-            else RenderedMessage(text=f"{header}\n\nerror:\n{error}")
         )
+        rendered = exec_cfg.presenter.render_final(
+            state, elapsed_s=0.0, status="error", answer=f"error:\n{issue}"
+        )
+        await self._send_terminal(exec_cfg, spec, rendered, progress_ref=progress_ref)
+        log.warning("telegram.run.unavailable", engine=engine, error=issue)
+
+    async def _send_error_reply(
+        self,
+        exec_cfg: ExecBridgeConfig,
+        spec: RunSpec,
+        error: str,
+        *,
+        progress_ref: MessageRef | None,
+    ) -> None:
+        """``error:`` and the error as a Markdown reply (unknown engine, bad working dir)."""
+        text, entities = render_markdown(f"error:\n{error}")
+        rendered = RenderedMessage(text=text, extra={"entities": entities})
+        await self._send_terminal(exec_cfg, spec, rendered, progress_ref=progress_ref)
+
+    async def _send_terminal(
+        self,
+        exec_cfg: ExecBridgeConfig,
+        spec: RunSpec,
+        message: RenderedMessage,
+        *,
+        progress_ref: MessageRef | None,
+    ) -> None:
+        """Reply to the user's message, replacing the run's ``queued`` placeholder if any."""
         options = SendOptions(
             reply_to=MessageRef(
                 channel_id=spec.chat_id, message_id=spec.user_msg_id, thread_id=spec.thread_id
@@ -264,8 +290,7 @@ class RunLauncher:
             replace=progress_ref,
             thread_id=spec.thread_id,
         )
-        await exec_cfg.transport.send(channel_id=spec.chat_id, message=rendered, options=options)
-        log.warning("telegram.run.unavailable", engine=engine, error=error)
+        await exec_cfg.transport.send(channel_id=spec.chat_id, message=message, options=options)
 
 
 __all__ = ["RunLauncher"]

@@ -104,12 +104,26 @@ def test_init_registers_the_repo(tmp_path: Path, cli_env: dict[str, str]) -> Non
     assert list(read(config)["projects"]) == ["my-repo"]
 
 
-@pytest.mark.parametrize("alias", ["codex", "Cancel", "clitest"])
-def test_init_rejects_reserved_aliases(tmp_path: Path, cli_env: dict[str, str], alias: str) -> None:
+@pytest.mark.parametrize(
+    ("alias", "error"),
+    [
+        ("codex", "error: Invalid project alias 'codex'; aliases must not match engine ids."),
+        ("clitest", "error: Invalid project alias 'clitest'; aliases must not match engine ids."),
+        (
+            "Cancel",
+            "error: Invalid project alias 'Cancel'; aliases must not match reserved commands.",
+        ),
+        ("  ", "error: project alias cannot be empty"),
+    ],
+)
+def test_init_rejects_reserved_aliases(
+    tmp_path: Path, cli_env: dict[str, str], alias: str, error: str
+) -> None:
+    """The reference's texts (behavior.md Part 2 §D)."""
     config = tmp_path / "takopi.toml"
     result = run_cli([TAKOPI, "init", alias, "--config-path", str(config)], cli_env, cwd=tmp_path)
     assert result.returncode == 1
-    assert f"invalid project alias {alias!r}" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == error
     assert not config.exists()
 
 
@@ -173,6 +187,18 @@ def test_doctor_ok_and_warnings(
         "- file transfer: warning (enabled for all users)",
         "- voice transcription: ok (disabled)",
     ]
+    # topics in a forum where the bot may manage them
+    bot_api.add_chat(-1010, is_forum=True)
+    bot_api.set_member(-1010, bot_api.bot_id, "administrator", can_manage_topics=True)
+    _telegram_config(
+        config, bot_api.base_url, "[transports.telegram.topics]\nenabled = true\n", chat_id=-1010
+    )
+    forum = run_cli([TAKOPI, "doctor", "--config-path", str(config)], cli_env)
+    assert forum.returncode == 0, forum.stdout + forum.stderr
+    assert forum.stdout.splitlines()[2:4] == [
+        "- chat_id: ok (supergroup (-1010))",
+        "- topics: ok (scope=auto)",
+    ]
 
 
 @pytest.mark.timeout(60)
@@ -194,6 +220,23 @@ def test_doctor_errors_exit_1(
     assert "- chat_id: ok (supergroup (-1009))" in lines
     assert "- topics: error (topics are not enabled in chat -1009)" in lines
     assert "- voice transcription: error (API key not set)" in lines
+
+    # a token Telegram refuses: the reference's texts on stdout, Telegram's reason on stderr
+    config.write_text(
+        "[transports.telegram]\n"
+        f'bot_token = "999:refused-token-value"\nchat_id = 1001\napi_url = "{bot_api.base_url}"\n'
+        "[transports.telegram.topics]\nenabled = true\n"
+    )
+    refused = run_cli([TAKOPI, "doctor", "--config-path", str(config)], env)
+    assert refused.returncode == 1
+    assert refused.stdout.splitlines()[:4] == [
+        "takopi doctor",
+        "- telegram token: error (failed to fetch bot info)",
+        "- chat_id: error (skipped (token invalid))",
+        "- topics: error (skipped (token invalid))",
+    ]
+    assert "doctor.check_failed" in refused.stderr and "Unauthorized" in refused.stderr
+    assert "refused-token-value" not in refused.stdout + refused.stderr
 
     _telegram_config(config, bot_api.base_url, chat_id=4242)
     unreachable = run_cli([TAKOPI, "doctor", "--config-path", str(config)], env)

@@ -68,6 +68,13 @@ def test_assistant_flow_writes_config(api: BotApiServer, tmp_path: Path) -> None
     }
     text = "\n".join(io.transcript)
     assert "connected to @takopi_test_bot" in text
+    question = io.transcript.index("how will you use takopi?")
+    assert io.transcript[question + 1 : question + 4] == [
+        "  assistant: assistant (ongoing chat, /new to reset)",
+        "  workspace: workspace (projects + branches, i'll set those up)",
+        "  handoff: handoff (reply to continue, terminal resume)",
+    ]
+    assert "step 3: connect chat" in io.transcript
     assert "got chat_id 1001 for private chat" in text
     assert "claude     ✗ not found — install: npm install -g @anthropic-ai/claude-code" in text
     assert "codex      ✓ installed" in text
@@ -244,13 +251,27 @@ def test_first_run_on_a_terminal_onboards_then_starts(
         term.expect("paste your bot token:")
         term.sendline(DEFAULT_TOKEN)
         term.expect("connected to @takopi_test_bot")
-        term.expect("choose a number:")
+        step2 = term.expect("choose a number [1]:")
+        # the reference's question and labels, after a plain-text preview of each workflow
+        assert (
+            "how will you use takopi?\r\n"
+            "  1) assistant (ongoing chat, /new to reset)\r\n"
+            "  2) workspace (projects + branches, i'll set those up)\r\n"
+            "  3) handoff (reply to continue, terminal resume)\r\n"
+        ) in step2
+        previews = step2.split("step 2: pick your workflow", 1)[1]
+        assert (
+            previews.index("assistant: one ongoing chat")
+            < previews.index("workspace: a forum group")
+            < previews.index("handoff: every message starts a new run")
+        )
         term.sendline("3")  # handoff
         polled = user_writes_when_polled(bot_api, 1001)
-        term.expect("waiting for your message...")
+        step3 = term.expect("waiting for your message...")
+        assert "step 3: connect chat\r\n" in step3
         term.expect("got chat_id 1001 for private chat")
         polled.join(5)
-        table = term.expect("choose a number:")
+        table = term.expect("choose a number [1]:")
         assert "codex      ✓ installed" in table
         assert "claude     ✗ not found" in table
         term.sendline("1")

@@ -3,7 +3,9 @@
 It keeps chats, users, messages and their edits, serves ``getUpdates`` with long-poll
 semantics (offset confirms updates), enforces the 4096-character limit (UTF-16 units, after
 entities), validates entities, answers 400 "message is not modified", and can inject faults:
-429 with ``retry_after``, 5xx, slow responses and dropped connections.
+429 with ``retry_after``, 5xx, slow responses and dropped connections. With
+``enforce_limits()`` (off by default) it also answers 429 like Telegram's flood control does
+when a chat, a group or the whole bot writes too fast (see :class:`RateLimits`).
 
 Files: users can post documents, photos, videos, voice notes and albums
 (``send_user_document``, ``send_user_photo``, ``send_user_voice``); ``getFile`` and the
@@ -26,11 +28,12 @@ tests, from async tests, and from other processes (over HTTP) alike.
 Parts, one job each: ``records`` (stored messages and files, limits, the API error), ``state``
 (the shared state and its lock), ``chats`` (world setup, user actions, inspection),
 ``messages`` (getUpdates, sendMessage, edits, deletes), ``files`` (user files, getFile,
-downloads, sendDocument), ``topics`` (forum topics), ``faults`` (injected failures),
+downloads, sendDocument), ``topics`` (forum topics), ``faults`` (injected failures), ``limits`` (flood control),
 ``http_handler`` (the HTTP side) and ``server`` (:class:`BotApiServer`, all of them together).
 """
 
 from .faults import Fault
+from .limits import RateLimits
 from .records import (
     DEFAULT_TOKEN,
     MAX_GET_FILE_BYTES,
@@ -55,5 +58,6 @@ __all__ = [
     "FakeFile",
     "FakeMessage",
     "Fault",
+    "RateLimits",
     "utf16_len",
 ]

@@ -4,9 +4,11 @@ errors, for the next requests of a method (or of any method)."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from .limits import RateLimits, _FloodControl
 from .records import _as_int
 
 
@@ -29,6 +31,8 @@ class FaultsMixin:
 
     _cond: threading.Condition
     _faults: list[Fault]
+    _flood: _FloodControl | None
+    errors: list[tuple[str, int, str]]
 
     def inject(
         self,
@@ -60,6 +64,29 @@ class FaultsMixin:
         with self._cond:
             self._faults.append(fault)
         return fault
+
+    def enforce_limits(self, limits: RateLimits | None = None) -> RateLimits:
+        """Answer 429 to writes over Telegram-like flood limits (``RateLimits()`` by default)
+        from now on; counters start empty."""
+        limits = limits or RateLimits()
+        with self._cond:
+            self._flood = _FloodControl(limits)
+        return limits
+
+    def stop_enforcing_limits(self) -> None:
+        with self._cond:
+            self._flood = None
+
+    def rate_limited(self) -> list[tuple[str, int, str]]:
+        """The 429 answers given so far (flood control and injected ones)."""
+        with self._cond:
+            return [e for e in self.errors if e[1] == 429]
+
+    def _admit(self, method: str, params: dict[str, Any]) -> float | None:
+        with self._cond:
+            if self._flood is None:
+                return None
+            return self._flood.admit(method, _as_int(params.get("chat_id")), time.monotonic())
 
     def clear_faults(self) -> None:
         with self._cond:

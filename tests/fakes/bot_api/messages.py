@@ -194,6 +194,7 @@ class MessagesMixin(BotApiState):
             if msg is None or msg.deleted:
                 raise BotApiError(400, "Bad Request: message to delete not found")
             msg.deleted = True
+            msg.deleted_at = time.monotonic()
             self._cond.notify_all()
             return True
 

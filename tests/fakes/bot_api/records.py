@@ -3,6 +3,7 @@ error it raises, Telegram's size limits, and small helpers every part uses."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,9 @@ class FakeMessage:
     edits: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     document: FakeDocument | None = None
+    created_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the server stored it (comparable across local processes)"""
+    deleted_at: float | None = None
 
     @property
     def buttons(self) -> list[dict[str, Any]]:

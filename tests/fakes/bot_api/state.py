@@ -10,6 +10,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from .faults import Fault
+from .limits import RateLimits, _FloodControl
 from .records import DEFAULT_TOKEN, BotApiError, FakeFile, FakeMessage, _as_int
 
 
@@ -24,6 +25,7 @@ class BotApiState:
         bot_id: int = 424242,
         bot_username: str = "takopi_test_bot",
         max_poll_timeout: float = 2.0,
+        limits: RateLimits | None = None,
     ) -> None:
         self.token = token
         self.bot_id = bot_id
@@ -44,6 +46,7 @@ class BotApiState:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.errors: list[tuple[str, int, str]] = []
         self._faults: list[Fault] = []
+        self._flood: _FloodControl | None = _FloodControl(limits) if limits else None
         self._files: dict[str, FakeFile] = {}
         self._file_ids = itertools.count(1)
         self.downloads: list[str] = []
