@@ -444,6 +444,7 @@ def _register_builtins() -> None:
         StartedEvent,
     )
     from takopi.projects import ProjectConfig, ProjectsConfig
+    from takopi.protocol import WIRE_TYPES
     from takopi.transport import MessageRef, RenderedMessage, SendOptions
 
     for cls in (
@@ -457,6 +458,7 @@ def _register_builtins() -> None:
         RunContext,
         ProjectConfig,
         ProjectsConfig,
+        *WIRE_TYPES,
     ):
         register_type(cls, name=cls.__name__)
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: supervisor↔worker methods take and answer :mod:`takopi.protocol` messages."""
 
 REQUEST = 1
 RESPONSE = 2

@@ -26,6 +26,24 @@ from anyio.abc import TaskGroup
 
 from takopi.config import CONFIG_PATH_ENV, ConfigError
 from takopi.logging import get_logger
+from takopi.protocol import (
+    CommandDescription,
+    CommandInvocation,
+    CommandLoad,
+    CommandLoaded,
+    EngineDescription,
+    EngineLoad,
+    EngineLoaded,
+    Hello,
+    LoadFailed,
+    ResumeCodecInfo,
+    RuntimeSnapshot,
+    SetupCheck,
+    SetupReport,
+    TransportLoad,
+    TransportLoaded,
+    TransportStart,
+)
 from takopi.supervisor.control import ControlServer
 from takopi.supervisor.early import base_worker_env, discard_early
 from takopi.supervisor.journal import Journal
@@ -107,8 +125,10 @@ class WorkerSlot:
     identity: bytes | None = None
     secret: str | None = None
     peer: Any = None
-    info: dict[str, Any] = field(default_factory=dict)
-    hello: dict[str, Any] = field(default_factory=dict)
+    engine: EngineLoaded | None = None
+    """What an engine worker reported at load (kept across incarnations)."""
+    description: str = ""
+    hello: Hello | None = None
     restarts: int = 0
     incarnation: int = 0
     last_exit: str | None = None
@@ -156,15 +176,15 @@ class WorkerSlot:
             "id": self.plugin_id,
             "state": self.state,
             "pid": proc.pid if proc is not None and proc.exit is None else None,
-            "python": self.hello.get("python"),
+            "python": self.hello.python if self.hello is not None else None,
             "python_executable": self.python or sys.executable,
             "restarts": self.restarts,
             "last_exit": self.last_exit,
             "last_error": self.last_error or self.policy.last_error,
             "uptime_s": round(time.monotonic() - self.ready_at, 3) if self.ready_at else None,
             "identity": self.identity.decode() if self.identity else None,
-            "status": self.info.get("status"),
-            "issue": self.info.get("issue"),
+            "status": self.engine.status if self.engine is not None else None,
+            "issue": self.engine.issue if self.engine is not None else None,
         }
 
 
@@ -344,9 +364,9 @@ class Arbiter:
             status, issue = "ok", None
             if slot.state in ("quarantined", "disabled"):
                 status, issue = "load_error", slot.last_error or slot.policy.last_error
-            elif slot.info:
-                status = slot.info.get("status") or "ok"
-                issue = slot.info.get("issue")
+            elif slot.engine is not None:
+                status = slot.engine.status
+                issue = slot.engine.issue
             entries.append(RunnerEntry(engine=engine, runner=stand_in, status=status, issue=issue))  # type: ignore[arg-type]
         router = AutoRouter(entries, default_engine=self.default_engine)
         projects = self.settings.to_projects_config(
@@ -365,26 +385,23 @@ class Arbiter:
         else:
             self.runtime.update(**kwargs)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RuntimeSnapshot:
         """What workers cache: engines' resume codecs and plain runtime attributes."""
         engines = {}
         for slot in self.slots.values():
-            if slot.kind == "engine" and slot.info:
-                engines[slot.plugin_id] = {
-                    k: slot.info.get(k)
-                    for k in ("resume_re", "resume_flags", "local_resume_line", "local_extract")
-                }
+            if slot.kind == "engine" and slot.engine is not None:
+                engines[slot.plugin_id] = slot.engine.resume or ResumeCodecInfo()
         runtime = self.runtime
-        return {
-            "default_engine": self.default_engine,
-            "engine_ids": list(runtime.engine_ids) if runtime is not None else [],
-            "allowlist": list(runtime.allowlist)
+        return RuntimeSnapshot(
+            default_engine=self.default_engine,
+            engine_ids=tuple(runtime.engine_ids) if runtime is not None else (),
+            allowlist=tuple(runtime.allowlist)
             if runtime is not None and runtime.allowlist
             else None,
-            "config_path": str(self.config_path),
-            "watch_config": bool(runtime.watch_config) if runtime is not None else False,
-            "engines": engines,
-        }
+            config_path=str(self.config_path),
+            watch_config=bool(runtime.watch_config) if runtime is not None else False,
+            engines=engines,
+        )
 
     async def _push_snapshot(self) -> None:
         self._build_runtime()
@@ -500,38 +517,34 @@ class Arbiter:
 
     # ------------------------------------------------------------------ handshake
     async def _authenticate(
-        self, identity: bytes, hello: dict[str, Any]
+        self, identity: bytes, raw_hello: dict[str, Any]
     ) -> bool | str | dict[str, Any]:
         slot = self._pending_identities.get(identity)
         if slot is None:
             log.warning("rpc.unknown_identity", identity=identity[:64].decode("utf-8", "replace"))
             return "unknown identity"
-        secret = hello.get("secret")
+        hello = Hello.from_wire(raw_hello)
+        secret = hello.secret
         if (
-            not isinstance(secret, str)
+            secret is None
             or slot.secret is None
             or not hmac.compare_digest(secret.encode(), slot.secret.encode())
         ):
             log.warning("rpc.bad_secret", worker=slot.name)
             return "wrong secret"
-        if hello.get("kind") != slot.kind or hello.get("id") != slot.plugin_id:
-            log.warning(
-                "rpc.identity_mismatch",
-                worker=slot.name,
-                kind=hello.get("kind"),
-                id=hello.get("id"),
-            )
+        if hello.kind != slot.kind or hello.id != slot.plugin_id:
+            log.warning("rpc.identity_mismatch", worker=slot.name, kind=hello.kind, id=hello.id)
             return f"this identity belongs to {slot.name}"
         from takopi.api import TAKOPI_PLUGIN_API_VERSION
 
-        if hello.get("api_version") != TAKOPI_PLUGIN_API_VERSION:
+        if hello.api_version != TAKOPI_PLUGIN_API_VERSION:
             return (
-                f"plugin API version mismatch: worker has {hello.get('api_version')}, "
+                f"plugin API version mismatch: worker has {hello.api_version}, "
                 f"supervisor has {TAKOPI_PLUGIN_API_VERSION}"
             )
         del self._pending_identities[identity]
         slot.secret = None  # one-time
-        slot.hello = {k: v for k, v in hello.items() if k != "secret"}
+        slot.hello = hello.public()
         return True
 
     def _on_peer_lost(self, identity: bytes) -> None:
@@ -579,27 +592,27 @@ class Arbiter:
             await self._push_snapshot()
         self._maybe_notify_ready()
 
-    def _load_failed(self, slot: WorkerSlot, result: dict[str, Any]) -> bool:
-        slot.last_error = str(result.get("error") or "load failed")
+    def _load_failed(self, slot: WorkerSlot, result: object) -> bool:
+        error = result.error if isinstance(result, LoadFailed) else f"unexpected answer {result!r}"
+        slot.last_error = error or "load failed"
         slot.policy.last_error = slot.last_error
         log.error("worker.failed", worker=slot.name, error=slot.last_error)
         return False
 
     async def _load_engine(self, slot: WorkerSlot, peer: Any) -> bool:
         config = self.settings.engine_config(slot.plugin_id, config_path=self.config_path)
-        result = await peer.call("load", config=config, config_path=str(self.config_path))
-        if not result.get("ok"):
-            return self._load_failed(slot, result)
-        slot.info = dict(result)
-        self._stand_ins.setdefault(slot.plugin_id, EngineStandIn(slot.plugin_id, self)).update(
-            slot.info
+        result = await peer.call(
+            "load", EngineLoad(config=dict(config), config_path=str(self.config_path))
         )
-        if result.get("status") != "ok":
+        if not isinstance(result, EngineLoaded):
+            return self._load_failed(slot, result)
+        slot.engine = result
+        self._stand_ins.setdefault(slot.plugin_id, EngineStandIn(slot.plugin_id, self)).update(
+            result.resume
+        )
+        if result.status != "ok":
             log.warning(
-                "engine.not_ok",
-                engine=slot.plugin_id,
-                status=result.get("status"),
-                issue=result.get("issue"),
+                "engine.not_ok", engine=slot.plugin_id, status=result.status, issue=result.issue
             )
         return True
 
@@ -611,13 +624,17 @@ class Arbiter:
             slot.plugin_id, config_path=self.config_path
         )
         result = await peer.call(
-            "load", transport_config=transport_config, config_path=str(self.config_path)
+            "load",
+            TransportLoad(
+                transport_config=dict(transport_config), config_path=str(self.config_path)
+            ),
         )
-        if not result.get("ok"):
+        if not isinstance(result, TransportLoaded):
             return self._load_failed(slot, result)
+        slot.description = result.description
         if primary and self._lock is None:
             try:
-                self._lock = acquire_lock(self.config_path, result.get("lock_token"))
+                self._lock = acquire_lock(self.config_path, result.lock_token)
             except LockError as exc:
                 message = f"error: already running ({exc.hint})"
                 print(message, file=sys.stderr)
@@ -629,16 +646,18 @@ class Arbiter:
         if default_slot is not None:
             with anyio.move_on_after(self.options.load_timeout):
                 await default_slot.settled.wait()
-        engine_info = {
-            "id": self.default_engine,
-            "cli_cmd": (default_slot.info.get("cli_cmd") if default_slot else None),
-            "install_cmd": (default_slot.info.get("install_cmd") if default_slot else None),
-        }
-        setup = await peer.call(
-            "check_setup", engine=engine_info, transport_override=self.options.transport_override
+        loaded = default_slot.engine if default_slot is not None else None
+        engine_info = EngineDescription(
+            id=self.default_engine,
+            cli_cmd=loaded.cli_cmd if loaded is not None else None,
+            install_cmd=loaded.install_cmd if loaded is not None else None,
         )
-        for issue in setup.get("issues") or []:
-            title = str(issue.get("title"))
+        setup: SetupReport = await peer.call(
+            "check_setup",
+            SetupCheck(engine=engine_info, transport_override=self.options.transport_override),
+        )
+        for issue in setup.issues:
+            title = issue.title
             if title.startswith("install "):
                 log.warning("setup.warning", transport=self.transport_id, issue=title)
                 continue
@@ -651,17 +670,19 @@ class Arbiter:
         self._build_runtime()
         await peer.call(
             "start",
-            final_notify=self.options.final_notify,
-            default_engine_override=self.options.default_engine_override,
-            snapshot=self.snapshot(),
+            TransportStart(
+                snapshot=self.snapshot(),
+                final_notify=self.options.final_notify,
+                default_engine_override=self.options.default_engine_override,
+            ),
         )
         return True
 
     async def _load_command(self, slot: WorkerSlot, peer: Any) -> bool:
-        result = await peer.call("load", snapshot=self.snapshot())
-        if not result.get("ok"):
+        result = await peer.call("load", CommandLoad(snapshot=self.snapshot()))
+        if not isinstance(result, CommandLoaded):
             return self._load_failed(slot, result)
-        slot.info = dict(result)
+        slot.description = result.description
         return True
 
     def _register_handlers(self, slot: WorkerSlot, peer: Any) -> None:
@@ -714,24 +735,22 @@ class Arbiter:
                 ids.add(plugin_id)
         return sorted(ids)
 
-    async def command_describe(self, command_id: str) -> dict[str, Any]:
-        """Start the command worker on first use; its id and description."""
+    async def command_describe(self, command_id: str) -> CommandDescription:
+        """Start the command worker on first use; its description."""
         slot = await self._command_slot(str(command_id))
         if slot is None:
-            return {"ok": False, "error": f"Unknown command {command_id!r}."}
+            return CommandDescription(error=f"Unknown command {command_id!r}.")
         if slot.state != "ready":
-            return {
-                "ok": False,
-                "error": f"command {command_id!r} is unavailable: {slot.last_error or slot.policy.last_error or slot.state}",
-            }
-        return {"ok": True, "description": slot.info.get("description", "")}
+            reason = slot.last_error or slot.policy.last_error or slot.state
+            return CommandDescription(error=f"command {command_id!r} is unavailable: {reason}")
+        return CommandDescription(description=slot.description)
 
-    async def command_handle(self, command_id: str, ctx: dict[str, Any]) -> Any:
+    async def command_handle(self, command_id: str, invocation: CommandInvocation) -> Any:
         """Relay one command invocation to its worker (executor refs travel through us)."""
         slot = await self._command_slot(str(command_id))
         if slot is None or slot.state != "ready" or slot.peer is None:
             raise RuntimeError(f"command {command_id!r} is unavailable")
-        return await slot.peer.call("handle", ctx)
+        return await slot.peer.call("handle", invocation)
 
     # ------------------------------------------------------------------ slots
     def _new_slot(self, kind: str, plugin_id: str) -> WorkerSlot:
@@ -767,7 +786,7 @@ class Arbiter:
         slot.incarnation += 1
         slot.identity = new_identity(slot.kind, slot.plugin_id)
         slot.secret = secrets.token_urlsafe(32)
-        slot.info = slot.info if slot.kind == "engine" else {}
+        slot.description = ""
         slot.peer = None
         slot.ready_at = None
         self._pending_identities[slot.identity] = slot
@@ -1319,7 +1338,7 @@ class Arbiter:
         """Runs in flight and pending deliveries."""
         return {
             "runs": self.registry.describe(),
-            "pending_deliveries": [e.delivery() for e in self.journal.pending()],
+            "pending_deliveries": [e.delivery().to_dict() for e in self.journal.pending()],
         }
 
     def cancel_run(self, run_id: str) -> bool:

@@ -1,7 +1,6 @@
 """Driving runs: transport worker → supervisor run registry → engine worker, and back.
 
-The transport worker opens stream ``run(engine, prompt, resume, cwd, model, reasoning,
-run_id, origin)``. A *driver* task, owned by the supervisor (not by that stream), pulls the
+The transport worker opens stream ``run(StartRun)``. A *driver* task, owned by the supervisor (not by that stream), pulls the
 engine worker's events and hands them to the stream through a bounded channel, so:
 
 - a slow consumer stops the driver, which stops granting credits to the engine worker
@@ -14,8 +13,8 @@ engine worker's events and hands them to the stream through a bounded channel, s
   line (``started`` seen);
 - at shutdown, runs still going after the grace period are cancelled with a terminal event.
 
-Stream items are takopi events, plus one ``{"token", "resume_line"}`` dict before ``started``
-so the transport side can format the resume line without a round trip. The engine's event
+Stream items are takopi events, plus one :class:`~takopi.protocol.ResumeLine` before
+``started`` so the transport side can format the resume line without a round trip. The engine's event
 batches are relayed still encoded (:class:`~takopi.rpc.peer.RawBatch`); only a batch that may
 hold ``started``/``completed`` (a byte search for their wire tags) is decoded here.
 """
@@ -24,12 +23,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
+from takopi.protocol import EngineRun, ResumeLine, StartRun
 from takopi.rpc.peer import RawBatch
 from takopi.supervisor.registry import RunRecord, thread_key
 
@@ -76,8 +77,8 @@ class RunService:
     def register(self, peer: Any, *, transport: str) -> None:
         """Install the run methods on a transport worker's peer."""
 
-        def run(**kwargs: Any) -> AsyncIterator[Any]:
-            return self.run_stream(transport=transport, **kwargs)
+        def run(request: StartRun) -> AsyncIterator[Any]:
+            return self.run_stream(request, transport=transport)
 
         peer.register_stream("run", run)
         peer.register("run.cancel", self.cancel)
@@ -114,20 +115,10 @@ class RunService:
         self.remember_line(token, line)
         return line
 
-    async def run_stream(
-        self,
-        *,
-        transport: str,
-        engine: str,
-        prompt: str,
-        resume: ResumeToken | None = None,
-        cwd: str | None = None,
-        model: str | None = None,
-        reasoning: str | None = None,
-        run_id: str | None = None,
-        origin: dict[str, Any] | None = None,
-    ) -> AsyncIterator[Any]:
+    async def run_stream(self, request: StartRun, *, transport: str) -> AsyncIterator[Any]:
         """The stream a transport worker consumes for one run."""
+        engine, resume = request.engine, request.resume
+        origin = asdict(request.address) if request.address is not None else {}
         registry = self.arbiter.registry
         if not registry.accepting:
             yield CompletedEvent(
@@ -138,7 +129,9 @@ class RunService:
                 error="takopi is shutting down; try again in a moment",
             )
             return
-        record = registry.new_run(engine=engine, transport=transport, origin=origin, run_id=run_id)
+        record = registry.new_run(
+            engine=engine, transport=transport, origin=origin, run_id=request.run_id
+        )
         send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=CHANNEL_SIZE)
         resume_line = await self._format(resume) if resume is not None else None
         record.resume_line = resume_line
@@ -146,12 +139,20 @@ class RunService:
             record.run_id,
             transport=transport,
             engine=engine,
-            origin=dict(origin or {}),
+            origin=dict(origin),
             resume_line=resume_line,
         )
         self.drivers += 1
         self.idle = anyio.Event() if self.idle.is_set() else self.idle
-        self.arbiter.spawn_task(self._drive, record, send, prompt, resume, cwd, model, reasoning)
+        engine_run = EngineRun(
+            prompt=request.prompt,
+            resume=resume,
+            cwd=request.cwd,
+            model=request.model,
+            reasoning=request.reasoning,
+            run_id=record.run_id,
+        )
+        self.arbiter.spawn_task(self._drive, record, send, engine_run)
         try:
             async with receive:
                 while True:
@@ -169,18 +170,9 @@ class RunService:
         finally:
             record.consumer_attached = False
 
-    async def _drive(
-        self,
-        record: RunRecord,
-        send: Any,
-        prompt: str,
-        resume: ResumeToken | None,
-        cwd: str | None,
-        model: str | None,
-        reasoning: str | None,
-    ) -> None:
+    async def _drive(self, record: RunRecord, send: Any, request: EngineRun) -> None:
         engine = record.engine
-        state: dict[str, Any] = {"token": resume, "completed": None, "answer": ""}
+        state: dict[str, Any] = {"token": request.resume, "completed": None, "answer": ""}
 
         async def forward(item: Any) -> None:
             if not record.consumer_attached:
@@ -206,11 +198,7 @@ class RunService:
                 close_consumer,
                 send.send_nowait,
                 state,
-                prompt,
-                resume,
-                cwd,
-                model,
-                reasoning,
+                request,
             )
             if status is not None:
                 # Synthesized terminal event: engine death, shutdown, unavailable engine.
@@ -248,11 +236,7 @@ class RunService:
         close_consumer: Any,
         send_nowait: Any,
         state: dict[str, Any],
-        prompt: str,
-        resume: ResumeToken | None,
-        cwd: str | None,
-        model: str | None,
-        reasoning: str | None,
+        request: EngineRun,
     ) -> tuple[Any, str | None]:
         """Run against the engine worker; returns ``(status, error)`` of a synthesized end,
         or ``(None, None)`` when the run ended by itself or by the consumer's cancel."""
@@ -265,6 +249,7 @@ class RunService:
         record.cancel_scope = scope
         try:
             with scope:
+                resume = request.resume
                 if resume is not None:
                     record.key = thread_key(engine, resume.value)
                     await self.arbiter.registry.acquire(record.key, record.run_id)
@@ -276,16 +261,7 @@ class RunService:
                 acquired = True
                 record.state = "running"
                 process = self.arbiter.engine_process(engine)
-                async with peer.stream_raw(
-                    "run",
-                    window=ENGINE_WINDOW,
-                    prompt=prompt,
-                    resume=resume,
-                    cwd=cwd,
-                    model=model,
-                    reasoning=reasoning,
-                    run_id=record.run_id,
-                ) as batches:
+                async with peer.stream_raw("run", request, window=ENGINE_WINDOW) as batches:
                     async for batch in batches:
                         if state["completed"] is not None:
                             continue  # nothing may follow completed; drain to the end
@@ -363,7 +339,7 @@ class RunService:
             record.resume_line = line or record.resume_line
             journal.started(record.run_id, resume=token.value, resume_line=record.resume_line)
             if line is not None:
-                await forward({"token": token.value, "resume_line": line})
+                await forward(ResumeLine(token=token.value, line=line))
             await forward(event)
             return
         if isinstance(event, CompletedEvent):

@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from takopi.logging import get_logger
 from takopi.model import EngineId, ResumeToken, TakopiEvent
+from takopi.protocol import Delivery, ResumeCodecInfo, RunnerChoice
 
 if TYPE_CHECKING:
     from takopi.supervisor.arbiter import Arbiter
@@ -68,17 +69,15 @@ class EngineStandIn:
         self.local_line = False
         self.local_extract = False
 
-    def update(self, info: dict[str, Any]) -> None:
+    def update(self, info: ResumeCodecInfo | None) -> None:
         """Take the resume regex an engine worker shipped at load."""
-        pattern = info.get("resume_re")
+        info = info or ResumeCodecInfo()
         try:
-            self.regex = (
-                re.compile(pattern, int(info.get("resume_flags") or 0)) if pattern else None
-            )
+            self.regex = re.compile(info.pattern, info.flags) if info.pattern else None
         except re.error:
             self.regex = None
-        self.local_line = bool(info.get("local_resume_line")) and self.regex is not None
-        self.local_extract = bool(info.get("local_extract")) and self.regex is not None
+        self.local_line = info.local_line and self.regex is not None
+        self.local_extract = info.local_extract and self.regex is not None
 
     def _blocking(self, method: str, *args: Any) -> Any:
         peer = anyio.from_thread.run(self._arbiter.wait_engine_peer, self.engine, 30.0)
@@ -173,12 +172,14 @@ class RuntimeService:
 
     async def resolve_runner(
         self, resume_token: ResumeToken | None = None, engine_override: EngineId | None = None
-    ) -> dict[str, Any]:
+    ) -> RunnerChoice:
         """Engine choice and availability (the runner itself stays in the engine worker)."""
         resolved = self.arbiter.runtime.resolve_runner(
             resume_token=resume_token, engine_override=engine_override
         )
-        return {"engine": resolved.engine, "available": resolved.available, "issue": resolved.issue}
+        return RunnerChoice(
+            engine=resolved.engine, available=resolved.available, issue=resolved.issue
+        )
 
     async def projects(self) -> Any:
         """``runtime._projects`` reach-through."""
@@ -199,7 +200,7 @@ class RuntimeService:
         return await anyio.to_thread.run_sync(self.arbiter.command_ids)
 
     def _pending_for(self, transport: str | None) -> Callable[[], Any]:
-        async def pending_deliveries() -> list[dict[str, Any]]:
+        async def pending_deliveries() -> list[Delivery]:
             return [e.delivery() for e in self.arbiter.journal.pending(transport)]
 
         return pending_deliveries

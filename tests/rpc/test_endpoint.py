@@ -104,7 +104,8 @@ async def test_protocol_version_mismatch_refused_by_endpoint(
         )
     # a frame whose envelope version is another one entirely
     future = raw(raw_dealers, pair.address, b"future-worker")
-    future.send(msgpack.packb([2, env.HELLO, {**HELLO, "protocol": 2}]))
+    other = env.PROTOCOL_VERSION + 1
+    future.send(msgpack.packb([other, env.HELLO, {**HELLO, "protocol": other}]))
     answer = await future.recv()
     assert answer is not None and answer[1] == env.REFUSE
     assert "protocol version mismatch" in answer[2]
