@@ -229,6 +229,10 @@ class Journal:
         ]
         return sorted(items, key=lambda e: e.ts)
 
+    def deliveries(self, transport: str | None = None) -> list[Delivery]:
+        """:meth:`pending` outcomes as the deliveries transports get."""
+        return [entry.delivery() for entry in self.pending(transport)]
+
     def compact(self) -> None:
         """Rewrite the file keeping only unfinished entries (atomic, fsync'd)."""
         self._records_since_compact = 0
