@@ -73,7 +73,8 @@ KIND_NAMES = {
 
 def pack(kind: int, *fields: Any) -> bytes:
     """One frame: ``[PROTOCOL_VERSION, kind, *fields]`` (fields must be plain msgpack data)."""
-    return msgpack.packb([PROTOCOL_VERSION, kind, *fields], use_bin_type=True)
+    frame: bytes = msgpack.packb([PROTOCOL_VERSION, kind, *fields], use_bin_type=True)
+    return frame
 
 
 def unpack(frame: bytes) -> list[Any]:

@@ -79,6 +79,7 @@ def peer_uid(sock: socket.socket) -> int | None:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return None
+    uid: int
     _pid, uid, _gid = struct.unpack("3i", creds)
     return uid
 
@@ -198,7 +199,10 @@ def request(
             data += chunk
     if not data:
         raise ConnectionError("control socket closed without an answer")
-    return json.loads(data)
+    answer = json.loads(data)
+    if not isinstance(answer, dict):
+        raise ValueError("control socket answer is not a JSON object")
+    return answer
 
 
 __all__ = ["MAX_REQUEST_BYTES", "ControlError", "ControlServer", "peer_uid", "request"]

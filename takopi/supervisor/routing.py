@@ -67,7 +67,7 @@ class Routing:
             entries.append(
                 RunnerEntry(
                     engine=engine,
-                    runner=self._engines.stand_in(engine),  # type: ignore[arg-type]
+                    runner=self._engines.stand_in(engine),
                     status=status,  # type: ignore[arg-type]
                     issue=issue,
                 )

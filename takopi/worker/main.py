@@ -250,7 +250,7 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
             await finished.wait()
     if host.exit_code is not None and not peer.closed:
         await anyio.sleep(0.1)  # let the failure report reach the supervisor
-    code = host.exit_code
+    code: int | None = host.exit_code
     if code is None:
         code = EXIT_PEER_LOST if peer.closed else EXIT_OK
     with contextlib.suppress(Exception):

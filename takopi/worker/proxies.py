@@ -335,7 +335,7 @@ class RuntimeProxy:
         )
         return ResolvedRunner(
             engine=choice.engine,
-            runner=self.runner_proxy(choice.engine),  # type: ignore[arg-type]
+            runner=self.runner_proxy(choice.engine),
             available=choice.available,
             issue=choice.issue,
         )
