@@ -1,6 +1,7 @@
 """What the runner bridge shows while a run goes on: the progress message kept up to date
-(:class:`ProgressEdits`), presenter calls that cannot lose a message (``render_*_safely``) and
-the user-facing text of a runner failure (:func:`format_error`). Used by
+(:class:`ProgressEdits`), presenter calls that cannot lose a message (``render_*_safely``),
+transport calls whose failure is logged instead of raised (``*_quietly``) and the user-facing
+text of a runner failure (:func:`format_error`). Used by
 :mod:`takopi.runner_bridge`, which re-exports these names."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from takopi.logging import get_logger
 from takopi.model import ResumeToken, TakopiEvent
 from takopi.presenter import MarkdownPresenter, Presenter
 from takopi.progress import ProgressState, ProgressTracker
-from takopi.transport import MessageRef, RenderedMessage, Transport
+from takopi.transport import ChannelId, MessageRef, RenderedMessage, SendOptions, Transport
 
 logger = get_logger("takopi.runner_bridge")
 
@@ -133,6 +134,46 @@ class ProgressEdits:
         self._send.close()
 
 
+async def send_quietly(
+    transport: Transport,
+    *,
+    channel_id: ChannelId,
+    message: RenderedMessage,
+    options: SendOptions,
+) -> MessageRef | None:
+    """``transport.send``; a failure is logged and gives None (cancellation propagates)."""
+    try:
+        return await transport.send(channel_id=channel_id, message=message, options=options)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        logger.error("handle.send_failed", error=str(exc) or type(exc).__name__)
+        return None
+
+
+async def edit_quietly(
+    transport: Transport, *, ref: MessageRef, message: RenderedMessage
+) -> MessageRef | None:
+    """``transport.edit`` (waiting for it); a failure is logged and gives None."""
+    try:
+        return await transport.edit(ref=ref, message=message, wait=True)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        logger.error("handle.edit_failed", error=str(exc) or type(exc).__name__)
+        return None
+
+
+async def delete_quietly(transport: Transport, *, ref: MessageRef) -> None:
+    """``transport.delete``; a failure is only logged."""
+    try:
+        await transport.delete(ref=ref)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        logger.warning("handle.delete_failed", error=str(exc) or type(exc).__name__)
+
+
 def _flatten_exceptions(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         flat: list[BaseException] = []
@@ -161,4 +202,12 @@ def format_error(error: BaseException) -> str:
     return "\n".join(unique)
 
 
-__all__ = ["ProgressEdits", "format_error", "render_final_safely", "render_progress_safely"]
+__all__ = [
+    "ProgressEdits",
+    "delete_quietly",
+    "edit_quietly",
+    "format_error",
+    "render_final_safely",
+    "render_progress_safely",
+    "send_quietly",
+]

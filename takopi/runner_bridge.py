@@ -23,9 +23,12 @@ import structlog
 
 from takopi.bridge_render import (
     ProgressEdits,
+    delete_quietly,
+    edit_quietly,
     format_error,
     render_final_safely,
     render_progress_safely,
+    send_quietly,
 )
 from takopi.context import RunContext
 from takopi.logging import bind_run_context, clear_context, get_logger
@@ -217,43 +220,6 @@ async def run_runner_with_cancel(
     return outcome
 
 
-async def _send(
-    transport: Transport,
-    *,
-    channel_id: ChannelId,
-    message: RenderedMessage,
-    options: SendOptions,
-) -> MessageRef | None:
-    try:
-        return await transport.send(channel_id=channel_id, message=message, options=options)
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception as exc:
-        logger.error("handle.send_failed", error=str(exc) or type(exc).__name__)
-        return None
-
-
-async def _edit(
-    transport: Transport, *, ref: MessageRef, message: RenderedMessage
-) -> MessageRef | None:
-    try:
-        return await transport.edit(ref=ref, message=message, wait=True)
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception as exc:
-        logger.error("handle.edit_failed", error=str(exc) or type(exc).__name__)
-        return None
-
-
-async def _delete(transport: Transport, *, ref: MessageRef) -> None:
-    try:
-        await transport.delete(ref=ref)
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception as exc:
-        logger.warning("handle.delete_failed", error=str(exc) or type(exc).__name__)
-
-
 async def send_result_message(
     cfg: ExecBridgeConfig,
     *,
@@ -268,18 +234,20 @@ async def send_result_message(
     """Deliver a terminal message: edit ``edit_ref`` in place, else send a new reply (which
     replaces and then deletes the progress message)."""
     if edit_ref is not None:
-        edited = await _edit(cfg.transport, ref=edit_ref, message=message)
+        edited = await edit_quietly(cfg.transport, ref=edit_ref, message=message)
         if edited is not None:
             return edited
     options = SendOptions(
         reply_to=reply_to, notify=notify, replace=progress_ref, thread_id=thread_id
     )
-    sent = await _send(cfg.transport, channel_id=channel_id, message=message, options=options)
+    sent = await send_quietly(
+        cfg.transport, channel_id=channel_id, message=message, options=options
+    )
     if sent is None:
         logger.error("handle.result_delivery_failed", channel_id=channel_id)
         return None
     if progress_ref is not None and sent != progress_ref:
-        await _delete(cfg.transport, ref=progress_ref)
+        await delete_quietly(cfg.transport, ref=progress_ref)
     return sent
 
 
@@ -309,7 +277,7 @@ async def send_runner_unavailable(
     )
     logger.info("handle.runner_unavailable", engine=engine, issue=reason)
     options = SendOptions(reply_to=reply_to, notify=True, thread_id=incoming.thread_id)
-    return await _send(
+    return await send_quietly(
         cfg.transport, channel_id=incoming.channel_id, message=message, options=options
     )
 
@@ -421,7 +389,7 @@ class BridgeRun:
                 thread_id=self.incoming.thread_id,
             )
         else:
-            self.progress_ref = await _send(
+            self.progress_ref = await send_quietly(
                 self.cfg.transport,
                 channel_id=self.incoming.channel_id,
                 message=initial,
@@ -588,7 +556,6 @@ async def handle_message(
 
 
 __all__ = [
-    "BridgeRun",
     "ExecBridgeConfig",
     "ExecOutcome",
     "IncomingMessage",
