@@ -17,7 +17,7 @@ from takopi.protocol import Delivery
 from takopi.supervisor.journal import Journal
 from takopi.supervisor.paths import resolve_paths
 from tests.cli.conftest import TAKOPICTL, make_env
-from tests.e2e.test_console_session import ConsoleSession
+from tests.support.console import ConsoleSession
 
 pytestmark = pytest.mark.timeout(120)
 

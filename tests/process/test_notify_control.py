@@ -17,7 +17,8 @@ from takopi.supervisor.arbiter import Arbiter, SupervisorOptions
 from takopi.supervisor.control import ControlServer, request
 from takopi.supervisor.paths import resolve_paths
 from takopi.supervisor.verbs import bind_verbs
-from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(90)]
 

@@ -4,23 +4,20 @@ is ``ready``, not ``starting``, and its pid is the new process."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
 FAST = "[supervisor]\nping_interval = 0.5\nping_timeout = 1.0\nshutdown_grace = 2.0\n"
 SLOW_ZYGOTE = Path(__file__).parent / "faults" / "slow_zygote"
-TAKOPICTL = str(Path(sys.executable).with_name("takopictl"))
 
 
 def start_with_slow_zygote(supervisor: SupervisorHarness) -> Path:
@@ -35,26 +32,13 @@ def start_with_slow_zygote(supervisor: SupervisorHarness) -> Path:
     return flag
 
 
-def ctl_status(supervisor: SupervisorHarness) -> dict[str, Any]:
-    """``takopictl status --json``, as an operator runs it."""
-    result = subprocess.run(
-        [TAKOPICTL, "--config", str(supervisor.config_path), "status", "--json"],
-        env=supervisor.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
 def worker_row(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(w for w in doc["workers"] if w["name"] == name)
 
 
 def status_once(supervisor: SupervisorHarness, name: str, *, pid_not_in: tuple[Any, ...]) -> Any:
     """The status document once worker ``name`` reports a pid outside ``pid_not_in``."""
-    doc = ctl_status(supervisor)
+    doc = supervisor.ctl_json("status")
     return doc if worker_row(doc, name)["pid"] not in pid_not_in else None
 
 
