@@ -23,7 +23,8 @@ Verbs (see ``takopi/supervisor/verbs/`` for each handler):
 - ``status`` ``{}`` → ``{"pid", "state": "starting"|"running"|"reloading"|"stopping",
   "uptime_s", "config_path", "transport", "runtime_dir", "state_dir", "pending_deliveries",
   "runs", "workers": [{"name", "kind", "id", "state": "starting"|"ready"|"unresponsive"|
-  "backoff"|"quarantined"|"disabled"|"stopped", "pid", "python", "restarts", "last_exit",
+  "exited"|"backoff"|"quarantined"|"disabled"|"stopped" (a :class:`~takopi.supervisor.watcher.
+  WorkerState`), "pid", "python", "restarts", "last_exit",
   "last_error", "uptime_s", "identity", "status", "issue"}], "helpers": [{"name":
   "zygote"|"standby", "pid"}]}``
 - ``restart`` ``{"names": [str] (empty = all workers), "force": bool, "wait_timeout":
