@@ -69,7 +69,7 @@ class Handshake:
             )
         del self._pending[identity]
         incarnation.secret = None  # one-time
-        watcher.hello = hello.public()
+        incarnation.hello = watcher.hello = hello.public()
         self._accepted[identity] = entry
         return True
 

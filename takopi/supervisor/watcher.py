@@ -134,6 +134,8 @@ class Incarnation:
     """The one-time secret of this spawn (cleared once the handshake used it)."""
     process: WorkerProcess | None = None
     peer: Peer | None = None
+    hello: Hello | None = None
+    """What the worker said about itself (its pid even before the spawn reported it)."""
     ready_at: float | None = None
     spawned: anyio.Event = field(default_factory=anyio.Event)
     """Set once ``process`` is known (the handshake may come first)."""
@@ -241,9 +243,19 @@ class Watcher:
         """Why the worker is not ready (its last error, or its state)."""
         return self.last_error or self.policy.last_error or self._state.value
 
+    def pid(self) -> int | None:
+        """The live worker's pid: its process's, or the one its HELLO gave while the spawn
+        has not reported the process yet."""
+        inc = self.incarnation
+        if inc is None:
+            return None
+        proc = inc.process
+        if proc is not None:
+            return proc.pid if proc.exit is None else None
+        return inc.hello.pid if inc.hello is not None else None
+
     def describe(self) -> dict[str, Any]:
         """JSON-friendly status row."""
-        proc = self.process
         inc = self.incarnation
         ready_at = self.ready_at
         return {
@@ -251,7 +263,7 @@ class Watcher:
             "kind": self.kind,
             "id": self.plugin_id,
             "state": self._state.value,
-            "pid": proc.pid if proc is not None and proc.exit is None else None,
+            "pid": self.pid(),
             "python": self.hello.python if self.hello is not None else None,
             "python_executable": self.python or sys.executable,
             "restarts": self.restarts,

@@ -36,6 +36,14 @@ def worker_row(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(w for w in doc["workers"] if w["name"] == name)
 
 
+def spawned_line(supervisor: SupervisorHarness, pid: int) -> bool:
+    """The supervisor logged the spawn of ``pid`` (the fork server's answer arrived)."""
+    return any(
+        "worker.spawned" in line and f"pid={pid} " in line
+        for line in supervisor.log_path.read_text().splitlines()
+    )
+
+
 def status_once(supervisor: SupervisorHarness, name: str, *, pid_not_in: tuple[Any, ...]) -> Any:
     """The status document once worker ``name`` reports a pid outside ``pid_not_in``."""
     doc = supervisor.ctl_json("status")
@@ -59,14 +67,13 @@ def test_transport_killed_and_restarted_is_reported_ready(supervisor: Supervisor
     final = wait_until(lambda: [f for f in supervisor.finals() if "after-restart" in f["text"]])
     assert final[0]["text"].startswith("done")
 
-    # Once the fork server's late answer arrived, status names the new process.
-    doc = wait_until(
-        lambda: status_once(supervisor, "transport:recorder", pid_not_in=(None, old_pid)),
-        timeout=30,
-    )
-    row = worker_row(doc, "transport:recorder")
-    assert row["pid"] == new_pid
-    assert row["state"] == "ready", row
+    # While the fork server's answer is still on its way, and once it arrived, status
+    # reports the transport that serves: ready, with the new process's pid.
+    row = worker_row(supervisor.ctl_json("status"), "transport:recorder")
+    assert (row["state"], row["pid"]) == ("ready", new_pid), row
+    wait_until(lambda: spawned_line(supervisor, new_pid), timeout=30)
+    row = worker_row(supervisor.ctl_json("status"), "transport:recorder")
+    assert (row["state"], row["pid"]) == ("ready", new_pid), row
     assert row["restarts"] == 1
     assert row["last_exit"] == "killed by SIGKILL"
     assert supervisor.stop() == 0
