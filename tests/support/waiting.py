@@ -18,9 +18,9 @@ def _describe(predicate: Callable[[], object], what: str | None) -> str:
 def wait_until(
     predicate: Callable[[], T],
     timeout: float = 20.0,
+    what: str | None = None,
     *,
     interval: float = 0.05,
-    what: str | None = None,
 ) -> T:
     """Call ``predicate`` until it returns something truthy and return that; fail the test
     with ``AssertionError`` (naming ``what``) after ``timeout`` seconds."""
@@ -39,9 +39,9 @@ def wait_until(
 async def wait_until_async(
     predicate: Callable[[], T],
     timeout: float = 10.0,
+    what: str | None = None,
     *,
     interval: float = 0.005,
-    what: str | None = None,
 ) -> T:
     """:func:`wait_until` for async tests: the event loop keeps running between polls."""
     with anyio.move_on_after(timeout):
