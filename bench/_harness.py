@@ -7,21 +7,19 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.process.conftest import SupervisorHarness, wait_until  # noqa: E402
+from tests.support.supervisor import SupervisorHarness, new_harness  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 
 def harness() -> SupervisorHarness:
     """A supervisor harness in a short /tmp dir (ipc path limits)."""
-    base = Path("/tmp") / f"tkb-{uuid.uuid4().hex[:8]}"
-    base.mkdir()
-    return SupervisorHarness(base, uuid.uuid4().hex)
+    return new_harness("tkb")
 
 
 def cleanup(h: SupervisorHarness) -> None:

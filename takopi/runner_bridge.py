@@ -11,11 +11,10 @@ notifying reply with the progress message deleted, or the progress message edite
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -23,10 +22,19 @@ import anyio
 import structlog
 
 from takopi.bridge_hooks import exec_config_created
+from takopi.bridge_render import (
+    ProgressEdits,
+    delete_quietly,
+    edit_quietly,
+    format_error,
+    render_final_safely,
+    render_progress_safely,
+    send_quietly,
+)
 from takopi.context import RunContext
 from takopi.logging import bind_run_context, clear_context, get_logger
 from takopi.model import ActionEvent, CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
-from takopi.presenter import MarkdownPresenter, Presenter
+from takopi.presenter import Presenter
 from takopi.progress import ProgressState, ProgressTracker
 from takopi.transport import (
     ChannelId,
@@ -114,34 +122,6 @@ current_run_origin: ContextVar[RunOrigin | None] = ContextVar(
     "takopi_current_run_origin", default=None
 )
 
-_FALLBACK_PRESENTER = MarkdownPresenter()
-
-
-def render_progress_safely(
-    presenter: Presenter, state: ProgressState, *, elapsed_s: float, label: str
-) -> RenderedMessage:
-    """``presenter.render_progress``; a failing presenter falls back to plain Markdown so that
-    the user still gets a message."""
-    try:
-        return presenter.render_progress(state, elapsed_s=elapsed_s, label=label)
-    except Exception as exc:
-        logger.error("handle.render_failed", kind="progress", error=str(exc) or type(exc).__name__)
-        return _FALLBACK_PRESENTER.render_progress(state, elapsed_s=elapsed_s, label=label)
-
-
-def render_final_safely(
-    presenter: Presenter, state: ProgressState, *, elapsed_s: float, status: str, answer: str
-) -> RenderedMessage:
-    """``presenter.render_final`` with the same fallback as :func:`render_progress_safely`."""
-    try:
-        return presenter.render_final(state, elapsed_s=elapsed_s, status=status, answer=answer)
-    except Exception as exc:
-        logger.error("handle.render_failed", kind="final", error=str(exc) or type(exc).__name__)
-        return _FALLBACK_PRESENTER.render_final(
-            state, elapsed_s=elapsed_s, status=status, answer=answer
-        )
-
-
 OnThreadKnown: TypeAlias = Callable[[ResumeToken, anyio.Event], Awaitable[None] | None]
 
 
@@ -153,121 +133,6 @@ class ExecOutcome:
     completed: CompletedEvent | None = None
     cancelled: bool = False
     event_count: int = 0
-
-
-class ProgressEdits:
-    """Re-renders the progress message when runner events change the tracker.
-
-    Events only raise a flag (a one-slot memory stream), so a slow transport coalesces bursts
-    into one edit with the latest state; renders equal to the last one sent are skipped.
-    """
-
-    def __init__(
-        self,
-        *,
-        transport: Transport,
-        presenter: Presenter,
-        progress_ref: MessageRef | None,
-        tracker: ProgressTracker,
-        started_at: float,
-        clock: Callable[[], float],
-        last_rendered: RenderedMessage | None,
-        resume_formatter: Callable[[ResumeToken], str] | None,
-        context_line: str | None,
-        label: str = "working",
-    ) -> None:
-        self.transport = transport
-        self.presenter = presenter
-        self.progress_ref = progress_ref
-        self.tracker = tracker
-        self.started_at = started_at
-        self.clock = clock
-        self.last_rendered = last_rendered
-        self.resume_formatter = resume_formatter
-        self.context_line = context_line
-        self.label = label
-        self.event_seq = 0
-        self.rendered_seq = 0
-        self._send, self._recv = anyio.create_memory_object_stream[None](1)
-
-    async def run(self) -> None:
-        """Edit loop; runs until cancelled or :meth:`close` is called."""
-        if self.progress_ref is None:
-            return
-        async with self._recv:
-            while True:
-                while self.rendered_seq == self.event_seq:
-                    try:
-                        await self._recv.receive()
-                    except anyio.EndOfStream:
-                        return
-                seq = self.event_seq
-                await self._render_and_edit()
-                self.rendered_seq = seq
-
-    async def _render_and_edit(self) -> None:
-        assert self.progress_ref is not None
-        state = self.tracker.snapshot(
-            resume_formatter=self.resume_formatter, context_line=self.context_line
-        )
-        rendered = render_progress_safely(
-            self.presenter, state, elapsed_s=self.clock() - self.started_at, label=self.label
-        )
-        if rendered == self.last_rendered:
-            return
-        try:
-            edited = await self.transport.edit(ref=self.progress_ref, message=rendered, wait=False)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:
-            logger.warning("handle.progress_edit_failed", error=str(exc) or type(exc).__name__)
-            return
-        if edited is not None:
-            self.last_rendered = rendered
-
-    async def on_event(self, event: TakopiEvent) -> None:
-        """Fold ``event`` into the tracker and wake the edit loop if something changed."""
-        if not self.tracker.note_event(event):
-            return
-        if self.progress_ref is None:
-            return
-        self.event_seq += 1
-        try:
-            self._send.send_nowait(None)
-        except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-
-    def close(self) -> None:
-        """Stop feeding the edit loop."""
-        self._send.close()
-
-
-def _flatten_exceptions(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        flat: list[BaseException] = []
-        for inner in error.exceptions:
-            flat.extend(_flatten_exceptions(inner))
-        return flat
-    return [error]
-
-
-def _cancelled_exc_class() -> type[BaseException]:
-    try:
-        return anyio.get_cancelled_exc_class()
-    except Exception:  # no running event loop
-        return asyncio.CancelledError
-
-
-def format_error(error: BaseException) -> str:
-    """User-facing text for a runner exception: exception groups flattened, cancellation
-    dropped, one message per line."""
-    cancelled = _cancelled_exc_class()
-    flat = [exc for exc in _flatten_exceptions(error) if not isinstance(exc, cancelled)]
-    if not flat:
-        return str(error) or type(error).__name__
-    messages = [str(exc) or type(exc).__name__ for exc in flat]
-    unique = list(dict.fromkeys(messages))
-    return "\n".join(unique)
 
 
 async def _maybe_await(result: Awaitable[None] | None) -> None:
@@ -359,43 +224,6 @@ async def run_runner_with_cancel(
     return outcome
 
 
-async def _send(
-    transport: Transport,
-    *,
-    channel_id: ChannelId,
-    message: RenderedMessage,
-    options: SendOptions,
-) -> MessageRef | None:
-    try:
-        return await transport.send(channel_id=channel_id, message=message, options=options)
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception as exc:
-        logger.error("handle.send_failed", error=str(exc) or type(exc).__name__)
-        return None
-
-
-async def _edit(
-    transport: Transport, *, ref: MessageRef, message: RenderedMessage
-) -> MessageRef | None:
-    try:
-        return await transport.edit(ref=ref, message=message, wait=True)
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception as exc:
-        logger.error("handle.edit_failed", error=str(exc) or type(exc).__name__)
-        return None
-
-
-async def _delete(transport: Transport, *, ref: MessageRef) -> None:
-    try:
-        await transport.delete(ref=ref)
-    except anyio.get_cancelled_exc_class():
-        raise
-    except Exception as exc:
-        logger.warning("handle.delete_failed", error=str(exc) or type(exc).__name__)
-
-
 async def send_result_message(
     cfg: ExecBridgeConfig,
     *,
@@ -410,18 +238,20 @@ async def send_result_message(
     """Deliver a terminal message: edit ``edit_ref`` in place, else send a new reply (which
     replaces and then deletes the progress message)."""
     if edit_ref is not None:
-        edited = await _edit(cfg.transport, ref=edit_ref, message=message)
+        edited = await edit_quietly(cfg.transport, ref=edit_ref, message=message)
         if edited is not None:
             return edited
     options = SendOptions(
         reply_to=reply_to, notify=notify, replace=progress_ref, thread_id=thread_id
     )
-    sent = await _send(cfg.transport, channel_id=channel_id, message=message, options=options)
+    sent = await send_quietly(
+        cfg.transport, channel_id=channel_id, message=message, options=options
+    )
     if sent is None:
         logger.error("handle.result_delivery_failed", channel_id=channel_id)
         return None
     if progress_ref is not None and sent != progress_ref:
-        await _delete(cfg.transport, ref=progress_ref)
+        await delete_quietly(cfg.transport, ref=progress_ref)
     return sent
 
 
@@ -451,7 +281,7 @@ async def send_runner_unavailable(
     )
     logger.info("handle.runner_unavailable", engine=engine, issue=reason)
     options = SendOptions(reply_to=reply_to, notify=True, thread_id=incoming.thread_id)
-    return await _send(
+    return await send_quietly(
         cfg.transport, channel_id=incoming.channel_id, message=message, options=options
     )
 
@@ -464,6 +294,218 @@ def _final_answer(completed: CompletedEvent) -> tuple[str, str]:
             answer = f"{answer}\n\n{completed.error}" if answer.strip() else str(completed.error)
         return "error", answer
     return ("done" if answer.strip() else "error"), answer
+
+
+@dataclass(eq=False)
+class BridgeRun:
+    """One incoming message being run on one runner and rendered into the chat.
+
+    Holds what :func:`handle_message` works with across its steps — the bridge config, the
+    runner, the user's message, the progress tracker and message, the :class:`RunningTask` —
+    so each step is a method instead of a function taking the whole state as parameters.
+    """
+
+    cfg: ExecBridgeConfig
+    runner: Runner
+    incoming: IncomingMessage
+    resume_token: ResumeToken | None
+    context: RunContext | None = None
+    context_line: str | None = None
+    running_tasks: RunningTasks | None = None
+    on_thread_known: OnThreadKnown | None = None
+    clock: Callable[[], float] = time.monotonic
+    started_at: float = 0.0
+    progress_ref: MessageRef | None = None
+    """The progress message once sent (or the placeholder given to reuse)."""
+    tracker: ProgressTracker = field(init=False)
+    running_task: RunningTask = field(init=False)
+    user_ref: MessageRef = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tracker = ProgressTracker(self.runner.engine)
+        self.running_task = RunningTask(context=self.context)
+        self.user_ref = MessageRef(
+            channel_id=self.incoming.channel_id,
+            message_id=self.incoming.message_id,
+            thread_id=self.incoming.thread_id,
+        )
+
+    @property
+    def resume_formatter(self) -> Callable[[ResumeToken], str]:
+        """The runner's resume line formatter."""
+        return self.runner.format_resume
+
+    def snapshot(self) -> ProgressState:
+        """What the progress/final message shows right now."""
+        return self.tracker.snapshot(
+            resume_formatter=self.resume_formatter, context_line=self.context_line
+        )
+
+    def prompt(self, strip_resume_line: Callable[[str], bool] | None) -> str:
+        """The message text without resume lines (the runner's own predicate by default)."""
+        is_resume_line = strip_resume_line or self.runner.is_resume_line
+        return strip_resume_lines(self.incoming.text or "", is_resume_line=is_resume_line)
+
+    async def execute(self, *, strip_resume_line: Callable[[str], bool] | None) -> None:
+        """Send the progress message, run, send the final message, settle the origin."""
+        logger.info("handle.incoming", text=self.incoming.text)
+        prompt = self.prompt(strip_resume_line)
+        initial = await self._open_progress()
+        edits = ProgressEdits(
+            transport=self.cfg.transport,
+            presenter=self.cfg.presenter,
+            progress_ref=self.progress_ref,
+            tracker=self.tracker,
+            started_at=self.started_at,
+            clock=self.clock,
+            last_rendered=initial if self.progress_ref is not None else None,
+            resume_formatter=self.resume_formatter,
+            context_line=self.context_line,
+        )
+        origin = RunOrigin(
+            channel_id=self.incoming.channel_id,
+            message_id=self.incoming.message_id,
+            thread_id=self.incoming.thread_id,
+            progress_ref=self.progress_ref,
+            context_line=self.context_line,
+        )
+        delivered = False
+        try:
+            outcome, error = await self._run(prompt, edits, origin)
+            delivered = await self._reply(outcome, error)
+        finally:
+            await _settle(origin, delivered)
+
+    async def _open_progress(self) -> RenderedMessage:
+        """Send the ``starting`` progress message (editing the placeholder if one was given)."""
+        initial = render_progress_safely(
+            self.cfg.presenter, self.snapshot(), elapsed_s=0.0, label="starting"
+        )
+        if self.progress_ref is not None:
+            self.progress_ref = await send_result_message(
+                self.cfg,
+                channel_id=self.incoming.channel_id,
+                reply_to=self.user_ref,
+                progress_ref=None,
+                message=initial,
+                notify=False,
+                edit_ref=self.progress_ref,
+                thread_id=self.incoming.thread_id,
+            )
+        else:
+            self.progress_ref = await send_quietly(
+                self.cfg.transport,
+                channel_id=self.incoming.channel_id,
+                message=initial,
+                options=SendOptions(
+                    reply_to=self.user_ref, notify=False, thread_id=self.incoming.thread_id
+                ),
+            )
+        if self.progress_ref is None:
+            logger.warning("handle.progress_send_failed")
+        return initial
+
+    async def _run(
+        self, prompt: str, edits: ProgressEdits, origin: RunOrigin
+    ) -> tuple[ExecOutcome, BaseException | None]:
+        """Run the runner with progress edits; the run is registered in ``running_tasks``
+        (keyed by its progress message) and ``origin`` is current while it runs."""
+        running_task = self.running_task
+        registered_ref = self.progress_ref if self.running_tasks is not None else None
+        if registered_ref is not None and self.running_tasks is not None:
+            self.running_tasks[registered_ref] = running_task
+        origin_token = current_run_origin.set(origin)
+        outcome = ExecOutcome()
+        error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(edits.run)
+                try:
+                    outcome = await run_runner_with_cancel(
+                        self.runner,
+                        prompt=prompt,
+                        resume_token=self.resume_token,
+                        edits=edits,
+                        running_task=running_task,
+                        on_thread_known=self.on_thread_known,
+                    )
+                    if outcome.completed is None and not outcome.cancelled:
+                        raise RuntimeError("runner finished without a completed event")
+                except Exception as exc:
+                    error = exc
+                    logger.error("handle.runner_failed", error=format_error(exc))
+                finally:
+                    if running_task.resume is None:
+                        running_task.resume = outcome.resume
+                    running_task.resume_ready.set()
+                    edits.close()
+                    tg.cancel_scope.cancel()
+        finally:
+            current_run_origin.reset(origin_token)
+            running_task.done.set()
+            if registered_ref is not None and self.running_tasks is not None:
+                self.running_tasks.pop(registered_ref, None)
+        return outcome, error
+
+    async def _reply(self, outcome: ExecOutcome, error: BaseException | None) -> bool:
+        """Send the terminal message; True when it reached the transport."""
+        elapsed = self.clock() - self.started_at
+        if outcome.resume is not None:
+            bind_run_context(resume=outcome.resume.value)
+        self.tracker.set_resume(outcome.resume)
+        state = self.snapshot()
+        presenter = self.cfg.presenter
+        log_fields: dict[str, Any]
+        if error is not None:
+            rendered = render_final_safely(
+                presenter, state, elapsed_s=elapsed, status="error", answer=format_error(error)
+            )
+            notify, edit_ref = False, self.progress_ref
+            log_fields = {"status": "error"}
+        elif outcome.cancelled and outcome.completed is None:
+            rendered = render_progress_safely(
+                presenter, state, elapsed_s=elapsed, label="`cancelled`"
+            )
+            notify, edit_ref = False, self.progress_ref
+            log_fields = {"status": "cancelled"}
+        else:
+            completed = outcome.completed
+            assert completed is not None
+            status, answer = _final_answer(completed)
+            rendered = render_final_safely(
+                presenter, state, elapsed_s=elapsed, status=status, answer=answer
+            )
+            notify = self.cfg.final_notify
+            edit_ref = None if self.cfg.final_notify else self.progress_ref
+            log_fields = {
+                "status": status,
+                "ok": completed.ok,
+                "answer_len": len(answer),
+                "action_count": state.action_count,
+            }
+        sent = await send_result_message(
+            self.cfg,
+            channel_id=self.incoming.channel_id,
+            reply_to=self.user_ref,
+            progress_ref=self.progress_ref,
+            message=rendered,
+            notify=notify,
+            edit_ref=edit_ref,
+            thread_id=self.incoming.thread_id,
+        )
+        logger.info("handle.completed", elapsed=elapsed, **log_fields)
+        return sent is not None
+
+
+async def _settle(origin: RunOrigin, delivered: bool) -> None:
+    with anyio.CancelScope(shield=True):
+        for callback in origin.on_settled:
+            try:
+                result = callback(delivered)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                logger.warning("handle.settle_callback_failed", error=format_error(exc))
 
 
 async def handle_message(
@@ -497,243 +539,24 @@ async def handle_message(
         branch=context.branch if context is not None else None,
     )
     try:
-        await _handle_message(
-            cfg,
+        run = BridgeRun(
+            cfg=cfg,
             runner=runner,
             incoming=incoming,
             resume_token=resume_token,
             context=context,
             context_line=context_line,
-            strip_resume_line=strip_resume_line,
             running_tasks=running_tasks,
             on_thread_known=on_thread_known,
-            progress_ref=progress_ref,
             clock=clock,
             started_at=started_at,
+            progress_ref=progress_ref,
         )
+        await run.execute(strip_resume_line=strip_resume_line)
     finally:
         clear_context()
         if outer_log_context:
             bind_run_context(**outer_log_context)
-
-
-async def _handle_message(
-    cfg: ExecBridgeConfig,
-    *,
-    runner: Runner,
-    incoming: IncomingMessage,
-    resume_token: ResumeToken | None,
-    context: RunContext | None,
-    context_line: str | None,
-    strip_resume_line: Callable[[str], bool] | None,
-    running_tasks: RunningTasks | None,
-    on_thread_known: OnThreadKnown | None,
-    progress_ref: MessageRef | None,
-    clock: Callable[[], float],
-    started_at: float,
-) -> None:
-    logger.info("handle.incoming", text=incoming.text)
-    is_resume_line = strip_resume_line if strip_resume_line is not None else runner.is_resume_line
-    prompt = strip_resume_lines(incoming.text or "", is_resume_line=is_resume_line)
-    resume_formatter: Callable[[ResumeToken], str] = runner.format_resume
-
-    tracker = ProgressTracker(runner.engine)
-    user_ref = MessageRef(
-        channel_id=incoming.channel_id,
-        message_id=incoming.message_id,
-        thread_id=incoming.thread_id,
-    )
-
-    initial = render_progress_safely(
-        cfg.presenter,
-        tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line),
-        elapsed_s=0.0,
-        label="starting",
-    )
-    if progress_ref is not None:
-        progress_ref = await send_result_message(
-            cfg,
-            channel_id=incoming.channel_id,
-            reply_to=user_ref,
-            progress_ref=None,
-            message=initial,
-            notify=False,
-            edit_ref=progress_ref,
-            thread_id=incoming.thread_id,
-        )
-    else:
-        progress_ref = await _send(
-            cfg.transport,
-            channel_id=incoming.channel_id,
-            message=initial,
-            options=SendOptions(reply_to=user_ref, notify=False, thread_id=incoming.thread_id),
-        )
-    if progress_ref is None:
-        logger.warning("handle.progress_send_failed")
-
-    edits = ProgressEdits(
-        transport=cfg.transport,
-        presenter=cfg.presenter,
-        progress_ref=progress_ref,
-        tracker=tracker,
-        started_at=started_at,
-        clock=clock,
-        last_rendered=initial if progress_ref is not None else None,
-        resume_formatter=resume_formatter,
-        context_line=context_line,
-    )
-
-    running_task = RunningTask(context=context)
-    registered = running_tasks is not None and progress_ref is not None
-    if registered:
-        assert running_tasks is not None and progress_ref is not None
-        running_tasks[progress_ref] = running_task
-
-    origin = RunOrigin(
-        channel_id=incoming.channel_id,
-        message_id=incoming.message_id,
-        thread_id=incoming.thread_id,
-        progress_ref=progress_ref,
-        context_line=context_line,
-    )
-    origin_token = current_run_origin.set(origin)
-    delivered = False
-    try:
-        delivered = await _run_and_reply(
-            cfg,
-            runner=runner,
-            incoming=incoming,
-            prompt=prompt,
-            resume_token=resume_token,
-            context_line=context_line,
-            running_tasks=running_tasks,
-            on_thread_known=on_thread_known,
-            progress_ref=progress_ref,
-            edits=edits,
-            tracker=tracker,
-            user_ref=user_ref,
-            started_at=started_at,
-            clock=clock,
-            resume_formatter=resume_formatter,
-            origin_token=origin_token,
-            running_task=running_task,
-            registered=registered,
-        )
-    finally:
-        await _settle(origin, delivered)
-
-
-async def _settle(origin: RunOrigin, delivered: bool) -> None:
-    with anyio.CancelScope(shield=True):
-        for callback in origin.on_settled:
-            try:
-                result = callback(delivered)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:
-                logger.warning("handle.settle_callback_failed", error=format_error(exc))
-
-
-async def _run_and_reply(
-    cfg: ExecBridgeConfig,
-    *,
-    runner: Runner,
-    incoming: IncomingMessage,
-    prompt: str,
-    resume_token: ResumeToken | None,
-    context_line: str | None,
-    running_tasks: RunningTasks | None,
-    on_thread_known: OnThreadKnown | None,
-    progress_ref: MessageRef | None,
-    edits: ProgressEdits,
-    tracker: ProgressTracker,
-    user_ref: MessageRef,
-    started_at: float,
-    clock: Callable[[], float],
-    resume_formatter: Callable[[ResumeToken], str] | None,
-    origin_token: Token[RunOrigin | None],
-    running_task: RunningTask,
-    registered: bool,
-) -> bool:
-    """Run, then send the terminal message; True when that message reached the transport."""
-    outcome = ExecOutcome()
-    error: BaseException | None = None
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(edits.run)
-            try:
-                outcome = await run_runner_with_cancel(
-                    runner,
-                    prompt=prompt,
-                    resume_token=resume_token,
-                    edits=edits,
-                    running_task=running_task,
-                    on_thread_known=on_thread_known,
-                )
-                if outcome.completed is None and not outcome.cancelled:
-                    raise RuntimeError("runner finished without a completed event")
-            except Exception as exc:
-                error = exc
-                logger.error("handle.runner_failed", error=format_error(exc))
-            finally:
-                if running_task.resume is None:
-                    running_task.resume = outcome.resume
-                running_task.resume_ready.set()
-                edits.close()
-                tg.cancel_scope.cancel()
-    finally:
-        current_run_origin.reset(origin_token)
-        running_task.done.set()
-        if registered:
-            assert running_tasks is not None and progress_ref is not None
-            running_tasks.pop(progress_ref, None)
-
-    elapsed = clock() - started_at
-    if outcome.resume is not None:
-        bind_run_context(resume=outcome.resume.value)
-    tracker.set_resume(outcome.resume)
-    state = tracker.snapshot(resume_formatter=resume_formatter, context_line=context_line)
-
-    log_fields: dict[str, Any]
-    if error is not None:
-        rendered = render_final_safely(
-            cfg.presenter, state, elapsed_s=elapsed, status="error", answer=format_error(error)
-        )
-        notify, edit_ref = False, progress_ref
-        log_fields = {"status": "error"}
-    elif outcome.cancelled and outcome.completed is None:
-        rendered = render_progress_safely(
-            cfg.presenter, state, elapsed_s=elapsed, label="`cancelled`"
-        )
-        notify, edit_ref = False, progress_ref
-        log_fields = {"status": "cancelled"}
-    else:
-        completed = outcome.completed
-        assert completed is not None
-        status, answer = _final_answer(completed)
-        rendered = render_final_safely(
-            cfg.presenter, state, elapsed_s=elapsed, status=status, answer=answer
-        )
-        notify = cfg.final_notify
-        edit_ref = None if cfg.final_notify else progress_ref
-        log_fields = {
-            "status": status,
-            "ok": completed.ok,
-            "answer_len": len(answer),
-            "action_count": state.action_count,
-        }
-    sent = await send_result_message(
-        cfg,
-        channel_id=incoming.channel_id,
-        reply_to=user_ref,
-        progress_ref=progress_ref,
-        message=rendered,
-        notify=notify,
-        edit_ref=edit_ref,
-        thread_id=incoming.thread_id,
-    )
-    logger.info("handle.completed", elapsed=elapsed, **log_fields)
-    return sent is not None
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from takopi.console.transport import CONSOLE_CHANNEL, ConsoleTransport
 from takopi.directives import DirectiveError
 from takopi.logging import get_logger
 from takopi.presenter import MarkdownPresenter
+from takopi.protocol.delivery import Delivery
 from takopi.router import RunnerUnavailableError
 from takopi.runner_bridge import ExecBridgeConfig, IncomingMessage, RunningTasks, handle_message
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
@@ -213,42 +214,14 @@ class ConsoleLoop:
             logger.warning("console.pending_deliveries_failed", error=str(exc))
             return
         for record in records:
+            delivery = Delivery.from_record(record)
             await self.transport.send(
                 channel_id=CONSOLE_CHANNEL,
-                message=RenderedMessage(text=format_delivery(record)),
+                message=RenderedMessage(text=delivery.text),
                 options=SendOptions(notify=True),
             )
             if ack is not None:
-                ack(_field(record, "delivery_id"))
-
-
-def _field(record: Any, name: str) -> Any:
-    if isinstance(record, dict):
-        return record.get(name)
-    return getattr(record, name, None)
-
-
-def format_delivery(record: Any) -> str:
-    """Text for an outcome delivered after a restart (final answer or interruption notice)."""
-    kind = _field(record, "kind")
-    engine = _field(record, "engine") or "?"
-    parts: list[str]
-    if kind == "interrupted":
-        parts = [f"interrupted · {engine}", "takopi restarted while this run was in flight."]
-    else:
-        status = "done" if _field(record, "ok") else "error"
-        parts = [f"{status} · {engine} (delivered after a restart)"]
-        answer = _field(record, "answer") or ""
-        error = _field(record, "error")
-        body = "\n\n".join(p for p in (answer, error) if p)
-        if body:
-            parts.append(body)
-    footer = [
-        line for line in (_field(record, "context_line"), _field(record, "resume_line")) if line
-    ]
-    if footer:
-        parts.append("  \n".join(footer))
-    return "\n\n".join(parts)
+                ack(delivery.delivery_id)
 
 
 def run_console(runtime: Any, *, final_notify: bool = True) -> None:

@@ -336,7 +336,7 @@ def _fast_ctor(cls: type) -> Callable[..., Any] | None:
         setter = getattr(cls, f.name, None)
         if type(setter) is not types.MemberDescriptorType or f.kw_only:
             return None
-        ns[f"_s{i}"] = setter.__set__  # type: ignore[attr-defined]
+        ns[f"_s{i}"] = setter.__set__
         if f.init:
             args.append(f"a{i}")
             lines.append(f"    _s{i}(o, a{i})")
@@ -408,7 +408,10 @@ class Codec:
 
     def encode(self, obj: Any) -> bytes:
         """Like :func:`encode` with this codec's exporter."""
-        return msgpack.packb(obj, default=self._default, use_bin_type=True, strict_types=True)
+        data: bytes = msgpack.packb(
+            obj, default=self._default, use_bin_type=True, strict_types=True
+        )
+        return data
 
     def decode(self, data: bytes) -> Any:
         """Like :func:`decode` with this codec's importer."""
@@ -420,7 +423,8 @@ class Codec:
 def encode(obj: Any, *, ref_exporter: RefExporter | None = None) -> bytes:
     """Encode ``obj`` to msgpack bytes. Raises ``TypeError`` naming any unencodable type."""
     default = _plain_default if ref_exporter is None else partial(_default, ref_exporter)
-    return msgpack.packb(obj, default=default, use_bin_type=True, strict_types=True)
+    data: bytes = msgpack.packb(obj, default=default, use_bin_type=True, strict_types=True)
+    return data
 
 
 def decode(data: bytes, *, ref_importer: RefImporter | None = None) -> Any:
@@ -444,6 +448,7 @@ def _register_builtins() -> None:
         StartedEvent,
     )
     from takopi.projects import ProjectConfig, ProjectsConfig
+    from takopi.protocol import WIRE_TYPES
     from takopi.transport import MessageRef, RenderedMessage, SendOptions
 
     for cls in (
@@ -457,6 +462,7 @@ def _register_builtins() -> None:
         RunContext,
         ProjectConfig,
         ProjectsConfig,
+        *WIRE_TYPES,
     ):
         register_type(cls, name=cls.__name__)
 

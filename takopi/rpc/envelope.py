@@ -31,7 +31,8 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: supervisor↔worker methods take and answer :mod:`takopi.protocol` messages."""
 
 REQUEST = 1
 RESPONSE = 2
@@ -72,7 +73,8 @@ KIND_NAMES = {
 
 def pack(kind: int, *fields: Any) -> bytes:
     """One frame: ``[PROTOCOL_VERSION, kind, *fields]`` (fields must be plain msgpack data)."""
-    return msgpack.packb([PROTOCOL_VERSION, kind, *fields], use_bin_type=True)
+    frame: bytes = msgpack.packb([PROTOCOL_VERSION, kind, *fields], use_bin_type=True)
+    return frame
 
 
 def unpack(frame: bytes) -> list[Any]:

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from takopi.rpc.codec import register_proxy_type
 
-if TYPE_CHECKING:
-    from takopi.rpc.peer import Peer
+
+class RefCaller(Protocol):
+    """What a proxy needs from the connection it came over (a :class:`~takopi.rpc.Peer`)."""
+
+    def _call_ref(
+        self,
+        target: int | None,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Awaitable[Any]: ...
+
+    def _call_blocking(
+        self,
+        target: int | None,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+    ) -> Any: ...
+
+    async def _notify(
+        self, target: int | None, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None: ...
+
+    def _stream(
+        self,
+        target: int | None,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        window: int,
+    ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
 
 
 class RemoteProxy:
@@ -25,7 +57,7 @@ class RemoteProxy:
     __slots__ = ("__weakref__", "_rpc_attrs", "_rpc_count", "_rpc_methods", "_rpc_peer", "_rpc_ref")
 
     def __init__(
-        self, peer: Peer, ref_id: int, methods: frozenset[str], attrs: dict[str, Any]
+        self, peer: RefCaller, ref_id: int, methods: frozenset[str], attrs: dict[str, Any]
     ) -> None:
         self._rpc_peer = peer
         self._rpc_ref = ref_id
@@ -110,4 +142,4 @@ class RemoteMethod:
 
 register_proxy_type(RemoteProxy)
 
-__all__ = ["RemoteMethod", "RemoteProxy"]
+__all__ = ["RefCaller", "RemoteMethod", "RemoteProxy"]

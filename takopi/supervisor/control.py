@@ -23,7 +23,8 @@ Verbs (see ``takopi/supervisor/verbs/`` for each handler):
 - ``status`` ``{}`` → ``{"pid", "state": "starting"|"running"|"reloading"|"stopping",
   "uptime_s", "config_path", "transport", "runtime_dir", "state_dir", "pending_deliveries",
   "runs", "workers": [{"name", "kind", "id", "state": "starting"|"ready"|"unresponsive"|
-  "backoff"|"quarantined"|"disabled"|"stopped", "pid", "python", "restarts", "last_exit",
+  "exited"|"backoff"|"quarantined"|"disabled"|"stopped" (a :class:`~takopi.supervisor.watcher.
+  WorkerState`), "pid", "python", "restarts", "last_exit",
   "last_error", "uptime_s", "identity", "status", "issue"}], "helpers": [{"name":
   "zygote"|"standby", "pid"}]}``
 - ``restart`` ``{"names": [str] (empty = all workers), "force": bool, "wait_timeout":
@@ -79,6 +80,7 @@ def peer_uid(sock: socket.socket) -> int | None:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return None
+    uid: int
     _pid, uid, _gid = struct.unpack("3i", creds)
     return uid
 
@@ -198,7 +200,10 @@ def request(
             data += chunk
     if not data:
         raise ConnectionError("control socket closed without an answer")
-    return json.loads(data)
+    answer = json.loads(data)
+    if not isinstance(answer, dict):
+        raise ValueError("control socket answer is not a JSON object")
+    return answer
 
 
 __all__ = ["MAX_REQUEST_BYTES", "ControlError", "ControlServer", "peer_uid", "request"]

@@ -25,14 +25,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from takopi.logging import get_logger
+from takopi.protocol.delivery import INTERRUPTED_ERROR, Delivery, DeliveryStatus
 
 log = get_logger(__name__)
 
-Status = Literal["done", "error", "cancelled", "interrupted"]
-INTERRUPTED_ERROR = "interrupted: takopi stopped while this run was in progress"
+Status = DeliveryStatus
 
 
 @dataclass(slots=True)
@@ -57,39 +57,23 @@ class JournalEntry:
         """No delivery is owed for this run any more."""
         return self.delivered or (self.status is not None and not self.pending)
 
-    def delivery(self) -> dict[str, Any]:
-        """The wire shape handed to transports by ``pending_deliveries()``."""
+    def delivery(self) -> Delivery:
+        """What ``pending_deliveries()`` hands to transports for this run."""
         origin = self.origin
-        return {
-            "delivery_id": self.run_id,
-            "transport": self.transport,
-            "engine": self.engine,
-            "status": self.status or "interrupted",
-            "answer": self.answer,
-            "error": self.error,
-            "resume_line": self.resume_line,
-            "context_line": origin.get("context_line"),
-            "channel_id": origin.get("channel_id"),
-            "message_id": origin.get("message_id"),
-            "thread_id": origin.get("thread_id"),
-            "progress_message_id": origin.get("progress_message_id"),
-            "text": render_delivery_text(self),
-        }
-
-
-def render_delivery_text(entry: JournalEntry) -> str:
-    """Plain-text terminal reply for a journaled outcome (answer, error, ctx and resume)."""
-    status = entry.status or "interrupted"
-    parts = [f"{status} · {entry.engine}" if entry.engine else status]
-    body = entry.answer.strip()
-    if entry.error:
-        body = f"{body}\n\n{entry.error}" if body else entry.error
-    if body:
-        parts.append(body)
-    footer = [line for line in (entry.origin.get("context_line"), entry.resume_line) if line]
-    if footer:
-        parts.append("\n".join(footer))
-    return "\n\n".join(parts)
+        return Delivery(
+            delivery_id=self.run_id,
+            status=self.status or "interrupted",
+            transport=self.transport,
+            engine=self.engine,
+            answer=self.answer,
+            error=self.error,
+            resume_line=self.resume_line,
+            context_line=origin.get("context_line"),
+            channel_id=origin.get("channel_id"),
+            message_id=origin.get("message_id"),
+            thread_id=origin.get("thread_id"),
+            progress_message_id=origin.get("progress_message_id"),
+        )
 
 
 class Journal:
@@ -245,6 +229,10 @@ class Journal:
         ]
         return sorted(items, key=lambda e: e.ts)
 
+    def deliveries(self, transport: str | None = None) -> list[Delivery]:
+        """:meth:`pending` outcomes as the deliveries transports get."""
+        return [entry.delivery() for entry in self.pending(transport)]
+
     def compact(self) -> None:
         """Rewrite the file keeping only unfinished entries (atomic, fsync'd)."""
         self._records_since_compact = 0
@@ -315,4 +303,4 @@ def _entry_records(entry: JournalEntry) -> list[dict[str, Any]]:
     return records
 
 
-__all__ = ["INTERRUPTED_ERROR", "Journal", "JournalEntry", "render_delivery_text"]
+__all__ = ["INTERRUPTED_ERROR", "Journal", "JournalEntry"]

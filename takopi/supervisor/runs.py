@@ -1,8 +1,8 @@
 """Driving runs: transport worker → supervisor run registry → engine worker, and back.
 
-The transport worker opens stream ``run(engine, prompt, resume, cwd, model, reasoning,
-run_id, origin)``. A *driver* task, owned by the supervisor (not by that stream), pulls the
-engine worker's events and hands them to the stream through a bounded channel, so:
+The transport worker opens stream ``run(StartRun)``. A *driver* task, owned by the supervisor
+(not by that stream), pulls the engine worker's events and hands them to the stream through a
+bounded channel, so:
 
 - a slow consumer stops the driver, which stops granting credits to the engine worker
   (bounded memory end to end);
@@ -14,27 +14,33 @@ engine worker's events and hands them to the stream through a bounded channel, s
   line (``started`` seen);
 - at shutdown, runs still going after the grace period are cancelled with a terminal event.
 
-Stream items are takopi events, plus one ``{"token", "resume_line"}`` dict before ``started``
-so the transport side can format the resume line without a round trip. The engine's event
-batches are relayed still encoded (:class:`~takopi.rpc.peer.RawBatch`); only a batch that may
-hold ``started``/``completed`` (a byte search for their wire tags) is decoded here.
+Stream items are takopi events, plus one :class:`~takopi.protocol.ResumeLine` before
+``started`` so the transport side can format the resume line without a round trip. The engine's
+event batches are relayed still encoded (:class:`~takopi.rpc.peer.RawBatch`); only a batch that
+may hold ``started``/``completed`` (a byte search for their wire tags) is decoded here.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
+from takopi.protocol import EngineRun, ResumeLine, StartRun
+from takopi.rpc import PeerGone
 from takopi.rpc.peer import RawBatch
-from takopi.supervisor.registry import RunRecord, thread_key
+from takopi.supervisor.journal import Journal, Status
+from takopi.supervisor.ports import EngineAccess, ResumeLines, TaskSpawner
+from takopi.supervisor.registry import RunRecord, RunRegistry, thread_key
 
 if TYPE_CHECKING:
-    from takopi.supervisor.arbiter import Arbiter
+    from takopi.rpc import Peer
+    from takopi.supervisor.process import WorkerProcess
 
 log = get_logger(__name__)
 
@@ -45,6 +51,11 @@ OPERATOR_ERROR = "cancelled by the operator (takopictl cancel)"
 RESTART_REASON = "restart"
 RESTART_ERROR = "cancelled: the engine was restarted by the operator (takopictl restart --force)"
 SHUTDOWN_ERROR = "cancelled: takopi is shutting down"
+_CANCEL_ERRORS = {
+    SHUTDOWN_REASON: SHUTDOWN_ERROR,
+    OPERATOR_REASON: OPERATOR_ERROR,
+    RESTART_REASON: RESTART_ERROR,
+}
 
 # Engine → supervisor stream window. Credit comes back in quarters of it, so a busy engine
 # sends frames of window // 4 = 512 events (MAX_BATCH); smaller windows meant many small
@@ -57,53 +68,91 @@ CHANNEL_SIZE = 4
 # Tags of the events the supervisor must see decoded (journal, thread key, outcome).
 _OBSERVED_TAGS = (b"StartedEvent\0", b"CompletedEvent\0")
 
+Ending = tuple[Status, str] | None
+"""How a driver ended a run itself: ``(status, error)`` of the terminal event it owes."""
+
 
 def _observed(batch: RawBatch) -> bool:
     """Whether ``batch`` may hold an event the supervisor must decode (false positives ok)."""
     return any(batch.contains(tag) for tag in _OBSERVED_TAGS)
 
 
+@dataclass(slots=True)
+class _Drive:
+    """One run's driver state: the consumer channel and what the engine said so far."""
+
+    record: RunRecord
+    send: MemoryObjectSendStream[Any]
+    token: ResumeToken | None
+    completed: CompletedEvent | None = None
+    answer: str = ""
+
+    async def forward(self, item: Any) -> None:
+        """Hand ``item`` to the consumer (waiting for room); a gone consumer detaches."""
+        record = self.record
+        if not record.consumer_attached:
+            return
+        try:
+            try:
+                self.send.send_nowait(item)
+            except anyio.WouldBlock:
+                await self.send.send(item)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            record.consumer_attached = False
+            log.info("run.detached", run_id=record.run_id, engine=record.engine)
+
+    async def close_consumer(self) -> None:
+        """End the consumer's stream (nothing may follow ``completed``)."""
+        with anyio.CancelScope(shield=True):
+            await self.send.aclose()
+
+
 class RunService:
     """Serves ``run`` / ``run.cancel`` / ``run.ack`` to transport workers."""
 
-    def __init__(self, arbiter: Arbiter) -> None:
-        self.arbiter = arbiter
-        self.resume_lines: OrderedDict[tuple[str, str], str] = OrderedDict()
+    def __init__(
+        self,
+        *,
+        registry: RunRegistry,
+        journal: Journal,
+        engines: EngineAccess,
+        tasks: TaskSpawner,
+        resume_lines: ResumeLines,
+        engine_wait: Callable[[], float],
+    ) -> None:
+        self._registry = registry
+        self._journal = journal
+        self._engines = engines
+        self._tasks = tasks
+        self.resume_lines = resume_lines
+        self._engine_wait = engine_wait
         self.drivers = 0
         self.idle = anyio.Event()
         self.idle.set()
 
-    def register(self, peer: Any, *, transport: str) -> None:
+    def register(self, peer: Peer, *, transport: str) -> None:
         """Install the run methods on a transport worker's peer."""
 
-        def run(**kwargs: Any) -> AsyncIterator[Any]:
-            return self.run_stream(transport=transport, **kwargs)
+        def run(request: StartRun) -> AsyncIterator[Any]:
+            return self.run_stream(request, transport=transport)
 
         peer.register_stream("run", run)
         peer.register("run.cancel", self.cancel)
         peer.register("run.ack", self.ack)
 
-    def remember_line(self, token: ResumeToken, line: str) -> None:
-        """Cache a formatted resume line."""
-        key = (token.engine, token.value)
-        self.resume_lines[key] = line
-        self.resume_lines.move_to_end(key)
-        while len(self.resume_lines) > 4096:
-            self.resume_lines.popitem(last=False)
-
     async def cancel(self, run_id: str) -> bool:
         """Explicit cancel from the consumer (user /cancel)."""
-        return self.arbiter.registry.cancel(str(run_id), "cancelled")
+        return self._registry.cancel(str(run_id), "cancelled")
 
     def ack(self, run_id: str) -> bool:
         """The consumer received the terminal event (or a transport delivered a journaled one)."""
-        return self.arbiter.journal.delivered(str(run_id))
+        return self._journal.delivered(str(run_id))
 
     async def _format(self, token: ResumeToken) -> str | None:
-        cached = self.resume_lines.get((token.engine, token.value))
+        cached = self.resume_lines.get(token)
         if cached is not None:
             return cached
-        peer = self.arbiter.engine_peer(token.engine)
+        peer = self._engines.ready_peer(token.engine)
         if peer is None:
             return None
         try:
@@ -111,24 +160,14 @@ class RunService:
         except Exception as exc:
             log.warning("run.format_resume_failed", engine=token.engine, error=str(exc))
             return None
-        self.remember_line(token, line)
+        self.resume_lines.remember(token, line)
         return line
 
-    async def run_stream(
-        self,
-        *,
-        transport: str,
-        engine: str,
-        prompt: str,
-        resume: ResumeToken | None = None,
-        cwd: str | None = None,
-        model: str | None = None,
-        reasoning: str | None = None,
-        run_id: str | None = None,
-        origin: dict[str, Any] | None = None,
-    ) -> AsyncIterator[Any]:
+    async def run_stream(self, request: StartRun, *, transport: str) -> AsyncIterator[Any]:
         """The stream a transport worker consumes for one run."""
-        registry = self.arbiter.registry
+        engine, resume = request.engine, request.resume
+        origin = asdict(request.address) if request.address is not None else {}
+        registry = self._registry
         if not registry.accepting:
             yield CompletedEvent(
                 engine=engine,
@@ -138,20 +177,30 @@ class RunService:
                 error="takopi is shutting down; try again in a moment",
             )
             return
-        record = registry.new_run(engine=engine, transport=transport, origin=origin, run_id=run_id)
+        record = registry.new_run(
+            engine=engine, transport=transport, origin=origin, run_id=request.run_id
+        )
         send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=CHANNEL_SIZE)
         resume_line = await self._format(resume) if resume is not None else None
         record.resume_line = resume_line
-        self.arbiter.journal.begin(
+        self._journal.begin(
             record.run_id,
             transport=transport,
             engine=engine,
-            origin=dict(origin or {}),
+            origin=dict(origin),
             resume_line=resume_line,
         )
         self.drivers += 1
         self.idle = anyio.Event() if self.idle.is_set() else self.idle
-        self.arbiter.spawn_task(self._drive, record, send, prompt, resume, cwd, model, reasoning)
+        engine_run = EngineRun(
+            prompt=request.prompt,
+            resume=resume,
+            cwd=request.cwd,
+            model=request.model,
+            reasoning=request.reasoning,
+            run_id=record.run_id,
+        )
+        self._tasks.spawn_task(self._drive, _Drive(record, send, resume), engine_run)
         try:
             async with receive:
                 while True:
@@ -169,208 +218,145 @@ class RunService:
         finally:
             record.consumer_attached = False
 
-    async def _drive(
-        self,
-        record: RunRecord,
-        send: Any,
-        prompt: str,
-        resume: ResumeToken | None,
-        cwd: str | None,
-        model: str | None,
-        reasoning: str | None,
-    ) -> None:
-        engine = record.engine
-        state: dict[str, Any] = {"token": resume, "completed": None, "answer": ""}
-
-        async def forward(item: Any) -> None:
-            if not record.consumer_attached:
-                return
-            try:
-                try:
-                    send.send_nowait(item)
-                except anyio.WouldBlock:
-                    await send.send(item)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                record.consumer_attached = False
-                log.info("run.detached", run_id=record.run_id, engine=engine)
-
+    async def _drive(self, drive: _Drive, request: EngineRun) -> None:
+        record = drive.record
         try:
-
-            async def close_consumer() -> None:
-                with anyio.CancelScope(shield=True):
-                    await send.aclose()
-
-            status, error = await self._drive_engine(
-                record,
-                forward,
-                close_consumer,
-                send.send_nowait,
-                state,
-                prompt,
-                resume,
-                cwd,
-                model,
-                reasoning,
-            )
-            if status is not None:
+            ending = await self._drive_engine(drive, request)
+            if ending is not None:
                 # Synthesized terminal event: engine death, shutdown, unavailable engine.
-                if state["token"] is not None and error:
+                status, error = ending
+                if drive.token is not None and error:
                     error += "; reply to resume the session"
-                self.arbiter.journal.outcome(
+                self._journal.outcome(
                     record.run_id,
                     status=status,
-                    answer=state["answer"],
+                    answer=drive.answer,
                     error=error,
                     resume_line=record.resume_line,
                     pending=True,
                 )
                 terminal = CompletedEvent(
-                    engine=engine,
+                    engine=record.engine,
                     ok=False,
-                    answer=state["answer"],
-                    resume=state["token"],
+                    answer=drive.answer,
+                    resume=drive.token,
                     error=error,
                 )
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                    await forward(terminal)
+                    await drive.forward(terminal)
         finally:
-            self.arbiter.registry.finish(record.run_id)
+            self._registry.finish(record.run_id)
             with anyio.CancelScope(shield=True):
-                await send.aclose()
+                await drive.send.aclose()
             self.drivers -= 1
             if self.drivers == 0:
                 self.idle.set()
 
-    async def _drive_engine(
-        self,
-        record: RunRecord,
-        forward: Any,
-        close_consumer: Any,
-        send_nowait: Any,
-        state: dict[str, Any],
-        prompt: str,
-        resume: ResumeToken | None,
-        cwd: str | None,
-        model: str | None,
-        reasoning: str | None,
-    ) -> tuple[Any, str | None]:
-        """Run against the engine worker; returns ``(status, error)`` of a synthesized end,
-        or ``(None, None)`` when the run ended by itself or by the consumer's cancel."""
-        from takopi.rpc import PeerGone
-
+    async def _drive_engine(self, drive: _Drive, request: EngineRun) -> Ending:
+        """Run against the engine worker; the terminal event owed, or None when the run ended
+        by itself or by the consumer's cancel."""
+        record = drive.record
         engine = record.engine
-        process = None
+        process: WorkerProcess | None = None
         acquired = False
         scope = anyio.CancelScope()
         record.cancel_scope = scope
         try:
             with scope:
+                resume = request.resume
                 if resume is not None:
                     record.key = thread_key(engine, resume.value)
-                    await self.arbiter.registry.acquire(record.key, record.run_id)
-                peer = await self.arbiter.acquire_engine(
-                    engine, record.run_id, self.arbiter.options.engine_wait
-                )
+                    await self._registry.acquire(record.key, record.run_id)
+                peer = await self._engines.acquire(engine, record.run_id, self._engine_wait())
                 if peer is None:
-                    return "error", self.arbiter.engine_issue(engine)
+                    return "error", self._engines.issue(engine)
                 acquired = True
                 record.state = "running"
-                process = self.arbiter.engine_process(engine)
-                async with peer.stream_raw(
-                    "run",
-                    window=ENGINE_WINDOW,
-                    prompt=prompt,
-                    resume=resume,
-                    cwd=cwd,
-                    model=model,
-                    reasoning=reasoning,
-                    run_id=record.run_id,
-                ) as batches:
-                    async for batch in batches:
-                        if state["completed"] is not None:
-                            continue  # nothing may follow completed; drain to the end
-                        if record.consumer_attached and not _observed(batch):
-                            # Hot path (progress events): relayed still encoded, verbatim.
-                            record.events += batch.count
-                            try:
-                                send_nowait(batch)
-                                continue
-                            except anyio.WouldBlock:
-                                await forward(batch)
-                                continue
-                            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                                record.consumer_attached = False
-                                continue
-                        for event in batch.items():
-                            if state["completed"] is not None:
-                                break
-                            record.events += 1
-                            await self._on_event(record, event, state, forward)
-                            if isinstance(event, CompletedEvent):
-                                # The consumer is done; the thread key stays held until the
-                                # engine's process has exited (bounded).
-                                await close_consumer()
-                                scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
-                if state["completed"] is not None:
-                    return None, None
+                process = self._engines.process(engine)
+                await self._relay(drive, peer, request, scope)
+                if drive.completed is not None:
+                    return None
         except PeerGone as exc:
-            if state["completed"] is not None:
-                return None, None
-            cause = None
-            if process is not None:
-                # The endpoint may notice the loss a moment before our pidfd watcher reaps it.
-                with anyio.move_on_after(2):
-                    await process.exited.wait()
-                cause = process.exit.describe() if process.exit is not None else None
-            cause = cause or exc.message or "connection lost"
-            return "error", f"{engine} worker died ({cause})"
+            if drive.completed is not None:
+                return None
+            return "error", f"{engine} worker died ({await _death_cause(process, exc)})"
         except Exception as exc:
-            if state["completed"] is not None:
-                return None, None
+            if drive.completed is not None:
+                return None
             log.exception("run.driver_failed", run_id=record.run_id)
             return "error", f"{engine} run failed: {type(exc).__name__}: {exc}"
         finally:
             if acquired:
-                self.arbiter.release_engine(engine, record.run_id)
-        if state["completed"] is not None:
-            return None, None
+                self._engines.release(engine, record.run_id)
+        if drive.completed is not None:
+            return None
         if scope.cancel_called:
-            if record.cancel_reason == SHUTDOWN_REASON:
-                return "cancelled", SHUTDOWN_ERROR
-            if record.cancel_reason == OPERATOR_REASON:
-                return "cancelled", OPERATOR_ERROR
-            if record.cancel_reason == RESTART_REASON:
-                return "cancelled", RESTART_ERROR
+            error = _CANCEL_ERRORS.get(record.cancel_reason or "")
+            if error is not None:
+                return "cancelled", error
             # The consumer asked for it and renders "cancelled" itself.
-            self.arbiter.journal.outcome(
+            self._journal.outcome(
                 record.run_id, status="cancelled", resume_line=record.resume_line, pending=False
             )
-            return None, None
+            return None
         return "error", f"{engine} finished without a completed event"
 
-    async def _on_event(
-        self, record: RunRecord, event: TakopiEvent, state: dict[str, Any], forward: Any
+    async def _relay(
+        self, drive: _Drive, peer: Peer, request: EngineRun, scope: anyio.CancelScope
     ) -> None:
-        journal = self.arbiter.journal
+        """Stream the engine's batches to the consumer; decode only those the supervisor
+        must see."""
+        record = drive.record
+        send_nowait = drive.send.send_nowait
+        async with peer.stream_raw("run", request, window=ENGINE_WINDOW) as batches:
+            async for batch in batches:
+                if drive.completed is not None:
+                    continue  # nothing may follow completed; drain to the end
+                if record.consumer_attached and not _observed(batch):
+                    # Hot path (progress events): relayed still encoded, verbatim.
+                    record.events += batch.count
+                    try:
+                        send_nowait(batch)
+                        continue
+                    except anyio.WouldBlock:
+                        await drive.forward(batch)
+                        continue
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        record.consumer_attached = False
+                        continue
+                for event in batch.items():
+                    if drive.completed is not None:
+                        break
+                    record.events += 1
+                    await self._on_event(drive, event)
+                    if isinstance(event, CompletedEvent):
+                        # The consumer is done; the thread key stays held until the
+                        # engine's process has exited (bounded).
+                        await drive.close_consumer()
+                        scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
+
+    async def _on_event(self, drive: _Drive, event: TakopiEvent) -> None:
+        record = drive.record
+        journal = self._journal
         if isinstance(event, StartedEvent):
             token = event.resume
-            state["token"] = token
+            drive.token = token
             key = thread_key(record.engine, token.value)
             if record.key is None:
                 record.key = key
-                await self.arbiter.registry.acquire(key, record.run_id)
+                await self._registry.acquire(key, record.run_id)
             line = await self._format(token)
             record.resume_line = line or record.resume_line
             journal.started(record.run_id, resume=token.value, resume_line=record.resume_line)
             if line is not None:
-                await forward({"token": token.value, "resume_line": line})
-            await forward(event)
+                await drive.forward(ResumeLine(token=token.value, line=line))
+            await drive.forward(event)
             return
         if isinstance(event, CompletedEvent):
-            state["completed"] = event
-            state["answer"] = event.answer
-            if event.resume is not None and state["token"] is None:
-                state["token"] = event.resume
+            drive.completed = event
+            drive.answer = event.answer
+            if event.resume is not None and drive.token is None:
+                drive.token = event.resume
                 record.resume_line = await self._format(event.resume) or record.resume_line
             journal.outcome(
                 record.run_id,
@@ -380,9 +366,20 @@ class RunService:
                 resume_line=record.resume_line,
                 pending=True,
             )
-            await forward(event)
+            await drive.forward(event)
             return
-        await forward(event)
+        await drive.forward(event)
+
+
+async def _death_cause(process: WorkerProcess | None, exc: PeerGone) -> str:
+    """How the engine worker ended (exit code / signal), else why its connection was lost."""
+    if process is not None:
+        # The endpoint may notice the loss a moment before our pidfd watcher reaps it.
+        with anyio.move_on_after(2):
+            await process.exited.wait()
+        if process.exit is not None:
+            return process.exit.describe()
+    return exc.message or "connection lost"
 
 
 __all__ = [

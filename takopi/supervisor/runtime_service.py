@@ -23,13 +23,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 
 from takopi.logging import get_logger
 from takopi.model import EngineId, ResumeToken, TakopiEvent
+from takopi.protocol import Delivery, ResumeCodecInfo, RunnerChoice
+from takopi.supervisor.ports import DeliveryBook, EngineAccess, ResumeLines
 
 if TYPE_CHECKING:
-    from takopi.supervisor.arbiter import Arbiter
+    from takopi.rpc import Peer
+    from takopi.transport_runtime import TransportRuntime
 
 log = get_logger(__name__)
 
@@ -61,27 +65,26 @@ class EngineStandIn:
     shipped, or "no". A message for engine A never waits on engine B.
     """
 
-    def __init__(self, engine: EngineId, arbiter: Arbiter) -> None:
+    def __init__(self, engine: EngineId, engines: EngineAccess, resume_lines: ResumeLines) -> None:
         self.engine = engine
-        self._arbiter = arbiter
+        self._engines = engines
+        self._resume_lines = resume_lines
         self.regex: re.Pattern[str] | None = None
         self.local_line = False
         self.local_extract = False
 
-    def update(self, info: dict[str, Any]) -> None:
+    def update(self, info: ResumeCodecInfo | None) -> None:
         """Take the resume regex an engine worker shipped at load."""
-        pattern = info.get("resume_re")
+        info = info or ResumeCodecInfo()
         try:
-            self.regex = (
-                re.compile(pattern, int(info.get("resume_flags") or 0)) if pattern else None
-            )
+            self.regex = re.compile(info.pattern, info.flags) if info.pattern else None
         except re.error:
             self.regex = None
-        self.local_line = bool(info.get("local_resume_line")) and self.regex is not None
-        self.local_extract = bool(info.get("local_extract")) and self.regex is not None
+        self.local_line = info.local_line and self.regex is not None
+        self.local_extract = info.local_extract and self.regex is not None
 
     def _blocking(self, method: str, *args: Any) -> Any:
-        peer = anyio.from_thread.run(self._arbiter.wait_engine_peer, self.engine, 30.0)
+        peer = anyio.from_thread.run(self._engines.wait_ready_peer, self.engine, 30.0)
         if peer is None:
             return None
         return peer.call_blocking(method, *args, timeout=30)
@@ -89,7 +92,7 @@ class EngineStandIn:
     def _probe(self, method: str, *args: Any) -> tuple[bool, Any]:
         """``(True, answer)`` from a ready engine worker, ``(False, None)`` when there is none
         right now (never waits for one)."""
-        peer = anyio.from_thread.run_sync(self._arbiter.engine_peer, self.engine)
+        peer = anyio.from_thread.run_sync(self._engines.ready_peer, self.engine)
         if peer is None:
             return False, None
         try:
@@ -128,7 +131,7 @@ class EngineStandIn:
 
     def format_resume(self, token: ResumeToken) -> str:
         """The engine's resume line (asks the engine worker)."""
-        cached = self._arbiter.runs.resume_lines.get((token.engine, token.value))
+        cached = self._resume_lines.get(token)
         if cached is not None:
             return cached
         return str(self._blocking("format_resume", token))
@@ -144,10 +147,22 @@ class EngineStandIn:
 class RuntimeService:
     """Registers the runtime methods on a worker's peer."""
 
-    def __init__(self, arbiter: Arbiter) -> None:
-        self.arbiter = arbiter
+    def __init__(
+        self,
+        *,
+        runtime: Callable[[], TransportRuntime],
+        engines: EngineAccess,
+        resume_lines: ResumeLines,
+        deliveries: DeliveryBook,
+        command_ids: Callable[[], list[str]],
+    ) -> None:
+        self._runtime = runtime
+        self._engines = engines
+        self._resume_lines = resume_lines
+        self._deliveries = deliveries
+        self._command_ids = command_ids
 
-    def register(self, peer: Any, *, transport: str | None) -> None:
+    def register(self, peer: Peer, *, transport: str | None) -> None:
         """Serve ``runtime.*`` and ``engine.*`` on ``peer``."""
         for name in _RUNTIME_METHODS:
             peer.register(f"runtime.{name}", self._threaded(name))
@@ -164,8 +179,7 @@ class RuntimeService:
 
     def _threaded(self, name: str) -> Callable[..., Any]:
         async def handler(*args: Any, **kwargs: Any) -> Any:
-            runtime = self.arbiter.runtime
-            method = getattr(runtime, name)
+            method = getattr(self._runtime(), name)
             return await anyio.to_thread.run_sync(lambda: method(*args, **kwargs))
 
         handler.__name__ = name
@@ -173,63 +187,65 @@ class RuntimeService:
 
     async def resolve_runner(
         self, resume_token: ResumeToken | None = None, engine_override: EngineId | None = None
-    ) -> dict[str, Any]:
+    ) -> RunnerChoice:
         """Engine choice and availability (the runner itself stays in the engine worker)."""
-        resolved = self.arbiter.runtime.resolve_runner(
+        resolved = self._runtime().resolve_runner(
             resume_token=resume_token, engine_override=engine_override
         )
-        return {"engine": resolved.engine, "available": resolved.available, "issue": resolved.issue}
+        return RunnerChoice(
+            engine=resolved.engine, available=resolved.available, issue=resolved.issue
+        )
 
     async def projects(self) -> Any:
         """``runtime._projects`` reach-through."""
-        return self.arbiter.runtime._projects
+        return self._runtime()._projects
 
     async def resolve_resume(self, text: str | None = None, reply_text: str | None = None) -> Any:
         """``runtime._router.resolve_resume``."""
-        router = self.arbiter.runtime._router
+        router = self._runtime()._router
         return await anyio.to_thread.run_sync(lambda: router.resolve_resume(text, reply_text))
 
     async def extract_resume(self, text: str | None = None) -> Any:
         """``runtime._router.extract_resume``."""
-        router = self.arbiter.runtime._router
+        router = self._runtime()._router
         return await anyio.to_thread.run_sync(lambda: router.extract_resume(text))
 
     async def command_ids(self) -> list[str]:
         """Command plugins: installed here plus those under a ``[plugins.<id>] python``."""
-        return await anyio.to_thread.run_sync(self.arbiter.command_ids)
+        return await anyio.to_thread.run_sync(self._command_ids)
 
     def _pending_for(self, transport: str | None) -> Callable[[], Any]:
-        async def pending_deliveries() -> list[dict[str, Any]]:
-            return [e.delivery() for e in self.arbiter.journal.pending(transport)]
+        async def pending_deliveries() -> list[Delivery]:
+            return self._deliveries.deliveries(transport)
 
         return pending_deliveries
 
     async def ack_delivery(self, delivery_id: str) -> bool:
         """A transport delivered a journaled outcome."""
-        return self.arbiter.runs.ack(str(delivery_id))
+        return self._deliveries.delivered(str(delivery_id))
 
     async def engine_format_resume(self, engine: str, token: ResumeToken) -> str:
         """Forward ``format_resume`` to the engine worker (cached per token)."""
-        cached = self.arbiter.runs.resume_lines.get((token.engine, token.value))
+        cached = self._resume_lines.get(token)
         if cached is not None:
             return cached
-        peer = await self.arbiter.wait_engine_peer(engine, 30.0)
+        peer = await self._engines.wait_ready_peer(engine, 30.0)
         if peer is None:
             raise RuntimeError(f"engine {engine!r} is unavailable")
         line = str(await peer.call("format_resume", token, timeout=30))
-        self.arbiter.runs.remember_line(token, line)
+        self._resume_lines.remember(token, line)
         return line
 
     async def engine_extract_resume(self, engine: str, text: str | None) -> Any:
         """Forward ``extract_resume`` to the engine worker."""
-        peer = await self.arbiter.wait_engine_peer(engine, 30.0)
+        peer = await self._engines.wait_ready_peer(engine, 30.0)
         if peer is None:
             return None
         return await peer.call("extract_resume", text, timeout=30)
 
     async def engine_is_resume_line(self, engine: str, line: str) -> bool:
         """Forward ``is_resume_line`` to the engine worker."""
-        peer = await self.arbiter.wait_engine_peer(engine, 30.0)
+        peer = await self._engines.wait_ready_peer(engine, 30.0)
         if peer is None:
             return False
         return bool(await peer.call("is_resume_line", line, timeout=30))

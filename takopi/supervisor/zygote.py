@@ -141,6 +141,11 @@ class Zygote:
                 finally:
                     os.close(write_fd)
                 answer = await self._recv(timeout)
+                if answer is None:
+                    # Its answer may still come and would be read as the next fork's: this
+                    # fork server is done (the next spawn starts another one).
+                    log.warning("zygote.unanswered", worker=name, timeout=timeout)
+                    self.close()
             pid = int((answer or {}).get("pid") or 0)
             if pid <= 0:
                 os.close(read_fd)

@@ -6,12 +6,11 @@ as long as the worker. ``ctx.executor`` is a reference proxy to the executor obj
 transport worker that dispatched the command (relayed by the supervisor); ``ctx.runtime`` is a
 :class:`~takopi.worker.proxies.RuntimeProxy`.
 
-Supervisor → worker methods:
+Supervisor → worker methods (messages in :mod:`takopi.protocol`):
 
-- ``load(plugin_config, config_path)`` → ``{"ok": True, "description"}`` or ``{"ok": False,
-  "error", "exit_code"}``
-- ``handle(ctx)`` (a dict of ``CommandContext`` fields) → ``CommandResult | None``
-- notification ``runtime.changed(snapshot)``
+- ``load(CommandLoad)`` → ``CommandLoaded`` or ``LoadFailed``
+- ``handle(CommandInvocation)`` → ``CommandResult | None``
+- notification ``runtime.changed(RuntimeSnapshot)``
 """
 
 from __future__ import annotations
@@ -19,12 +18,22 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from takopi.config import ConfigError
 from takopi.logging import get_logger
+from takopi.protocol import (
+    CommandInvocation,
+    CommandLoad,
+    CommandLoaded,
+    LoadFailed,
+    RuntimeSnapshot,
+)
 from takopi.worker.codes import EXIT_PLUGIN_FAILED
 from takopi.worker.proxies import RuntimeProxy, Snapshot
+
+if TYPE_CHECKING:
+    from takopi.rpc import Peer
 
 log = get_logger(__name__)
 
@@ -38,12 +47,12 @@ class CommandHost:
         self.plugin_id = plugin_id
         self.backend: Any = None
         self.exit_code: int | None = None
-        self.snapshot = Snapshot({})
-        self.peer: Any = None
+        self.snapshot = Snapshot(RuntimeSnapshot())
+        self.peer: Peer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runtime: RuntimeProxy | None = None
 
-    def register(self, peer: Any) -> None:
+    def register(self, peer: Peer) -> None:
         """Install this host's RPC handlers on ``peer``."""
         self.peer = peer
         peer.register("load", self.load)
@@ -65,47 +74,48 @@ class CommandHost:
             self._loop = loop
         return self._loop
 
-    async def load(self, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def load(self, request: CommandLoad) -> CommandLoaded | LoadFailed:
         """Import the command plugin."""
         from takopi.commands import get_command
 
-        self.snapshot.update(snapshot or {})
+        assert self.peer is not None
+        self.snapshot.update(request.snapshot)
         try:
             self.backend = get_command(self.plugin_id, required=True)
         except ConfigError as exc:
             log.error("worker.failed", command=self.plugin_id, error=str(exc))
             self.exit_code = EXIT_PLUGIN_FAILED
-            return {"ok": False, "error": str(exc), "exit_code": EXIT_PLUGIN_FAILED}
+            return LoadFailed(error=str(exc), exit_code=EXIT_PLUGIN_FAILED)
         self._runtime = RuntimeProxy(self.peer, self.snapshot)
         self._plugin_loop()
         from takopi.worker.memory import trim_memory
 
         trim_memory()
-        return {"ok": True, "description": str(getattr(self.backend, "description", "") or "")}
+        return CommandLoaded(description=str(getattr(self.backend, "description", "") or ""))
 
-    async def runtime_changed(self, snapshot: dict[str, Any]) -> None:
+    async def runtime_changed(self, snapshot: RuntimeSnapshot) -> None:
         """The supervisor's engines/config changed."""
         self.snapshot.update(snapshot)
 
-    async def handle(self, ctx: dict[str, Any]) -> Any:
+    async def handle(self, invocation: CommandInvocation) -> Any:
         """Build a ``CommandContext`` and run ``backend.handle`` on the persistent loop."""
         from takopi.commands import CommandContext
 
         if self.backend is None:
             raise RuntimeError(f"command {self.plugin_id!r} is not loaded")
-        config_path = ctx.get("config_path")
+        config_path = invocation.config_path
         context = CommandContext(
-            command=str(ctx.get("command") or self.plugin_id),
-            text=str(ctx.get("text") or ""),
-            args_text=str(ctx.get("args_text") or ""),
-            args=tuple(ctx.get("args") or ()),
-            message=ctx["message"],
-            reply_to=ctx.get("reply_to"),
-            reply_text=ctx.get("reply_text"),
+            command=invocation.command or self.plugin_id,
+            text=invocation.text,
+            args_text=invocation.args_text,
+            args=tuple(invocation.args),
+            message=invocation.message,
+            reply_to=invocation.reply_to,
+            reply_text=invocation.reply_text,
             config_path=Path(config_path) if config_path else None,
-            plugin_config=dict(ctx.get("plugin_config") or {}),
+            plugin_config=dict(invocation.plugin_config),
             runtime=self._runtime,
-            executor=ctx["executor"],
+            executor=invocation.executor,
         )
         future = asyncio.run_coroutine_threadsafe(self.backend.handle(context), self._plugin_loop())
         try:

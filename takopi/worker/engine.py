@@ -1,16 +1,15 @@
 """Engine worker: hosts one ``EngineBackend`` and serves its runner over RPC.
 
-Methods served (called by the supervisor):
+Methods served (called by the supervisor; messages in :mod:`takopi.protocol`):
 
-- ``load(config, config_path)`` → ``{"ok": True, "engine", "status": "ok"|"bad_config"|
-  "missing_cli", "issue", "cli_cmd", "install_cmd", "cli_path", "resume_re", "resume_flags",
-  "local_resume_line", "local_extract"}`` or ``{"ok": False, "error", "exit_code"}``.
-  ``resume_re`` (the runner's ``resume_re`` pattern, if it has one) lets callers answer
-  ``is_resume_line`` / ``extract_resume`` without a round trip when the runner uses the
-  default :class:`~takopi.runner.ResumeTokenMixin` implementations (``local_*`` flags).
-- stream ``run(prompt, resume, cwd=None, model=None, reasoning=None, run_id=None)`` — the
-  runner's events; ``set_run_base_dir(cwd)`` and ``apply_run_options(...)`` are in effect
-  while the runner runs, so plugins reading those contextvars see the run's values.
+- ``load(EngineLoad)`` → :class:`~takopi.protocol.EngineLoaded` or
+  :class:`~takopi.protocol.LoadFailed`. ``EngineLoaded.resume`` (the runner's ``resume_re``
+  pattern, if it has one) lets callers answer ``is_resume_line`` / ``extract_resume`` without a
+  round trip when the runner uses the default :class:`~takopi.runner.ResumeTokenMixin`
+  implementations (``local_*`` flags).
+- stream ``run(EngineRun)`` — the runner's events; ``set_run_base_dir(cwd)`` and
+  ``apply_run_options(...)`` are in effect while the runner runs, so plugins reading those
+  contextvars see the run's values.
 - ``format_resume(token)``, ``extract_resume(text)``, ``is_resume_line(line)``.
 """
 
@@ -19,12 +18,23 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from takopi.config import ConfigError
 from takopi.logging import bind_run_context, clear_context, get_logger
 from takopi.model import ResumeToken, TakopiEvent
+from takopi.protocol import (
+    EngineLoad,
+    EngineLoaded,
+    EngineRun,
+    EngineStatus,
+    LoadFailed,
+    ResumeCodecInfo,
+)
 from takopi.worker.codes import EX_CONFIG, EXIT_PLUGIN_FAILED
+
+if TYPE_CHECKING:
+    from takopi.rpc import Peer
 
 log = get_logger(__name__)
 
@@ -33,6 +43,20 @@ def _uses_default(runner: Any, name: str) -> bool:
     from takopi.runner import ResumeTokenMixin
 
     return getattr(type(runner), name, None) is getattr(ResumeTokenMixin, name)
+
+
+def _resume_codec(runner: Any) -> ResumeCodecInfo | None:
+    """The runner's resume regex, if it has one."""
+    resume_re = getattr(runner, "resume_re", None)
+    pattern = getattr(resume_re, "pattern", None)
+    if not isinstance(pattern, str):
+        return None
+    return ResumeCodecInfo(
+        pattern=pattern,
+        flags=int(getattr(resume_re, "flags", 0)),
+        local_line=_uses_default(runner, "is_resume_line"),
+        local_extract=_uses_default(runner, "extract_resume"),
+    )
 
 
 class EngineHost:
@@ -45,7 +69,7 @@ class EngineHost:
         self.runner: Any = None
         self.exit_code: int | None = None
 
-    def register(self, peer: Any) -> None:
+    def register(self, peer: Peer) -> None:
         """Install this host's RPC handlers on ``peer``."""
         peer.register("load", self.load)
         peer.register_stream("run", self.run)
@@ -53,18 +77,18 @@ class EngineHost:
         peer.register("extract_resume", self.extract_resume)
         peer.register("is_resume_line", self.is_resume_line)
 
-    async def load(
-        self, config: dict[str, Any] | None = None, config_path: str | None = None
-    ) -> dict[str, Any]:
+    async def load(self, request: EngineLoad) -> EngineLoaded | LoadFailed:
         """Import the backend and build the runner (invalid config ⇒ retry with defaults)."""
         from takopi.engines import get_backend
 
-        path = Path(config_path) if config_path else Path.cwd() / "takopi.toml"
+        config = request.config
+        path = Path(request.config_path) if request.config_path else Path.cwd() / "takopi.toml"
         try:
             backend = get_backend(self.plugin_id)
         except ConfigError as exc:
             return self._failed(str(exc), EXIT_PLUGIN_FAILED)
-        status, issue = "ok", None
+        status: EngineStatus = "ok"
+        issue: str | None = None
         try:
             self.runner = backend.build_runner(dict(config or {}), path)
         except ConfigError as exc:
@@ -87,54 +111,41 @@ class EngineHost:
         from takopi.worker.memory import trim_memory
 
         trim_memory()
-        resume_re = getattr(self.runner, "resume_re", None)
-        pattern = getattr(resume_re, "pattern", None)
-        return {
-            "ok": True,
-            "engine": getattr(self.runner, "engine", self.plugin_id),
-            "status": status,
-            "issue": issue,
-            "cli_cmd": cli_cmd,
-            "install_cmd": backend.install_cmd,
-            "cli_path": cli_path,
-            "resume_re": pattern if isinstance(pattern, str) else None,
-            "resume_flags": int(getattr(resume_re, "flags", 0)) if pattern else 0,
-            "local_resume_line": bool(pattern) and _uses_default(self.runner, "is_resume_line"),
-            "local_extract": bool(pattern) and _uses_default(self.runner, "extract_resume"),
-        }
+        return EngineLoaded(
+            engine=str(getattr(self.runner, "engine", self.plugin_id)),
+            status=status,
+            issue=issue,
+            cli_cmd=cli_cmd,
+            install_cmd=backend.install_cmd,
+            cli_path=cli_path,
+            resume=_resume_codec(self.runner),
+        )
 
-    def _failed(self, error: str, code: int) -> dict[str, Any]:
+    def _failed(self, error: str, code: int) -> LoadFailed:
         log.error("worker.failed", engine=self.plugin_id, error=error)
         self.exit_code = code
-        return {"ok": False, "error": error, "exit_code": code}
+        return LoadFailed(error=error, exit_code=code)
 
     def _need_runner(self) -> Any:
         if self.runner is None:
             raise RuntimeError(f"engine {self.plugin_id!r} is not loaded")
         return self.runner
 
-    async def run(
-        self,
-        prompt: str,
-        resume: ResumeToken | None = None,
-        cwd: str | None = None,
-        model: str | None = None,
-        reasoning: str | None = None,
-        run_id: str | None = None,
-    ) -> AsyncIterator[TakopiEvent]:
+    async def run(self, request: EngineRun) -> AsyncIterator[TakopiEvent]:
         """Run the prompt with the run's cwd and overrides in the plugin-visible contextvars."""
         from takopi.runners.run_options import EngineRunOptions, apply_run_options
         from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 
         runner = self._need_runner()
+        model, reasoning = request.model, request.reasoning
         options = (
             EngineRunOptions(model=model, reasoning=reasoning) if (model or reasoning) else None
         )
-        base_token = set_run_base_dir(cwd)
-        bind_run_context(run_id=run_id, engine=self.plugin_id, cwd=cwd)
+        base_token = set_run_base_dir(request.cwd)
+        bind_run_context(run_id=request.run_id, engine=self.plugin_id, cwd=request.cwd)
         try:
             with apply_run_options(options):
-                iterator = runner.run(prompt, resume)
+                iterator = runner.run(request.prompt, request.resume)
                 try:
                     async for event in iterator:
                         yield event

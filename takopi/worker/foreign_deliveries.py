@@ -29,9 +29,11 @@ from collections.abc import Callable
 from typing import Any
 
 from takopi.bridge_hooks import observe_exec_configs
+from takopi.bridge_render import render_final_safely
 from takopi.logging import get_logger
 from takopi.plugins import CORE_DISTRIBUTION, TRANSPORT_GROUP, canonicalize_name
 from takopi.progress import ProgressState
+from takopi.protocol import Delivery
 from takopi.transport import MessageRef, SendOptions
 
 log = get_logger(__name__)
@@ -56,29 +58,18 @@ async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _field(record: Any, name: str) -> Any:
-    return record.get(name) if isinstance(record, dict) else getattr(record, name, None)
-
-
-def _render(record: Any, presenter: Any) -> Any:
-    from takopi.runner_bridge import render_final_safely
-
-    status = str(_field(record, "status") or "interrupted")
-    answer = str(_field(record, "answer") or "").strip()
-    error = _field(record, "error")
-    if status == "interrupted" and not error:
-        error = "interrupted: takopi restarted while this run was in progress."
-    if error and status != "done":
-        answer = f"{answer}\n\n{error}" if answer else str(error)
+def _render(delivery: Delivery, presenter: Any) -> Any:
     state = ProgressState(
-        engine=str(_field(record, "engine") or "?"),
+        engine=delivery.engine or "?",
         action_count=0,
         actions=(),
         resume=None,
-        resume_line=_field(record, "resume_line"),
-        context_line=_field(record, "context_line"),
+        resume_line=delivery.resume_line,
+        context_line=delivery.context_line,
     )
-    return render_final_safely(presenter, state, elapsed_s=0.0, status=status, answer=answer)
+    return render_final_safely(
+        presenter, state, elapsed_s=0.0, status=delivery.status, answer=delivery.body or ""
+    )
 
 
 async def deliver_through(
@@ -103,15 +94,16 @@ async def deliver_through(
     for record in records or ():
         if stop():
             break
-        delivery_id = _field(record, "delivery_id")
-        channel_id = _field(record, "channel_id")
+        delivery = Delivery.from_record(record)
+        delivery_id = delivery.delivery_id
+        channel_id = delivery.channel_id
         if channel_id is None:
             log.warning("foreign_deliveries.bad_record", delivery_id=delivery_id)
             await _maybe_await(runtime.ack_delivery(delivery_id))  # undeliverable: drop it
             continue
-        message_id = _field(record, "message_id")
-        progress_id = _field(record, "progress_message_id")
-        thread_id = _field(record, "thread_id")
+        message_id = delivery.message_id
+        progress_id = delivery.progress_message_id
+        thread_id = delivery.thread_id
         options = SendOptions(
             reply_to=MessageRef(channel_id, message_id, thread_id=thread_id)
             if message_id is not None
@@ -124,7 +116,7 @@ async def deliver_through(
         )
         try:
             ref = await transport.send(
-                channel_id=channel_id, message=_render(record, presenter), options=options
+                channel_id=channel_id, message=_render(delivery, presenter), options=options
             )
         except asyncio.CancelledError:
             raise

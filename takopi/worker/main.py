@@ -189,25 +189,26 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
     from takopi import __version__
     from takopi.api import TAKOPI_PLUGIN_API_VERSION
     from takopi.logging import get_logger
+    from takopi.protocol import Hello
     from takopi.rpc import PROTOCOL_VERSION, DealerEndpoint, HandshakeRefused, RpcError
 
     log = get_logger("takopi.worker")
     host = _make_host(args.kind, args.plugin_id)
-    hello = {
-        "protocol": PROTOCOL_VERSION,
-        "api_version": TAKOPI_PLUGIN_API_VERSION,
-        "takopi_version": __version__,
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "kind": args.kind,
-        "id": args.plugin_id,
-        "distribution": _distribution(args.kind, args.plugin_id),
-        "pid": os.getpid(),
-        "secret": secret,
-    }
+    hello = Hello(
+        kind=args.kind,
+        id=args.plugin_id,
+        secret=secret,
+        protocol=PROTOCOL_VERSION,
+        api_version=TAKOPI_PLUGIN_API_VERSION,
+        takopi_version=__version__,
+        python=platform.python_version(),
+        python_executable=sys.executable,
+        distribution=_distribution(args.kind, args.plugin_id),
+        pid=os.getpid(),
+    )
     try:
         peer = await DealerEndpoint.connect(
-            args.endpoint, identity=args.identity.encode(), hello=hello
+            args.endpoint, identity=args.identity.encode(), hello=hello.to_wire()
         )
     except HandshakeRefused as exc:
         log.error("worker.refused", reason=exc.message)
@@ -249,7 +250,7 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
             await finished.wait()
     if host.exit_code is not None and not peer.closed:
         await anyio.sleep(0.1)  # let the failure report reach the supervisor
-    code = host.exit_code
+    code: int | None = host.exit_code
     if code is None:
         code = EXIT_PEER_LOST if peer.closed else EXIT_OK
     with contextlib.suppress(Exception):

@@ -13,15 +13,30 @@ from __future__ import annotations
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import anyio
 
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, EngineId, ResumeToken, TakopiEvent
+from takopi.protocol import (
+    CommandDescription,
+    CommandInvocation,
+    Delivery,
+    ResumeCodecInfo,
+    ResumeLine,
+    RunAddress,
+    RunnerChoice,
+    RuntimeSnapshot,
+    StartRun,
+)
+from takopi.transport import MessageRef
 from takopi.worker.drain import TRACKER
+
+if TYPE_CHECKING:
+    from takopi.rpc import Peer
 
 log = get_logger(__name__)
 
@@ -35,16 +50,15 @@ RUN_WINDOW = 2048
 class _ResumeCodec:
     """An engine's resume regex, shipped once by its worker."""
 
-    def __init__(self, info: dict[str, Any]) -> None:
-        pattern = info.get("resume_re")
+    def __init__(self, info: ResumeCodecInfo) -> None:
         self.regex: re.Pattern[str] | None = None
-        if isinstance(pattern, str):
+        if info.pattern is not None:
             try:
-                self.regex = re.compile(pattern, int(info.get("resume_flags") or 0))
+                self.regex = re.compile(info.pattern, info.flags)
             except re.error:
                 self.regex = None
-        self.local_line = bool(info.get("local_resume_line")) and self.regex is not None
-        self.local_extract = bool(info.get("local_extract")) and self.regex is not None
+        self.local_line = info.local_line and self.regex is not None
+        self.local_extract = info.local_extract and self.regex is not None
 
     def is_resume_line(self, line: str) -> bool:
         assert self.regex is not None
@@ -65,23 +79,21 @@ class _ResumeCodec:
 class Snapshot:
     """The supervisor's view of engines and settings, refreshed by ``runtime.changed``."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, value: RuntimeSnapshot) -> None:
         self.revision = -1
-        self.update(data)
+        self.update(value)
 
-    def update(self, data: dict[str, Any]) -> None:
+    def update(self, value: RuntimeSnapshot) -> None:
         """Replace the snapshot (called from the peer loop; plain attribute swaps)."""
         self.revision += 1
-        self.data = data
-        self.codecs = {
-            engine: _ResumeCodec(info) for engine, info in (data.get("engines") or {}).items()
-        }
+        self.value = value
+        self.codecs = {engine: _ResumeCodec(info) for engine, info in value.engines.items()}
 
 
 class RunnerProxy:
     """A runner living in an engine worker, reached through the supervisor."""
 
-    def __init__(self, peer: Any, engine: EngineId, snapshot: Snapshot) -> None:
+    def __init__(self, peer: Peer, engine: EngineId, snapshot: Snapshot) -> None:
         self._peer = peer
         self.engine = engine
         self._snapshot = snapshot
@@ -128,25 +140,21 @@ class RunnerProxy:
 
     async def run(self, prompt: str, resume: ResumeToken | None) -> AsyncIterator[TakopiEvent]:
         """Stream the run's events; leaving early cancels the run explicitly."""
+        from takopi.runner_bridge import current_run_origin
         from takopi.runners.run_options import get_run_options
         from takopi.utils.paths import get_run_base_dir
 
-        origin: dict[str, Any] = {}
-        try:
-            from takopi.runner_bridge import current_run_origin
-
-            run_origin = current_run_origin.get()
-        except ImportError:  # pragma: no cover - bridge always present in this package
-            run_origin = None
+        run_origin = current_run_origin.get()
+        address: RunAddress | None = None
         if run_origin is not None:
             progress = run_origin.progress_ref
-            origin = {
-                "channel_id": run_origin.channel_id,
-                "message_id": run_origin.message_id,
-                "thread_id": run_origin.thread_id,
-                "progress_message_id": progress.message_id if progress is not None else None,
-                "context_line": run_origin.context_line,
-            }
+            address = RunAddress(
+                channel_id=run_origin.channel_id,
+                message_id=run_origin.message_id,
+                thread_id=run_origin.thread_id,
+                progress_message_id=progress.message_id if progress is not None else None,
+                context_line=run_origin.context_line,
+            )
         # A stopping transport worker lets this reply go out first; runner_bridge consumes
         # the run in a child task and sends the final message from its parent.
         delivery = TRACKER.enter(with_parent=True)
@@ -167,9 +175,7 @@ class RunnerProxy:
                     _IN_FLIGHT.discard(run_id)
 
             run_origin.on_settled.append(settled)
-        async with self._peer.stream(
-            "run",
-            window=RUN_WINDOW,
+        request = StartRun(
             engine=self.engine,
             prompt=prompt,
             resume=resume,
@@ -177,14 +183,13 @@ class RunnerProxy:
             model=options.model if options is not None else None,
             reasoning=options.reasoning if options is not None else None,
             run_id=run_id,
-            origin=origin,
-        ) as items:
+            address=address,
+        )
+        async with self._peer.stream("run", request, window=RUN_WINDOW) as items:
             try:
                 async for item in items:
-                    if isinstance(item, dict):
-                        token, line = item.get("token"), item.get("resume_line")
-                        if isinstance(token, str) and isinstance(line, str):
-                            self._remember(token, line)
+                    if isinstance(item, ResumeLine):
+                        self._remember(item.token, item.line)
                         continue
                     if isinstance(item, CompletedEvent):
                         finished = True
@@ -246,7 +251,7 @@ class _RouterProxy:
 class RuntimeProxy:
     """Stands in for ``TransportRuntime`` inside a worker (same method names)."""
 
-    def __init__(self, peer: Any, snapshot: Snapshot) -> None:
+    def __init__(self, peer: Peer, snapshot: Snapshot) -> None:
         self._peer = peer
         self._snapshot = snapshot
         self._runners: dict[str, RunnerProxy] = {}
@@ -268,17 +273,17 @@ class RuntimeProxy:
     @property
     def default_engine(self) -> EngineId:
         """The global default engine."""
-        return str(self._snapshot.data.get("default_engine") or "")
+        return self._snapshot.value.default_engine
 
     @property
     def engine_ids(self) -> tuple[EngineId, ...]:
         """Every configured engine id, sorted."""
-        return tuple(self._snapshot.data.get("engine_ids") or ())
+        return tuple(self._snapshot.value.engine_ids)
 
     @property
     def allowlist(self) -> tuple[str, ...] | None:
         """Plugin distribution allowlist."""
-        value = self._snapshot.data.get("allowlist")
+        value = self._snapshot.value.allowlist
         return tuple(value) if value is not None else None
 
     @property
@@ -290,13 +295,13 @@ class RuntimeProxy:
     @property
     def config_path(self) -> Path | None:
         """The active config file."""
-        value = self._snapshot.data.get("config_path")
+        value = self._snapshot.value.config_path
         return Path(value) if value else None
 
     @property
     def watch_config(self) -> bool:
         """Whether hot reload is on (the supervisor does the watching)."""
-        return bool(self._snapshot.data.get("watch_config"))
+        return self._snapshot.value.watch_config
 
     @property
     def _projects(self) -> Any:
@@ -325,15 +330,14 @@ class RuntimeProxy:
         """A ``ResolvedRunner`` whose runner is a :class:`RunnerProxy`."""
         from takopi.transport_runtime import ResolvedRunner
 
-        info = self._call(
+        choice: RunnerChoice = self._call(
             "resolve_runner", resume_token=resume_token, engine_override=engine_override
         )
-        engine = str(info["engine"])
         return ResolvedRunner(
-            engine=engine,
-            runner=self.runner_proxy(engine),
-            available=bool(info["available"]),
-            issue=info.get("issue"),
+            engine=choice.engine,
+            runner=self.runner_proxy(choice.engine),
+            available=choice.available,
+            issue=choice.issue,
         )
 
     def is_resume_line(self, line: str) -> bool:
@@ -402,14 +406,11 @@ class RuntimeProxy:
         """Command plugins the supervisor can start, including ones in other interpreters."""
         return [str(i) for i in self._call("command_ids")]
 
-    def pending_deliveries(self) -> list[dict[str, Any]]:
-        """Outcomes of runs whose consumer was lost (journal); deliver then ``ack_delivery``.
-
-        Each item: ``delivery_id, transport, engine, status, answer, error, resume_line,
-        context_line, channel_id, message_id, thread_id, progress_message_id, text``.
-        """
-        records = self._call("pending_deliveries")
-        return [r for r in records if r.get("delivery_id") not in _IN_FLIGHT]
+    def pending_deliveries(self) -> list[Delivery]:
+        """Outcomes of runs whose consumer was lost (journal); deliver each, then
+        ``ack_delivery(delivery.delivery_id)``."""
+        records: list[Delivery] = self._call("pending_deliveries")
+        return [d for d in records if d.delivery_id not in _IN_FLIGHT]
 
     def ack_delivery(self, delivery_id: str) -> bool:
         """Mark a pending delivery as delivered."""
@@ -419,7 +420,7 @@ class RuntimeProxy:
 class CommandBackendProxy:
     """``get_command()`` in a transport worker: ``handle`` runs in the command's worker."""
 
-    def __init__(self, peer: Any, command_id: str, description: str) -> None:
+    def __init__(self, peer: Peer, command_id: str, description: str) -> None:
         self._peer = peer
         self.id = command_id
         self.description = description
@@ -435,28 +436,29 @@ class CommandBackendProxy:
         default_context = getattr(executor, "default_context", None)
         if default_context is not None:
             attrs["default_context"] = default_context
-        message = ctx.message
-        payload = {
-            "command": ctx.command,
-            "text": ctx.text,
-            "args_text": ctx.args_text,
-            "args": tuple(ctx.args),
-            "message": _plain_ref(message),
-            "reply_to": _plain_ref(ctx.reply_to),
-            "reply_text": ctx.reply_text,
-            "config_path": str(ctx.config_path) if ctx.config_path else None,
-            "plugin_config": ctx.plugin_config,
-            "executor": self._peer.export(executor, attrs=attrs),
-        }
-        return await self._peer.call("command.handle", self.id, payload)
+        invocation = CommandInvocation(
+            command=ctx.command,
+            text=ctx.text,
+            args_text=ctx.args_text,
+            args=tuple(ctx.args),
+            message=_plain_ref(ctx.message),
+            reply_to=_plain_ref(ctx.reply_to),
+            reply_text=ctx.reply_text,
+            config_path=str(ctx.config_path) if ctx.config_path else None,
+            plugin_config=dict(ctx.plugin_config or {}),
+            executor=self._peer.export(executor, attrs=attrs),
+        )
+        return await self._peer.call("command.handle", self.id, invocation)
 
 
-def _plain_ref(ref: Any) -> Any:
+@overload
+def _plain_ref(ref: MessageRef) -> MessageRef: ...
+@overload
+def _plain_ref(ref: MessageRef | None) -> MessageRef | None: ...
+def _plain_ref(ref: MessageRef | None) -> MessageRef | None:
     """A MessageRef without its transport-native ``raw`` (kept only if plain data)."""
     if ref is None:
         return None
-    from takopi.transport import MessageRef
-
     raw = (
         ref.raw
         if isinstance(ref.raw, str | int | float | bool | dict | list | type(None))
@@ -471,30 +473,31 @@ def _plain_ref(ref: Any) -> Any:
     )
 
 
-def make_command_resolver(peer: Any) -> Any:
+def make_command_resolver(peer: Peer) -> Callable[..., CommandBackendProxy | None]:
     """A resolver for :func:`takopi.commands.set_command_resolver` asking the supervisor."""
     from takopi.config import ConfigError
 
     cache: dict[str, CommandBackendProxy] = {}
 
-    def resolve(command_id: str, *, allowlist: Any = None, required: bool = True) -> Any:
+    def resolve(
+        command_id: str, *, allowlist: Any = None, required: bool = True
+    ) -> CommandBackendProxy | None:
         if command_id in cache:
             return cache[command_id]
-        info = peer.call_blocking("command.describe", command_id, timeout=60)
-        if not info or not info.get("ok"):
-            error = (info or {}).get("error") or f"Unknown command {command_id!r}."
+        info: CommandDescription = peer.call_blocking("command.describe", command_id, timeout=60)
+        if info.error is not None:
             if required:
-                raise ConfigError(error)
-            log.warning("commands.load_failed", command=command_id, error=error)
+                raise ConfigError(info.error)
+            log.warning("commands.load_failed", command=command_id, error=info.error)
             return None
-        proxy = CommandBackendProxy(peer, command_id, str(info.get("description") or ""))
+        proxy = CommandBackendProxy(peer, command_id, info.description)
         cache[command_id] = proxy
         return proxy
 
     return resolve
 
 
-def make_command_lister(peer: Any) -> Any:
+def make_command_lister(peer: Peer) -> Callable[..., list[str]]:
     """A lister for :func:`takopi.commands.set_command_lister`: this interpreter's command
     entry points plus the supervisor's command ids (which include those of
     ``[plugins.<id>] python`` interpreters). If the supervisor cannot answer, the local entry

@@ -1,14 +1,14 @@
 """Transport worker: hosts one ``TransportBackend``.
 
-Supervisor → worker methods:
+Supervisor → worker methods (messages in :mod:`takopi.protocol`):
 
-- ``load(transport_config, config_path)`` → ``{"ok": True, "lock_token": str|None}`` or
-  ``{"ok": False, "error", "exit_code"}`` (imports the plugin, asks ``lock_token``).
-- ``check_setup(engine, transport_override)`` → ``{"issues": [{"title", "lines"}]}``
-  (``engine`` = ``{"id", "cli_cmd", "install_cmd"}``; an ``EngineBackend`` is built from it).
-- ``start(final_notify, default_engine_override, snapshot)`` → ``{"started": True}``: runs
-  ``build_and_run`` on a thread with no running event loop, with a :class:`RuntimeProxy`.
-- notification ``runtime.changed(snapshot)``.
+- ``load(TransportLoad)`` → ``TransportLoaded`` (with the plugin's ``lock_token``) or
+  ``LoadFailed``.
+- ``check_setup(SetupCheck)`` → ``SetupReport`` (an ``EngineBackend`` is built from the
+  check's ``EngineDescription``).
+- ``start(TransportStart)`` → ``TransportStarted``: runs ``build_and_run`` on a thread with no
+  running event loop, with a :class:`RuntimeProxy`.
+- notification ``runtime.changed(RuntimeSnapshot)``.
 
 When ``build_and_run`` returns the worker exits 0; when it raises, 1 (traceback on stderr).
 
@@ -23,11 +23,23 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from takopi.config import ConfigError
 from takopi.logging import get_logger
+from takopi.protocol import (
+    LoadFailed,
+    RuntimeSnapshot,
+    SetupCheck,
+    SetupProblem,
+    SetupReport,
+    TransportLoad,
+    TransportLoaded,
+    TransportStart,
+    TransportStarted,
+)
 from takopi.worker.codes import EX_CONFIG, EXIT_CRASHED, EXIT_OK, EXIT_PLUGIN_FAILED
 from takopi.worker.foreign_deliveries import ForeignDeliveries, is_third_party
 from takopi.worker.proxies import (
@@ -36,6 +48,9 @@ from takopi.worker.proxies import (
     make_command_lister,
     make_command_resolver,
 )
+
+if TYPE_CHECKING:
+    from takopi.rpc import Peer
 
 log = get_logger(__name__)
 
@@ -62,13 +77,13 @@ class TransportHost:
         self.transport_config: dict[str, Any] = {}
         self.config_path = Path("takopi.toml")
         self.exit_code: int | None = None
-        self.snapshot = Snapshot({})
-        self.peer: Any = None
+        self.snapshot = Snapshot(RuntimeSnapshot())
+        self.peer: Peer | None = None
         self.thread: threading.Thread | None = None
-        self.on_finished: Any = None
+        self.on_finished: Callable[[int], None] | None = None
         self.stopping = False
 
-    def register(self, peer: Any) -> None:
+    def register(self, peer: Peer) -> None:
         """Install this host's RPC handlers on ``peer``."""
         self.peer = peer
         peer.register("load", self.load)
@@ -76,13 +91,12 @@ class TransportHost:
         peer.register("start", self.start)
         peer.register("runtime.changed", self.runtime_changed)
 
-    async def load(
-        self, transport_config: dict[str, Any] | None = None, config_path: str | None = None
-    ) -> dict[str, Any]:
+    async def load(self, request: TransportLoad) -> TransportLoaded | LoadFailed:
         """Import the backend and compute its lock token."""
         from takopi.transports import get_transport
 
-        self.transport_config = dict(transport_config or {})
+        self.transport_config = dict(request.transport_config)
+        config_path = request.config_path
         self.config_path = Path(config_path) if config_path else Path.cwd() / "takopi.toml"
         try:
             self.backend = get_transport(self.plugin_id)
@@ -106,62 +120,60 @@ class TransportHost:
         from takopi.worker.memory import trim_memory
 
         trim_memory()
-        return {
-            "ok": True,
-            "lock_token": token,
-            "description": getattr(self.backend, "description", ""),
-        }
+        description = getattr(self.backend, "description", "")
+        return TransportLoaded(
+            lock_token=None if token is None else str(token),
+            description=description if isinstance(description, str) else "",
+        )
 
-    def _failed(self, error: str, code: int) -> dict[str, Any]:
+    def _failed(self, error: str, code: int) -> LoadFailed:
         log.error("worker.failed", transport=self.plugin_id, error=error)
         self.exit_code = code
-        return {"ok": False, "error": error, "exit_code": code}
+        return LoadFailed(error=error, exit_code=code)
 
-    async def check_setup(
-        self, engine: dict[str, Any] | None = None, transport_override: str | None = None
-    ) -> dict[str, Any]:
+    async def check_setup(self, request: SetupCheck) -> SetupReport:
         """Run the plugin's ``check_setup`` against a description of the default engine."""
         from takopi.backends import EngineBackend
 
-        info = engine or {}
+        engine = request.engine
         backend = EngineBackend(
-            id=str(info.get("id") or "codex"),
+            id=engine.id or "codex",
             build_runner=_unavailable_runner,
-            cli_cmd=info.get("cli_cmd"),
-            install_cmd=info.get("install_cmd"),
+            cli_cmd=engine.cli_cmd,
+            install_cmd=engine.install_cmd,
         )
         try:
-            result = self.backend.check_setup(backend, transport_override=transport_override)
+            result = self.backend.check_setup(
+                backend, transport_override=request.transport_override
+            )
         except Exception as exc:
-            return {
-                "issues": [
-                    {"title": f"check_setup failed: {type(exc).__name__}: {exc}", "lines": []}
-                ]
-            }
+            title = f"check_setup failed: {type(exc).__name__}: {exc}"
+            return SetupReport(issues=(SetupProblem(title=title),))
         issues = getattr(result, "issues", None) or []
-        return {
-            "issues": [
-                {"title": str(getattr(i, "title", i)), "lines": list(getattr(i, "lines", ()) or ())}
+        return SetupReport(
+            issues=tuple(
+                SetupProblem(
+                    title=str(getattr(i, "title", i)),
+                    lines=tuple(str(line) for line in getattr(i, "lines", ()) or ()),
+                )
                 for i in issues
-            ]
-        }
+            )
+        )
 
-    async def runtime_changed(self, snapshot: dict[str, Any]) -> None:
+    async def runtime_changed(self, snapshot: RuntimeSnapshot) -> None:
         """The supervisor's engines/config changed."""
         self.snapshot.update(snapshot)
 
-    async def start(
-        self,
-        final_notify: bool = True,
-        default_engine_override: str | None = None,
-        snapshot: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    async def start(self, request: TransportStart) -> TransportStarted:
         """Start ``build_and_run`` on a fresh thread (no running event loop there)."""
         from takopi.commands import set_command_lister, set_command_resolver
 
         if self.thread is not None:
-            return {"started": False, "error": "already started"}
-        self.snapshot.update(snapshot or {})
+            return TransportStarted(started=False, error="already started")
+        assert self.peer is not None
+        self.snapshot.update(request.snapshot)
+        final_notify = request.final_notify
+        default_engine_override = request.default_engine_override
         runtime = RuntimeProxy(self.peer, self.snapshot)
         # Commands run in their own workers, possibly under another interpreter: both the
         # lookup and the listing go through the supervisor.
@@ -213,7 +225,7 @@ class TransportHost:
         timer = threading.Timer(3.0, trim_memory)
         timer.daemon = True
         timer.start()
-        return {"started": True}
+        return TransportStarted(started=True)
 
     async def shutdown(self, grace: float = STOP_GRACE) -> None:
         """Let the plugin deliver its pending replies, then stop its loop (all bounded)."""
@@ -230,7 +242,7 @@ class TransportHost:
         deadline = started + grace
         busy = TRACKER.busy()
         log.info("transport.stopping", transport=self.plugin_id, busy=busy)
-        while busy and time.monotonic() < deadline and not self.peer.closed:
+        while busy and time.monotonic() < deadline and not (self.peer is None or self.peer.closed):
             await anyio.sleep(0.05)
             busy = TRACKER.busy(include_open=time.monotonic() - started < OPEN_RUN_WAIT)
         if busy:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.bot_api import BotApiServer
+from tests.support.waiting import wait_until
 
 PLUGIN_DIST = Path(__file__).parent / "plugin_dist"
 BIN = Path(sys.executable).parent
@@ -89,18 +90,6 @@ def run_cli(
     )
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy (bounded; fails the test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def bot_api() -> Iterator[BotApiServer]:
     server = BotApiServer()
@@ -147,7 +136,7 @@ class SupervisorProc:
             self.proc = subprocess.Popen(
                 argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for(lambda: self.ready_count() >= 1, 60, "the transport to be ready")
+        wait_until(lambda: self.ready_count() >= 1, 60, "the transport to be ready")
         return self
 
     def outbox(self) -> list[dict[str, Any]]:

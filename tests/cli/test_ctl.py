@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from takopi.cli.ctl_client import control_socket_path
-from tests.cli.conftest import TAKOPI, TAKOPICTL, SupervisorProc, run_cli, wait_for
+from tests.cli.conftest import TAKOPI, TAKOPICTL, SupervisorProc, run_cli
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.process
 
@@ -72,7 +73,7 @@ def test_stale_socket_counts_as_not_running(
 def test_status_table_and_json(shared_supervisor: SupervisorProc) -> None:
     sup = shared_supervisor
     message_id = sup.send("sleep=5 answer=slow-one")
-    wait_for(lambda: _runs(sup), 30, "the run to be in flight")
+    wait_until(lambda: _runs(sup), 30, "the run to be in flight")
 
     doc = _status(sup)
     assert doc["schema_version"] == 1
@@ -115,14 +116,14 @@ def test_status_table_and_json(shared_supervisor: SupervisorProc) -> None:
     assert "runs in flight: 1" in table.stdout
     assert run["run_id"] in table.stdout
 
-    wait_for(lambda: _final_reply(sup, message_id), 30, "the final answer")
+    wait_until(lambda: _final_reply(sup, message_id), 30, "the final answer")
     assert "slow-one" in _final_reply(sup, message_id)["text"]
 
 
 def test_logs_of_a_worker(shared_supervisor: SupervisorProc) -> None:
     sup = shared_supervisor
     message_id = sup.send("answer=for-logs")
-    wait_for(lambda: _final_reply(sup, message_id), 30, "the answer")
+    wait_until(lambda: _final_reply(sup, message_id), 30, "the answer")
     result = sup.ctl("logs", "clitest", "-n", "200")
     assert result.returncode == 0, result.stderr
     assert "takopi_clitest.agent" in result.stdout  # the engine worker logged the spawn argv
@@ -139,20 +140,20 @@ def test_cancel_a_run(shared_supervisor: SupervisorProc) -> None:
     sup = shared_supervisor
     assert sup.ctl("cancel", "no-such-run").returncode == 1
     message_id = sup.send("sleep=60 answer=never")
-    runs = wait_for(lambda: [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run")
+    runs = wait_until(lambda: [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run")
     result = sup.ctl("cancel", runs[0]["run_id"])
     assert result.returncode == 0, result.stderr
-    reply = wait_for(lambda: _final_reply(sup, message_id), 30, "the terminal reply")
+    reply = wait_until(lambda: _final_reply(sup, message_id), 30, "the terminal reply")
     assert "cancelled" in reply["text"]
     assert "never" not in reply["text"]
-    wait_for(lambda: not [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run gone")
+    wait_until(lambda: not [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run gone")
 
 
 def test_restart_waits_for_runs_in_flight(shared_supervisor: SupervisorProc) -> None:
     sup = shared_supervisor
     before = _worker(_status(sup), "engine:clitest")
     message_id = sup.send("sleep=5 answer=finished-before-restart")
-    wait_for(lambda: [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run")
+    wait_until(lambda: [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run")
 
     result = sup.ctl("restart", "clitest")
     assert result.returncode == 0, result.stderr
@@ -162,7 +163,7 @@ def test_restart_waits_for_runs_in_flight(shared_supervisor: SupervisorProc) -> 
     reply = _final_reply(sup, message_id)
     assert reply is not None and "finished-before-restart" in reply["text"]
 
-    after = wait_for(
+    after = wait_until(
         lambda: (
             (w := _worker(_status(sup), "engine:clitest"))["state"] == "ready"
             and w["pid"] != before["pid"]
@@ -180,18 +181,18 @@ def test_restart_waits_for_runs_in_flight(shared_supervisor: SupervisorProc) -> 
 
 def test_restart_force_cancels_runs_with_terminal_reply(shared_supervisor: SupervisorProc) -> None:
     sup = shared_supervisor
-    wait_for(lambda: _worker(_status(sup), "engine:clitest")["state"] == "ready", 30, "ready")
+    wait_until(lambda: _worker(_status(sup), "engine:clitest")["state"] == "ready", 30, "ready")
     before = _worker(_status(sup), "engine:clitest")
     message_id = sup.send("sleep=60 answer=never")
-    wait_for(lambda: [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run")
+    wait_until(lambda: [r for r in _runs(sup) if r["message_id"] == message_id], 30, "run")
 
     result = sup.ctl("restart", "--force", "engine:clitest")
     assert result.returncode == 0, result.stderr
     assert "cancelled 1 run(s) in flight" in result.stdout
     assert "restarted: engine:clitest" in result.stdout
-    reply = wait_for(lambda: _final_reply(sup, message_id), 30, "the terminal reply")
+    reply = wait_until(lambda: _final_reply(sup, message_id), 30, "the terminal reply")
     assert "cancelled" in reply["text"] and "never" not in reply["text"]
-    wait_for(
+    wait_until(
         lambda: (
             (w := _worker(_status(sup), "engine:clitest"))["state"] == "ready"
             and w["pid"] != before["pid"]
@@ -201,7 +202,7 @@ def test_restart_force_cancels_runs_with_terminal_reply(shared_supervisor: Super
     )
     # The engine still works after the restart.
     again = sup.send("answer=after-force")
-    wait_for(lambda: _final_reply(sup, again), 30, "an answer after the restart")
+    wait_until(lambda: _final_reply(sup, again), 30, "an answer after the restart")
     assert "after-force" in _final_reply(sup, again)["text"]
 
 
@@ -223,7 +224,7 @@ def test_reload_after_editing_config(
     assert result.returncode == 0, result.stderr
     assert "config reloaded" in result.stdout
     assert "restarted (config changed): engine:clitest" in result.stdout
-    wait_for(
+    wait_until(
         lambda: (
             (w := _worker(_status(sup), "engine:clitest"))["pid"] != before["pid"]
             and w["state"] == "ready"
@@ -276,7 +277,7 @@ def test_takopi_cli_starts_the_supervisor(
     sup.start(args=[TAKOPI, "--config", str(sup.config)])
     # Every installed engine gets a worker; the broken test plugin ends up quarantined and
     # says why, the rest keeps working.
-    doc = wait_for(
+    doc = wait_until(
         lambda: (
             (d := _status(sup)) and _worker(d, "engine:clibroken")["state"] == "quarantined" and d
         ),
@@ -293,7 +294,7 @@ def test_takopi_cli_starts_the_supervisor(
     released = sup.ctl("restart", "clibroken")  # a quarantined worker is released
     assert released.returncode == 0, released.stderr
     assert "restarted: engine:clibroken" in released.stdout
-    again = wait_for(
+    again = wait_until(
         lambda: (
             (w := _worker(_status(sup), "engine:clibroken"))["state"] == "quarantined"
             and w["restarts"] > broken_before["restarts"]
@@ -304,7 +305,7 @@ def test_takopi_cli_starts_the_supervisor(
     )
     assert "broken on purpose" in again["last_error"]
     message_id = sup.send("answer=via-takopi")
-    wait_for(lambda: _final_reply(sup, message_id), 30, "answer")
+    wait_until(lambda: _final_reply(sup, message_id), 30, "answer")
 
     second = run_cli([TAKOPI, "--config", str(sup.config)], sup.env, timeout=60)
     assert second.returncode == 1
@@ -334,7 +335,7 @@ def test_watch_config_hot_reloads_without_takopictl(
     before = _worker(_status(sup), "engine:clitest")
 
     sup.config.write_text(config("new", str(sup.dir)))
-    wait_for(
+    wait_until(
         lambda: (
             (w := _worker(_status(sup), "engine:clitest"))["pid"] != before["pid"]
             and w["state"] == "ready"
@@ -344,7 +345,7 @@ def test_watch_config_hot_reloads_without_takopictl(
     )
 
     sup.config.write_text(config("new", str(sup.dir) + "-moved"))
-    wait_for(
+    wait_until(
         lambda: (
             "restart_required" in sup.log.read_text() and "transport:clirec" in sup.log.read_text()
         ),
@@ -353,7 +354,7 @@ def test_watch_config_hot_reloads_without_takopictl(
     )
 
     sup.config.write_text("this is = = not toml\n")
-    wait_for(lambda: "config.reload.rejected" in sup.log.read_text(), 30, "the rejection")
+    wait_until(lambda: "config.reload.rejected" in sup.log.read_text(), 30, "the rejection")
     doc = _status(sup)
     assert doc["supervisor"]["state"] == "running"
     assert _worker(doc, "transport:clirec")["state"] == "ready"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import TAKOPI, SupervisorProc, wait_for
+from tests.cli.conftest import TAKOPI, SupervisorProc
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.process
 
@@ -51,8 +52,8 @@ def test_sd_notify_sequence_via_takopi(
         sup.env = dict(sup.env, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="400000")
         sup.write_config('[plugins]\nenabled = ["takopi-clitest"]\n')
         sup.start(args=[TAKOPI, "--config", str(sup.config)])
-        wait_for(lambda: notify.saw("READY=1"), 60, "READY=1")
-        wait_for(lambda: notify.saw("WATCHDOG=1"), 30, "WATCHDOG=1")
+        wait_until(lambda: notify.saw("READY=1"), 60, "READY=1")
+        wait_until(lambda: notify.saw("WATCHDOG=1"), 30, "WATCHDOG=1")
         assert any(m.startswith("STATUS=") for m in notify.messages)
         ready_at = next(i for i, m in enumerate(notify.messages) if m == "READY=1")
         # READY only once the transport is up: its ready line is already in the outbox.
@@ -61,11 +62,11 @@ def test_sd_notify_sequence_via_takopi(
 
         mark = len(notify.drain())
         assert sup.ctl("reload").returncode == 0
-        wait_for(lambda: notify.saw("RELOADING=1", mark), 30, "RELOADING=1")
+        wait_until(lambda: notify.saw("RELOADING=1", mark), 30, "RELOADING=1")
         after = notify.drain()[mark:]
         assert after.index("RELOADING=1") < len(after) - 1
         assert any(m.startswith("MONOTONIC_USEC=") for m in after)
-        wait_for(lambda: "READY=1" in notify.drain()[mark:], 30, "READY=1 after reload")
+        wait_until(lambda: "READY=1" in notify.drain()[mark:], 30, "READY=1 after reload")
 
         mark = len(notify.drain())
         assert sup.ctl("stop").returncode == 0
@@ -84,7 +85,7 @@ def test_sigterm_answers_every_run(
     sup.start(args=[TAKOPI, "--config", str(sup.config)])
     quick = sup.send("sleep=2 answer=made-it")
     slow = [sup.send("sleep=120 answer=never") for _ in range(2)]
-    wait_for(lambda: len(json.loads(sup.ctl("runs", "--json").stdout)["runs"]) == 3, 60, "3 runs")
+    wait_until(lambda: len(json.loads(sup.ctl("runs", "--json").stdout)["runs"]) == 3, 60, "3 runs")
     sup.proc.send_signal(signal.SIGTERM)
     assert sup.proc.wait(timeout=90) == 0
     lock = sup.config.with_suffix(".lock")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from takopi.presenter import MarkdownPresenter
+from takopi.protocol.delivery import INTERRUPTED_ERROR
 from takopi.runner_bridge import ExecBridgeConfig
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 from takopi.worker import foreign_deliveries
@@ -101,7 +102,7 @@ def test_deliver_through_renders_sends_and_acks() -> None:
     assert "codex resume thread-1" in texts[0]
     assert texts[1].startswith("error") and "engine crashed (signal 9)" in texts[1]
     assert texts[2].startswith("interrupted") and "partial" in texts[2]
-    assert "takopi restarted while this run was in progress" in texts[2]
+    assert INTERRUPTED_ERROR in texts[2]  # the one wording every transport shows
     channel, _, options = transport.sent[0]
     assert channel == "chan-1" and options is not None
     assert options.reply_to == MessageRef("chan-1", "msg-1")

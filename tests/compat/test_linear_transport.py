@@ -33,7 +33,8 @@ import pytest
 from tests.compat.postgres import PostgresCluster
 from tests.fakes.linear_api import FakeLinearApi
 from tests.plugin_envs.conftest import TAKOPI
-from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(300)]
 

@@ -31,7 +31,8 @@ import pytest
 
 from tests.fakes.bot_api import BotApiServer
 from tests.plugin_envs.conftest import TAKOPI, make_fake_pyenv
-from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(300)]
 

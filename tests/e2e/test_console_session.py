@@ -6,9 +6,7 @@ progress and a final answer with a resume line; pasting the resume line continue
 from __future__ import annotations
 
 import json
-import queue
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,56 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.cli.conftest import TAKOPI, TAKOPICTL, make_env
+from tests.cli.conftest import TAKOPICTL, make_env
+from tests.support.console import ConsoleSession
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class ConsoleSession:
-    """A running `takopi --transport console` whose stdout is read line by line."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [TAKOPI, "--transport", "console"],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
-    def read_until(self, needle: str, timeout: float = 60) -> list[str]:
-        """Lines read up to and including the first one containing ``needle``."""
-        deadline = time.monotonic() + timeout
-        seen: list[str] = []
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.lines.append(line)
-            seen.append(line)
-            if needle in line:
-                return seen
-        raise AssertionError(f"{needle!r} not seen; output so far:\n" + "\n".join(self.lines))
 
 
 def ctl_status(env: dict[str, str]) -> dict[str, object]:

@@ -4,30 +4,18 @@ own recent log lines; ``restart`` drains an engine's runs inside the supervisor.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
 from typing import Any
 
 import pytest
 
 from takopi.supervisor.control import request
-from tests.process.conftest import REPO, SupervisorHarness, assert_no_leftovers, wait_until
+from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
 FAST = "[supervisor]\nping_interval = 0.5\nping_timeout = 1.0\nshutdown_grace = 2.0\n"
-
-
-def takopictl(harness: SupervisorHarness, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "takopi.cli.ctl", "--config", str(harness.config_path), *args],
-        env=harness.env(),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_logs_supervisor_serves_its_own_recent_lines(supervisor: SupervisorHarness) -> None:
@@ -44,7 +32,7 @@ def test_logs_supervisor_serves_its_own_recent_lines(supervisor: SupervisorHarne
     assert all("\x1b[" not in line for line in lines)
     assert len(supervisor.control("logs", {"name": "supervisor", "lines": 2})["lines"]) == 2
 
-    result = takopictl(supervisor, "logs", "supervisor", "-n", "1000")
+    result = supervisor.ctl("logs", "supervisor", "-n", "1000")
     assert result.returncode == 0, result.stderr
     assert "supervisor.ready" in result.stdout
     assert "unknown worker" not in result.stderr

@@ -6,12 +6,9 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from tests.process.conftest import (
-    SupervisorHarness,
-    assert_no_leftovers,
-    marked_processes,
-    wait_until,
-)
+from tests.support.processes import marked_processes
+from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.process.conftest import REPO, SupervisorHarness, assert_no_leftovers, wait_until
+from tests.support.supervisor import REPO, SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(900)]
 

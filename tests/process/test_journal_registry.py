@@ -26,7 +26,7 @@ def test_unfinished_run_becomes_interrupted_with_resume_line(tmp_path: Path) -> 
     j2 = Journal(path)
     interrupted = j2.load()
     assert [e.run_id for e in interrupted] == ["r1"]
-    delivery = j2.pending("console")[0].delivery()
+    delivery = j2.pending("console")[0].delivery().to_dict()
     assert delivery["status"] == "interrupted"
     assert delivery["resume_line"] == "`codex resume abc`"
     assert delivery["channel_id"] == 5 and delivery["message_id"] == 9

@@ -15,8 +15,10 @@ import pytest
 
 from takopi.supervisor.arbiter import Arbiter, SupervisorOptions
 from takopi.supervisor.control import ControlServer, request
+from takopi.supervisor.paths import resolve_paths
 from takopi.supervisor.verbs import bind_verbs
-from tests.process.conftest import SupervisorHarness, assert_no_leftovers, wait_until
+from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(90)]
 
@@ -134,29 +136,34 @@ def test_command_worker_executor_survives_handle(supervisor: SupervisorHarness) 
 
 @pytest.mark.anyio
 async def test_handshake_rules(tmp_path: Path) -> None:
-    arbiter = Arbiter(SupervisorOptions())
-    slot = arbiter._new_slot.__func__  # type: ignore[attr-defined]
-    del slot
-    from takopi.supervisor.arbiter import WorkerSlot
-    from takopi.supervisor.policy import WorkerPolicy
-
-    w = WorkerSlot(kind="engine", plugin_id="codex", python=None, policy=WorkerPolicy())
-    w.identity, w.secret = b"engine:codex:1", "s3cret"
-    arbiter.slots[w.name] = w
-    arbiter._pending_identities[w.identity] = w
+    arbiter = Arbiter(SupervisorOptions(config_path=tmp_path / "takopi.toml"))
+    arbiter._assemble(resolve_paths(tmp_path / "takopi.toml", create=False))
+    watcher = arbiter._new_watcher("engine", "codex")
+    inc = watcher._new_incarnation()
+    assert watcher.state.value == "starting"
+    identity, secret = inc.identity, inc.secret
+    handshake = arbiter.handshake
     hello = {"kind": "engine", "id": "codex", "api_version": 1, "secret": "wrong"}
-    assert await arbiter._authenticate(w.identity, hello) == "wrong secret"
-    hello["secret"] = "s3cret"
+    assert await handshake.authenticate(identity, hello) == "wrong secret"
+    hello["secret"] = secret
     hello["id"] = "claude"
-    assert "belongs to engine:codex" in str(await arbiter._authenticate(w.identity, hello))
+    assert "belongs to engine:codex" in str(await handshake.authenticate(identity, hello))
     hello["id"] = "codex"
     hello["api_version"] = 2
-    assert "API version mismatch" in str(await arbiter._authenticate(w.identity, hello))
+    assert "API version mismatch" in str(await handshake.authenticate(identity, hello))
     hello["api_version"] = 1
-    assert await arbiter._authenticate(w.identity, hello) is True
+    assert await handshake.authenticate(b"engine:codex:other", hello) == "unknown identity"
+    assert await handshake.authenticate(identity, hello) is True
     # one-time: the same secret cannot be replayed
-    assert await arbiter._authenticate(w.identity, hello) == "unknown identity"
-    assert "secret" not in w.hello
+    assert await handshake.authenticate(identity, hello) == "unknown identity"
+    assert inc.secret is None
+    assert watcher.hello is not None and watcher.hello.secret is None
+    assert watcher.hello.kind == "engine" and watcher.hello.id == "codex"
+    # an incarnation whose process is gone is refused even before it said HELLO
+    again = watcher._new_incarnation()
+    handshake.forget(again.identity)
+    hello["secret"] = again.secret
+    assert await handshake.authenticate(again.identity, hello) == "unknown identity"
 
 
 @pytest.mark.anyio

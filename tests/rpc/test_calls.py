@@ -12,6 +12,7 @@ import pytest
 from takopi.config import ConfigError
 from takopi.model import ResumeToken
 from takopi.rpc import CallTimeout, PeerGone, ProtocolError, RemoteError
+from takopi.rpc import envelope as env
 
 from .conftest import Pair
 
@@ -29,7 +30,7 @@ async def test_round_trip_both_directions(pair: Pair) -> None:
     assert await pair.worker.call("sum", 1, 2, 3) == 6
     assert pair.sup.info["kind"] == "engine"
     assert "secret" not in pair.sup.info
-    assert pair.worker.info["protocol"] == 1
+    assert pair.worker.info["protocol"] == env.PROTOCOL_VERSION
 
 
 async def test_handler_exception_carries_code_message_traceback(pair: Pair) -> None:

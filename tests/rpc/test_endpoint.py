@@ -104,7 +104,8 @@ async def test_protocol_version_mismatch_refused_by_endpoint(
         )
     # a frame whose envelope version is another one entirely
     future = raw(raw_dealers, pair.address, b"future-worker")
-    future.send(msgpack.packb([2, env.HELLO, {**HELLO, "protocol": 2}]))
+    other = env.PROTOCOL_VERSION + 1
+    future.send(msgpack.packb([other, env.HELLO, {**HELLO, "protocol": other}]))
     answer = await future.recv()
     assert answer is not None and answer[1] == env.REFUSE
     assert "protocol version mismatch" in answer[2]
@@ -143,7 +144,7 @@ async def test_garbage_frames_dropped_and_endpoint_keeps_serving(
     g.send(b"")
     g.send(msgpack.packb({"not": "an envelope"}))
     g.send(b"a", b"b", b"c")  # multipart
-    g.send(msgpack.packb([1, 200, "unknown kind"]))
+    g.send(msgpack.packb([env.PROTOCOL_VERSION, 200, "unknown kind"]))
     # a well-formed request from an identity that never said HELLO: refused
     body = msgpack.packb([[], {}])
     g.send(env.pack(env.REQUEST, 1, None, "steal", body))
@@ -156,17 +157,19 @@ async def test_garbage_frames_dropped_and_endpoint_keeps_serving(
 
 
 async def test_garbage_from_established_peer_is_dropped(pair: Pair) -> None:
-    pair.worker._send_raw(b"\xc1 junk")
-    pair.worker._send_raw(msgpack.packb([1, env.REQUEST, "not-an-int-id", None, 5, 7]))
-    pair.worker._send_raw(msgpack.packb([1, env.RESPONSE]))  # too short
+    pair.worker._link.send_raw(b"\xc1 junk")
+    pair.worker._link.send_raw(
+        msgpack.packb([env.PROTOCOL_VERSION, env.REQUEST, "not-an-int-id", None, 5, 7])
+    )
+    pair.worker._link.send_raw(msgpack.packb([env.PROTOCOL_VERSION, env.RESPONSE]))  # too short
     await still_serving(pair)
 
 
 async def test_bad_request_body_gets_error_reply(pair: Pair) -> None:
     pair.sup.register("echo", lambda x: x)
     fut = asyncio.get_running_loop().create_future()
-    pair.worker._pending[777] = fut
-    pair.worker._send_raw(env.pack(env.REQUEST, 777, None, "echo", b"\xc1garbage"))
+    pair.worker._calls.pending[777] = fut
+    pair.worker._link.send_raw(env.pack(env.REQUEST, 777, None, "echo", b"\xc1garbage"))
     with pytest.raises(Exception) as info:
         await asyncio.wait_for(fut, 5)
     assert getattr(info.value, "code", None) == "bad_request"
@@ -214,7 +217,7 @@ async def test_identity_spoofing_refused(pair: Pair, raw_dealers: list[RawDealer
     assert answer is not None and answer[1] == env.REFUSE
     assert "another identity" in answer[2]
     # 3. a second HELLO on an established connection
-    pair.worker._send_raw(env.pack(env.HELLO, {**HELLO, "id": "other"}))
+    pair.worker._link.send_raw(env.pack(env.HELLO, {**HELLO, "id": "other"}))
     await still_serving(pair)
     assert called == []
     assert pair.endpoint.peer(pair.sup.identity) is pair.sup

@@ -14,6 +14,7 @@ import pytest
 from takopi.model import ResumeToken
 from takopi.rpc import RemoteError, RemoteProxy, mark_by_reference
 from takopi.transport import MessageRef, RenderedMessage
+from tests.support.waiting import wait_until_async
 
 from .conftest import Pair
 
@@ -21,10 +22,13 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 
 async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            gc.collect()
-            await asyncio.sleep(0.01)
+    """Wait until ``predicate`` holds, collecting garbage between polls (proxies die then)."""
+
+    def collected() -> Any:
+        gc.collect()
+        return predicate()
+
+    await wait_until_async(collected, timeout, interval=0.01)
 
 
 @mark_by_reference

@@ -167,7 +167,7 @@ async def test_sequence_gap_is_a_protocol_error(pair: Pair) -> None:
         async with pair.sup.stream("slow") as items:
             async for item in items:
                 assert item == 0
-                sid = next(iter(pair.sup._consumers))
+                sid = next(iter(pair.sup._streams.consumers))
                 body = msgpack.packb([99], use_bin_type=True)
                 pair.sup._receive(env.pack(env.STREAM_ITEMS, sid, 5, body))
     gate.set()
@@ -217,18 +217,18 @@ async def test_stream_consumed_from_foreign_thread_loop(pair: Pair) -> None:
     assert [e.action.id for e in result["events"][1:-1]] == [str(i) for i in range(3000)]
     assert result["still_works"] == "pong"
     await asyncio.sleep(0.05)
-    assert pair.worker._producers == {}  # the early-exited producer is gone
+    assert pair.worker._streams.producers == {}  # the early-exited producer is gone
 
 
 async def test_large_items_are_split_into_frames_under_the_limit(pair: Pair) -> None:
     sizes: list[int] = []
-    original = pair.worker._send_raw
+    original = pair.worker._link.send_raw
 
     def spy(frame: bytes) -> None:
         sizes.append(len(frame))
         original(frame)
 
-    pair.worker._send_raw = spy
+    pair.worker._link.send_raw = spy
     blob = b"x" * (1024 * 1024)
 
     async def blobs() -> AsyncIterator[bytes]:

@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import ExitStack
@@ -265,14 +264,3 @@ def log_capture(monkeypatch: pytest.MonkeyPatch) -> RecordingLogger:
             continue
         monkeypatch.setattr(module, "log", rec)
     return rec
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)

@@ -20,7 +20,8 @@ from takopi.router import AutoRouter, RunnerEntry
 from takopi.runners.codex import build_runner as build_codex
 from takopi.runners.demo import build_runner as build_demo
 from takopi.transport_runtime import TransportRuntime
-from tests.telegram.conftest import CHAT, wait_until
+from tests.support.waiting import wait_until
+from tests.telegram.conftest import CHAT
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,8 @@ import pytest
 
 from takopi.telegram.loop import BACKLOG_NOTICE
 from tests.fakes.bot_api import utf16_len
-from tests.telegram.conftest import CHAT, make_runtime, wait_until
+from tests.support.waiting import wait_until
+from tests.telegram.conftest import CHAT, make_runtime
 
 pytestmark = pytest.mark.timeout(120)
 

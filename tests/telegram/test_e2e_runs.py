@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from takopi.telegram.bridge import CANCEL_CALLBACK_DATA
-from tests.telegram.conftest import CHAT, wait_until
+from tests.support.waiting import wait_until
+from tests.telegram.conftest import CHAT
 
 pytestmark = pytest.mark.timeout(90)
 

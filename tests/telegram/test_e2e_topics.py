@@ -13,7 +13,8 @@ from takopi.config import ConfigError
 from takopi.projects import ProjectConfig, ProjectsConfig
 from takopi.telegram.backend import first_config_error
 from takopi.telegram.topics import TopicScope
-from tests.telegram.conftest import make_runtime, wait_until
+from tests.support.waiting import wait_until
+from tests.telegram.conftest import make_runtime
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,7 +19,8 @@ import pytest
 
 from takopi.supervisor.control import request
 from takopi.supervisor.paths import resolve_paths
-from tests.telegram.conftest import CHAT, wait_until
+from tests.support.waiting import wait_until
+from tests.telegram.conftest import CHAT
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(150)]
 

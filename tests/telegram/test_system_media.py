@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.transcription_server import TranscriptionServer
-from tests.telegram.conftest import CHAT, wait_until
+from tests.support.waiting import wait_until
+from tests.telegram.conftest import CHAT
 from tests.telegram.test_system import System
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(150)]

@@ -33,6 +33,7 @@ from takopi.runner_bridge import (
 )
 from takopi.runners.mock import Emit, Raise, Return, ScriptRunner, Wait
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
+from tests.support.waiting import wait_until_async
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -129,12 +130,6 @@ async def drive(
         clock=frozen_clock,
         **kwargs,
     )
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(10):
-        while not predicate():
-            await anyio.sleep(0.005)
 
 
 # -- the happy path --------------------------------------------------------------------------
@@ -321,7 +316,9 @@ async def test_on_thread_known_running_tasks_and_run_origin() -> None:
     runner = OriginProbe([Wait(gate), Return(answer="ok")], engine="codex", resume_value="s-8")
 
     async def observe() -> None:
-        await wait_until(lambda: bool(running) and next(iter(running.values())).resume is not None)
+        await wait_until_async(
+            lambda: bool(running) and next(iter(running.values())).resume is not None
+        )
         (ref, task) = next(iter(running.items()))
         seen["ref"] = ref
         seen["task"] = task
@@ -446,7 +443,9 @@ async def test_cancel_keeps_resume_line_and_kills_the_engine_process(
     running: RunningTasks = {}
 
     async def cancel_when_started() -> None:
-        await wait_until(lambda: bool(running) and next(iter(running.values())).resume is not None)
+        await wait_until_async(
+            lambda: bool(running) and next(iter(running.values())).resume is not None
+        )
         next(iter(running.values())).cancel_requested.set()
 
     async with anyio.create_task_group() as tg:
@@ -470,7 +469,7 @@ async def test_cancel_before_started_has_no_resume_line() -> None:
     runner = ScriptRunner([Wait(anyio.Event())], engine="codex", emit_started=False)
 
     async def cancel_soon() -> None:
-        await wait_until(lambda: bool(running))
+        await wait_until_async(lambda: bool(running))
         next(iter(running.values())).cancel_requested.set()
 
     async with anyio.create_task_group() as tg:

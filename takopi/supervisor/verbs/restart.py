@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from takopi.supervisor.control import ControlError
+from takopi.supervisor.restart import RestartRefused
 
 
 async def handle(supervisor: Any, args: dict[str, Any]) -> dict[str, Any]:
@@ -15,8 +16,6 @@ async def handle(supervisor: Any, args: dict[str, Any]) -> dict[str, Any]:
     restarted); with ``force`` they are cancelled. Answers
     ``{"restarted": [names], "waited": n, "cancelled": n}``.
     """
-    from takopi.supervisor.arbiter import RestartRefused
-
     names = args.get("names") or []
     if isinstance(names, str):
         names = [names]

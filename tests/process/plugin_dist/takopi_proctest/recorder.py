@@ -184,8 +184,8 @@ class Recorder:
 
     def _deliver(self, runtime: Any, outbox: Outbox) -> None:
         for delivery in runtime.pending_deliveries():
-            outbox.record({"op": "delivery", **delivery})
-            runtime.ack_delivery(delivery["delivery_id"])
+            outbox.record({"op": "delivery", **delivery.to_dict()})
+            runtime.ack_delivery(delivery.delivery_id)
 
     async def _dispatch(
         self,

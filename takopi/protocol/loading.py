@@ -1,0 +1,138 @@
+"""Bring-up messages: the supervisor loads each worker's plugin, then (transports) checks its
+setup and starts it. Every ``load`` answers a ``*Loaded`` message or :class:`LoadFailed`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from takopi.protocol.snapshot import ResumeCodecInfo, RuntimeSnapshot
+
+EngineStatus = Literal["ok", "bad_config", "missing_cli"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailed:
+    """The plugin could not be loaded; the worker exits with ``exit_code`` right after."""
+
+    error: str
+    exit_code: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """supervisor → engine worker ``load``: build the runner from ``[<engine>]``."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    config_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLoaded:
+    """The runner is built. ``status`` other than ``ok`` says why it may not run (``issue``);
+    ``resume`` is its resume regex when it has one."""
+
+    engine: str
+    status: EngineStatus = "ok"
+    issue: str | None = None
+    cli_cmd: str | None = None
+    install_cmd: str | None = None
+    cli_path: str | None = None
+    resume: ResumeCodecInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLoad:
+    """supervisor → transport worker ``load``: import the backend, compute its lock token."""
+
+    transport_config: dict[str, Any] = field(default_factory=dict)
+    config_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLoaded:
+    """The backend is imported; ``lock_token`` is what the supervisor's lockfile holds."""
+
+    lock_token: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDescription:
+    """The default engine as ``check_setup`` needs it (an ``EngineBackend`` is built from it)."""
+
+    id: str
+    cli_cmd: str | None = None
+    install_cmd: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetupCheck:
+    """supervisor → transport worker ``check_setup``."""
+
+    engine: EngineDescription
+    transport_override: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetupProblem:
+    """One issue ``check_setup`` reported (``install …`` titles are warnings only)."""
+
+    title: str
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetupReport:
+    """``check_setup``'s answer."""
+
+    issues: tuple[SetupProblem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStart:
+    """supervisor → transport worker ``start``: run ``build_and_run`` on its own thread."""
+
+    snapshot: RuntimeSnapshot
+    final_notify: bool = True
+    default_engine_override: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStarted:
+    """``start``'s answer; ``error`` when it was already started."""
+
+    started: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandLoad:
+    """supervisor → command worker ``load``: import the command plugin."""
+
+    snapshot: RuntimeSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class CommandLoaded:
+    """The command plugin is imported."""
+
+    description: str = ""
+
+
+__all__ = [
+    "CommandLoad",
+    "CommandLoaded",
+    "EngineDescription",
+    "EngineLoad",
+    "EngineLoaded",
+    "EngineStatus",
+    "LoadFailed",
+    "SetupCheck",
+    "SetupProblem",
+    "SetupReport",
+    "TransportLoad",
+    "TransportLoaded",
+    "TransportStart",
+    "TransportStarted",
+]

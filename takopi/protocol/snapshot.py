@@ -1,0 +1,32 @@
+"""What the supervisor pushes to transport and command workers: engines and plain settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeCodecInfo:
+    """An engine's resume regex, shipped once so that callers can answer resume questions
+    without a round trip. ``local_line``/``local_extract``: the runner uses the default
+    implementations of ``is_resume_line``/``extract_resume``, so the regex alone answers them."""
+
+    pattern: str | None = None
+    flags: int = 0
+    local_line: bool = False
+    local_extract: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSnapshot:
+    """The supervisor's routing view; sent at load/start and as ``runtime.changed``."""
+
+    default_engine: str = ""
+    engine_ids: tuple[str, ...] = ()
+    allowlist: tuple[str, ...] | None = None
+    config_path: str | None = None
+    watch_config: bool = False
+    engines: dict[str, ResumeCodecInfo] = field(default_factory=dict)
+
+
+__all__ = ["ResumeCodecInfo", "RuntimeSnapshot"]

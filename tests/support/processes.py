@@ -1,0 +1,44 @@
+"""Processes a test started, found by a per-test environment marker (workers and agent CLIs
+inherit it), so a test can prove that nothing it started is left behind."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+
+from tests.support.waiting import wait_until
+
+MARK = "TAKOPI_PROCTEST_MARK"
+"""Environment variable carrying the test's marker."""
+
+
+def marked_processes(mark: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose environment carries ``mark``."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid == os.getpid() or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(MARK) == mark:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def assert_gone(mark: str, timeout: float = 5.0) -> None:
+    """Every process carrying ``mark`` is gone (waited for, bounded)."""
+    wait_until(lambda: not marked_processes(mark), timeout, what=f"processes marked {mark}")
+
+
+def kill_marked(mark: str) -> None:
+    """SIGKILL every process carrying ``mark`` (test teardown)."""
+    for proc in marked_processes(mark):
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+__all__ = ["MARK", "assert_gone", "kill_marked", "marked_processes"]
