@@ -15,6 +15,7 @@ makes them U+FFFD as well before rendering.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _XML_UNSAFE_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -26,6 +27,22 @@ def replace_lone_surrogates(text: str) -> str:
     if _SURROGATE_RE.search(text) is None:
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def scrub_surrogates(value: Any) -> Any:
+    """``value`` (JSON-like: dicts, lists, strings, scalars) with lone surrogates replaced in
+    every string, keys included; returns ``value`` itself when there was none."""
+    if isinstance(value, str):
+        return replace_lone_surrogates(value)
+    if isinstance(value, dict):
+        items = [(scrub_surrogates(k), scrub_surrogates(v)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items(), strict=True)):
+            return value
+        return dict(items)
+    if isinstance(value, list):
+        scrubbed = [scrub_surrogates(v) for v in value]
+        return value if all(a is b for a, b in zip(scrubbed, value, strict=True)) else scrubbed
+    return value
 
 
 def replace_control_chars(text: str) -> str:
@@ -40,4 +57,9 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-__all__ = ["replace_control_chars", "replace_lone_surrogates", "utf16_len"]
+__all__ = [
+    "replace_control_chars",
+    "replace_lone_surrogates",
+    "scrub_surrogates",
+    "utf16_len",
+]

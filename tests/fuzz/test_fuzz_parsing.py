@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from takopi.telegram.parsing import FORWARD_FIELDS, UpdateDeduper, parse_update
 from takopi.telegram.types import TelegramCallbackQuery, TelegramIncomingMessage
+from takopi.telegram.unicode import replace_lone_surrogates, scrub_surrogates
 from tests.fuzz.strategies import (
     callback_queries,
     ids,
@@ -69,10 +70,32 @@ def test_parsing_never_raises_and_is_well_formed(update: Any) -> None:
     assert_well_formed(parse_update(update))
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@given(updates())
+def test_parsed_strings_are_valid_unicode(update: Any) -> None:
+    """Lone surrogates never get past parsing (they cannot be sent, written or encoded)."""
+    parsed = parse_update(update)
+    if parsed is not None:
+        fields = [getattr(parsed, name) for name in parsed.__slots__]
+        for text in _strings(fields):
+            text.encode("utf-8")
+
+
 @given(well_formed_updates())
 def test_parsed_fields_agree_with_the_update(update: dict[str, Any]) -> None:
     parsed = parse_update(update)
     assert_well_formed(parsed)
+    # what is compared: the update with lone surrogates made U+FFFD (see the property above)
+    update = scrub_surrogates(update)
     if "message" in update:
         raw = update["message"]
         text = raw.get("text") if isinstance(raw.get("text"), str) else raw.get("caption")
@@ -141,7 +164,8 @@ def test_text_messages_in_topics_are_never_dropped(
     parsed = parse_update({"update_id": update_id, "message": raw})
     assert isinstance(parsed, TelegramIncomingMessage)
     assert parsed.thread_id == thread_id and parsed.is_topic_message
-    assert parsed.reply_to_message_id is None and parsed.text == (text or "hi")
+    assert parsed.reply_to_message_id is None
+    assert parsed.text == replace_lone_surrogates(text or "hi")
 
 
 def _message(update_id: int | None, chat_id: int, message_id: int) -> TelegramIncomingMessage:

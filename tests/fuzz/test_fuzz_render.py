@@ -17,6 +17,7 @@ from takopi.telegram.render import (
     render_markdown,
     split_markdown_body,
 )
+from takopi.telegram.unicode import replace_control_chars, replace_lone_surrogates
 from tests.fuzz.strategies import odd_text, recorded_log
 
 ENTITY_TYPES = {
@@ -198,3 +199,15 @@ def test_split_chunks_keep_the_body(body: str, max_chars: int) -> None:
         assert len(chunk) <= max_chars + 2 * (longest_fence + 1)
         if len(body) > max_chars:
             assert chunk.strip()
+
+
+@given(odd_text(max_size=100))
+def test_text_made_sendable_keeps_its_utf16_length(text: str) -> None:
+    """U+FFFD for each lone surrogate or control character: encodable, same UTF-16 length
+    (entity offsets computed before stay right), and valid text is left alone."""
+    for clean in (replace_lone_surrogates(text), replace_control_chars(text)):
+        assert units(clean) == units(text)
+    sendable = replace_control_chars(replace_lone_surrogates(text))
+    sendable.encode("utf-8")
+    if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        assert replace_lone_surrogates(text) is text

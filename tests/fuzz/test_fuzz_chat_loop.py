@@ -1,0 +1,365 @@
+"""Property-based fuzzing of the real Telegram chat loop (``run_telegram`` against the fake
+Bot API, with the fake ``codex`` CLI on PATH), driven by hypothesis-generated sequences of
+updates: prompts (with directives, replies to random messages, odd unicode), commands with
+random arguments (``/agent /model /reasoning /trigger /ctx /topic /file /new /cancel`` and
+plugin-like ``/words``), malformed updates pushed raw, button presses with random data,
+and messages in chats that are not configured.
+
+Properties, for every generated sequence:
+
+- the loop never dies: a prompt sent after the sequence still gets its answer;
+- every accepted prompt gets exactly one terminal reply (``done``/``error``/``cancelled``);
+- no reply, edit or callback answer shows a traceback or an exception's text, and no
+  update or background task
+  fails with an exception (the loop's ``update.failed``/``telegram.task_failed`` logs);
+- nothing is sent to chats that are not accepted.
+
+One fake server and one running loop serve the whole module; between examples the chat's
+state files are removed so every sequence starts from the same settings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+import pkgutil
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import takopi.telegram
+import takopi.utils.json_state
+from takopi.projects import ProjectConfig, ProjectsConfig
+from tests.fakes.bot_api import BotApiServer, FakeMessage
+from tests.fuzz.conftest import scaled
+from tests.fuzz.strategies import odd_text, updates
+from tests.telegram.conftest import HERE as TELEGRAM_TESTS
+from tests.telegram.conftest import Harness, RecordingLogger, make_runtime
+
+pytestmark = pytest.mark.timeout(600)
+
+CHAT = 1001  # the configured private chat (user 1001)
+GROUP = -3003  # a group nobody configured
+STRANGER = 777  # a private chat nobody configured
+BOT = "takopi_test_bot"
+TERMINAL = ("done", "error", "cancelled")
+# what only an exception's own text carries: never meant for a user
+INTERNALS = ("Traceback", "codec can't", "surrogates not allowed", "object has no attribute")
+FAILURE_EVENTS = {"update.failed", "telegram.task_failed", "telegram.prompt.failed"}
+ANSWER_TIMEOUT_S = float(os.environ.get("FUZZ_ANSWER_TIMEOUT", 45))
+_serial = itertools.count(1)
+
+
+@dataclass
+class LoopEnv:
+    server: BotApiServer
+    harness: Harness
+    state_dir: Path
+    log: RecordingLogger
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopEnv]:
+    tmp = tmp_path_factory.mktemp("chat-loop")
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    codex_state = tmp / "codex-state"
+    codex_state.mkdir()
+    script = bin_dir / "codex"
+    script.write_text(f"#!{sys.executable}\n" + (TELEGRAM_TESTS / "fake_codex.py").read_text())
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    project = tmp / "api"
+    project.mkdir()
+    (project / "README.md").write_text("hello\n")
+    server = BotApiServer(max_poll_timeout=0.5)
+    server.start()
+    for chat in (CHAT, GROUP, STRANGER):
+        server.add_chat(chat)
+    log = RecordingLogger()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        mp.setenv("FAKE_CODEX_DIR", str(codex_state))
+        for info in pkgutil.iter_modules(takopi.telegram.__path__):
+            module = importlib.import_module(f"takopi.telegram.{info.name}")
+            if hasattr(module, "log"):
+                mp.setattr(module, "log", log)
+        mp.setattr(takopi.utils.json_state, "log", log)
+        runtime = make_runtime(
+            tmp / "takopi.toml",
+            ProjectsConfig(projects={"api": ProjectConfig(alias="api", path=project)}),
+        )
+        harness = Harness(
+            server,
+            tmp,
+            runtime=runtime,
+            session_mode="chat",
+            files={"enabled": True},
+            media_group_debounce_s=0.2,
+        )
+        harness.start()
+        try:
+            yield LoopEnv(server=server, harness=harness, state_dir=tmp, log=log)
+        finally:
+            harness.stop()
+            server.stop()
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Prompt:
+    """An accepted prompt (mentions the bot, so ``/trigger mentions`` lets it through)."""
+
+    directive: str
+    text: str
+    reply: int | None
+
+
+@dataclass
+class Command:
+    name: str
+    args: str
+    reply: int | None
+
+
+@dataclass
+class Raw:
+    """An update pushed as is; ``in_chat`` moves it into the configured chat."""
+
+    update: Any
+    in_chat: bool
+
+
+@dataclass
+class Button:
+    data: str
+    target: int
+
+
+@dataclass
+class Elsewhere:
+    """A message in a chat that is not accepted."""
+
+    chat: int
+    text: str
+    user: int | None
+
+
+# reply targets: an index into the chat's latest messages (resolved when sent), or an id
+# that may not exist at all
+replies = st.one_of(st.none(), st.integers(-8, -1), st.integers(1, 10**6))
+_args_words = st.sampled_from(
+    [
+        "",
+        "set",
+        "clear",
+        "set codex",
+        "set claude",
+        "set o3",
+        "set high",
+        "set xhigh",
+        "set mentions",
+        "set all",
+        "set api",
+        "set api @feat",
+        "set nope",
+        "get README.md",
+        "get .",
+        "get ../etc/passwd",
+        "put x.txt",
+        "codex",
+        "codex o3",
+        '"unbalanced',
+        "api @b",
+    ]
+)
+commands = st.builds(
+    Command,
+    name=st.sampled_from(
+        [
+            "agent",
+            "model",
+            "reasoning",
+            "trigger",
+            "ctx",
+            "topic",
+            "file",
+            "new",
+            "cancel",
+            "codex",
+            "api",
+            "help",
+            "status",
+            "x" * 40,
+            "Agent@" + BOT,
+            "model@other_bot",
+        ]
+    ),
+    args=st.one_of(_args_words, odd_text(max_size=20)),
+    reply=replies,
+)
+prompts = st.builds(
+    Prompt,
+    directive=st.sampled_from(["", "/codex ", "/api ", "@feat ", "/codex /codex ", "/api @x "]),
+    text=odd_text(max_size=30),
+    reply=replies,
+)
+
+
+def _raw(update: Any, in_chat: bool) -> Raw:
+    return Raw(update=update, in_chat=in_chat)
+
+
+raws = st.builds(_raw, updates(), st.booleans())
+buttons = st.builds(
+    Button,
+    data=st.one_of(st.just("takopi:cancel"), odd_text(max_size=20)),
+    target=st.integers(-8, 10**6),
+)
+elsewhere = st.builds(
+    Elsewhere,
+    chat=st.sampled_from([GROUP, STRANGER]),
+    text=st.one_of(st.just("/agent set codex"), st.just("hello"), odd_text(max_size=20)),
+    user=st.one_of(st.none(), st.just(CHAT)),
+)
+actions = st.lists(st.one_of(prompts, commands, raws, buttons, elsewhere), min_size=1, max_size=6)
+
+
+# -- driving the loop ------------------------------------------------------------------------
+
+
+def _target(env: LoopEnv, reply: int | None) -> int | None:
+    if reply is None or reply > 0:
+        return reply
+    recent = env.server.messages(CHAT)[reply:]
+    return recent[0].message_id if recent else None
+
+
+def _guard(text: str, directive: str = "") -> str:
+    """A prompt that mentions the bot and never starts with the fake codex's keywords
+    (``wait``/``sleep``/``fail``)."""
+    return f"@{BOT} {directive}q{next(_serial)} {text}"
+
+
+def _into_chat(update: Any) -> Any:
+    """Point a pushed message at the configured chat and user, with guarded text."""
+    if not isinstance(update, dict):
+        return update
+    for key in ("message", "callback_query"):
+        body = update.get(key)
+        if key == "callback_query" and isinstance(body, dict):
+            body = body.get("message")
+        if not isinstance(body, dict):
+            continue
+        if isinstance(body.get("chat"), dict):
+            body["chat"] = {**body["chat"], "id": CHAT, "type": "private"}
+        if isinstance(body.get("from"), dict):
+            body["from"] = {**body["from"], "id": CHAT, "is_bot": False}
+        for field in ("text", "caption"):
+            if isinstance(body.get(field), str):
+                body[field] = _guard(body[field])
+    return update
+
+
+def _perform(env: LoopEnv, action: Any) -> int | None:
+    """Do ``action``; returns the message id of an accepted prompt."""
+    server = env.server
+    if isinstance(action, Prompt):
+        msg = server.send_user_message(
+            CHAT, _guard(action.text, action.directive), reply_to=_target(env, action.reply)
+        )
+        return int(msg["message_id"])
+    if isinstance(action, Command):
+        server.send_user_message(
+            CHAT, f"/{action.name} {action.args}", reply_to=_target(env, action.reply)
+        )
+    elif isinstance(action, Raw):
+        update = _into_chat(action.update) if action.in_chat else action.update
+        update = dict(update) if isinstance(update, dict) else {"junk": update}
+        update_id = update.get("update_id")
+        if isinstance(update_id, int) and not isinstance(update_id, bool) and update_id >= 0:
+            # Telegram's ids only grow: an id beyond the server's next one would move the
+            # poll offset past every later update (the fake server drops them, as Telegram
+            # would); the server numbers it instead. Negative and non-integer ids stay.
+            del update["update_id"]
+        server.push_update(update)
+    elif isinstance(action, Button):
+        target = _target(env, action.target) or action.target
+        server.press_button(CHAT, target, action.data)
+    elif isinstance(action, Elsewhere):
+        server.send_user_message(action.chat, action.text, user_id=action.user)
+    return None
+
+
+def _terminal_replies(env: LoopEnv, message_id: int) -> list[FakeMessage]:
+    return [
+        m
+        for m in env.server.bot_messages(CHAT)
+        if m.reply_to_message_id == message_id and m.text.startswith(TERMINAL)
+    ]
+
+
+def _reset(env: LoopEnv) -> None:
+    """Every sequence starts from the default settings and no stored sessions."""
+    for path in env.state_dir.glob("telegram_*_state.json*"):
+        path.unlink(missing_ok=True)
+
+
+# one running loop (a module fixture) serves every example: starting one costs seconds
+@settings(max_examples=scaled(0.25))
+@given(sequence=actions)
+# found by this test: a lone surrogate in a prompt made the run fail with
+# "error · codex ... 'utf-8' codec can't encode character '\ud800' ..."
+@example(sequence=[Prompt(directive="", text="a\ud800b", reply=None)])
+def test_chat_loop_survives_any_update_sequence(env: LoopEnv, sequence: list[Any]) -> None:
+    server = env.server
+    _reset(env)
+    first_log = len(env.log.records)
+    first_call = len(server.requests)
+    first_answer = len(server.callback_answers)
+    if os.environ.get("FUZZ_DEBUG"):
+        with open(os.environ["FUZZ_DEBUG"], "a") as f:
+            f.write(f"{time.time():.1f} {sequence!r}\n")
+    accepted = [mid for action in sequence if (mid := _perform(env, action)) is not None]
+    final = server.send_user_message(CHAT, _guard("are you there?"))
+    accepted.append(int(final["message_id"]))
+    # the loop is alive and answers the last prompt ...
+    server.wait_for(lambda: _terminal_replies(env, accepted[-1]), timeout=ANSWER_TIMEOUT_S)
+    # ... and every accepted prompt gets exactly one terminal reply
+    for message_id in accepted:
+        server.wait_for(lambda mid=message_id: _terminal_replies(env, mid), timeout=30)
+    time.sleep(0.3)  # a duplicate would come right after
+    for message_id in accepted:
+        replies = _terminal_replies(env, message_id)
+        assert len(replies) == 1, [r.text for r in replies]
+    # no traceback reaches a user, no update or task failed
+    with server._cond:
+        calls = server.requests[first_call:]
+        answers = server.callback_answers[first_answer:]
+    shown = [str(params.get(k) or "") for _m, params in calls for k in ("text", "caption")]
+    shown += [str(answer.get("text") or "") for answer in answers]
+    for text in shown:
+        assert not any(marker in text for marker in INTERNALS), text
+    failures = [
+        (level, event, fields)
+        for level, event, fields in env.log.records[first_log:]
+        if level == "exception" or event in FAILURE_EVENTS
+    ]
+    assert not failures, failures
+    # nothing is sent to chats that are not accepted
+    sent_to = {
+        str(params.get("chat_id"))
+        for method, params in calls
+        if method.startswith(("send", "edit", "delete", "forward", "copy", "pin"))
+    }
+    assert sent_to <= {str(CHAT)}, sent_to
