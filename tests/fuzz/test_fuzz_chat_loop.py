@@ -12,7 +12,8 @@ Properties, for every generated sequence:
 - no reply, edit or callback answer shows a traceback or an exception's text, and no
   update or background task
   fails with an exception (the loop's ``update.failed``/``telegram.task_failed`` logs);
-- nothing is sent to chats that are not accepted.
+- nothing is sent to chats that are not accepted;
+- uploads never land outside the project directory.
 
 One fake server and one running loop serve the whole module; between examples the chat's
 state files are removed so every sequence starts from the same settings.
@@ -144,6 +145,16 @@ class Raw:
 class Button:
     data: str
     target: int
+
+
+@dataclass
+class Media:
+    """A document, photo, voice note or album (two documents) posted in the chat."""
+
+    kind: str
+    caption: str | None
+    file_name: str | None
+    size: int | None
 
 
 @dataclass
@@ -296,6 +307,27 @@ def _perform(env: LoopEnv, action: Any) -> int | None:
     elif isinstance(action, Button):
         target = _target(env, action.target) or action.target
         server.press_button(CHAT, target, action.data)
+    elif isinstance(action, Media):
+        caption = _guard(action.caption) if action.caption is not None else None
+        if action.caption is not None and action.caption.startswith("/"):
+            caption = action.caption  # a command caption, as typed
+        content = b"fuzz " * 8
+        if action.kind == "photo":
+            server.send_user_photo(CHAT, content, caption=caption)
+        elif action.kind == "voice":
+            server.send_user_voice(CHAT, content, caption=caption, size=action.size)
+        else:
+            group = f"album{next(_serial)}" if action.kind == "album" else None
+            for i in range(2 if group else 1):
+                server.send_user_document(
+                    CHAT,
+                    content,
+                    file_name=action.file_name,
+                    caption=caption if i == 0 else None,
+                    media_group_id=group,
+                    kind="video" if action.kind == "video" else "document",
+                    size=action.size,
+                )
     elif isinstance(action, Elsewhere):
         server.send_user_message(action.chat, action.text, user_id=action.user)
     return None
@@ -363,3 +395,11 @@ def test_chat_loop_survives_any_update_sequence(env: LoopEnv, sequence: list[Any
         if method.startswith(("send", "edit", "delete", "forward", "copy", "pin"))
     }
     assert sent_to <= {str(CHAT)}, sent_to
+    # uploads land inside the project, never next to it
+    expected = {"bin", "codex-state", "api", "takopi.toml"}
+    strays = [
+        p.name
+        for p in env.state_dir.iterdir()
+        if p.name not in expected and not p.name.startswith("telegram_")
+    ]
+    assert not strays, strays
