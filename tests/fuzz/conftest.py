@@ -14,11 +14,23 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", max_examples=60, deadline=None, print_blob=True)
 settings.register_profile("deep", max_examples=2000, deadline=None, print_blob=True)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The deep profile runs ~30x the examples: give its tests an hour each, not the
+    suite's two minutes (the CI profile keeps the usual bounds)."""
+    if PROFILE != "deep":
+        return
+    for item in items:
+        if "tests/fuzz/" in item.nodeid and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(3600))
 
 
 def scaled(fraction: float, *, minimum: int = 5) -> int:

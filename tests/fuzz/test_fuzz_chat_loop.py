@@ -26,6 +26,7 @@ import itertools
 import os
 import pkgutil
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -46,13 +47,18 @@ from tests.fuzz.strategies import odd_text, updates
 from tests.telegram.conftest import HERE as TELEGRAM_TESTS
 from tests.telegram.conftest import Harness, RecordingLogger, make_runtime
 
-pytestmark = pytest.mark.timeout(600)
+LOOP_EXAMPLES = scaled(0.25)
+# about a second per example and environment, plus start-up: bounded, and scaled with the
+# profile (the deep one runs 500 examples per environment)
+pytestmark = pytest.mark.timeout(60 + 6 * LOOP_EXAMPLES)
 
 CHAT = 1001  # the configured private chat (user 1001)
+FORUM = -100777  # the configured forum (topics enabled), where ADMIN writes
+ADMIN = 501
 GROUP = -3003  # a group nobody configured
 STRANGER = 777  # a private chat nobody configured
 BOT = "takopi_test_bot"
-TERMINAL = ("done", "error", "cancelled")
+TERMINAL = ("done", "error", "cancelled", "this topic isn't bound to a project yet")
 # what only an exception's own text carries: never meant for a user
 INTERNALS = ("Traceback", "codec can't", "surrogates not allowed", "object has no attribute")
 FAILURE_EVENTS = {"update.failed", "telegram.task_failed", "telegram.prompt.failed"}
@@ -66,10 +72,26 @@ class LoopEnv:
     harness: Harness
     state_dir: Path
     log: RecordingLogger
+    chat: int
+    user: int
+    forum: bool
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopEnv]:
+def _git_project(path: Path) -> None:
+    """A git repository with one commit, so ``@branch`` makes real worktrees."""
+    path.mkdir()
+    (path / "README.md").write_text("hello\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "init"]):
+        subprocess.run([*git, *args], cwd=path, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module", params=["private", "forum"])
+def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LoopEnv]:
+    """The loop serving a private chat, or a forum with topics enabled (``scope = "main"``)."""
+    forum = request.param == "forum"
     tmp = tmp_path_factory.mktemp("chat-loop")
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
@@ -79,12 +101,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopEnv]:
     script.write_text(f"#!{sys.executable}\n" + (TELEGRAM_TESTS / "fake_codex.py").read_text())
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     project = tmp / "api"
-    project.mkdir()
-    (project / "README.md").write_text("hello\n")
+    _git_project(project)
     server = BotApiServer(max_poll_timeout=0.5)
     server.start()
     for chat in (CHAT, GROUP, STRANGER):
         server.add_chat(chat)
+    server.add_chat(FORUM, is_forum=True)
+    server.set_member(FORUM, server.bot_id, "administrator", can_manage_topics=True)
+    server.set_member(FORUM, ADMIN, "administrator")
+    chat, user = (FORUM, ADMIN) if forum else (CHAT, CHAT)
     log = RecordingLogger()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -105,10 +130,20 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopEnv]:
             session_mode="chat",
             files={"enabled": True},
             media_group_debounce_s=0.2,
+            chat_id=chat,
+            **({"topics": {"enabled": True, "scope": "main"}} if forum else {}),
         )
         harness.start()
         try:
-            yield LoopEnv(server=server, harness=harness, state_dir=tmp, log=log)
+            yield LoopEnv(
+                server=server,
+                harness=harness,
+                state_dir=tmp,
+                log=log,
+                chat=chat,
+                user=user,
+                forum=forum,
+            )
         finally:
             harness.stop()
             server.stop()
@@ -124,6 +159,7 @@ class Prompt:
     directive: str
     text: str
     reply: int | None
+    thread: int | None = None
 
 
 @dataclass
@@ -131,6 +167,7 @@ class Command:
     name: str
     args: str
     reply: int | None
+    thread: int | None = None
 
 
 @dataclass
@@ -155,6 +192,7 @@ class Media:
     caption: str | None
     file_name: str | None
     size: int | None
+    thread: int | None = None
 
 
 @dataclass
@@ -169,6 +207,9 @@ class Elsewhere:
 # reply targets: an index into the chat's latest messages (resolved when sent), or an id
 # that may not exist at all
 replies = st.one_of(st.none(), st.integers(-8, -1), st.integers(1, 10**6))
+# forum topics (the fake server opens a topic for any thread id it sees); ignored in the
+# private chat
+threads = st.one_of(st.none(), st.integers(1, 4), st.integers(1, 10**6))
 _args_words = st.sampled_from(
     [
         "",
@@ -218,12 +259,14 @@ commands = st.builds(
     ),
     args=st.one_of(_args_words, odd_text(max_size=20)),
     reply=replies,
+    thread=threads,
 )
 prompts = st.builds(
     Prompt,
     directive=st.sampled_from(["", "/codex ", "/api ", "@feat ", "/codex /codex ", "/api @x "]),
     text=odd_text(max_size=30),
     reply=replies,
+    thread=threads,
 )
 
 
@@ -243,7 +286,27 @@ elsewhere = st.builds(
     text=st.one_of(st.just("/agent set codex"), st.just("hello"), odd_text(max_size=20)),
     user=st.one_of(st.none(), st.just(CHAT)),
 )
-actions = st.lists(st.one_of(prompts, commands, raws, buttons, elsewhere), min_size=1, max_size=6)
+media = st.builds(
+    Media,
+    kind=st.sampled_from(["document", "photo", "voice", "album", "video"]),
+    caption=st.one_of(
+        st.none(),
+        st.sampled_from(["/file put", "/file put sub/", "/file put ../up.txt", "/api", "/file"]),
+        odd_text(max_size=20),
+    ),
+    file_name=st.one_of(
+        st.none(),
+        st.sampled_from(
+            ["f.txt", "../escape.txt", "a/b/c.txt", ".env", "x" * 300 + ".txt", "ü ñ.md", ""]
+        ),
+        odd_text(max_size=12),
+    ),
+    size=st.one_of(st.none(), st.just(30 * 1024 * 1024)),
+    thread=threads,
+)
+actions = st.lists(
+    st.one_of(prompts, commands, raws, buttons, elsewhere, media), min_size=1, max_size=6
+)
 
 
 # -- driving the loop ------------------------------------------------------------------------
@@ -252,8 +315,12 @@ actions = st.lists(st.one_of(prompts, commands, raws, buttons, elsewhere), min_s
 def _target(env: LoopEnv, reply: int | None) -> int | None:
     if reply is None or reply > 0:
         return reply
-    recent = env.server.messages(CHAT)[reply:]
+    recent = env.server.messages(env.chat)[reply:]
     return recent[0].message_id if recent else None
+
+
+def _thread(env: LoopEnv, thread: int | None) -> int | None:
+    return thread if env.forum else None
 
 
 def _guard(text: str, directive: str = "") -> str:
@@ -262,7 +329,7 @@ def _guard(text: str, directive: str = "") -> str:
     return f"@{BOT} {directive}q{next(_serial)} {text}"
 
 
-def _into_chat(update: Any) -> Any:
+def _into_chat(env: LoopEnv, update: Any) -> Any:
     """Point a pushed message at the configured chat and user, with guarded text."""
     if not isinstance(update, dict):
         return update
@@ -273,9 +340,10 @@ def _into_chat(update: Any) -> Any:
         if not isinstance(body, dict):
             continue
         if isinstance(body.get("chat"), dict):
-            body["chat"] = {**body["chat"], "id": CHAT, "type": "private"}
+            kind = "supergroup" if env.forum else "private"
+            body["chat"] = {**body["chat"], "id": env.chat, "type": kind, "is_forum": env.forum}
         if isinstance(body.get("from"), dict):
-            body["from"] = {**body["from"], "id": CHAT, "is_bot": False}
+            body["from"] = {**body["from"], "id": env.user, "is_bot": False}
         for field in ("text", "caption"):
             if isinstance(body.get(field), str):
                 body[field] = _guard(body[field])
@@ -287,15 +355,23 @@ def _perform(env: LoopEnv, action: Any) -> int | None:
     server = env.server
     if isinstance(action, Prompt):
         msg = server.send_user_message(
-            CHAT, _guard(action.text, action.directive), reply_to=_target(env, action.reply)
+            env.chat,
+            _guard(action.text, action.directive),
+            user_id=env.user,
+            reply_to=_target(env, action.reply),
+            thread_id=_thread(env, action.thread),
         )
         return int(msg["message_id"])
     if isinstance(action, Command):
         server.send_user_message(
-            CHAT, f"/{action.name} {action.args}", reply_to=_target(env, action.reply)
+            env.chat,
+            f"/{action.name} {action.args}",
+            user_id=env.user,
+            reply_to=_target(env, action.reply),
+            thread_id=_thread(env, action.thread),
         )
     elif isinstance(action, Raw):
-        update = _into_chat(action.update) if action.in_chat else action.update
+        update = _into_chat(env, action.update) if action.in_chat else action.update
         update = dict(update) if isinstance(update, dict) else {"junk": update}
         update_id = update.get("update_id")
         if isinstance(update_id, int) and not isinstance(update_id, bool) and update_id >= 0:
@@ -306,27 +382,29 @@ def _perform(env: LoopEnv, action: Any) -> int | None:
         server.push_update(update)
     elif isinstance(action, Button):
         target = _target(env, action.target) or action.target
-        server.press_button(CHAT, target, action.data)
+        server.press_button(env.chat, target, action.data, user_id=env.user)
     elif isinstance(action, Media):
         caption = _guard(action.caption) if action.caption is not None else None
         if action.caption is not None and action.caption.startswith("/"):
             caption = action.caption  # a command caption, as typed
         content = b"fuzz " * 8
+        where: dict[str, Any] = {"user_id": env.user, "thread_id": _thread(env, action.thread)}
         if action.kind == "photo":
-            server.send_user_photo(CHAT, content, caption=caption)
+            server.send_user_photo(env.chat, content, caption=caption, **where)
         elif action.kind == "voice":
-            server.send_user_voice(CHAT, content, caption=caption, size=action.size)
+            server.send_user_voice(env.chat, content, caption=caption, size=action.size, **where)
         else:
             group = f"album{next(_serial)}" if action.kind == "album" else None
             for i in range(2 if group else 1):
                 server.send_user_document(
-                    CHAT,
+                    env.chat,
                     content,
                     file_name=action.file_name,
                     caption=caption if i == 0 else None,
                     media_group_id=group,
                     kind="video" if action.kind == "video" else "document",
                     size=action.size,
+                    **where,
                 )
     elif isinstance(action, Elsewhere):
         server.send_user_message(action.chat, action.text, user_id=action.user)
@@ -336,7 +414,7 @@ def _perform(env: LoopEnv, action: Any) -> int | None:
 def _terminal_replies(env: LoopEnv, message_id: int) -> list[FakeMessage]:
     return [
         m
-        for m in env.server.bot_messages(CHAT)
+        for m in env.server.bot_messages(env.chat)
         if m.reply_to_message_id == message_id and m.text.startswith(TERMINAL)
     ]
 
@@ -348,7 +426,7 @@ def _reset(env: LoopEnv) -> None:
 
 
 # one running loop (a module fixture) serves every example: starting one costs seconds
-@settings(max_examples=scaled(0.25))
+@settings(max_examples=LOOP_EXAMPLES)
 @given(sequence=actions)
 # found by this test: a lone surrogate in a prompt made the run fail with
 # "error · codex ... 'utf-8' codec can't encode character '\ud800' ..."
@@ -363,7 +441,7 @@ def test_chat_loop_survives_any_update_sequence(env: LoopEnv, sequence: list[Any
         with open(os.environ["FUZZ_DEBUG"], "a") as f:
             f.write(f"{time.time():.1f} {sequence!r}\n")
     accepted = [mid for action in sequence if (mid := _perform(env, action)) is not None]
-    final = server.send_user_message(CHAT, _guard("are you there?"))
+    final = server.send_user_message(env.chat, _guard("are you there?"), user_id=env.user)
     accepted.append(int(final["message_id"]))
     # the loop is alive and answers the last prompt ...
     server.wait_for(lambda: _terminal_replies(env, accepted[-1]), timeout=ANSWER_TIMEOUT_S)
@@ -394,7 +472,7 @@ def test_chat_loop_survives_any_update_sequence(env: LoopEnv, sequence: list[Any
         for method, params in calls
         if method.startswith(("send", "edit", "delete", "forward", "copy", "pin"))
     }
-    assert sent_to <= {str(CHAT)}, sent_to
+    assert sent_to <= {str(env.chat)}, sent_to
     # uploads land inside the project, never next to it
     expected = {"bin", "codex-state", "api", "takopi.toml"}
     strays = [

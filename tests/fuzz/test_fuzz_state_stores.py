@@ -237,3 +237,27 @@ def test_topic_store_survives_any_file(raw: bytes) -> None:
             assert await fresh.get_override("5:3", "claude", "reasoning") == "high"
 
         _run(path, raw, body)
+
+
+def test_a_failed_save_loses_nothing(tmp_path: Path) -> None:
+    """A write that fails (here ``<file>.tmp`` cannot be created, as on a full disk) is
+    logged; the change stays in memory and the next save writes everything."""
+    path = tmp_path / chat_prefs.STATE_FILENAME
+    blocker = path.with_name(path.name + ".tmp")
+
+    async def body() -> None:
+        store = ChatPrefsStore(path)
+        await store.set(1, "default_engine", "codex")
+        blocker.mkdir()  # open(<file>.tmp, "wb") now fails
+        await store.set(2, "trigger_mode", "mentions")
+        assert json.loads(path.read_text())["chats"].keys() == {"1"}
+        assert await store.get(2, "trigger_mode") == "mentions"
+        blocker.rmdir()
+        await store.set(3, "context_project", "api")
+        saved = json.loads(path.read_text())["chats"]
+        assert saved.keys() == {"1", "2", "3"}
+
+    with _Logs() as recorders:
+        anyio.run(body, backend="asyncio")
+    events = [event for r in recorders for _level, event, _fields in r.records]
+    assert "telegram.chat_prefs.save_failed" in events
