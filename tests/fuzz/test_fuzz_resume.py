@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from takopi.model import ResumeToken
 from takopi.runners.claude import build_runner as build_claude
 from takopi.runners.codex import build_runner as build_codex
+from takopi.runners.demo import build_runner as build_demo
 from takopi.runners.opencode import build_runner as build_opencode
 from takopi.runners.pi import build_runner as build_pi
 from takopi.telegram.render import render_markdown
@@ -26,6 +27,7 @@ RUNNERS: dict[str, Any] = {
     "claude": build_claude({}, CONFIG),
     "opencode": build_opencode({}, CONFIG),
     "pi": build_pi({}, CONFIG),
+    "demo": build_demo({}, CONFIG),
 }
 
 # one whitespace- and backtick-free token (what the regexes of codex and claude accept;
@@ -38,6 +40,7 @@ _word = st.text(
 TOKENS = {
     "codex": st.one_of(st.uuids().map(str), _word),
     "claude": st.one_of(st.uuids().map(str), _word),
+    "demo": st.one_of(st.uuids().map(str), _word),
     "opencode": st.from_regex(r"ses_[A-Za-z0-9]{1,30}", fullmatch=True),
     # pi's token is a session file path: spaces and quotes included, no line break
     "pi": st.one_of(
