@@ -47,9 +47,9 @@ from tests.fuzz.strategies import odd_text, updates
 from tests.telegram.conftest import HERE as TELEGRAM_TESTS
 from tests.telegram.conftest import Harness, RecordingLogger, make_runtime
 
-LOOP_EXAMPLES = scaled(0.25)
+LOOP_EXAMPLES = scaled(0.5)
 # about a second per example and environment, plus start-up: bounded, and scaled with the
-# profile (the deep one runs 500 examples per environment)
+# profile (the deep one runs 1000 examples per environment)
 pytestmark = pytest.mark.timeout(60 + 6 * LOOP_EXAMPLES)
 
 CHAT = 1001  # the configured private chat (user 1001)
