@@ -17,6 +17,10 @@ Properties, for every generated sequence:
 
 One fake server and one running loop serve the whole module; between examples the chat's
 state files are removed so every sequence starts from the same settings.
+
+When the loop gets wedged, every later example fails and shrinking ends on an innocent one:
+``FUZZ_DEBUG=<file>`` appends each sequence to ``<file>`` with a timestamp (the culprit is the
+one before the first gap), and ``FUZZ_ANSWER_TIMEOUT`` shortens the wait for the last answer.
 """
 
 from __future__ import annotations
