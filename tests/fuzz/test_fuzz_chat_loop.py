@@ -2,7 +2,8 @@
 Bot API, with the fake ``codex`` CLI on PATH), driven by hypothesis-generated sequences of
 updates: prompts (with directives, replies to random messages, odd unicode), commands with
 random arguments (``/agent /model /reasoning /trigger /ctx /topic /file /new /cancel`` and
-plugin-like ``/words``), malformed updates pushed raw, button presses with random data,
+plugin-like ``/words``), malformed updates pushed raw, re-deliveries of a prompt under a new
+update id, media (documents, photos, voice notes, albums), button presses with random data,
 and messages in chats that are not configured.
 
 Properties, for every generated sequence:
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ class LoopEnv:
     chat: int
     user: int
     forum: bool
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    """Raw messages of this example's prompts (for :class:`Redeliver`)."""
 
 
 def _git_project(path: Path) -> None:
@@ -200,6 +203,14 @@ class Media:
 
 
 @dataclass
+class Redeliver:
+    """Telegram delivers one of this example's prompts again, under a new update id: it
+    must not run twice."""
+
+    index: int
+
+
+@dataclass
 class Elsewhere:
     """A message in a chat that is not accepted."""
 
@@ -309,7 +320,11 @@ media = st.builds(
     thread=threads,
 )
 actions = st.lists(
-    st.one_of(prompts, commands, raws, buttons, elsewhere, media), min_size=1, max_size=6
+    st.one_of(
+        prompts, commands, raws, buttons, elsewhere, media, st.builds(Redeliver, st.integers(0, 5))
+    ),
+    min_size=1,
+    max_size=6,
 )
 
 
@@ -348,9 +363,9 @@ def _into_chat(env: LoopEnv, update: Any) -> Any:
             body["chat"] = {**body["chat"], "id": env.chat, "type": kind, "is_forum": env.forum}
         if isinstance(body.get("from"), dict):
             body["from"] = {**body["from"], "id": env.user, "is_bot": False}
-        for field in ("text", "caption"):
-            if isinstance(body.get(field), str):
-                body[field] = _guard(body[field])
+        for name in ("text", "caption"):
+            if isinstance(body.get(name), str):
+                body[name] = _guard(body[name])
     return update
 
 
@@ -365,6 +380,7 @@ def _perform(env: LoopEnv, action: Any) -> int | None:
             reply_to=_target(env, action.reply),
             thread_id=_thread(env, action.thread),
         )
+        env.sent.append(msg)
         return int(msg["message_id"])
     if isinstance(action, Command):
         server.send_user_message(
@@ -410,6 +426,9 @@ def _perform(env: LoopEnv, action: Any) -> int | None:
                     size=action.size,
                     **where,
                 )
+    elif isinstance(action, Redeliver):
+        if env.sent:
+            server.push_update({"message": env.sent[action.index % len(env.sent)]})
     elif isinstance(action, Elsewhere):
         server.send_user_message(action.chat, action.text, user_id=action.user)
     return None
@@ -438,6 +457,7 @@ def _reset(env: LoopEnv) -> None:
 def test_chat_loop_survives_any_update_sequence(env: LoopEnv, sequence: list[Any]) -> None:
     server = env.server
     _reset(env)
+    env.sent.clear()
     first_log = len(env.log.records)
     first_call = len(server.requests)
     first_answer = len(server.callback_answers)
