@@ -136,12 +136,37 @@ def _unquote(line: str) -> str:
     return stripped.strip()
 
 
-def _parse_ctx_body(body: str) -> tuple[str, str | None] | None:
-    """``proj @branch`` / ``proj @ branch`` / ``proj`` -> (project, branch)."""
-    tokens = body.split()
-    if not tokens:
+def _spaced_alias_prefix(body: str, projects: ProjectsConfig | None) -> str | None:
+    """The configured alias containing whitespace (``[projects."my app"]``) that ``body``
+    starts with, longest first; None when there is none."""
+    if projects is None:
         return None
-    project = tokens[0]
+    names = {
+        name
+        for key, project in projects.projects.items()
+        for name in (project.alias, key)
+        if any(ch.isspace() for ch in name)
+    }
+    for name in sorted(names, key=len, reverse=True):
+        head, rest = body[: len(name)], body[len(name) :]
+        if head.lower() == name.lower() and (not rest or rest[0].isspace()):
+            return head
+    return None
+
+
+def _parse_ctx_body(
+    body: str, projects: ProjectsConfig | None = None
+) -> tuple[str, str | None] | None:
+    """``proj @branch`` / ``proj @ branch`` / ``proj`` -> (project, branch)."""
+    body = body.strip()
+    spaced = _spaced_alias_prefix(body, projects)
+    if spaced is not None:
+        project, tokens = spaced, ["", *body[len(spaced) :].split()]
+    else:
+        tokens = body.split()
+        if not tokens:
+            return None
+        project = tokens[0]
     branch: str | None = None
     if len(tokens) >= 2:
         if tokens[1] == "@":
@@ -163,7 +188,7 @@ def parse_context_line(text: str | None, *, projects: ProjectsConfig | None) -> 
         candidate = _unquote(line)
         if candidate[:4].lower() != "ctx:":
             continue
-        parsed = _parse_ctx_body(candidate[4:])
+        parsed = _parse_ctx_body(candidate[4:], projects)
         if parsed is None:
             continue
         project, branch = parsed

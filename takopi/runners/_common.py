@@ -11,6 +11,7 @@ Only core modules are imported here (runners are plugins).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +22,24 @@ from takopi.model import ResumeToken, TakopiEvent
 from takopi.runner import JsonlSubprocessRunner, ResumeTokenMixin
 from takopi.runners.run_options import get_run_options
 from takopi.schemas._decode import SchemaError
+
+_LINE_BREAK = r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]"
+INLINE_SPACE = r"[^\S\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]"
+"""Whitespace that does not end a line (regex class)."""
+NOT_LINE_BREAK = r"[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]"
+"""Any character but a line break (regex class)."""
+
+
+def resume_line_re(body: str) -> re.Pattern[str]:
+    """The regex of a resume line: ``body`` alone on its line, optionally in backticks,
+    case-insensitive. Lines end where ``str.splitlines`` ends them, so the line a prompt loses
+    as a resume line (``is_resume_line`` per line) is the one the token is taken from
+    (``extract_resume`` over the whole text), and no match spans two lines. ``body`` separates
+    words with :data:`INLINE_SPACE` and names the token ``(?P<token>...)``."""
+    space = INLINE_SPACE
+    return re.compile(
+        rf"(?i)(?:^|(?<={_LINE_BREAK})){space}*`?{body}`?{space}*(?={_LINE_BREAK}|\Z)"
+    )
 
 
 def _no_schema(data: Any) -> Any:
@@ -116,4 +135,13 @@ def str_list(
     return list(value)
 
 
-__all__ = ["EngineRunner", "effective_model", "opt_bool", "opt_str", "str_list"]
+__all__ = [
+    "INLINE_SPACE",
+    "NOT_LINE_BREAK",
+    "EngineRunner",
+    "effective_model",
+    "opt_bool",
+    "opt_str",
+    "resume_line_re",
+    "str_list",
+]

@@ -32,7 +32,14 @@ from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import ActionKind, CompletedEvent, ResumeToken, TakopiEvent
 from takopi.runner import JsonlRunState
-from takopi.runners._common import EngineRunner, effective_model, opt_bool, opt_str
+from takopi.runners._common import (
+    INLINE_SPACE,
+    EngineRunner,
+    effective_model,
+    opt_bool,
+    opt_str,
+    resume_line_re,
+)
 from takopi.runners.tool_actions import file_change_detail, tool_input_path, tool_kind_and_title
 from takopi.schemas import claude as schema
 from takopi.utils.paths import relativize_command, relativize_path
@@ -42,7 +49,9 @@ INSTALL_CMD = "npm install -g @anthropic-ai/claude-code"
 DEFAULT_ALLOWED_TOOLS: tuple[str, ...] = ("Bash", "Read", "Edit", "Write")
 DEFAULT_TITLE = "claude"
 
-_RESUME_RE = re.compile(r"(?im)^\s*`?claude\s+(?:--resume|-r)\s+(?P<token>[^`\s]+)`?\s*$")
+_RESUME_RE = resume_line_re(
+    rf"claude{INLINE_SPACE}+(?:--resume|-r){INLINE_SPACE}+(?P<token>[^`\s]+)"
+)
 _PERMISSION_MODE_RE = re.compile(r"^[A-Za-z][A-Za-z_-]*$")
 # How claude words a tool call it refused (varies by permission mode and tool).
 _DENIED_RE = re.compile(

@@ -24,7 +24,7 @@ from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import ActionPhase, CompletedEvent, ResumeToken, TakopiEvent
 from takopi.runner import JsonlRunState
-from takopi.runners._common import EngineRunner, opt_str, str_list
+from takopi.runners._common import INLINE_SPACE, EngineRunner, opt_str, resume_line_re, str_list
 from takopi.runners.run_options import get_run_options
 from takopi.schemas import codex as schema
 from takopi.utils.paths import relativize_command, relativize_path
@@ -34,7 +34,7 @@ INSTALL_CMD = "npm install -g @openai/codex"
 DEFAULT_EXTRA_ARGS: tuple[str, ...] = ("-c", "notify=[]")
 DEFAULT_TITLE = "Codex"
 
-_RESUME_RE = re.compile(r"(?im)^\s*`?codex\s+resume\s+(?P<token>[^`\s]+)`?\s*$")
+_RESUME_RE = resume_line_re(rf"codex{INLINE_SPACE}+resume{INLINE_SPACE}+(?P<token>[^`\s]+)")
 _RECONNECT_RE = re.compile(r"^Reconnecting\.{3}\s*(?P<attempt>\d+)/(?P<max>\d+)\s*$", re.IGNORECASE)
 _EXEC_ONLY_FLAGS = frozenset(
     {"--skip-git-repo-check", "--json", "--output-schema", "--output-last-message", "--color", "-o"}

@@ -9,7 +9,6 @@ Resume line: `` `demo resume <id>` ``.
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -21,10 +20,11 @@ from takopi.config import ConfigError
 from takopi.events import EventFactory
 from takopi.model import ActionKind, ResumeToken, TakopiEvent
 from takopi.runner import JsonlRunState, JsonlSubprocessRunner, ResumeTokenMixin
+from takopi.runners._common import INLINE_SPACE, resume_line_re
 
 ENGINE = "demo"
 REAL_ENGINE_CLIS = ("codex", "claude", "opencode", "pi")
-_RESUME_RE = re.compile(r"(?im)^\s*`?demo\s+resume\s+(?P<token>[^`\s]+)`?\s*$")
+_RESUME_RE = resume_line_re(rf"demo{INLINE_SPACE}+resume{INLINE_SPACE}+(?P<token>[^`\s]+)")
 
 
 def real_engine_on_path() -> bool:

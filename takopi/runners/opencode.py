@@ -23,7 +23,13 @@ from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import ActionKind, CompletedEvent, ResumeToken, TakopiEvent
 from takopi.runner import JsonlRunState
-from takopi.runners._common import EngineRunner, effective_model, opt_str
+from takopi.runners._common import (
+    INLINE_SPACE,
+    EngineRunner,
+    effective_model,
+    opt_str,
+    resume_line_re,
+)
 from takopi.runners.tool_actions import file_change_detail, tool_input_path, tool_kind_and_title
 from takopi.schemas import opencode as schema
 from takopi.utils.paths import get_run_base_dir, relativize_command, relativize_path
@@ -33,8 +39,9 @@ INSTALL_CMD = "npm install -g opencode-ai@latest"
 DEFAULT_TITLE = "opencode"
 OUTPUT_PREVIEW_CHARS = 500
 
-_RESUME_RE = re.compile(
-    r"(?im)^\s*`?opencode(?:\s+run)?\s+(?:--session|-s)\s+(?P<token>ses_[A-Za-z0-9]+)`?\s*$"
+_RESUME_RE = resume_line_re(
+    rf"opencode(?:{INLINE_SPACE}+run)?{INLINE_SPACE}+(?:--session|-s){INLINE_SPACE}+"
+    r"(?P<token>ses_[A-Za-z0-9]+)"
 )
 _REJECTED_RE = re.compile(r"rejected permission|permission .*denied", re.IGNORECASE)
 _SESSION_DIR_LIMIT = 1024

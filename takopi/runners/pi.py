@@ -26,7 +26,15 @@ from takopi.events import EventFactory
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, ResumeToken, TakopiEvent
 from takopi.runner import JsonlRunState
-from takopi.runners._common import EngineRunner, effective_model, opt_str, str_list
+from takopi.runners._common import (
+    INLINE_SPACE,
+    NOT_LINE_BREAK,
+    EngineRunner,
+    effective_model,
+    opt_str,
+    resume_line_re,
+    str_list,
+)
 from takopi.runners.tool_actions import file_change_detail, tool_input_path, tool_kind_and_title
 from takopi.schemas import pi as schema
 from takopi.schemas._decode import SchemaError
@@ -36,7 +44,9 @@ ENGINE = "pi"
 INSTALL_CMD = "npm install -g @mariozechner/pi-coding-agent"
 DEFAULT_TITLE = "pi"
 
-_RESUME_RE = re.compile(r"(?im)^\s*`?pi\s+--session\s+(?P<token>.+?)`?\s*$")
+_RESUME_RE = resume_line_re(
+    rf"pi{INLINE_SPACE}+--session{INLINE_SPACE}+(?P<token>{NOT_LINE_BREAK}+?)"
+)
 _NEEDS_QUOTES_RE = re.compile(r"[\s\"']")
 _ERROR_STOP_REASONS = frozenset({"error", "aborted"})
 _FOREIGN_SESSION = "Session found in different project"

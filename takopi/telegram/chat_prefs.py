@@ -14,15 +14,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
+
 from takopi.context import RunContext
 from takopi.logging import get_logger
 
-from .state_store import JsonStateStore
+from .state_store import CheckedShape, JsonStateStore
 
 STATE_FILENAME = "telegram_chat_prefs_state.json"
 STATE_VERSION = 1
 
 log = get_logger(__name__)
+
+
+class EngineOverride(TypedDict, total=False):
+    model: str | None
+    reasoning: str | None
+
+
+class _ChatEntry(TypedDict, total=False):
+    default_engine: str | None
+    trigger_mode: str | None
+    context_project: str | None
+    context_branch: str | None
+    engine_overrides: dict[str, EngineOverride]
+
+
+class _PrefsFile(TypedDict, total=False):
+    version: int
+    chats: dict[str, _ChatEntry]
+
+
+_SHAPE = CheckedShape(_PrefsFile)
 
 
 def _new_state() -> dict[str, Any]:
@@ -47,7 +70,7 @@ class ChatPrefsStore(JsonStateStore[dict[str, Any]]):
         super().__init__(
             path,
             version=STATE_VERSION,
-            state_type=dict,
+            state_type=_SHAPE,
             state_factory=_new_state,
             log_prefix="telegram.chat_prefs",
             logger=log,
@@ -130,4 +153,4 @@ class ChatPrefsStore(JsonStateStore[dict[str, Any]]):
             self._commit(chat_id)
 
 
-__all__ = ["STATE_FILENAME", "ChatPrefsStore"]
+__all__ = ["STATE_FILENAME", "ChatPrefsStore", "EngineOverride"]

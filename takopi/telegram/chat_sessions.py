@@ -14,10 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
+
 from takopi.logging import get_logger
 from takopi.model import ResumeToken
 
-from .state_store import JsonStateStore
+from .state_store import CheckedShape, JsonStateStore
 
 STATE_FILENAME = "telegram_chat_sessions_state.json"
 STATE_VERSION = 1
@@ -32,6 +34,23 @@ def chat_session_key(chat_id: int, sender_id: int | None, *, is_private: bool) -
     return f"{chat_id}:{sender_id}"
 
 
+class StoredSession(TypedDict, total=False):
+    resume: str
+
+
+class _SessionsEntry(TypedDict, total=False):
+    sessions: dict[str, StoredSession]
+
+
+class _SessionsFile(TypedDict, total=False):
+    version: int
+    cwd: str | None
+    chats: dict[str, _SessionsEntry]
+
+
+_SHAPE = CheckedShape(_SessionsFile)
+
+
 def _new_state() -> dict[str, Any]:
     return {"version": STATE_VERSION, "cwd": None, "chats": {}}
 
@@ -43,7 +62,7 @@ class ChatSessionStore(JsonStateStore[dict[str, Any]]):
         super().__init__(
             path,
             version=STATE_VERSION,
-            state_type=dict,
+            state_type=_SHAPE,
             state_factory=_new_state,
             log_prefix="telegram.chat_sessions",
             logger=log,
@@ -113,4 +132,4 @@ class ChatSessionStore(JsonStateStore[dict[str, Any]]):
             return removed
 
 
-__all__ = ["STATE_FILENAME", "ChatSessionStore", "chat_session_key"]
+__all__ = ["STATE_FILENAME", "ChatSessionStore", "StoredSession", "chat_session_key"]

@@ -17,6 +17,8 @@ import httpx
 
 from takopi.logging import get_logger, redact_text, register_secret
 
+from .unicode import scrub_surrogates
+
 DEFAULT_API_URL = "https://api.telegram.org"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_RETRY_AFTER_S = 5.0
@@ -152,10 +154,16 @@ class BotApi:
         With ``files`` (field -> ``(filename, content)``) the call is sent as
         ``multipart/form-data`` (``sendDocument``); the other parameters become form fields.
         """
-        payload = {k: v for k, v in (params or {}).items() if v is not None}
+        # a lone surrogate cannot be sent (no UTF-8 form): U+FFFD instead of an exception
+        payload = scrub_surrogates({k: v for k, v in (params or {}).items() if v is not None})
         try:
             kwargs: dict[str, Any] = (
-                {"data": _form_fields(payload), "files": files} if files else {"json": payload}
+                {
+                    "data": _form_fields(payload),
+                    "files": {k: (scrub_surrogates(n), c) for k, (n, c) in files.items()},
+                }
+                if files
+                else {"json": payload}
             )
             if timeout_s is not None:
                 kwargs["timeout"] = timeout_s

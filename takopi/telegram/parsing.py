@@ -1,7 +1,9 @@
 """Raw Bot API updates → :mod:`takopi.telegram.types`, plus update/message de-duplication.
 
 Malformed updates never raise: :func:`parse_update` returns ``None`` and logs
-``telegram.update.malformed`` with the reason.
+``telegram.update.malformed`` with the reason. Lone UTF-16 surrogates (``"\\ud800"`` JSON
+escapes) become U+FFFD here, so no string that cannot be encoded goes further (to an engine's
+stdin, a file name, a state file, the Bot API).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from takopi.logging import get_logger
 
 from .types import TelegramCallbackQuery, TelegramIncomingMessage, TelegramIncomingUpdate
+from .unicode import scrub_surrogates
 
 SEEN_UPDATES_LIMIT = 4096
 SEEN_MESSAGES_LIMIT = 2048
@@ -159,6 +162,7 @@ def parse_update(update: Any) -> TelegramIncomingUpdate | None:
     try:
         if not isinstance(update, dict):
             raise MalformedUpdate("update is not an object")
+        update = scrub_surrogates(update)
         update_id = _int(update.get("update_id"), "update_id", required=False)
         if "message" in update:
             return parse_message(update["message"], update_id=update_id)

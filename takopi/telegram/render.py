@@ -25,6 +25,8 @@ from sulguk import transform_html
 
 from takopi.logging import get_logger
 
+from .unicode import replace_control_chars, replace_lone_surrogates, utf16_len
+
 MAX_BODY_CHARS = 3500
 MAX_MESSAGE_UTF16 = 4096
 
@@ -42,11 +44,6 @@ Entity = dict[str, Any]
 _md = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
 
 log = get_logger(__name__)
-
-
-def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units (Telegram's unit for offsets and limits)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def is_safe_link(url: str) -> bool:
@@ -135,9 +132,12 @@ def _clip_entities(entities: Sequence[Any], size: int) -> list[Entity]:
 
 
 def render_markdown(markdown: str) -> tuple[str, list[Entity]]:
-    """Render Markdown into (plain text, entities): markdown-it → HTML → sulguk."""
+    """Render Markdown into (plain text, entities): markdown-it → HTML → sulguk.
+    Lone surrogates and control characters (agent output can carry them: a cut emoji, a
+    terminal colour code) become U+FFFD first; the HTML step refuses them."""
     if not markdown.strip():
         return "", []
+    markdown = replace_control_chars(replace_lone_surrogates(markdown))
     html = _OL_START_RE.sub(
         r'<ol start="\1">\n<li value="\1">', _md.render(preprocess_markdown(markdown))
     )

@@ -13,7 +13,8 @@ Subclasses (third-party transports do this too) use the protected API::
         self._save_locked()
 
 ``state_type`` may be a msgspec ``Struct``, a pydantic model, a class with
-``from_dict``/``to_dict``, or ``dict``.
+``from_dict``/``to_dict``, ``dict``, or a :class:`CheckedShape` (a plain dict whose shape is
+checked when it is loaded: a file of another shape counts as corrupt).
 """
 
 from __future__ import annotations
@@ -31,6 +32,25 @@ from takopi.utils.json_state import file_signature, read_json_state, write_json_
 T = TypeVar("T")
 
 _log = get_logger(__name__)
+
+
+class CheckedShape:
+    """A ``state_type`` for dict states: on load the data must fit ``shape`` (a
+    ``TypedDict``, checked strictly with pydantic) or the file is treated as corrupt; the
+    dict itself is kept as it is (unknown keys included)."""
+
+    def __init__(self, shape: Any) -> None:
+        self._shape = shape
+        self._adapter: Any = None  # built on first use: most starts load no state file
+
+    def from_dict(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` unchanged; raises ``pydantic.ValidationError`` when it has another shape."""
+        if self._adapter is None:
+            from pydantic import TypeAdapter
+
+            self._adapter = TypeAdapter(self._shape)
+        self._adapter.validate_python(data, strict=True)
+        return data
 
 
 def _decode(state_type: Any, data: dict[str, Any]) -> Any:
@@ -140,4 +160,4 @@ class JsonStateStore(Generic[T]):
         self._loaded = True
 
 
-__all__ = ["JsonStateStore"]
+__all__ = ["CheckedShape", "JsonStateStore"]

@@ -15,16 +15,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
+
 from takopi.context import RunContext
 from takopi.logging import get_logger
 from takopi.model import ResumeToken
 
-from .state_store import JsonStateStore
+from .chat_prefs import EngineOverride
+from .chat_sessions import StoredSession
+from .state_store import CheckedShape, JsonStateStore
 
 STATE_FILENAME = "telegram_topics_state.json"
 STATE_VERSION = 1
 
 log = get_logger(__name__)
+
+
+class _StoredContext(TypedDict, total=False):
+    project: str | None
+    branch: str | None
+
+
+class _ThreadEntry(TypedDict, total=False):
+    context: _StoredContext | None
+    sessions: dict[str, StoredSession]
+    topic_title: str | None
+    default_engine: str | None
+    trigger_mode: str | None
+    engine_overrides: dict[str, EngineOverride]
+
+
+class _TopicsFile(TypedDict, total=False):
+    version: int
+    threads: dict[str, _ThreadEntry]
+
+
+_SHAPE = CheckedShape(_TopicsFile)
 
 
 def _new_state() -> dict[str, Any]:
@@ -61,7 +87,7 @@ class TopicStateStore(JsonStateStore[dict[str, Any]]):
         super().__init__(
             path,
             version=STATE_VERSION,
-            state_type=dict,
+            state_type=_SHAPE,
             state_factory=_new_state,
             log_prefix="telegram.topics",
             logger=log,

@@ -41,15 +41,18 @@ def read_json_state(
     """The state object at ``path`` (with its ``version`` key), or None if missing/corrupt."""
     state_path = Path(path)
     try:
-        raw = state_path.read_text(encoding="utf-8")
+        raw = state_path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         log.warning("state.unreadable", path=str(state_path), error=str(exc))
         return None
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        _quarantine(state_path, f"not UTF-8: {exc}")
+        return None
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         _quarantine(state_path, f"invalid JSON: {exc}")
         return None
     if not isinstance(data, dict):
@@ -68,13 +71,26 @@ def write_json_state(
     state_path = Path(path)
     payload = {**data, "version": version}
     text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    try:
+        data_bytes = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # a lone surrogate (JSON "\ud800" escapes decode to one) has no UTF-8 form: write
+        # \u escapes instead, which read back exactly, rather than fail every later save
+        text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+        data_bytes = text.encode("ascii")
     state_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = state_path.with_name(state_path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, state_path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data_bytes)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, state_path)
+    except BaseException:
+        # e.g. a full disk: the state file stays as it was, no half-written .tmp is left
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 __all__ = ["STATE_VERSION", "file_signature", "read_json_state", "write_json_state"]

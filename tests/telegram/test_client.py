@@ -141,3 +141,16 @@ async def test_onboarding_helpers(server):
             server.token, api_url=server.base_url, poll_timeout_s=1, timeout_s=10
         )
     assert captured is not None and captured.chat_id == -5005 and captured.sender_id == 77
+
+
+async def test_lone_surrogates_are_sent_as_replacement_characters(server):
+    """Agent output can carry a lone surrogate (a JSON escape of half an emoji): the request
+    cannot be encoded as is, so it goes out with U+FFFD (same UTF-16 length, entities kept)."""
+    async with TelegramClient(server.token, api_url=server.base_url, interval_for=_fast) as bot:
+        sent = await bot.send_message(
+            CHAT, "half \ud83d emoji", entities=[{"type": "bold", "offset": 5, "length": 1}]
+        )
+        assert sent is not None
+        stored = server.message(CHAT, sent["message_id"])
+        assert stored.text == "half \ufffd emoji"
+        assert stored.entities == [{"type": "bold", "offset": 5, "length": 1}]
