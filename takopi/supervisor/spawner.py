@@ -4,6 +4,9 @@ standby spare, or started fresh; plus the environment each kind of worker gets.
 Only workers on the supervisor's own interpreter can be forked or take the spare; a plugin
 with its own ``python`` always gets a fresh process. The one-time secret of each spawn reaches
 the worker over an inherited pipe or the fork request, never argv or the environment.
+
+The helpers cost memory for nothing in a service that has been idle for a while:
+:meth:`Spawner.retire_helpers` stops them, and the next spawn starts the fork server again.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class Spawner:
         self.fork_timeout = fork_timeout
         self.zygote: Zygote | None = None
         self.standby: WorkerProcess | None = None
+        self.helpers_retired = False
+        """The helpers were stopped for idleness (the next spawn brings the zygote back)."""
+        self._zygote_wanted = False
         self.on_standby_used: Callable[[], None] | None = None
         """Called when the spare was handed to a worker (the owner schedules a new one)."""
 
@@ -53,6 +59,7 @@ class Spawner:
     def start_zygote(self, enabled: bool) -> None:
         """Adopt or start the fork server (``enabled``: zygote on and we are a subreaper);
         otherwise discard a fork server started early for nothing."""
+        self._zygote_wanted = enabled
         if not enabled:
             if discard_early():
                 log.info("zygote.early_discarded", reason="zygote off or no subreaper")
@@ -63,6 +70,30 @@ class Spawner:
         except OSError as exc:
             log.warning("zygote.start_failed", error=str(exc))
             self.zygote = None
+
+    def retire_helpers(self) -> bool:
+        """Stop the fork server and the spare while the service is idle (workers are
+        unaffected); False if there was nothing to stop or a fork is in flight."""
+        if self.forking or (self.zygote is None and self.standby is None):
+            return False
+        self.close()
+        self.zygote = None
+        self.helpers_retired = True
+        log.info("spawner.helpers_retired")
+        return True
+
+    def _revive(self) -> None:
+        """A worker is needed again after :meth:`retire_helpers`: restart the fork server
+        (the spawn that needs it waits for its imports)."""
+        self.helpers_retired = False
+        if self._zygote_wanted:
+            zygote = Zygote(self.rpc_address, echo=self.echo)
+            try:
+                zygote.start()
+            except OSError as exc:
+                log.warning("zygote.start_failed", error=str(exc))
+                return
+            self.zygote = zygote
 
     def close(self) -> None:
         """Stop the helpers (workers are unaffected)."""
@@ -105,6 +136,8 @@ class Spawner:
 
     async def spawn(self, watcher: Watcher, incarnation: Incarnation) -> WorkerProcess:
         """A process for ``incarnation``: forked, the spare, or fresh (``OSError`` if none)."""
+        if self.helpers_retired and watcher.python is None:
+            self._revive()
         if self.zygote is not None and watcher.python is None:
             proc = await self._fork(watcher, incarnation)
             if proc is not None:
@@ -199,7 +232,11 @@ class Spawner:
             return
         if delay:
             await anyio.sleep(delay)
-        if self.standby is not None or (allowed is not None and not allowed()):
+        if (
+            self.standby is not None
+            or self.helpers_retired
+            or (allowed is not None and not allowed())
+        ):
             return
         argv = [
             sys.executable,

@@ -56,6 +56,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="pre-import, then wait for a JSON assignment (kind, id, identity, secret) on "
         "--secret-fd: a warm spare the supervisor hands a restarting slot",
     )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="load-check the engines named on stdin and exit (see takopi.worker.probe)",
+    )
     parser.add_argument("--secret-fd", type=int, default=None)
     parser.add_argument("--supervisor-pid", type=int, default=None)
     return parser.parse_args(argv)
@@ -464,6 +469,15 @@ def main(argv: list[str] | None = None) -> int:
             print("takopi worker: --zygote needs --secret-fd and --supervisor-pid", file=sys.stderr)
             return EXIT_USAGE
         return _zygote(args)
+    if args.probe:
+        _install_signals(args.supervisor_pid)
+        _name_process("probe", "")
+        from takopi.worker.probe import main as probe
+
+        code = probe()
+        kill_descendants()
+        sys.stderr.flush()
+        os._exit(code)  # threads a plugin started at import must not keep it alive
     if args.standby:
         _install_signals(args.supervisor_pid)
         _preload()
