@@ -54,6 +54,7 @@ from takopi.supervisor.spawner import Spawner
 from takopi.supervisor.verbs import bind_verbs
 from takopi.supervisor.watcher import Watcher, WorkerState
 from takopi.supervisor.workers import Workers
+from takopi.utils.memory import trim_memory
 
 if TYPE_CHECKING:
     from takopi.rpc import RouterEndpoint
@@ -97,19 +98,9 @@ class Arbiter:
         self.runs: RunService | None = None
         self.transports: TransportKind | None = None
         self.restarter = Restarter(self.workers, self.registry, self)
-        self.prober = EngineProber(
-            env=lambda: self.spawner.worker_env("engine") if self.spawner else dict(os.environ),
-            timeout=options.load_timeout,
-        )
-        self.engine_setup = EngineSetup(
-            config=self.config,
-            engines=self.engines,
-            prober=self.prober,
-            new_watcher=lambda engine: self._new_watcher("engine", engine),
-        )
-        self.reloader = Reloader(
-            host=self, config=self.config, routing=self.routing, engine_setup=self.engine_setup
-        )
+        self.prober: EngineProber | None = None
+        self.engine_setup: EngineSetup | None = None
+        self.reloader: Reloader | None = None
 
     # ------------------------------------------------------------------ assembly
 
@@ -124,6 +115,16 @@ class Arbiter:
             fork_timeout=min(self.options.load_timeout, 10.0),
         )
         self.spawner.on_standby_used = lambda: self.spawn_task(self._refill_standby, 0.5)
+        self.prober = EngineProber(self.spawner, timeout=self.options.load_timeout)
+        self.engine_setup = EngineSetup(
+            config=self.config,
+            engines=self.engines,
+            prober=self.prober,
+            new_watcher=lambda engine: self._new_watcher("engine", engine),
+        )
+        self.reloader = Reloader(
+            host=self, config=self.config, routing=self.routing, engine_setup=self.engine_setup
+        )
         self.runs = RunService(
             registry=self.registry,
             journal=self.journal,
@@ -186,7 +187,9 @@ class Arbiter:
 
     def known_pids(self) -> set[int]:
         """Pids of live worker and helper processes (the reaper must not touch them)."""
-        pids = self.workers.live_pids() | self.prober.pids
+        pids = self.workers.live_pids()
+        if self.prober is not None:
+            pids |= self.prober.pids
         if self.spawner is not None:
             for _name, proc in self.spawner.helper_processes():
                 if proc.pid is not None:
@@ -199,7 +202,7 @@ class Arbiter:
             self._sweep()
 
     def _sweep(self) -> None:
-        if (self.spawner is not None and self.spawner.forking) or self.prober.starting:
+        if self.spawner is not None and self.spawner.forking:
             return
         Reaper(self.known_pids).sweep()
 
@@ -271,6 +274,7 @@ class Arbiter:
 
     async def reload(self) -> dict[str, Any]:
         """Re-read the config and apply it (see :meth:`Reloader.reload`)."""
+        assert self.reloader is not None
         return await self.reloader.reload()
 
     def worker_logs(self, name: str, lines: int) -> dict[str, Any]:
@@ -315,6 +319,7 @@ class Arbiter:
     async def _setup_engines(self) -> None:
         """Decide which engines exist once the config is loaded; then the transport starts."""
         await self.config_loaded.wait()
+        assert self.engine_setup is not None
         try:
             await self.engine_setup.decide()
             self.routing.build()
@@ -323,6 +328,7 @@ class Arbiter:
             self.fatal(EXIT_ERROR, str(exc))
             return
         self.maybe_notify_ready()
+        trim_memory()  # start-up garbage (config parsing, probe answers) goes back to the OS
 
     async def _retire_idle(self) -> None:
         """Engine workers unused for ``engine_idle_s`` retire; once none runs (and the service
@@ -338,8 +344,9 @@ class Arbiter:
                 self.spawner is not None
                 and not self.engines.live()
                 and time.monotonic() - quiet_since >= idle_s
+                and self.spawner.retire_helpers()
             ):
-                self.spawner.retire_helpers()
+                trim_memory()
 
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval()
@@ -431,6 +438,7 @@ class Arbiter:
                 if self.options.handle_signals:
                     tg.start_soon(self._signals)
                 tg.start_soon(self._watchdog)
+                assert self.reloader is not None
                 tg.start_soon(self.reloader.watch_config)
                 tg.start_soon(self._setup_engines)
                 tg.start_soon(self._retire_idle)

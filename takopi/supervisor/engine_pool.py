@@ -99,6 +99,7 @@ class EnginePool:
             while True:
                 peer = watcher.ready_peer
                 if peer is not None:
+                    watcher.last_used = time.monotonic()  # not retired under the caller
                     return peer
                 if watcher.state.gave_up or self.stopping:
                     return None

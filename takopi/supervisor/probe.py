@@ -1,31 +1,28 @@
 """The engine probe, supervisor side: load-check engines in a short-lived process.
 
 Which engines exist is decided before the transport builds its startup message and without a
-worker per engine (:mod:`takopi.worker.probe` is the other side). One probe process per
-interpreter checks its engines one after the other. A plugin that kills the probe while it
-loads, or keeps it busy past the load timeout, fails alone: its engine is reported as a load
-failure and a new probe carries on with the engines after it.
+worker per engine (:mod:`takopi.worker.probe` is the other side). One probe per interpreter
+checks its engines one after the other; on the supervisor's own interpreter the fork server
+forks it with takopi's engines already imported, so healthy engines cost next to nothing. A
+plugin that kills the probe while it loads, or keeps it busy past the load timeout, fails
+alone: its engine is reported as a load failure and a new probe carries on after it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import sys
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
 
 from takopi.logging import get_logger
 from takopi.protocol import EngineLoaded, EngineProbe, EngineProbed, LoadFailed
 from takopi.protocol.framing import frame, read_frame
 from takopi.rpc.codec import decode, encode
-from takopi.supervisor.process import ExitInfo
+from takopi.supervisor.process import WorkerProcess
 
 log = get_logger(__name__)
 
@@ -34,7 +31,15 @@ ProbeResult = EngineLoaded | LoadFailed
 
 PLUGIN_FAILED = 3
 """``LoadFailed.exit_code`` of an engine the probe could not load (the worker's
-``PLUGIN_FAILED``)."""
+``EXIT_PLUGIN_FAILED``)."""
+
+
+class ProbeLauncher(Protocol):
+    """Starts probe processes (the spawner)."""
+
+    async def start_probe(
+        self, python: str | None, *, stdin: int, stdout: int
+    ) -> WorkerProcess: ...
 
 
 class _Attempt:
@@ -43,34 +48,33 @@ class _Attempt:
     def __init__(self) -> None:
         self.results: dict[str, ProbeResult] = {}
         self.loading: str | None = None
-        self.stderr: deque[str] = deque(maxlen=20)
+        self.stderr_from = 0
         self.problem = ""
 
-    def take(self, item: Any) -> None:
+    def take(self, item: Any, proc: WorkerProcess) -> None:
         if not isinstance(item, EngineProbed):
             raise ValueError(f"unexpected probe frame: {type(item).__name__}")
         if item.result is None:
             self.loading = item.engine
-            self.stderr.clear()  # what follows is this engine's
+            self.stderr_from = len(proc.output)  # what follows is this engine's
         else:
             self.results[item.engine] = item.result
             self.loading = None
 
-    def why(self) -> str:
-        tail = next((line for line in reversed(self.stderr) if line.strip()), "")
+    def why(self, proc: WorkerProcess | None) -> str:
+        lines = list(proc.output)[self.stderr_from :] if proc is not None else []
+        tail = next((line for line in reversed(lines) if line.strip()), "")
         return f"{self.problem}: {tail.strip()[-300:]}" if tail else self.problem
 
 
 class EngineProber:
     """Runs engine probes; :attr:`pids` are the live ones (the reaper must leave them be)."""
 
-    def __init__(self, *, env: Callable[[], dict[str, str]], timeout: float) -> None:
-        self._env = env
+    def __init__(self, launcher: ProbeLauncher, *, timeout: float) -> None:
+        self._launcher = launcher
         self.timeout = timeout
         """How long one engine may take to load (the workers' load timeout)."""
         self.pids: set[int] = set()
-        self.starting = 0
-        """Probes being spawned (their pid is not known yet: the reaper must wait)."""
 
     async def probe(
         self, engines: Mapping[str, dict[str, Any]], *, python: str | None, config_path: Path
@@ -79,7 +83,7 @@ class EngineProber:
         results: dict[str, ProbeResult] = {}
         pending = dict(engines)
         while pending:
-            attempt = await self._attempt(pending, python=python, config_path=config_path)
+            attempt, proc = await self._attempt(pending, python=python, config_path=config_path)
             results.update(attempt.results)
             for engine in attempt.results:
                 pending.pop(engine, None)
@@ -88,113 +92,107 @@ class EngineProber:
             culprit = attempt.loading
             if culprit is not None and culprit in pending:
                 pending.pop(culprit)
-                results[culprit] = LoadFailed(attempt.why(), PLUGIN_FAILED)
-                log.warning("engine.probe_failed", engine=culprit, error=attempt.why())
+                results[culprit] = LoadFailed(attempt.why(proc), PLUGIN_FAILED)
+                log.warning("engine.probe_failed", engine=culprit, error=attempt.why(proc))
                 continue
             # Nothing to pin the failure on (the probe itself could not run): all fail alike.
             for engine in pending:
-                results[engine] = LoadFailed(attempt.why(), PLUGIN_FAILED)
-            log.error("engine.probe_broken", engines=sorted(pending), error=attempt.why())
+                results[engine] = LoadFailed(attempt.why(proc), PLUGIN_FAILED)
+            log.error("engine.probe_broken", engines=sorted(pending), error=attempt.why(proc))
             break
         return results
 
     async def _attempt(
         self, engines: Mapping[str, dict[str, Any]], *, python: str | None, config_path: Path
-    ) -> _Attempt:
+    ) -> tuple[_Attempt, WorkerProcess | None]:
         attempt = _Attempt()
-        argv = [python or sys.executable, "-m", "takopi.worker", "--probe"]
-        argv += ["--supervisor-pid", str(os.getpid())]
-        request = encode(EngineProbe(engines=dict(engines), config_path=str(config_path)))
-        self.starting += 1
+        request = frame(encode(EngineProbe(engines=dict(engines), config_path=str(config_path))))
+        req_r, req_w = os.pipe()
+        out_r, out_w = os.pipe()
         try:
-            process = await anyio.open_process(
-                argv, env=self._env(), start_new_session=True, cwd=config_path.parent
-            )
+            proc = await self._launcher.start_probe(python, stdin=req_r, stdout=out_w)
         except OSError as exc:
             attempt.problem = f"cannot start the engine probe: {exc}"
-            return attempt
-        else:
-            self.pids.add(process.pid)
-        finally:
-            self.starting -= 1
+            for fd in (req_r, req_w, out_r, out_w):
+                os.close(fd)
+            return attempt, None
+        os.close(req_r)
+        os.close(out_w)
+        if proc.pid is not None:
+            self.pids.add(proc.pid)
         try:
-            await self._converse(process, request, attempt)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(proc.watch)
+                await _send(req_w, request)
+                timed_out = await _read_answers(out_r, attempt, proc, self.timeout)
+                if timed_out:
+                    attempt.problem = f"did not finish loading within {self.timeout:g}s"
+                    proc.kill()
+                with anyio.move_on_after(5):
+                    await proc.exited.wait()
+                tg.cancel_scope.cancel()
         finally:
-            if process.returncode is None:
-                _kill_group(process)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await process.wait()
-            self.pids.discard(process.pid)
-            await process.aclose()
-        return attempt
-
-    async def _converse(self, process: Process, request: bytes, attempt: _Attempt) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        assert process.stderr is not None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_collect_lines, process.stderr, attempt.stderr)
-            try:
-                await process.stdin.send(frame(request))
-                await process.stdin.aclose()
-            except (anyio.BrokenResourceError, OSError):
-                pass  # it died at once: its exit says why
-            timed_out = await _read_answers(process.stdout, attempt, self.timeout)
-            if timed_out:
-                attempt.problem = f"did not finish loading within {self.timeout:g}s"
-                _kill_group(process)
-            with anyio.move_on_after(2):
-                await process.wait()
-            if not timed_out and process.returncode not in (0, None):
+            with contextlib.suppress(OSError):
+                os.close(out_r)
+            if proc.exit is None:
+                proc.kill()
+            proc.kill_leftovers()
+            if proc.pid is not None:
+                self.pids.discard(proc.pid)
+        if not attempt.problem:
+            if proc.exit is not None and proc.exit.returncode != 0:
                 attempt.problem = (
-                    "its plugin ended the engine probe while loading "
-                    f"({ExitInfo(process.returncode).describe()})"
+                    f"its plugin ended the engine probe while loading ({proc.exit.describe()})"
                 )
-            elif not attempt.problem:
+            else:
                 attempt.problem = "the engine probe ended without an answer"
-            tg.cancel_scope.cancel()
+        return attempt, proc
 
 
-async def _read_answers(stream: ByteReceiveStream, attempt: _Attempt, timeout: float) -> bool:
+async def _send(fd: int, data: bytes) -> None:
+    """Write the request and close the pipe (a probe that died early: its exit says why)."""
+    os.set_blocking(fd, False)
+    try:
+        view = memoryview(data)
+        while view:
+            await anyio.wait_writable(fd)
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                continue
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+async def _read_answers(fd: int, attempt: _Attempt, proc: WorkerProcess, timeout: float) -> bool:
     """Read frames until EOF; True if one engine took longer than ``timeout``."""
+    os.set_blocking(fd, False)
     buffer = b""
     while True:
         with anyio.move_on_after(timeout) as scope:
-            try:
-                chunk = await stream.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return False
+            await anyio.wait_readable(fd)
         if scope.cancelled_caught:
             return True
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            return False
         buffer += chunk
         try:
             while True:
-                frame, buffer = read_frame(buffer)
-                if frame is None:
+                payload, buffer = read_frame(buffer)
+                if payload is None:
                     break
-                attempt.take(decode(frame))
+                attempt.take(decode(payload), proc)
         except (ValueError, TypeError) as exc:
             attempt.problem = f"garbled engine probe answer: {exc}"
             return False
 
 
-async def _collect_lines(stream: ByteReceiveStream, tail: deque[str]) -> None:
-    """Keep the last lines a probe wrote to stderr (for error messages)."""
-    pending = b""
-    with contextlib.suppress(
-        anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError
-    ):
-        while True:
-            pending += await stream.receive()
-            *lines, pending = pending.split(b"\n")
-            tail.extend(line.decode("utf-8", "replace") for line in lines)
-            pending = pending[-4096:]
-
-
-def _kill_group(process: Process) -> None:
-    """SIGKILL the probe's process group (it leads its own session): whatever a plugin
-    started while being loaded goes with it."""
-    with contextlib.suppress(OSError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-__all__ = ["EngineProber", "ProbeResult"]
+__all__ = ["EngineProber", "ProbeLauncher", "ProbeResult"]

@@ -136,7 +136,7 @@ class EngineHost:
         if isinstance(result, LoadFailed):
             self.exit_code = result.exit_code
             return result
-        from takopi.worker.memory import trim_memory
+        from takopi.utils.memory import trim_memory
 
         trim_memory()
         return result
@@ -171,7 +171,7 @@ class EngineHost:
         finally:
             clear_context()
             reset_run_base_dir(base_token)
-            from takopi.worker.memory import trim_memory
+            from takopi.utils.memory import trim_memory
 
             trim_memory()
 

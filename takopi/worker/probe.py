@@ -6,6 +6,9 @@ startup message, without keeping a worker per engine. This short-lived process d
 engine worker's ``load`` does — import the plugin, build the runner from its table, look for
 its CLI — for each engine in turn, reports each answer, and exits.
 
+It runs as ``python -m takopi.worker --probe`` or forked by the fork server (which has
+takopi's own engines imported already, so checking them costs next to nothing).
+
 Wire: stdin carries one :class:`~takopi.protocol.EngineProbe`; stdout carries
 :class:`~takopi.protocol.EngineProbed` frames (4-byte big-endian length + codec bytes): one
 naming the engine before it is loaded (so a plugin that kills or hangs the process is known),
@@ -17,13 +20,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import BinaryIO
 
 from takopi.protocol.framing import read_frame, write_frame
 
 
-def _read_request(stream: BinaryIO) -> bytes:
-    data = stream.read()
+def _read_request(fd: int) -> bytes:
+    data = b""
+    while chunk := os.read(fd, 65536):
+        data += chunk
     frame, _rest = read_frame(data)
     if frame is None:
         raise ValueError("no probe request on stdin")
@@ -45,7 +49,7 @@ def main() -> int:
     from takopi.worker.engine import load_engine
 
     try:
-        request = decode(_read_request(sys.stdin.buffer))
+        request = decode(_read_request(0))
     except (ValueError, TypeError) as exc:
         print(f"takopi engine probe: bad request: {exc}", file=sys.stderr)
         return 2
