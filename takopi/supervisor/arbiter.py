@@ -327,6 +327,7 @@ class Arbiter:
             print(f"error: {exc}", file=sys.stderr)
             self.fatal(EXIT_ERROR, str(exc))
             return
+        self.engines.catalog.decided.set()
         self.maybe_notify_ready()
         trim_memory()  # start-up garbage (config parsing, probe answers) goes back to the OS
 

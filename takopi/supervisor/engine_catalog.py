@@ -38,7 +38,8 @@ class EngineCatalog:
         self.left_out: dict[str, str] = {}
         """Engines that loaded but are not offered, and why."""
         self.decided = anyio.Event()
-        """Set once the first decision is made (the transport waits for it)."""
+        """Set by the supervisor once the first decision is made and accepted (the transport
+        waits for it)."""
 
     def decide(
         self,
@@ -64,7 +65,6 @@ class EngineCatalog:
                 else "a real engine is available"
             )
         self.ids = tuple(e for e in loaded if e not in self.left_out)
-        self.decided.set()
 
     def state(self) -> tuple[dict[str, ProbeResult], tuple[str, ...], dict[str, str]]:
         """What :meth:`restore` puts back (a reload that is rejected)."""

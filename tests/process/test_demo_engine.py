@@ -78,3 +78,27 @@ def test_demo_chosen_as_default_engine_is_offered(supervisor: SupervisorHarness)
     assert supervisor.control("status")["default_engine"] == "demo"
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)
+
+
+@pytest.mark.parametrize(
+    ("default", "extra", "message"),
+    [
+        ("broken", "", "error: Failed to load engine 'broken': RuntimeError: proctest: broken"),
+        (
+            "demo",
+            '[demo]\ndelay = "soon"\n',
+            "error: Default engine 'demo' unavailable: invalid [demo] config",
+        ),
+    ],
+)
+def test_a_default_engine_that_cannot_be_used_is_fatal(
+    supervisor: SupervisorHarness, default: str, extra: str, message: str
+) -> None:
+    supervisor.write_config(default_engine=default, extra=extra)
+    supervisor.start(engines=("scripted", default), wait_ready=False)
+    assert supervisor.proc is not None
+    assert supervisor.proc.wait(60) == 1
+    assert message in supervisor.log(), supervisor.log()
+    # The transport never got as far as announcing itself.
+    assert supervisor.outbox_ops("ready") == []
+    assert_no_leftovers(supervisor)
