@@ -1,59 +1,258 @@
-"""Idle worker USS and whole-service RSS/PSS (supervisor + 4 engine workers + transport).
+"""Memory of the service, per process (USS / PSS / RSS) and in total.
 
-Run: ``.venv/bin/python bench/bench_memory.py``. Baseline: USS of an idle interpreter that
-imported only ``zmq, msgpack, anyio`` (what any worker must have), measured in the same run.
+Run: ``.venv/bin/python bench/bench_memory.py [idle_s] [--service]`` (``--service``: part 2
+only).
+
+Part 1 — idle worker USS against an idle interpreter that imported only ``zmq, msgpack,
+anyio`` (what any worker must have), both measured in this run: a supervisor with two test
+engine plugins (``scripted``, ``flood``; each ran once) and the recording test transport.
+
+Part 2 — *idle service with one engine*, as a user runs it: ``python -m takopi.supervisor``
+with the real ``telegram`` transport (against the fake Bot API on 127.0.0.1), every installed
+engine allowed, and only ``codex`` on PATH (the fake codex CLI of the telegram tests). The
+service's process tree (the supervisor and all its descendants) is measured four times:
+(a) after start-up, (b) idle after one answered message, (c) after the engine idle period
+(``[supervisor] engine_idle_s``, set to ``idle_s`` here, default 5 s) retired the engine worker
+and the fork server, (d) idle after one more answered message (the engine worker started
+again, without the fork server). Target: PSS ≤ 80 MiB.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import psutil
-from _harness import cleanup, harness
-from bench_startup import engines
+from _harness import REPO, cleanup, harness, wait_until
 
 MIB = 1024 * 1024
+CHAT = 1001
+TARGET_PSS = 80 * MIB
 
 
-def main() -> None:
+def _idle_interpreter_uss() -> int:
     base = subprocess.Popen(
         [sys.executable, "-c", "import zmq, msgpack, anyio, time; time.sleep(30)"]
     )
     time.sleep(1.5)
-    base_uss = psutil.Process(base.pid).memory_full_info().uss
+    uss = int(psutil.Process(base.pid).memory_full_info().uss)
     base.kill()
     base.wait()
+    return uss
 
-    chosen = engines()
+
+def _tree(root: int, names: dict[int, str]) -> list[tuple[str, psutil.Process]]:
+    """The root process and every descendant, labelled by status name or process name."""
+    proc = psutil.Process(root)
+    rows = [("supervisor", proc)]
+    for child in proc.children(recursive=True):
+        try:
+            label = names.get(child.pid) or f"({child.name()})"
+        except psutil.Error:
+            continue
+        rows.append((label, child))
+    return rows
+
+
+def _table(title: str, rows: list[tuple[str, psutil.Process]]) -> tuple[int, int, int]:
+    print(f"\n{title}")
+    print(f"  {'process':26} {'USS MiB':>8} {'PSS MiB':>8} {'RSS MiB':>8}")
+    total_uss = total_pss = total_rss = 0
+    for name, proc in rows:
+        try:
+            info = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        total_uss += info.uss
+        total_pss += info.pss
+        total_rss += info.rss
+        print(f"  {name:26} {info.uss / MIB:8.1f} {info.pss / MIB:8.1f} {info.rss / MIB:8.1f}")
+    print(
+        f"  {'total (' + str(len(rows)) + ' processes)':26} {total_uss / MIB:8.1f} "
+        f"{total_pss / MIB:8.1f} {total_rss / MIB:8.1f}"
+    )
+    return total_uss, total_pss, total_rss
+
+
+def part1(base_uss: int) -> None:
+    chosen = ("scripted", "flood")
     h = harness()
     try:
         h.write_config(default_engine=chosen[0])
         h.start(engines=chosen, env={"TAKOPI_LOG_LEVEL": "warning"})
+        for engine in chosen:  # engine workers may start on first use: run each once
+            h.send(f"/{engine} hi")
+        wait_until(lambda: len(h.finals()) >= len(chosen), 60)
         time.sleep(2.0)  # idle
         status = h.control("status")
         assert h.proc is not None
-        rows = [("supervisor", psutil.Process(h.proc.pid))]
-        rows += [(w["name"], psutil.Process(w["pid"])) for w in status["workers"]]
-        rows += [(f"({h_['name']})", psutil.Process(h_["pid"])) for h_ in status.get("helpers", [])]
-        print(f"{'process':24} {'USS MiB':>8} {'PSS MiB':>8} {'RSS MiB':>8}")
-        total_rss = total_pss = 0
-        worker_uss = []
-        for name, proc in rows:
-            info = proc.memory_full_info()
-            total_rss += info.rss
-            total_pss += info.pss
-            if name != "supervisor" and not name.startswith("("):
-                worker_uss.append(info.uss)
-            print(f"{name:24} {info.uss / MIB:8.1f} {info.pss / MIB:8.1f} {info.rss / MIB:8.1f}")
+        names = {w["pid"]: w["name"] for w in status["workers"] if w["pid"]}
+        names.update({x["pid"]: f"({x['name']})" for x in status.get("helpers", [])})
+        rows = _tree(h.proc.pid, names)
+        _table(f"part 1: engines {', '.join(chosen)} + recorder transport, idle", rows)
+        worker_uss = [
+            r[1].memory_full_info().uss
+            for r in rows
+            if r[0] != "supervisor" and not r[0].startswith("(")
+        ]
     finally:
         cleanup(h)
     worst = max(worker_uss)
-    print(f"baseline idle interpreter USS : {base_uss / MIB:.1f} MiB")
-    print(f"idle worker USS (max)         : {worst / MIB:.1f} MiB  (ratio {worst / base_uss:.2f})")
-    print(f"whole service RSS / PSS       : {total_rss / MIB:.1f} / {total_pss / MIB:.1f} MiB")
-    print(f"target worker USS ≤ 20 MiB    : {'met' if worst <= 20 * MIB else 'NOT met'}")
+    print(f"  baseline idle interpreter USS : {base_uss / MIB:.1f} MiB")
+    print(
+        f"  idle worker USS (max)         : {worst / MIB:.1f} MiB  (ratio {worst / base_uss:.2f})"
+    )
+    print(f"  target worker USS ≤ 20 MiB    : {'met' if worst <= 20 * MIB else 'NOT met'}")
+
+
+class _Service:
+    """The supervisor with the telegram transport against the fake Bot API."""
+
+    def __init__(self, base: Path, server: Any, idle_s: float) -> None:
+        self.base = base
+        self.server = server
+        bin_dir = base / "bin"
+        bin_dir.mkdir()
+        codex = bin_dir / "codex"
+        fake = REPO / "tests" / "telegram" / "fake_codex.py"
+        codex.write_text(f"#!{sys.executable}\n" + fake.read_text())
+        codex.chmod(codex.stat().st_mode | stat.S_IEXEC)
+        (base / "codex-state").mkdir()
+        self.config = base / "takopi.toml"
+        self.config.write_text(
+            "\n".join(
+                [
+                    'transport = "telegram"',
+                    'default_engine = "codex"',
+                    "[transports.telegram]",
+                    f'bot_token = "{server.token}"',
+                    f"chat_id = {CHAT}",
+                    f'api_url = "{server.base_url}"',
+                    "[supervisor]",
+                    f"engine_idle_s = {idle_s}",
+                ]
+            )
+            + "\n"
+        )
+        env = dict(os.environ)
+        for key in ("XDG_RUNTIME_DIR", "NOTIFY_SOCKET", "PYTHONPATH"):
+            env.pop(key, None)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{os.path.dirname(sys.executable)}:/usr/bin:/bin"
+        env["FAKE_CODEX_DIR"] = str(base / "codex-state")
+        env["TAKOPI_LOG_LEVEL"] = "warning"
+        env["HOME"] = str(base)
+        self.log = (base / "supervisor.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "takopi.supervisor", "--config", str(self.config)],
+            env=env,
+            cwd=base,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_bot(self, predicate: Callable[[Any], bool], timeout: float = 60) -> Any:
+        def find() -> Any:
+            if self.proc.poll() is not None:
+                raise AssertionError((self.base / "supervisor.log").read_text()[-3000:])
+            return next((m for m in self.server.bot_messages(CHAT) if predicate(m)), None)
+
+        return wait_until(find, timeout)
+
+    def status(self) -> dict[str, Any]:
+        from takopi.supervisor.control import request
+        from takopi.supervisor.paths import resolve_paths
+
+        sock = resolve_paths(self.config, create=False).control_socket
+        return request(sock, "status", {})["result"]  # type: ignore[no-any-return]
+
+    def names(self) -> dict[int, str]:
+        status = self.status()
+        names = {w["pid"]: w["name"] for w in status["workers"] if w["pid"]}
+        names.update({x["pid"]: f"({x['name']})" for x in status.get("helpers", [])})
+        return names
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def part2(idle_s: float) -> None:
+    from tests.fakes.bot_api import BotApiServer
+
+    server = BotApiServer(max_poll_timeout=0.5)
+    server.start()
+    server.add_chat(CHAT)
+    base = Path(tempfile.mkdtemp(prefix="tkm-", dir="/tmp"))
+    service = _Service(base, server, idle_s)
+    try:
+        ready = service.wait_bot(lambda m: "takopi is ready" in m.text)
+        print("\npart 2: telegram + every installed engine allowed, only codex on PATH")
+        print("  startup message: " + " | ".join(ready.text.splitlines()[2:4]))
+        time.sleep(1.0)
+        _table("  (a) idle after start-up", _tree(service.proc.pid, service.names()))
+        user = server.send_user_message(CHAT, "hello")
+        service.wait_bot(
+            lambda m: m.reply_to_message_id == user["message_id"] and m.text.startswith("done")
+        )
+        time.sleep(1.0)
+        _uss, pss, _rss = _table(
+            "  (b) idle service with one engine (after one answered message)",
+            _tree(service.proc.pid, service.names()),
+        )
+        print(f"  target PSS ≤ 80 MiB           : {'met' if pss <= TARGET_PSS else 'NOT met'}")
+
+        def retired() -> bool:
+            status = service.status()
+            engines_idle = all(w["pid"] is None for w in status["workers"] if w["kind"] == "engine")
+            return engines_idle and not status["helpers"]
+
+        try:
+            wait_until(retired, idle_s + 30)
+        except AssertionError:
+            print(f"  (engine worker or helpers still there after {idle_s + 30:g} s)")
+        time.sleep(1.0)
+        _table(
+            f"  (c) after the engine idle period ({idle_s:g} s)",
+            _tree(service.proc.pid, service.names()),
+        )
+        user = server.send_user_message(CHAT, "hello again")
+        service.wait_bot(
+            lambda m: m.reply_to_message_id == user["message_id"] and m.text.startswith("done")
+        )
+        time.sleep(1.0)
+        _uss, pss, _rss = _table(
+            "  (d) idle service with one engine, its worker started after the idle period",
+            _tree(service.proc.pid, service.names()),
+        )
+        print(f"  target PSS ≤ 80 MiB           : {'met' if pss <= TARGET_PSS else 'NOT met'}")
+    finally:
+        service.stop()
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if a != "--service"]
+    idle_s = float(args[0]) if args else 5.0
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if "--service" not in sys.argv:
+        part1(_idle_interpreter_uss())
+    part2(idle_s)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def main() -> None:
     try:
         h.write_config(extra=CONFIG)
         h.start(env={"TAKOPI_LOG_LEVEL": "warning"})
+        h.warm_engine()  # engine workers start on first use
         for _ in range(kills):
             time.sleep(0.4)  # let the worker count as stable
             old = h.worker("engine:scripted")["pid"]

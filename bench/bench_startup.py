@@ -1,9 +1,11 @@
-"""Supervisor start → READY=1 (all workers ready) with 4 engines + the transport.
+"""Supervisor start → READY=1 with 4 engines + the transport.
 
 Run: ``.venv/bin/python bench/bench_startup.py [runs]``. Uses the real engine backends
-(codex/claude/opencode/pi when installed as entry points, test engines otherwise; a missing CLI
-still yields a ready worker reporting ``missing_cli``). Timing: from spawning the supervisor to
-the sd_notify READY=1 datagram on a socket this script owns. Baseline: ``python -c pass``.
+(codex/claude/opencode/pi when installed as entry points, test engines otherwise). READY=1 is
+sent once the transport is ready, which is after every engine was load-checked (imported, its
+runner built, its CLI looked up: a missing CLI gives ``missing_cli``); engine workers themselves
+start on first use. Timing: from spawning the supervisor to the sd_notify READY=1 datagram on a
+socket this script owns. Baseline: ``python -c pass``.
 """
 
 from __future__ import annotations

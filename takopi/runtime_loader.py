@@ -5,6 +5,9 @@ health follows the reference: an invalid engine table gives ``bad_config`` (runn
 ``{}`` defaults, still usable); a runner that cannot be built at all gives ``load_error`` (left
 out of the router); a CLI (``cli_cmd or id``) missing from ``PATH`` gives ``missing_cli``
 (kept, unavailable). Any non-ok status on the default engine is a :class:`ConfigError`.
+The built-in ``demo`` engine is only offered when no real engine is available (or it is the
+chosen default engine), and never when a ``[projects.demo]`` alias exists
+(:func:`demo_engine_wanted`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = get_logger(__name__)
 
 FALLBACK_DEFAULT_ENGINE = "codex"
+DEMO_ENGINE = "demo"
 
 Which = Callable[[str], str | None]
 
@@ -108,6 +112,20 @@ def resolve_default_engine(
     return engine
 
 
+def demo_engine_wanted(
+    *,
+    real_engine_available: bool,
+    chosen_default: str | None,
+    project_aliases: Iterable[str],
+) -> bool:
+    """Whether the built-in ``demo`` engine is offered: it stands in for real engines only
+    when none can run, or when it was chosen as the default engine; a ``[projects.demo]``
+    alias always wins over it (a reference config must load unchanged)."""
+    if DEMO_ENGINE in {alias.strip().lower() for alias in project_aliases}:
+        return False
+    return chosen_default == DEMO_ENGINE or not real_engine_available
+
+
 def cli_issue(backend: EngineBackend, which: Which = shutil.which) -> str | None:
     """Why the backend's CLI is unusable (not on PATH), or None."""
     cmd = backend.cli_cmd or backend.id
@@ -176,6 +194,27 @@ def discover_backends(
     return backends, failed
 
 
+def _without_unwanted_demo(
+    backends: list[EngineBackend],
+    *,
+    settings: TakopiSettings,
+    override: str | None,
+    which: Which,
+) -> list[EngineBackend]:
+    """``backends`` minus ``demo`` unless :func:`demo_engine_wanted` (a real engine counts as
+    available when its CLI is on ``PATH``)."""
+    if not any(b.id == DEMO_ENGINE for b in backends):
+        return backends
+    real = any(b.id != DEMO_ENGINE and cli_issue(b, which) is None for b in backends)
+    if demo_engine_wanted(
+        real_engine_available=real,
+        chosen_default=override or settings.default_engine,
+        project_aliases=settings.projects.keys(),
+    ):
+        return backends
+    return [b for b in backends if b.id != DEMO_ENGINE]
+
+
 def build_runtime_spec(
     *,
     settings: TakopiSettings,
@@ -199,6 +238,12 @@ def build_runtime_spec(
         health.extend(failed)
     else:
         backend_list = list(backends)
+    backend_list = _without_unwanted_demo(
+        backend_list,
+        settings=settings,
+        override=default_engine_override,
+        which=which,
+    )
     engine_ids = sorted({b.id for b in backend_list} | {h.engine for h in health})
     default_engine = resolve_default_engine(
         override=default_engine_override, settings=settings, engine_ids=engine_ids
@@ -234,12 +279,14 @@ def build_runtime_spec(
 
 
 __all__ = [
+    "DEMO_ENGINE",
     "FALLBACK_DEFAULT_ENGINE",
     "EngineHealth",
     "RuntimeSpec",
     "build_engine_entry",
     "build_runtime_spec",
     "cli_issue",
+    "demo_engine_wanted",
     "discover_backends",
     "resolve_default_engine",
 ]

@@ -76,6 +76,22 @@ def runs_table(runs: Sequence[dict[str, Any]]) -> list[str]:
     )
 
 
+def engines_table(engines: Sequence[dict[str, Any]]) -> list[str]:
+    """Installed engines: load status, offered or not, worker state (``engines[]``)."""
+    rows = []
+    for e in engines:
+        if e["worker"] is not None:
+            worker = e["worker"]
+        elif e["status"] == "load_error":
+            worker = "none (not an engine)"
+        elif not e["offered"]:
+            worker = "none (not offered)"
+        else:
+            worker = "none (cannot run)"
+        rows.append([e["id"], e["status"], worker, e["issue"]])
+    return table(["ENGINE", "STATUS", "WORKER", "ISSUE"], rows)
+
+
 def status_lines(doc: dict[str, Any]) -> list[str]:
     """The whole ``takopictl status`` screen."""
     sup = doc["supervisor"]
@@ -117,6 +133,8 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
             for w in workers
         ],
     )
+    if doc.get("engines"):
+        lines += ["", *engines_table(doc["engines"])]
     interpreters = {w["interpreter"] for w in workers if w["interpreter"]}
     details = []
     for w in workers:
@@ -134,4 +152,4 @@ def status_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["duration", "runs_table", "size", "status_lines", "table"]
+__all__ = ["duration", "engines_table", "runs_table", "size", "status_lines", "table"]

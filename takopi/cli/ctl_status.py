@@ -13,10 +13,15 @@ Schema (``takopictl status --json``, ``schema_version`` 1; fields are only ever 
       },
       "workers": [{
         "id": str, "name": "<kind>:<id>", "kind": "engine"|"transport"|"command",
-        "state": "starting"|"ready"|"unresponsive"|"restarting"|"quarantined"|"disabled"|"stopped",
+        "state": "starting"|"ready"|"unresponsive"|"restarting"|"quarantined"|"disabled"|"stopped"
+                 |"not-started"|"retired",
         "pid": int|null, "interpreter": str|null, "python_version": str|null,
         "uptime_s": float|null, "restarts": int, "last_exit": str|null, "last_error": str|null,
         "rss_bytes": int|null, "cpu_percent": float|null
+      }],
+      "engines": [{
+        "id": str, "status": "ok"|"bad_config"|"missing_cli"|"load_error", "issue": str|null,
+        "offered": bool, "worker": <a workers[].state>|null
       }],
       "runs": [{
         "run_id": str, "thread": str, "engine": str, "transport": str|null,
@@ -45,6 +50,8 @@ WORKER_STATES = (
     "quarantined",
     "disabled",
     "stopped",
+    "not-started",
+    "retired",
 )
 _STATE_MAP = {"backoff": "restarting", "exited": "restarting"}
 
@@ -148,7 +155,25 @@ def build_status(
         "schema_version": SCHEMA_VERSION,
         "supervisor": supervisor,
         "workers": workers,
+        "engines": [
+            normalize_engine(e, status.get("state"))
+            for e in status.get("engines") or []
+            if isinstance(e, dict)
+        ],
         "runs": [normalize_run(r) for r in runs if isinstance(r, dict)],
+    }
+
+
+def normalize_engine(engine: dict[str, Any], supervisor_state: Any) -> dict[str, Any]:
+    """One ``engines[]`` entry: an installed engine, whether the router offers it, and the
+    state of its worker (null: it cannot run, so it has none)."""
+    worker = engine.get("worker")
+    return {
+        "id": str(engine.get("id") or ""),
+        "status": str(engine.get("status") or ""),
+        "issue": engine.get("issue"),
+        "offered": bool(engine.get("offered")),
+        "worker": normalize_worker_state(worker, supervisor_state) if worker else None,
     }
 
 
@@ -178,6 +203,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "WORKER_STATES",
     "build_status",
+    "normalize_engine",
     "normalize_run",
     "normalize_worker_state",
     "sample_processes",

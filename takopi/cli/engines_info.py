@@ -43,19 +43,25 @@ def engine_infos(
     return infos
 
 
-def fallback_default_engine(engine_ids: Iterable[str]) -> str | None:
+def fallback_default_engine(
+    engine_ids: Iterable[str], *, project_aliases: Iterable[str] = ()
+) -> str | None:
     """The default engine when neither ``--engine``/``takopi <engine>`` nor the config names one.
 
-    The reference falls back to ``codex``. When no real agent CLI is installed at all and the
-    ``demo`` engine exists, the demo engine is used instead so a newcomer sees takopi work;
-    None means "keep the reference fallback".
+    The reference falls back to ``codex``. When takopi's own engines are the only ones
+    installed, none of their CLIs is on ``PATH`` and the ``demo`` engine exists, the demo engine
+    is used instead so a newcomer sees takopi work. Never when a ``[projects.demo]`` alias is
+    configured (the alias wins) or an engine plugin is installed (it may be usable: the
+    reference fallback stays). None means "keep the reference fallback".
     """
-    from takopi.runners.demo import real_engine_on_path
+    from takopi.runners.demo import REAL_ENGINE_CLIS, real_engine_on_path
 
     ids = set(engine_ids)
-    if DEMO_ENGINE in ids and not real_engine_on_path():
-        return DEMO_ENGINE
-    return None
+    if DEMO_ENGINE not in ids or DEMO_ENGINE in {a.strip().lower() for a in project_aliases}:
+        return None
+    if ids - set(REAL_ENGINE_CLIS) - {DEMO_ENGINE} or real_engine_on_path():
+        return None
+    return DEMO_ENGINE
 
 
 __all__ = [

@@ -111,7 +111,8 @@ def _choose_default_engine(settings: Any, override: str | None) -> str:
         return str(settings.default_engine)
     if os.environ.get(DEFAULT_ENGINE_ENV):
         return os.environ[DEFAULT_ENGINE_ENV]
-    fallback = fallback_default_engine(_engine_ids(settings))
+    aliases = settings.projects.keys() if settings is not None else ()
+    fallback = fallback_default_engine(_engine_ids(settings), project_aliases=aliases)
     if fallback is not None:
         # Acts like `default_engine = "demo"` in the config (projects still pick their own).
         os.environ[DEFAULT_ENGINE_ENV] = fallback

@@ -10,6 +10,7 @@ method                      direction            request → answer
 HELLO (handshake frame)     worker → supervisor  :class:`Hello` (a plain map, frozen layout)
 ``load`` (engine)           sup → engine         :class:`EngineLoad` → :class:`EngineLoaded` |
                                                  :class:`LoadFailed`
+engine probe (pipes)        sup → probe process  :class:`EngineProbe` → :class:`EngineProbed` …
 ``run`` (stream, engine)    sup → engine         :class:`EngineRun` → takopi events
 ``load`` (transport)        sup → transport      :class:`TransportLoad` → :class:`TransportLoaded`
                                                  | :class:`LoadFailed`
@@ -42,6 +43,8 @@ from takopi.protocol.loading import (
     EngineDescription,
     EngineLoad,
     EngineLoaded,
+    EngineProbe,
+    EngineProbed,
     EngineStatus,
     LoadFailed,
     SetupCheck,
@@ -64,6 +67,8 @@ WIRE_TYPES: tuple[type, ...] = (
     EngineDescription,
     EngineLoad,
     EngineLoaded,
+    EngineProbe,
+    EngineProbed,
     EngineRun,
     LoadFailed,
     ResumeCodecInfo,
@@ -94,6 +99,8 @@ __all__ = [
     "EngineDescription",
     "EngineLoad",
     "EngineLoaded",
+    "EngineProbe",
+    "EngineProbed",
     "EngineRun",
     "EngineStatus",
     "Hello",

@@ -42,6 +42,24 @@ class EngineLoaded:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineProbe:
+    """supervisor → engine probe process (its stdin): load-check these engines one after the
+    other, as an engine worker's ``load`` would (``engines``: engine id → its table)."""
+
+    engines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineProbed:
+    """engine probe → supervisor, one per engine: first with ``result`` None (it is about to
+    load ``engine``, so a crash or a hang can be pinned on it), then with its ``load`` answer."""
+
+    engine: str
+    result: EngineLoaded | LoadFailed | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TransportLoad:
     """supervisor → transport worker ``load``: import the backend, compute its lock token."""
 

@@ -1,9 +1,10 @@
 """The arbiter: owns the supervisor process as a whole.
 
-It loads the config, binds the RPC endpoint and the control socket, creates one
-:class:`~takopi.supervisor.watcher.Watcher` per engine plus the transport (command workers on
-first use), serves the run registry and the runtime to workers, reports to systemd, reloads,
-and shuts down in order. Each worker's lifecycle is its watcher's; what a kind of worker means
+It loads the config, binds the RPC endpoint and the control socket, starts the transport,
+decides which engines exist (:class:`~takopi.supervisor.engine_setup.EngineSetup`) and creates
+a :class:`~takopi.supervisor.watcher.Watcher` per engine that can run (its worker starts on
+first use and retires when idle; command workers start on first use), serves the run registry
+and the runtime to workers, reports to systemd, reloads, and shuts down in order. Each worker's lifecycle is its watcher's; what a kind of worker means
 is in :mod:`takopi.supervisor.kinds`; processes come from the
 :class:`~takopi.supervisor.spawner.Spawner`; HELLOs are checked by the
 :class:`~takopi.supervisor.handshake.Handshake`. ``run_supervisor(options) -> int`` is the CLI
@@ -29,6 +30,7 @@ from takopi.logging import get_logger
 from takopi.supervisor.config import EarlyPlan, SupervisorConfig
 from takopi.supervisor.control import ControlServer
 from takopi.supervisor.engine_pool import EnginePool
+from takopi.supervisor.engine_setup import EngineSetup
 from takopi.supervisor.handshake import Handshake
 from takopi.supervisor.journal import Journal
 from takopi.supervisor.kinds.command import CommandKind, CommandRelay
@@ -40,8 +42,10 @@ from takopi.supervisor.options import EXIT_ERROR, EXIT_OK, SupervisorOptions
 from takopi.supervisor.paths import SupervisorPaths, resolve_paths
 from takopi.supervisor.policy import WorkerPolicy
 from takopi.supervisor.ports import ResumeLines
+from takopi.supervisor.probe import EngineProber
 from takopi.supervisor.reaper import Reaper, become_subreaper
 from takopi.supervisor.registry import RunRegistry
+from takopi.supervisor.reloading import Reloader
 from takopi.supervisor.restart import Restarter, RestartRefused
 from takopi.supervisor.routing import Routing
 from takopi.supervisor.runs import OPERATOR_REASON, SHUTDOWN_REASON, RunService
@@ -50,6 +54,7 @@ from takopi.supervisor.spawner import Spawner
 from takopi.supervisor.verbs import bind_verbs
 from takopi.supervisor.watcher import Watcher, WorkerState
 from takopi.supervisor.workers import Workers
+from takopi.utils.memory import trim_memory
 
 if TYPE_CHECKING:
     from takopi.rpc import RouterEndpoint
@@ -93,6 +98,9 @@ class Arbiter:
         self.runs: RunService | None = None
         self.transports: TransportKind | None = None
         self.restarter = Restarter(self.workers, self.registry, self)
+        self.prober: EngineProber | None = None
+        self.engine_setup: EngineSetup | None = None
+        self.reloader: Reloader | None = None
 
     # ------------------------------------------------------------------ assembly
 
@@ -107,6 +115,16 @@ class Arbiter:
             fork_timeout=min(self.options.load_timeout, 10.0),
         )
         self.spawner.on_standby_used = lambda: self.spawn_task(self._refill_standby, 0.5)
+        self.prober = EngineProber(self.spawner, timeout=self.options.load_timeout)
+        self.engine_setup = EngineSetup(
+            config=self.config,
+            engines=self.engines,
+            prober=self.prober,
+            new_watcher=lambda engine: self._new_watcher("engine", engine),
+        )
+        self.reloader = Reloader(
+            host=self, config=self.config, routing=self.routing, engine_setup=self.engine_setup
+        )
         self.runs = RunService(
             registry=self.registry,
             journal=self.journal,
@@ -121,6 +139,7 @@ class Arbiter:
             resume_lines=self.resume_lines,
             deliveries=self.journal,
             command_ids=self.config.command_ids,
+            stand_in=self.engines.stand_in,
         )
         commands = CommandRelay(
             self.config, self.workers, lambda plugin_id: self._new_watcher("command", plugin_id)
@@ -169,6 +188,8 @@ class Arbiter:
     def known_pids(self) -> set[int]:
         """Pids of live worker and helper processes (the reaper must not touch them)."""
         pids = self.workers.live_pids()
+        if self.prober is not None:
+            pids |= self.prober.pids
         if self.spawner is not None:
             for _name, proc in self.spawner.helper_processes():
                 if proc.pid is not None:
@@ -186,23 +207,23 @@ class Arbiter:
         Reaper(self.known_pids).sweep()
 
     def maybe_notify_ready(self) -> None:
-        """Tell systemd once the main transport is ready and every engine settled."""
+        """Tell systemd once the main transport is ready (the engines were decided first)."""
         if self._ready_notified or self.state != "running":
             return
         transport = self.workers.get(f"transport:{self.config.transport_id}")
         if transport is None or transport.state is not WorkerState.READY:
             return
-        if not self.engines.all_settled():
+        if not self.engines.catalog.decided.is_set():
             return
         self._ready_notified = True
-        ready = self.engines.ready_ids()
+        offered = self.engines.ids()
         self.notifier.ready(
-            f"running: {self.config.transport_id}; engines: {', '.join(ready) or 'none'}"
+            f"running: {self.config.transport_id}; engines: {', '.join(offered) or 'none'}"
         )
         log.info(
             "supervisor.ready",
             transport=self.config.transport_id,
-            engines=ready,
+            engines=offered,
             startup_s=round(time.monotonic() - self.started_at, 3),
         )
 
@@ -241,6 +262,7 @@ class Arbiter:
             "runs": len(self.registry.runs),
             "pending_deliveries": len(self.journal.pending()),
             "workers": self.workers.describe(),
+            "engines": self.engines.describe(),
             "helpers": helpers,
         }
 
@@ -251,63 +273,9 @@ class Arbiter:
         return await self.restarter.restart(names, force=force, wait_timeout=wait_timeout)
 
     async def reload(self) -> dict[str, Any]:
-        """Re-read the config; apply routing/projects/plugin tables, restart changed engines."""
-        from takopi.settings import load_settings
-
-        self.state = "reloading" if self.state == "running" else self.state
-        self.notifier.reloading()
-        try:
-            settings, _path = load_settings(self.config.config_path)
-        except (ConfigError, OSError) as exc:
-            log.warning("config.reload.failed", error=str(exc))
-            self._reloaded()
-            self.notifier.ready("reload failed; previous config kept")
-            return {"reloaded": False, "error": str(exc), "restart_required": []}
-        old = self.config.replace_settings(settings)
-        transport_id = self.config.transport_id
-        path = self.config.config_path
-        restart_required = []
-        if settings.transport != old.transport or (
-            settings.transport_config(transport_id, config_path=path)
-            != old.transport_config(transport_id, config_path=path)
-        ):
-            restart_required.append(f"transport:{transport_id}")
-        changed = []
-        for watcher in self.workers.of_kind("engine"):
-            try:
-                if settings.engine_config(watcher.plugin_id) != old.engine_config(
-                    watcher.plugin_id
-                ):
-                    changed.append(watcher.name)
-            except ConfigError:
-                changed.append(watcher.name)
-        try:
-            await self.routing.push()
-        except ConfigError as exc:
-            self.config.replace_settings(old)
-            self.routing.build()
-            self._reloaded()
-            return {"reloaded": False, "error": str(exc), "restart_required": []}
-        if changed:
-            # Drained in the background: runs in flight finish on the old config.
-            self.spawn_task(self._restart_after_reload, changed)
-        self._reloaded()
-        self.notifier.ready("reloaded")
-        return {
-            "reloaded": True,
-            "error": None,
-            "restart_required": restart_required,
-            "restarted": changed,
-        }
-
-    def _reloaded(self) -> None:
-        self.state = "running" if self.state == "reloading" else self.state
-
-    async def _restart_after_reload(self, names: list[str]) -> None:
-        try:
-            await self.restart(names, force=False, wait_timeout=self.options.reload_drain)
-        except RestartRefused as exc:
-            log.warning("config.reload.restart_skipped", workers=names, error=str(exc))
+        """Re-read the config and apply it (see :meth:`Reloader.reload`)."""
+        assert self.reloader is not None
+        return await self.reloader.reload()
 
     def worker_logs(self, name: str, lines: int) -> dict[str, Any]:
         """Recent output of one worker, or the supervisor's own log lines (``supervisor``)."""
@@ -348,6 +316,39 @@ class Arbiter:
                 delay, allowed=lambda: self.state in ("running", "reloading")
             )
 
+    async def _setup_engines(self) -> None:
+        """Decide which engines exist once the config is loaded; then the transport starts."""
+        await self.config_loaded.wait()
+        assert self.engine_setup is not None
+        try:
+            await self.engine_setup.decide()
+            self.routing.build()
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            self.fatal(EXIT_ERROR, str(exc))
+            return
+        self.engines.catalog.decided.set()
+        self.maybe_notify_ready()
+        trim_memory()  # start-up garbage (config parsing, probe answers) goes back to the OS
+
+    async def _retire_idle(self) -> None:
+        """Engine workers unused for ``engine_idle_s`` retire; once none runs (and the service
+        was idle that long), the fork server and the spare go too."""
+        while True:
+            idle_s = self.options.engine_idle_s
+            await anyio.sleep(min(max(idle_s / 4, 0.05), 5.0) if idle_s > 0 else 5.0)
+            if idle_s <= 0 or self.state != "running":
+                continue
+            self.engines.retire_idle(idle_s)
+            quiet_since = max(self.engines.last_used(), self.started_at)
+            if (
+                self.spawner is not None
+                and not self.engines.live()
+                and time.monotonic() - quiet_since >= idle_s
+                and self.spawner.retire_helpers()
+            ):
+                trim_memory()
+
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval()
         if interval is None:
@@ -355,33 +356,6 @@ class Arbiter:
         while True:
             self.notifier.watchdog()
             await anyio.sleep(interval)
-
-    async def _config_watcher(self, poll_interval: float = 1.0) -> None:
-        """``watch_config = true``: reload when the config file changes (mtime/size), like
-        the reference's hot reload. Transport changes are reported, not applied."""
-        from takopi.utils.json_state import file_signature
-
-        last = file_signature(self.config.config_path)
-        reported_failure: tuple[int, int] | None = None
-        while True:
-            await anyio.sleep(poll_interval)
-            current = file_signature(self.config.config_path)
-            if current == last or current is None:
-                continue
-            last = current
-            if not self.config.settings.watch_config:
-                continue
-            result = await self.reload()
-            if result.get("reloaded"):
-                reported_failure = None
-                log.info(
-                    "config.reload.applied",
-                    restart_required=result.get("restart_required") or [],
-                    restarted=result.get("restarted") or [],
-                )
-            elif reported_failure != current:
-                reported_failure = current  # once per file state, not every poll
-                log.warning("config.reload.rejected", error=result.get("error"))
 
     async def _sweeper(self) -> None:
         while True:
@@ -421,14 +395,11 @@ class Arbiter:
                 engine=entry.engine,
                 resume_line=entry.resume_line,
             )
-        for engine in engine_ids:
-            self._new_watcher("engine", engine)
         self._new_watcher("transport", self.config.transport_id)
         for extra in self.options.extra_transports:
             if extra != self.config.transport_id:
                 self._new_watcher("transport", extra)
         if plan is None:
-            self.routing.build()
             self.config_loaded.set()
         return plan, engine_ids
 
@@ -468,7 +439,10 @@ class Arbiter:
                 if self.options.handle_signals:
                     tg.start_soon(self._signals)
                 tg.start_soon(self._watchdog)
-                tg.start_soon(self._config_watcher)
+                assert self.reloader is not None
+                tg.start_soon(self.reloader.watch_config)
+                tg.start_soon(self._setup_engines)
+                tg.start_soon(self._retire_idle)
                 if self.options.subreaper:
                     tg.start_soon(self._sweeper)
                 self.state = "running"
@@ -518,7 +492,6 @@ class Arbiter:
                     f"config changed while starting (transport {plan[1]!r} → "
                     f"{self.config.transport_id!r}, engines {plan[2]} → {engine_ids})"
                 )
-            self.routing.build()
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             log.error("supervisor.config_error", error=str(exc))

@@ -48,6 +48,9 @@ class SupervisorOptions:
     """In-flight runs get this long to finish at shutdown before they are cancelled."""
     engine_wait: float = 30.0
     """How long a run waits for its engine worker to (re)start."""
+    engine_idle_s: float = 600.0
+    """An engine worker no run used for this long is stopped (the next run starts it again);
+    once none runs, the fork server and the spare go too. 0 keeps started workers."""
     reload_drain: float = 3600.0
     """An engine whose config changed on reload restarts once its runs finished (at most
     this long; otherwise it keeps the old config until restarted)."""
@@ -66,7 +69,7 @@ class SupervisorOptions:
 
     def apply_table(self, table: Any) -> None:
         """``[supervisor]`` tunables: ping_interval, ping_timeout, load_timeout,
-        shutdown_grace, engine_wait, max_frame_bytes, extra_transports, and a
+        shutdown_grace, engine_wait, engine_idle_s, max_frame_bytes, extra_transports, and a
         ``[supervisor.restart]`` table with :class:`PolicyConfig` fields."""
         if not isinstance(table, dict):
             raise ConfigError("Invalid `supervisor` config; expected a table.")
@@ -76,6 +79,13 @@ class SupervisorOptions:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ConfigError(f"Invalid `supervisor.{key}`; expected a positive number.")
                 setattr(self, key, float(value))
+        if "engine_idle_s" in table:
+            value = table["engine_idle_s"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(
+                    "Invalid `supervisor.engine_idle_s`; expected a number of seconds >= 0."
+                )
+            self.engine_idle_s = float(value)
         if "max_frame_bytes" in table:
             value = table["max_frame_bytes"]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1024:

@@ -53,17 +53,19 @@ class Routing:
                 engine_ids=engine_ids,
             )
             if engine_ids
-            else (options.default_engine_override or "codex")
+            else (options.default_engine_override or settings.default_engine or "codex")
         )
+        catalog = self._engines.catalog
         entries = []
         for engine in engine_ids:
             watcher = self._engines.watcher(engine)
-            assert watcher is not None
+            loaded = catalog.loaded(engine)
             status, issue = "ok", None
-            if watcher.state.gave_up:
+            if watcher is not None and watcher.state.gave_up:
+                # It loaded when probed, but its worker keeps failing now.
                 status, issue = "load_error", watcher.last_error or watcher.policy.last_error
-            elif watcher.engine is not None:
-                status, issue = watcher.engine.status, watcher.engine.issue
+            elif loaded is not None:
+                status, issue = loaded.status, loaded.issue
             entries.append(
                 RunnerEntry(
                     engine=engine,
@@ -93,9 +95,9 @@ class Routing:
         """What workers cache: engines' resume codecs and plain runtime attributes."""
         engines = {}
         for engine in self._engines.ids():
-            watcher = self._engines.watcher(engine)
-            if watcher is not None and watcher.engine is not None:
-                engines[engine] = watcher.engine.resume or ResumeCodecInfo()
+            loaded = self._engines.catalog.loaded(engine)
+            if loaded is not None:
+                engines[engine] = loaded.resume or ResumeCodecInfo()
         runtime = self._runtime
         return RuntimeSnapshot(
             default_engine=self.default_engine,

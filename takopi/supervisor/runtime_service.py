@@ -60,9 +60,10 @@ class EngineStandIn:
 
     Its sync methods may block on RPC, so they are only called off the event loop thread.
     ``is_resume_line`` and ``extract_resume`` are *probes*: the router asks every engine about
-    every message, so they never wait for an engine worker that is not ready (restarting,
-    crash-looping, quarantined) — they answer from the resume regex an earlier incarnation
-    shipped, or "no". A message for engine A never waits on engine B.
+    every message, so they never wait for or start an engine worker that is not ready (not
+    started yet, retired, restarting, crash-looping, quarantined) — they answer from the resume
+    regex the engine probe or an earlier incarnation shipped, or "no". A message for engine A
+    never waits on engine B.
     """
 
     def __init__(self, engine: EngineId, engines: EngineAccess, resume_lines: ResumeLines) -> None:
@@ -108,15 +109,22 @@ class EngineStandIn:
             found = match.group("token") or found
         return ResumeToken(engine=self.engine, value=found) if found else None
 
+    def regex_is_resume_line(self, line: str) -> bool:
+        """The shipped regex's answer (no worker asked)."""
+        return bool(self.regex is not None and self.regex.match(line))
+
+    def regex_extract_resume(self, text: str | None) -> ResumeToken | None:
+        """The shipped regex's answer (no worker asked)."""
+        return self._regex_extract(text) if text and self.regex is not None else None
+
     def is_resume_line(self, line: str) -> bool:
         """Whether ``line`` is this engine's resume line."""
         if self.local_line:
-            assert self.regex is not None
-            return bool(self.regex.match(line))
+            return self.regex_is_resume_line(line)
         answered, result = self._probe("is_resume_line", line)
         if answered:
             return bool(result)
-        return bool(self.regex is not None and self.regex.match(line))
+        return self.regex_is_resume_line(line)
 
     def extract_resume(self, text: str | None) -> ResumeToken | None:
         """The last resume token of this engine in ``text``."""
@@ -127,7 +135,7 @@ class EngineStandIn:
         answered, result = self._probe("extract_resume", text)
         if answered:
             return result if isinstance(result, ResumeToken) else None
-        return self._regex_extract(text) if self.regex is not None else None
+        return self.regex_extract_resume(text)
 
     def format_resume(self, token: ResumeToken) -> str:
         """The engine's resume line (asks the engine worker)."""
@@ -155,9 +163,11 @@ class RuntimeService:
         resume_lines: ResumeLines,
         deliveries: DeliveryBook,
         command_ids: Callable[[], list[str]],
+        stand_in: Callable[[str], EngineStandIn],
     ) -> None:
         self._runtime = runtime
         self._engines = engines
+        self._stand_in = stand_in
         self._resume_lines = resume_lines
         self._deliveries = deliveries
         self._command_ids = command_ids
@@ -237,18 +247,25 @@ class RuntimeService:
         return line
 
     async def engine_extract_resume(self, engine: str, text: str | None) -> Any:
-        """Forward ``extract_resume`` to the engine worker."""
-        peer = await self._engines.wait_ready_peer(engine, 30.0)
-        if peer is None:
-            return None
-        return await peer.call("extract_resume", text, timeout=30)
+        """Forward ``extract_resume`` to a ready engine worker, else answer from its regex
+        (a probe never starts or waits for a worker)."""
+        peer = self._engines.ready_peer(engine)
+        if peer is not None:
+            try:
+                return await peer.call("extract_resume", text, timeout=30)
+            except Exception as exc:
+                log.warning("engine.probe_failed", engine=engine, error=str(exc))
+        return self._stand_in(engine).regex_extract_resume(text)
 
     async def engine_is_resume_line(self, engine: str, line: str) -> bool:
-        """Forward ``is_resume_line`` to the engine worker."""
-        peer = await self._engines.wait_ready_peer(engine, 30.0)
-        if peer is None:
-            return False
-        return bool(await peer.call("is_resume_line", line, timeout=30))
+        """Forward ``is_resume_line`` to a ready engine worker, else answer from its regex."""
+        peer = self._engines.ready_peer(engine)
+        if peer is not None:
+            try:
+                return bool(await peer.call("is_resume_line", line, timeout=30))
+            except Exception as exc:
+                log.warning("engine.probe_failed", engine=engine, error=str(exc))
+        return self._stand_in(engine).regex_is_resume_line(line)
 
 
 __all__ = ["EngineStandIn", "RuntimeService"]

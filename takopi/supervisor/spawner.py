@@ -4,11 +4,18 @@ standby spare, or started fresh; plus the environment each kind of worker gets.
 Only workers on the supervisor's own interpreter can be forked or take the spare; a plugin
 with its own ``python`` always gets a fresh process. The one-time secret of each spawn reaches
 the worker over an inherited pipe or the fork request, never argv or the environment.
+
+The helpers make start-up and restarts fast while the service is busy. Once it has been idle
+for a while they cost more memory than they save (a forked worker shares its imports with the
+fork server, but with one engine in use the fork server and the spare cost more than a worker
+started fresh): :meth:`Spawner.retire_helpers` stops them for good, and workers are started
+fresh from then on.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +52,8 @@ class Spawner:
         self.fork_timeout = fork_timeout
         self.zygote: Zygote | None = None
         self.standby: WorkerProcess | None = None
+        self.helpers_retired = False
+        """The helpers were stopped for idleness: workers start fresh from now on."""
         self.on_standby_used: Callable[[], None] | None = None
         """Called when the spare was handed to a worker (the owner schedules a new one)."""
 
@@ -63,6 +72,17 @@ class Spawner:
         except OSError as exc:
             log.warning("zygote.start_failed", error=str(exc))
             self.zygote = None
+
+    def retire_helpers(self) -> bool:
+        """Stop the fork server and the spare for good, the service being idle (workers are
+        unaffected); False if there was nothing to stop or a fork is in flight."""
+        if self.forking or (self.zygote is None and self.standby is None):
+            return False
+        self.close()
+        self.zygote = None
+        self.helpers_retired = True
+        log.info("spawner.helpers_retired")
+        return True
 
     def close(self) -> None:
         """Stop the helpers (workers are unaffected)."""
@@ -116,6 +136,36 @@ class Spawner:
         if proc is None:
             proc = self._spawn_fresh(watcher, incarnation)
         return proc
+
+    async def start_probe(self, python: str | None, *, stdin: int, stdout: int) -> WorkerProcess:
+        """An engine probe (:mod:`takopi.worker.probe`) reading ``stdin`` and writing its
+        answers to ``stdout``: forked by the fork server when it runs (takopi's own engines
+        are imported there already), else started fresh. Its stderr is captured."""
+        if self.zygote is not None and python is None:
+            proc = await self.zygote.fork(
+                name="probe",
+                kind="probe",
+                plugin_id="",
+                identity="",
+                secret="",
+                timeout=self.fork_timeout,
+                stdio=(stdin, stdout),
+                env=self._env_delta("engine"),
+            )
+            if proc is not None:
+                return proc
+        argv = [python or sys.executable, "-m", "takopi.worker", "--probe"]
+        argv += ["--supervisor-pid", str(os.getpid())]
+        popen = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env=self.worker_env("engine"),
+            start_new_session=True,
+            close_fds=True,
+        )
+        return WorkerProcess.from_popen(popen, name="probe", echo=self.echo)
 
     def _spawn_fresh(self, watcher: Watcher, incarnation: Incarnation) -> WorkerProcess:
         assert incarnation.secret is not None
@@ -199,7 +249,11 @@ class Spawner:
             return
         if delay:
             await anyio.sleep(delay)
-        if self.standby is not None or (allowed is not None and not allowed()):
+        if (
+            self.standby is not None
+            or self.helpers_retired
+            or (allowed is not None and not allowed())
+        ):
             return
         argv = [
             sys.executable,

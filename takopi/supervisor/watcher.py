@@ -3,11 +3,13 @@
 A :class:`Watcher` outlives its worker's incarnations. Its :class:`WorkerState` is only ever
 moved forward by the watcher itself, each transition tied to the incarnation it concerns:
 
-``stopped → starting`` (a new incarnation exists, before its process does, so a handshake that
-beats the fork server's answer still belongs to it) ``→ ready`` (loaded; only if it is still
-the current incarnation) ``→ unresponsive`` (missed a ping; it is killed) ``→ exited`` (its
-process ended) ``→ backoff → starting …`` or ``→ quarantined | disabled`` (the policy gave up)
-or ``→ stopped`` (shutdown).
+``not-started → starting`` (a new incarnation exists, before its process does, so a handshake
+that beats the fork server's answer still belongs to it) ``→ ready`` (loaded; only if it is
+still the current incarnation) ``→ unresponsive`` (missed a ping; it is killed) ``→ exited``
+(its process ended) ``→ backoff → starting …`` or ``→ quarantined | disabled`` (the policy gave
+up) or ``→ stopped`` (shutdown). An engine worker nobody used for a while is ``→ retired``: its
+process is stopped without the policy counting it, and the next :meth:`Watcher.start` (a run
+needs it) brings up a new incarnation.
 
 What differs per worker kind (how to load it, what to serve it, what its readiness or death
 means for the rest) is a :class:`~takopi.supervisor.kinds.WorkerKind`; where processes come
@@ -43,6 +45,8 @@ log = get_logger(__name__)
 class WorkerState(StrEnum):
     """Where a worker is in its lifecycle (``takopictl status`` shows the value)."""
 
+    NOT_STARTED = "not-started"
+    """Created, never started (engine workers start on first use)."""
     STOPPED = "stopped"
     STARTING = "starting"
     READY = "ready"
@@ -51,6 +55,13 @@ class WorkerState(StrEnum):
     BACKOFF = "backoff"
     QUARANTINED = "quarantined"
     DISABLED = "disabled"
+    RETIRED = "retired"
+    """Stopped after an idle period; starts again when needed."""
+
+    @property
+    def idle(self) -> bool:
+        """Not running by design (never started, or retired): not a failure."""
+        return self in (WorkerState.NOT_STARTED, WorkerState.RETIRED)
 
     @property
     def gave_up(self) -> bool:
@@ -104,6 +115,10 @@ class WorkerKind(Protocol):
 
     def register(self, watcher: Watcher, peer: Peer) -> None:
         """Serve the supervisor's methods to this worker (called before bring-up)."""
+        ...
+
+    async def before_load(self, watcher: Watcher) -> None:
+        """Wait for what the supervisor must settle first (not bounded by the load timeout)."""
         ...
 
     async def load(self, watcher: Watcher, peer: Peer) -> bool:
@@ -169,7 +184,7 @@ class Watcher:
         self._host = host
         self._processes = processes
         self._identities = identities
-        self._state = WorkerState.STOPPED
+        self._state = WorkerState.NOT_STARTED
         self.incarnation: Incarnation | None = None
         self.restarts = 0
         self.last_exit: str | None = None
@@ -189,6 +204,12 @@ class Watcher:
         """An operator restart is waiting for this engine's runs: new runs queue meanwhile."""
         self.active_runs: set[str] = set()
         """Ids of the runs streaming from this engine's worker right now."""
+        self.last_used = time.monotonic()
+        """When a run last started or ended on this worker (or it became ready)."""
+        self._retiring: Incarnation | None = None
+        """The incarnation being stopped for idleness."""
+        self._wanted = False
+        """A start was asked for while an incarnation was being retired."""
 
     # ------------------------------------------------------------------ state
 
@@ -329,6 +350,13 @@ class Watcher:
                 if host.state == "stopping" or host.stop_requested.is_set():
                     self._set_state(WorkerState.STOPPED)
                     break
+                if self._retiring is inc:
+                    self._retiring = None
+                    if not self._wanted:
+                        self._set_state(WorkerState.RETIRED)
+                        break
+                    self._wanted = False  # a run needs it again: no policy, no restart count
+                    continue
                 if self.manual_restart:
                     self.manual_restart = False
                     self.restarts += 1
@@ -377,7 +405,7 @@ class Watcher:
         """The incarnation's process ended (called by :meth:`WorkerProcess.watch`)."""
         assert proc.exit is not None
         self.last_exit = proc.exit.describe()
-        if self._state is not WorkerState.STOPPED:
+        if self._state not in (WorkerState.STOPPED, WorkerState.RETIRED):
             stopping = self._host.state == "stopping"
             self._set_state(WorkerState.STOPPED if stopping else WorkerState.EXITED)
         proc.kill_leftovers()
@@ -409,6 +437,8 @@ class Watcher:
             with anyio.fail_after(host.options.load_timeout):
                 await attached.wait()
                 await host.config_loaded.wait()
+            await self.behaviour.before_load(self)
+            with anyio.fail_after(host.options.load_timeout):
                 ok = await self.behaviour.load(self, peer)
         except TimeoutError:
             self.last_error = "worker did not finish loading in time"
@@ -424,7 +454,7 @@ class Watcher:
             return
         if self.incarnation is not inc or peer.closed:
             return
-        inc.ready_at = time.monotonic()
+        inc.ready_at = self.last_used = time.monotonic()
         self.policy.on_ready()
         self.last_error = None
         self._set_state(WorkerState.READY)
@@ -477,14 +507,40 @@ class Watcher:
     # ------------------------------------------------------------------ operator actions
 
     def start(self) -> None:
-        """Start the lifecycle task (no-op if it runs)."""
-        if not self.running:
+        """Start the lifecycle task (no-op if it runs; one being retired comes back)."""
+        if self._retiring is not None:
+            self._wanted = True
+        elif not self.running:
             self._host.spawn_task(self.run)
+
+    def retire(self) -> bool:
+        """Stop an idle ready worker (no runs, no operator restart going on); False if it is
+        not idle. The policy does not count it; :meth:`start` brings it back."""
+        inc, proc = self.incarnation, self.process
+        if (
+            self._state is not WorkerState.READY
+            or self.active_runs
+            or self.draining
+            or inc is None
+            or proc is None
+        ):
+            return False
+        self._retiring = inc
+        self._wanted = False
+        self._set_state(WorkerState.RETIRED)
+        log.info("worker.retired", worker=self.name, pid=proc.pid)
+        self._host.spawn_task(proc.stop, self.behaviour.stop_timeout)
+        return True
 
     def restart(self, *, force: bool) -> bool:
         """Restart now: a running worker is stopped (``force``: killed) and comes back; one
         the policy gave up on starts over (``force`` also clears EX_CONFIG). False if a
         disabled worker was left alone."""
+        if self._retiring is not None:
+            self.start()  # being retired: it comes back once stopped
+            return True
+        if self._state.idle and not self.running:
+            return False  # nothing runs: it starts when needed
         if self._state.gave_up or not self.running:
             if self._state is WorkerState.DISABLED and not force:
                 return False
@@ -509,8 +565,8 @@ class Watcher:
             await proc.stop(self.behaviour.stop_timeout)
 
     def mark_stopped(self) -> None:
-        """After shutdown: stopped, unless the policy gave up on it."""
-        if not self._state.gave_up:
+        """After shutdown: stopped, unless the policy gave up on it or it was not running."""
+        if not self._state.gave_up and not self._state.idle:
             self._set_state(WorkerState.STOPPED)
 
 

@@ -105,18 +105,24 @@ class Zygote:
         secret: str,
         timeout: float = 5.0,
         inherit_stdio: bool = False,
+        stdio: tuple[int, int] | None = None,
         env: dict[str, str] | None = None,
     ) -> WorkerProcess | None:
         """A new worker for a slot, or None (then spawn one the ordinary way).
 
         ``inherit_stdio``: the worker gets the supervisor's stdin/stdout (a transport on the
-        terminal) and only its stderr is captured. ``env``: variables added to the zygote's
-        environment in the worker (e.g. transport secrets that engines must not see)."""
+        terminal) and only its stderr is captured; ``stdio``: it gets these two descriptors
+        as stdin/stdout instead (the engine probe's pipes). ``env``: variables added to the
+        zygote's environment in the worker (e.g. transport secrets that engines must not
+        see)."""
         if not self.alive or not await self.wait_ready(timeout):
             return None
         assert self._sock is not None
         read_fd, write_fd = os.pipe()
-        fds = [0, 1, write_fd] if inherit_stdio else [write_fd]
+        if stdio is not None:
+            fds = [stdio[0], stdio[1], write_fd]
+        else:
+            fds = [0, 1, write_fd] if inherit_stdio else [write_fd]
         payload = json.dumps(
             {
                 "endpoint": self._rpc_address,

@@ -88,7 +88,7 @@ class CommandHost:
             return LoadFailed(error=str(exc), exit_code=EXIT_PLUGIN_FAILED)
         self._runtime = RuntimeProxy(self.peer, self.snapshot)
         self._plugin_loop()
-        from takopi.worker.memory import trim_memory
+        from takopi.utils.memory import trim_memory
 
         trim_memory()
         return CommandLoaded(description=str(getattr(self.backend, "description", "") or ""))

@@ -59,6 +59,58 @@ def _resume_codec(runner: Any) -> ResumeCodecInfo | None:
     )
 
 
+def load_engine(
+    plugin_id: str, config: dict[str, Any], config_path: Path
+) -> tuple[Any, EngineLoaded | LoadFailed]:
+    """Import engine ``plugin_id`` and build its runner from ``config``: ``(runner, answer)``.
+
+    An invalid table gives ``bad_config`` (the runner is rebuilt with ``{}``), a CLI missing
+    from ``PATH`` gives ``missing_cli``; an import or build failure is a :class:`LoadFailed`
+    (``EX_CONFIG`` when even the defaults are rejected: restarting cannot help). Used by the
+    engine worker's ``load`` and by the engine probe (:mod:`takopi.worker.probe`)."""
+    from takopi.engines import get_backend
+
+    try:
+        backend = get_backend(plugin_id)
+    except ConfigError as exc:
+        return None, _failed(plugin_id, str(exc), EXIT_PLUGIN_FAILED)
+    status: EngineStatus = "ok"
+    issue: str | None = None
+    try:
+        runner = backend.build_runner(dict(config), config_path)
+    except ConfigError as exc:
+        if not config:
+            return None, _failed(plugin_id, f"invalid [{plugin_id}] config: {exc}", EX_CONFIG)
+        status, issue = "bad_config", f"invalid [{plugin_id}] config: {exc}"
+        log.warning("engine.bad_config", engine=plugin_id, error=str(exc))
+        try:
+            runner = backend.build_runner({}, config_path)
+        except Exception as exc2:
+            return None, _failed(plugin_id, f"{type(exc2).__name__}: {exc2}", EX_CONFIG)
+    except Exception as exc:
+        error = f"build_runner failed: {type(exc).__name__}: {exc}"
+        return None, _failed(plugin_id, error, EXIT_PLUGIN_FAILED)
+    cli_cmd = backend.cli_cmd or backend.id
+    cli_path = shutil.which(cli_cmd)
+    if cli_path is None and status == "ok":
+        status, issue = "missing_cli", f"{cli_cmd} not found on PATH"
+    loaded = EngineLoaded(
+        engine=str(getattr(runner, "engine", plugin_id)),
+        status=status,
+        issue=issue,
+        cli_cmd=cli_cmd,
+        install_cmd=backend.install_cmd,
+        cli_path=cli_path,
+        resume=_resume_codec(runner),
+    )
+    return runner, loaded
+
+
+def _failed(plugin_id: str, error: str, code: int) -> LoadFailed:
+    log.error("worker.failed", engine=plugin_id, error=error)
+    return LoadFailed(error=error, exit_code=code)
+
+
 class EngineHost:
     """Loads the engine plugin on ``load`` and serves its runner."""
 
@@ -79,52 +131,15 @@ class EngineHost:
 
     async def load(self, request: EngineLoad) -> EngineLoaded | LoadFailed:
         """Import the backend and build the runner (invalid config ⇒ retry with defaults)."""
-        from takopi.engines import get_backend
-
-        config = request.config
         path = Path(request.config_path) if request.config_path else Path.cwd() / "takopi.toml"
-        try:
-            backend = get_backend(self.plugin_id)
-        except ConfigError as exc:
-            return self._failed(str(exc), EXIT_PLUGIN_FAILED)
-        status: EngineStatus = "ok"
-        issue: str | None = None
-        try:
-            self.runner = backend.build_runner(dict(config or {}), path)
-        except ConfigError as exc:
-            if not config:
-                return self._failed(f"invalid [{self.plugin_id}] config: {exc}", EX_CONFIG)
-            status, issue = "bad_config", f"invalid [{self.plugin_id}] config: {exc}"
-            log.warning("engine.bad_config", engine=self.plugin_id, error=str(exc))
-            try:
-                self.runner = backend.build_runner({}, path)
-            except Exception as exc2:
-                return self._failed(f"{type(exc2).__name__}: {exc2}", EX_CONFIG)
-        except Exception as exc:
-            return self._failed(
-                f"build_runner failed: {type(exc).__name__}: {exc}", EXIT_PLUGIN_FAILED
-            )
-        cli_cmd = backend.cli_cmd or backend.id
-        cli_path = shutil.which(cli_cmd)
-        if cli_path is None and status == "ok":
-            status, issue = "missing_cli", f"{cli_cmd} not found on PATH"
-        from takopi.worker.memory import trim_memory
+        self.runner, result = load_engine(self.plugin_id, dict(request.config or {}), path)
+        if isinstance(result, LoadFailed):
+            self.exit_code = result.exit_code
+            return result
+        from takopi.utils.memory import trim_memory
 
         trim_memory()
-        return EngineLoaded(
-            engine=str(getattr(self.runner, "engine", self.plugin_id)),
-            status=status,
-            issue=issue,
-            cli_cmd=cli_cmd,
-            install_cmd=backend.install_cmd,
-            cli_path=cli_path,
-            resume=_resume_codec(self.runner),
-        )
-
-    def _failed(self, error: str, code: int) -> LoadFailed:
-        log.error("worker.failed", engine=self.plugin_id, error=error)
-        self.exit_code = code
-        return LoadFailed(error=error, exit_code=code)
+        return result
 
     def _need_runner(self) -> Any:
         if self.runner is None:
@@ -156,7 +171,7 @@ class EngineHost:
         finally:
             clear_context()
             reset_run_base_dir(base_token)
-            from takopi.worker.memory import trim_memory
+            from takopi.utils.memory import trim_memory
 
             trim_memory()
 
@@ -173,4 +188,4 @@ class EngineHost:
         return bool(self._need_runner().is_resume_line(line))
 
 
-__all__ = ["EngineHost"]
+__all__ = ["EngineHost", "load_engine"]

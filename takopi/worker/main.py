@@ -56,6 +56,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="pre-import, then wait for a JSON assignment (kind, id, identity, secret) on "
         "--secret-fd: a warm spare the supervisor hands a restarting slot",
     )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="load-check the engines named on stdin and exit (see takopi.worker.probe)",
+    )
     parser.add_argument("--secret-fd", type=int, default=None)
     parser.add_argument("--supervisor-pid", type=int, default=None)
     return parser.parse_args(argv)
@@ -324,6 +329,17 @@ def _await_assignment(args: argparse.Namespace) -> str | None:
     return secret
 
 
+def _probe_and_exit() -> NoReturn:
+    """Be the engine probe (:mod:`takopi.worker.probe`; stdin/stdout are its pipes)."""
+    _name_process("probe", "")
+    from takopi.worker.probe import main as probe
+
+    code = probe()
+    kill_descendants()
+    sys.stderr.flush()
+    os._exit(code)  # threads a plugin started at import must not keep it alive
+
+
 def _name_process(kind: str, plugin_id: str) -> None:
     """Name this process ``tk-<kind>-<id>`` (15 bytes at most) for ps/top: workers forked by
     the zygote, or assigned as a standby, would otherwise all show the same command line."""
@@ -446,6 +462,8 @@ def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[
         _set_parent_death_signal(signal.SIGTERM)
         if os.getppid() != args.supervisor_pid:
             os._exit(EXIT_PEER_LOST)
+        if request.get("kind") == "probe":
+            _probe_and_exit()
         args.endpoint = request.get("endpoint") or args.endpoint
         args.kind = request["kind"]
         args.plugin_id = request["id"]
@@ -464,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
             print("takopi worker: --zygote needs --secret-fd and --supervisor-pid", file=sys.stderr)
             return EXIT_USAGE
         return _zygote(args)
+    if args.probe:
+        _install_signals(args.supervisor_pid)
+        _probe_and_exit()
     if args.standby:
         _install_signals(args.supervisor_pid)
         _preload()

@@ -117,7 +117,7 @@ class TransportHost:
             return self._failed(
                 f"lock_token failed: {type(exc).__name__}: {exc}", EXIT_PLUGIN_FAILED
             )
-        from takopi.worker.memory import trim_memory
+        from takopi.utils.memory import trim_memory
 
         trim_memory()
         description = getattr(self.backend, "description", "")
@@ -220,7 +220,7 @@ class TransportHost:
         )
         self.thread.start()
         # The plugin's imports happen on its thread: give freed heap back once it settled.
-        from takopi.worker.memory import trim_memory
+        from takopi.utils.memory import trim_memory
 
         timer = threading.Timer(3.0, trim_memory)
         timer.daemon = True

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from takopi.cli.ctl_render import duration, size, table
+from takopi.cli.ctl_render import duration, engines_table, size, table
 from takopi.cli.ctl_status import build_status, normalize_worker_state
 from takopi.cli.main import is_tool_invocation
 from takopi.cli.prompts import Choice, ScriptedPrompter, SetupAborted, parse_yes_no, resolve_choice
@@ -21,6 +21,8 @@ from takopi.cli.prompts import Choice, ScriptedPrompter, SetupAborted, parse_yes
         ("exited", "stopping", "stopped"),
         ("quarantined", "running", "quarantined"),
         ("disabled", "running", "disabled"),
+        ("not-started", "running", "not-started"),
+        ("retired", "running", "retired"),
         ("weird", "running", "stopped"),
         (None, "running", "stopped"),
     ],
@@ -105,6 +107,38 @@ def test_build_status_schema(tmp_path) -> None:
             "events": 5,
         }
     ]
+
+
+def test_engines_section_of_the_status() -> None:
+    raw = {
+        "state": "running",
+        "workers": [],
+        "engines": [
+            {"id": "codex", "status": "ok", "issue": None, "offered": True, "worker": "retired"},
+            {"id": "pi", "status": "missing_cli", "issue": "pi not found", "offered": True},
+            {"id": "bad", "status": "load_error", "issue": "ImportError: x", "offered": False},
+            {"id": "demo", "status": "ok", "issue": "a real engine is available", "worker": None},
+        ],
+    }
+    doc = build_status(raw, [], sample=False)
+    assert doc["engines"][0] == {
+        "id": "codex",
+        "status": "ok",
+        "issue": None,
+        "offered": True,
+        "worker": "retired",
+    }
+    assert [e["worker"] for e in doc["engines"]] == ["retired", None, None, None]
+    assert [line.split()[:3] for line in engines_table(doc["engines"])] == [
+        ["ENGINE", "STATUS", "WORKER"],
+        ["codex", "ok", "retired"],
+        ["pi", "missing_cli", "none"],
+        ["bad", "load_error", "none"],
+        ["demo", "ok", "none"],
+    ]
+    rows = engines_table(doc["engines"])
+    assert "none (cannot run)" in rows[2] and "none (not an engine)" in rows[3]
+    assert "none (not offered)" in rows[4]
 
 
 def test_build_status_measures_live_processes() -> None:

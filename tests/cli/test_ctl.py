@@ -217,6 +217,8 @@ def test_reload_after_editing_config(
 ) -> None:
     sup = supervisor_factory()
     sup.start()
+    first = sup.send("answer=warm-up")  # engine workers start on first use
+    wait_until(lambda: _final_reply(sup, first), 30, "the first answer")
     before = _worker(_status(sup), "engine:clitest")
 
     sup.write_config("[clitest]\nflavour = 'new'\n")
@@ -275,35 +277,32 @@ def test_takopi_cli_starts_the_supervisor(
     sup = supervisor_factory()
     sup.write_config('[plugins]\nenabled = ["takopi-clitest"]\n')
     sup.start(args=[TAKOPI, "--config", str(sup.config)])
-    # Every installed engine gets a worker; the broken test plugin ends up quarantined and
-    # says why, the rest keeps working.
-    doc = wait_until(
-        lambda: (
-            (d := _status(sup)) and _worker(d, "engine:clibroken")["state"] == "quarantined" and d
-        ),
-        60,
-        "the broken engine to be quarantined",
-    )
-    assert "broken on purpose" in _worker(doc, "engine:clibroken")["last_error"]
+    # Every installed engine was load-checked before the transport started: the broken test
+    # plugin is not an engine (no worker, says why), the rest works; engine workers start on
+    # first use.
+    doc = _status(sup)
     assert doc["supervisor"]["pid"] == sup.proc.pid
     assert doc["supervisor"]["default_engine"] == "clitest"
-    assert _worker(doc, "engine:clitest")["state"] == "ready"
+    engines = {e["id"]: e for e in doc["engines"]}
+    assert engines["clibroken"]["status"] == "load_error"
+    assert "broken on purpose" in engines["clibroken"]["issue"]
+    assert (engines["clibroken"]["offered"], engines["clibroken"]["worker"]) == (False, None)
+    assert engines["clitest"] == {
+        "id": "clitest",
+        "status": "ok",
+        "issue": None,
+        "offered": True,
+        "worker": "not-started",
+    }
+    assert "engine:clibroken" not in {w["name"] for w in doc["workers"]}
     table = sup.ctl("status").stdout
-    assert "engine:clibroken: last error" in table
-    broken_before = _worker(doc, "engine:clibroken")
-    released = sup.ctl("restart", "clibroken")  # a quarantined worker is released
-    assert released.returncode == 0, released.stderr
-    assert "restarted: engine:clibroken" in released.stdout
-    again = wait_until(
-        lambda: (
-            (w := _worker(_status(sup), "engine:clibroken"))["state"] == "quarantined"
-            and w["restarts"] > broken_before["restarts"]
-            and w
-        ),
-        60,
-        "the released worker to fail again",
-    )
-    assert "broken on purpose" in again["last_error"]
+    broken_row = next(line for line in table.splitlines() if line.startswith("clibroken"))
+    assert broken_row.split()[:2] == ["clibroken", "load_error"], table
+    assert "broken on purpose" in broken_row
+    not_started = next(line for line in table.splitlines() if line.startswith("engine:clitest"))
+    assert not_started.split()[:3] == ["engine:clitest", "engine", "not-started"], table
+    unknown = sup.ctl("restart", "clibroken")  # not an engine: nothing to restart
+    assert unknown.returncode == 1 and "unknown worker 'clibroken'" in unknown.stderr
     message_id = sup.send("answer=via-takopi")
     wait_until(lambda: _final_reply(sup, message_id), 30, "answer")
 
@@ -332,6 +331,8 @@ def test_watch_config_hot_reloads_without_takopictl(
 
     sup.config.write_text(config("old", str(sup.dir)))
     sup.start()
+    first = sup.send("answer=warm-up")  # engine workers start on first use
+    wait_until(lambda: _final_reply(sup, first), 30, "the first answer")
     before = _worker(_status(sup), "engine:clitest")
 
     sup.config.write_text(config("new", str(sup.dir)))

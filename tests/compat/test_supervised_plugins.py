@@ -117,12 +117,16 @@ def outbox_texts(harness: SupervisorHarness, op: str) -> list[str]:
 def test_engine_plugin_runs_in_py313_worker_and_resumes(
     harness: SupervisorHarness, compat_venvs: Path
 ) -> None:
-    version, exe = worker_exe(harness, "engine:kimi")
-    assert version.startswith("3.13"), version
-    assert exe == str(venv_python(compat_venvs, "py313"))
+    # Load-checked in its own interpreter before the transport started; its worker starts on
+    # first use.
+    [kimi] = [e for e in harness.control("status")["engines"] if e["id"] == "kimi"]
+    assert (kimi["status"], kimi["offered"], kimi["worker"]) == ("ok", True, "not-started")
 
     harness.send("hello from chat")
     final = wait_until(lambda: harness.finals(), timeout=60)[0]
+    version, exe = worker_exe(harness, "engine:kimi")
+    assert version.startswith("3.13"), version
+    assert exe == str(venv_python(compat_venvs, "py313"))
     text = final["text"]
     assert text.startswith("done"), text
     assert "answer to: hello from chat" in text
@@ -197,6 +201,8 @@ def test_command_plugins_run_in_their_own_workers(
 
 def test_all_workers_are_gone_after_a_kill(harness: SupervisorHarness) -> None:
     """kill -9 of the supervisor takes the plugin workers (all interpreters) with it."""
+    harness.send("wake kimi up")  # engine workers start on first use
+    wait_until(lambda: harness.finals(), timeout=60)
     send_command(harness, "/run hello")
     wait_until(lambda: outbox_texts(harness, "command_result"), timeout=60)
     workers = [p for p in marked_processes(harness.mark) if p.pid != harness.proc.pid]  # type: ignore[union-attr]

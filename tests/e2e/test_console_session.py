@@ -50,16 +50,14 @@ def test_console_session_end_to_end(session: tuple[ConsoleSession, dict[str, str
 
     status = ctl_status(env)
     supervisor_pid = status["supervisor"]["pid"]  # type: ignore[index]
-    workers = {(w["kind"], w["id"]): w for w in status["workers"]}  # type: ignore[union-attr]
-    assert ("transport", "console") in workers
-    assert ("engine", "demo") in workers
-    pids = {w["pid"] for w in workers.values()}
     assert supervisor_pid == sess.proc.pid
-    assert supervisor_pid not in pids
-    assert len(pids) == len(workers)  # one process per plugin
-    service_pids = {supervisor_pid, *pids}
-    for pid in pids:
-        assert psutil.pid_exists(pid)
+    workers = {(w["kind"], w["id"]): w for w in status["workers"]}  # type: ignore[union-attr]
+    assert workers[("transport", "console")]["state"] == "ready"
+    # The demo engine's worker starts on first use.
+    assert (workers[("engine", "demo")]["state"], workers[("engine", "demo")]["pid"]) == (
+        "not-started",
+        None,
+    )
 
     # A prompt: progress lines stream in (edits of one message) before the final answer.
     sess.send("first prompt")
@@ -68,6 +66,18 @@ def test_console_session_end_to_end(session: tuple[ConsoleSession, dict[str, str
     assert any("✓" in line for line in progress)
     final = sess.read_until("demo resume ")
     resume_line = next(line for line in final if "demo resume " in line).strip().strip("`")
+
+    # Supervisor, console transport and demo engine are separate processes.
+    status = ctl_status(env)
+    workers = {(w["kind"], w["id"]): w for w in status["workers"]}  # type: ignore[union-attr]
+    assert workers[("engine", "demo")]["state"] == "ready"
+    pids = {w["pid"] for w in workers.values() if w["pid"] is not None}
+    assert {workers[k]["pid"] for k in [("transport", "console"), ("engine", "demo")]} <= pids
+    assert supervisor_pid not in pids
+    assert len(pids) == len(workers)  # one process per plugin
+    service_pids = {supervisor_pid, *pids}
+    for pid in pids:
+        assert psutil.pid_exists(pid)
 
     # Pasting the resume line continues that thread (the demo engine keeps its history).
     sess.send(resume_line + "\\")

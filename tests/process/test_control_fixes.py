@@ -91,7 +91,7 @@ def test_restart_drains_in_flight_runs_and_queues_new_ones(
 ) -> None:
     supervisor.write_config(extra=FAST)
     supervisor.start()
-    old_pid = supervisor.worker("engine:scripted")["pid"]
+    old_pid = supervisor.warm_engine()["pid"]
     first = supervisor.send("first sleep=5 answer=first-answer")
     wait_until(lambda: (run := _run_of(supervisor, first)) and run["state"] == "running")
 
@@ -134,7 +134,7 @@ def test_restart_force_cancels_in_flight_runs_with_terminal_reply(
 ) -> None:
     supervisor.write_config(extra=FAST)
     supervisor.start()
-    old_pid = supervisor.worker("engine:scripted")["pid"]
+    old_pid = supervisor.warm_engine()["pid"]
     long = supervisor.send("long sleep=60 answer=never")
     wait_until(lambda: (run := _run_of(supervisor, long)) and run["resume_line"])
 

@@ -47,7 +47,11 @@ def test_an_early_zygote_is_adopted_and_serves_the_workers(
 ) -> None:
     supervisor.write_config()
     supervisor.start()
+    supervisor.send("hello answer=adopted")  # engine workers start on first use
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert "adopted" in final["text"]
     status = supervisor.control("status")
+    assert {w["name"] for w in status["workers"]} == {"engine:scripted", "transport:recorder"}
     zygote_pids = [h["pid"] for h in status["helpers"] if h["name"] == "zygote"]
     workers = {w["pid"] for w in status["workers"]}
     # Exactly one fork server runs, it is the one the supervisor reports, and it is the one
@@ -61,9 +65,6 @@ def test_an_early_zygote_is_adopted_and_serves_the_workers(
         expected = f"tk-{worker['kind']}-{worker['name'].split(':', 1)[1]}"[:15]
         assert psutil.Process(worker["pid"]).name() == expected, worker
     assert psutil.Process(zygote_pids[0]).name() == "tk-zygote"
-    supervisor.send("hello answer=adopted")
-    final = wait_until(lambda: supervisor.finals())[0]
-    assert "adopted" in final["text"]
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)
 

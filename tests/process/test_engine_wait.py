@@ -1,8 +1,10 @@
 """Waiting for engine workers: a run waiting for a restarting engine sees the incarnation
 that becomes ready, and an engine that crash-loops never delays messages for other engines.
 
-``flaky`` dies while loading until ``$PROCTEST_FLAKY_GATE`` exists; the restart policy below
-never quarantines it, so it crash-loops for as long as the test wants.
+``flaky`` dies while loading unless ``$PROCTEST_FLAKY_GATE`` exists; the restart policy below
+never quarantines it, so it crash-loops for as long as the test wants. The gate is open while
+the supervisor load-checks its engines at start-up (a plugin that always dies while loading is
+not an engine at all), then closed before the first run starts flaky's worker.
 """
 
 from __future__ import annotations
@@ -25,36 +27,43 @@ CRASH_LOOP = (
 RESUME_RE = re.compile(r"`(scripted resume \w+)`")
 
 
-def _start(harness: SupervisorHarness) -> None:
+def _start(harness: SupervisorHarness, flaky_prompt: str) -> None:
+    """Start with flaky loadable, then make its worker crash-loop from its first use on (a
+    run with ``flaky_prompt``)."""
+    gate = harness.base / "flaky-may-load"
+    gate.write_text("ok\n")
     harness.write_config(extra=CRASH_LOOP)
-    harness.start(
-        engines=("scripted", "flaky"),
-        env={"PROCTEST_FLAKY_GATE": str(harness.base / "flaky-may-load")},
-    )
+    harness.start(engines=("scripted", "flaky"), env={"PROCTEST_FLAKY_GATE": str(gate)})
+    assert harness.worker("engine:flaky")["state"] == "not-started"
+    gate.unlink()
+    harness.send(f"/flaky {flaky_prompt}")
     # flaky is crash-looping
     wait_until(lambda: harness.worker("engine:flaky")["restarts"] >= 2)
 
 
-def _final_after(harness: SupervisorHarness, before: int, timeout: float) -> str:
-    return str(wait_until(lambda: harness.finals()[before:], timeout=timeout)[0]["text"])
+def _final_with(harness: SupervisorHarness, text: str, timeout: float) -> str:
+    found = wait_until(
+        lambda: [f for f in harness.finals() if text in str(f.get("text"))], timeout=timeout
+    )
+    return str(found[0]["text"])
 
 
 def test_crash_looping_engine_does_not_delay_other_engines(
     supervisor: SupervisorHarness,
 ) -> None:
-    _start(supervisor)
+    _start(supervisor, "wake up")
     # A new thread on the default engine. Every message is checked for every engine's
     # resume line; flaky's worker is never there to answer. (A stall would be >= 30 s.)
     supervisor.send("hello answer=quick-one")
-    first = _final_after(supervisor, 0, timeout=15)
-    assert first.startswith("done") and "quick-one" in first, first
+    first = _final_with(supervisor, "quick-one", timeout=15)
+    assert first.startswith("done"), first
     match = RESUME_RE.search(first)
     assert match is not None, first
 
     # A reply that resumes the scripted thread.
     supervisor.send("again answer=quick-two", reply_text=first)
-    second = _final_after(supervisor, 1, timeout=15)
-    assert second.startswith("done") and "quick-two" in second, second
+    second = _final_with(supervisor, "quick-two", timeout=15)
+    assert second.startswith("done"), second
     assert match.group(1) in second
 
     flaky = supervisor.worker("engine:flaky")
@@ -66,15 +75,14 @@ def test_crash_looping_engine_does_not_delay_other_engines(
 def test_run_waiting_for_a_restarting_engine_gets_the_new_incarnation(
     supervisor: SupervisorHarness,
 ) -> None:
-    _start(supervisor)
-    supervisor.send("/flaky are you there")
+    _start(supervisor, "are you there")
     wait_until(lambda: [r for r in supervisor.control("runs")["runs"] if r["engine"] == "flaky"])
     # Let the slot go through more incarnations while the run waits, then let one load.
     restarts = supervisor.worker("engine:flaky")["restarts"]
     wait_until(lambda: supervisor.worker("engine:flaky")["restarts"] >= restarts + 2)
     (supervisor.base / "flaky-may-load").write_text("ok\n")
 
-    final = _final_after(supervisor, 0, timeout=60)
+    final = _final_with(supervisor, "are you there", timeout=60)
     assert final.startswith("done") and "flaky says are you there" in final, final
     assert supervisor.worker("engine:flaky")["state"] == "ready"
     assert supervisor.stop() == 0

@@ -64,13 +64,16 @@ def test_engine_worker_under_python_313(supervisor: SupervisorHarness) -> None:
     python = py313_venv()
     supervisor.write_config(extra=f'[plugins.scripted]\npython = "{python}"\n')
     supervisor.start()
+    # Load-checked under its own interpreter too (a 3.13 probe), before the transport started.
+    [engine] = [e for e in supervisor.control("status")["engines"] if e["id"] == "scripted"]
+    assert (engine["status"], engine["offered"], engine["worker"]) == ("ok", True, "not-started")
+    supervisor.send("cross-version answer=from-313")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done") and "from-313" in final["text"]
     worker = supervisor.worker("engine:scripted")
     assert worker["python"] == "3.13.0"
     assert worker["python_executable"] == str(python)
     transport = supervisor.worker("transport:recorder")
     assert transport["python"].startswith("3.11")
-    supervisor.send("cross-version answer=from-313")
-    final = wait_until(lambda: supervisor.finals())[0]
-    assert final["text"].startswith("done") and "from-313" in final["text"]
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)

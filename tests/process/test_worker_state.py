@@ -84,7 +84,7 @@ def test_engine_restarted_through_a_late_fork_answer_takes_runs(
     supervisor: SupervisorHarness,
 ) -> None:
     flag = start_with_slow_zygote(supervisor)
-    old_pid = supervisor.worker("engine:scripted")["pid"]
+    old_pid = supervisor.warm_engine()["pid"]
     flag.touch()
     os.kill(old_pid, signal.SIGKILL)
     wait_until(lambda: supervisor.worker("engine:scripted")["restarts"] == 1)

@@ -123,6 +123,17 @@ class SupervisorHarness:
         status = self.control("status")
         return next(w for w in status["workers"] if w["name"] == name)
 
+    def warm_engine(self, engine: str = "scripted", prompt: str = "warm-up") -> dict[str, Any]:
+        """Bring ``engine``'s worker up the way a user does — one run on it (engine workers
+        start on first use) — and return its status row once ready. The run's final reply is
+        in :meth:`finals` (its text holds ``prompt``'s answer, ``warm-up`` by default)."""
+        before = len(self.finals())
+        self.send(f"/{engine} {prompt} answer={prompt}")
+        wait_until(lambda: len(self.finals()) > before, 60)
+        return wait_until(  # type: ignore[no-any-return]
+            lambda: (w := self.worker(f"engine:{engine}"))["state"] == "ready" and w["pid"] and w
+        )
+
     def send(self, text: str, *, transport: str = "recorder", **fields: Any) -> int:
         self._seq += 1
         inbox = self.base / f"inbox-{transport}"

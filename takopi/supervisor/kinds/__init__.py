@@ -5,7 +5,8 @@ A :class:`~takopi.supervisor.watcher.WorkerKind` tells a
 supervisor serves to it (``register``) and what its readiness, exit or quarantine means for the
 rest of the supervisor. The watcher owns the lifecycle; the kind owns the meaning:
 
-- :mod:`~takopi.supervisor.kinds.engine` — one worker per engine;
+- :mod:`~takopi.supervisor.kinds.engine` — one worker per engine that can run (started on
+  first use, retired when idle);
 - :mod:`~takopi.supervisor.kinds.transport` — the chat transport(s), lockfile, setup check;
 - :mod:`~takopi.supervisor.kinds.command` — command plugins, started on first use.
 """

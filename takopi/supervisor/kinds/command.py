@@ -38,6 +38,9 @@ class CommandKind:
         """Commands use ``ctx.runtime``: serve the runtime methods."""
         self._runtime_service.register(peer, transport=None)
 
+    async def before_load(self, watcher: Watcher) -> None:
+        """Nothing to wait for."""
+
     async def load(self, watcher: Watcher, peer: Peer) -> bool:
         """Import the command plugin."""
         result = await peer.call("load", CommandLoad(snapshot=self._routing.snapshot()))

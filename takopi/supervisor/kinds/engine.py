@@ -41,6 +41,9 @@ class EngineKind:
     def register(self, watcher: Watcher, peer: Peer) -> None:
         """Engines call nothing on the supervisor."""
 
+    async def before_load(self, watcher: Watcher) -> None:
+        """Nothing to wait for."""
+
     async def load(self, watcher: Watcher, peer: Peer) -> bool:
         """Build the runner; its resume regex goes to the router's stand-in."""
         config = self._config
@@ -51,6 +54,7 @@ class EngineKind:
         if not isinstance(result, EngineLoaded):
             return watcher.fail_load(load_error(result))
         watcher.engine = result
+        self._engines.catalog.record(watcher.plugin_id, result)
         self._engines.stand_in(watcher.plugin_id).update(result.resume)
         if result.status != "ok":
             log.warning(

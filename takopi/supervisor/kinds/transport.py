@@ -7,8 +7,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Protocol
 
-import anyio
-
 from takopi.logging import get_logger
 from takopi.protocol import (
     EngineDescription,
@@ -89,6 +87,11 @@ class TransportKind:
         peer.register("command.describe", self._commands.describe)
         peer.register("command.handle", self._commands.handle)
 
+    async def before_load(self, watcher: Watcher) -> None:
+        """Which engines exist is decided before a transport starts (its startup message and
+        menu must not depend on timing)."""
+        await self._engines.catalog.decided.wait()
+
     async def load(self, watcher: Watcher, peer: Peer) -> bool:
         """Load, lock, check the setup against the default engine, start."""
         config = self._config
@@ -106,7 +109,7 @@ class TransportKind:
         setup: SetupReport = await peer.call(
             "check_setup",
             SetupCheck(
-                engine=await self._default_engine(), transport_override=options.transport_override
+                engine=self._default_engine(), transport_override=options.transport_override
             ),
         )
         for issue in setup.issues:
@@ -144,14 +147,10 @@ class TransportKind:
             return False
         return True
 
-    async def _default_engine(self) -> EngineDescription:
-        """``check_setup`` wants the default engine's description: wait briefly for it."""
+    def _default_engine(self) -> EngineDescription:
+        """``check_setup`` wants the default engine's description (as the probe found it)."""
         engine_id = self._routing.default_engine
-        watcher = self._engines.watcher(engine_id)
-        if watcher is not None:
-            with anyio.move_on_after(self._config.options.load_timeout):
-                await watcher.settled.wait()
-        loaded = watcher.engine if watcher is not None else None
+        loaded = self._engines.catalog.loaded(engine_id)
         return EngineDescription(
             id=engine_id,
             cli_cmd=loaded.cli_cmd if loaded is not None else None,
