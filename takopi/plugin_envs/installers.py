@@ -95,10 +95,47 @@ def satisfying_version(requires_python: str | None, near: Version) -> str | None
     return None
 
 
-class UvInstaller:
+class _SubprocessInstaller:
+    """``install`` shared by the installers: their own command line plus ``--no-deps``, the
+    Requires-Python override and the arguments."""
+
+    name: str
+    install_command: str
+    """How the install step is named in error messages (``uv pip install``)."""
+
+    def install(
+        self,
+        python: Path,
+        args: Sequence[str],
+        *,
+        no_deps: bool = False,
+        ignore_requires_python: str | None = None,
+        what: str = "",
+    ) -> None:
+        """See :meth:`Installer.install`."""
+        argv = self._install_argv(python)
+        if no_deps:
+            argv.append("--no-deps")
+        if ignore_requires_python:
+            argv += self._requires_python_override(python, ignore_requires_python)
+        _run(
+            [*argv, *args],
+            what or f"{self.install_command} " + " ".join(args),
+            python.parent.parent,
+        )
+
+    def _install_argv(self, python: Path) -> list[str]:
+        raise NotImplementedError
+
+    def _requires_python_override(self, python: Path, requires_python: str) -> list[str]:
+        raise NotImplementedError
+
+
+class UvInstaller(_SubprocessInstaller):
     """``uv venv`` + ``uv pip install``."""
 
     name = "uv"
+    install_command = "uv pip install"
 
     def __init__(self, uv: str) -> None:
         self.uv = uv
@@ -110,39 +147,28 @@ class UvInstaller:
             path.parent,
         )
 
-    def install(
-        self,
-        python: Path,
-        args: Sequence[str],
-        *,
-        no_deps: bool = False,
-        ignore_requires_python: str | None = None,
-        what: str = "",
-    ) -> None:
-        argv = [self.uv, "pip", "install", "--python", str(python)]
-        if no_deps:
-            argv.append("--no-deps")
-        if ignore_requires_python:
-            # uv has no --ignore-requires-python: resolve these wheels as if the venv ran a
-            # version their Requires-Python accepts (dependencies were installed before,
-            # resolved for the real interpreter).
-            from takopi.plugin_envs.interpreters import probe
+    def _install_argv(self, python: Path) -> list[str]:
+        return [self.uv, "pip", "install", "--python", str(python)]
 
-            interp = probe(python)
-            near = interp.version if interp else Version("3.11")
-            version = satisfying_version(ignore_requires_python, near)
-            if version is None:
-                raise PluginEnvError(
-                    f"Requires-Python {ignore_requires_python!r} matches no Python version"
-                )
-            argv += ["--python-version", version]
-        _run([*argv, *args], what or "uv pip install " + " ".join(args), python.parent.parent)
+    def _requires_python_override(self, python: Path, requires_python: str) -> list[str]:
+        # uv has no --ignore-requires-python: resolve these wheels as if the venv ran a
+        # version their Requires-Python accepts (dependencies were installed before,
+        # resolved for the real interpreter).
+        from takopi.plugin_envs.interpreters import probe
+
+        interp = probe(python)
+        near = interp.version if interp else Version("3.11")
+        version = satisfying_version(requires_python, near)
+        if version is None:
+            raise PluginEnvError(f"Requires-Python {requires_python!r} matches no Python version")
+        return ["--python-version", version]
 
 
-class PipInstaller:
+class PipInstaller(_SubprocessInstaller):
     """``python -m venv`` + the venv's own ``pip install``."""
 
     name = "pip"
+    install_command = "pip install"
 
     def create_venv(self, base: Interpreter, path: Path) -> None:
         _run(
@@ -152,21 +178,11 @@ class PipInstaller:
             path.parent,
         )
 
-    def install(
-        self,
-        python: Path,
-        args: Sequence[str],
-        *,
-        no_deps: bool = False,
-        ignore_requires_python: str | None = None,
-        what: str = "",
-    ) -> None:
-        argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-        if no_deps:
-            argv.append("--no-deps")
-        if ignore_requires_python:
-            argv.append("--ignore-requires-python")
-        _run([*argv, *args], what or "pip install " + " ".join(args), python.parent.parent)
+    def _install_argv(self, python: Path) -> list[str]:
+        return [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+
+    def _requires_python_override(self, python: Path, requires_python: str) -> list[str]:
+        return ["--ignore-requires-python"]
 
 
 def choose_installer(choice: str = "auto") -> Installer:
