@@ -82,6 +82,32 @@ def make_runtime(config_path: Path, projects: ProjectsConfig | None = None) -> T
     return TransportRuntime(router=router, projects=projects, config_path=config_path)
 
 
+class _RunnerWithoutCli:
+    """The runner side of an engine that cannot run (its entry says why); never started."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+
+    def is_resume_line(self, line: str) -> bool:
+        return False
+
+    def format_resume(self, token: Any) -> str:  # pragma: no cover - never runs
+        return ""
+
+    def extract_resume(self, text: str | None) -> None:
+        return None
+
+
+def missing_claude_entry() -> RunnerEntry:
+    """A configured ``claude`` engine whose CLI is not installed."""
+    return RunnerEntry(
+        engine="claude",
+        runner=_RunnerWithoutCli("claude"),
+        status="missing_cli",
+        issue="claude not found on PATH",
+    )
+
+
 class Harness:
     """Runs the telegram transport against the fake server on a background event loop."""
 
