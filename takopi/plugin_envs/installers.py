@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from packaging.version import Version
 
@@ -22,32 +22,6 @@ from takopi.plugin_envs.interpreters import Interpreter, parse_requires_python
 
 _TIMEOUT_S = 1800.0
 INSTALLER_CHOICES = ("auto", "uv", "pip")
-
-
-class Installer(Protocol):
-    """What building a plugin environment needs from an installer."""
-
-    name: str
-
-    def create_venv(self, base: Interpreter, path: Path) -> None:
-        """Create an empty venv at ``path`` from ``base``."""
-        ...
-
-    def install(
-        self,
-        python: Path,
-        args: Sequence[str],
-        *,
-        no_deps: bool = False,
-        ignore_requires_python: str | None = None,
-        what: str = "",
-    ) -> None:
-        """Install ``args`` (requirements, ``-e dir``, wheel paths) into the venv of ``python``.
-
-        ``ignore_requires_python`` is the Requires-Python to override (with ``no_deps``, for
-        the plugin's own wheels only); ``what`` describes the step in error messages.
-        """
-        ...
 
 
 def find_uv() -> str | None:
@@ -95,13 +69,17 @@ def satisfying_version(requires_python: str | None, near: Version) -> str | None
     return None
 
 
-class _SubprocessInstaller:
-    """``install`` shared by the installers: their own command line plus ``--no-deps``, the
-    Requires-Python override and the arguments."""
+class Installer(ABC):
+    """What building a plugin environment needs from an installer: a venv, and installs
+    into it by the installer's own command line."""
 
     name: str
     install_command: str
     """How the install step is named in error messages (``uv pip install``)."""
+
+    @abstractmethod
+    def create_venv(self, base: Interpreter, path: Path) -> None:
+        """Create an empty venv at ``path`` from ``base``."""
 
     def install(
         self,
@@ -112,7 +90,11 @@ class _SubprocessInstaller:
         ignore_requires_python: str | None = None,
         what: str = "",
     ) -> None:
-        """See :meth:`Installer.install`."""
+        """Install ``args`` (requirements, ``-e dir``, wheel paths) into the venv of ``python``.
+
+        ``ignore_requires_python`` is the Requires-Python to override (with ``no_deps``, for
+        the plugin's own wheels only); ``what`` describes the step in error messages.
+        """
         argv = self._install_argv(python)
         if no_deps:
             argv.append("--no-deps")
@@ -124,14 +106,16 @@ class _SubprocessInstaller:
             python.parent.parent,
         )
 
+    @abstractmethod
     def _install_argv(self, python: Path) -> list[str]:
-        raise NotImplementedError
+        """The install command for the venv of ``python``, before any option."""
 
+    @abstractmethod
     def _requires_python_override(self, python: Path, requires_python: str) -> list[str]:
-        raise NotImplementedError
+        """The options that install despite the wheels' ``requires_python``."""
 
 
-class UvInstaller(_SubprocessInstaller):
+class UvInstaller(Installer):
     """``uv venv`` + ``uv pip install``."""
 
     name = "uv"
@@ -164,7 +148,7 @@ class UvInstaller(_SubprocessInstaller):
         return ["--python-version", version]
 
 
-class PipInstaller(_SubprocessInstaller):
+class PipInstaller(Installer):
     """``python -m venv`` + the venv's own ``pip install``."""
 
     name = "pip"
