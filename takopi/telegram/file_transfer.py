@@ -52,7 +52,7 @@ from .files import (
     write_upload,
     zip_directory,
 )
-from .types import TelegramIncomingMessage
+from .types import Reply, TelegramIncomingMessage
 
 MAX_UPLOAD_BYTES = TelegramFilesSettings.max_upload_bytes
 MAX_DOWNLOAD_BYTES = TelegramFilesSettings.max_download_bytes
@@ -81,8 +81,6 @@ MARKDOWN_LINE_BREAK = "  \n"
 """Between the lines of a multi-line reply (a single newline is a space in Markdown)."""
 
 log = get_logger(__name__)
-
-Reply = Callable[[TelegramIncomingMessage, str], Awaitable[Any]]
 
 
 class TransferError(Exception):

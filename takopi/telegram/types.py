@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -54,4 +55,7 @@ class TelegramCallbackQuery:
 
 TelegramIncomingUpdate: TypeAlias = TelegramIncomingMessage | TelegramCallbackQuery
 
-__all__ = ["TelegramCallbackQuery", "TelegramIncomingMessage", "TelegramIncomingUpdate"]
+Reply: TypeAlias = Callable[[TelegramIncomingMessage, str], Awaitable[object]]
+"""Answers a message with Markdown text, in its forum thread (:meth:`.Replier.reply`)."""
+
+__all__ = ["Reply", "TelegramCallbackQuery", "TelegramIncomingMessage", "TelegramIncomingUpdate"]
