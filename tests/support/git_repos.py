@@ -29,12 +29,12 @@ def git(cwd: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def make_repo(path: Path, branch: str = "main") -> Path:
-    """A new repository at ``path`` on ``branch``, with a committed ``README``."""
+def make_repo(path: Path, branch: str = "main", *, readme: str = "README") -> Path:
+    """A new repository at ``path`` on ``branch``, with one committed file ``readme``."""
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", branch)
-    (path / "README").write_text("hello\n")
-    git(path, "add", "README")
+    (path / readme).write_text("hello\n")
+    git(path, "add", readme)
     git(path, "commit", "-q", "-m", "init")
     return path
 

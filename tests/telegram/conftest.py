@@ -62,11 +62,12 @@ class FakeCodex:
         (self.dir / name).write_text("open")
 
 
-@pytest.fixture
-def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
-    bin_dir = tmp_path / "bin"
+def install_fake_codex(root: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
+    """Put the fake ``codex`` CLI (``fake_codex.py``) in ``root/bin``, first on ``PATH``, with
+    its state in ``root/codex-state``."""
+    bin_dir = root / "bin"
     bin_dir.mkdir()
-    state = tmp_path / "codex-state"
+    state = root / "codex-state"
     state.mkdir()
     script = bin_dir / "codex"
     script.write_text(f"#!{sys.executable}\n" + (HERE / "fake_codex.py").read_text())
@@ -74,6 +75,11 @@ def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("FAKE_CODEX_DIR", str(state))
     return FakeCodex(state)
+
+
+@pytest.fixture
+def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
+    return install_fake_codex(tmp_path, monkeypatch)
 
 
 def make_runtime(config_path: Path, projects: ProjectsConfig | None = None) -> TransportRuntime:
