@@ -41,10 +41,6 @@ class _PrefsFile(TypedDict, total=False):
 _SHAPE = CheckedShape(_PrefsFile)
 
 
-def _new_state() -> dict[str, Any]:
-    return {"version": STATE_VERSION, "chats": {}}
-
-
 def _new_entry() -> dict[str, Any]:
     return {
         "default_engine": None,
@@ -72,7 +68,6 @@ class ChatPrefsStore(SettingsStateStore):
             table="chats",
             version=STATE_VERSION,
             shape=_SHAPE,
-            new_state=_new_state,
             new_entry=_new_entry,
             is_empty=_empty,
             log_prefix="telegram.chat_prefs",

@@ -51,7 +51,8 @@ class EntryStateStore(JsonStateStore[dict[str, Any]]):
     """A state file whose entries live in the table ``self._state[table]``.
 
     ``new_entry()`` is the entry written on first use; ``is_empty(entry)`` says when an
-    entry holds nothing any more (it is then removed by :meth:`_commit`)."""
+    entry holds nothing any more (it is then removed by :meth:`_commit`); ``new_state()`` is
+    the content of a new file (default: the version and an empty table)."""
 
     def __init__(
         self,
@@ -60,17 +61,17 @@ class EntryStateStore(JsonStateStore[dict[str, Any]]):
         table: str,
         version: int,
         shape: CheckedShape,
-        new_state: Callable[[], dict[str, Any]],
         new_entry: Callable[[], Entry],
         is_empty: Callable[[Entry], bool],
         log_prefix: str,
         logger: Any,
+        new_state: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(
             path,
             version=version,
             state_type=shape,
-            state_factory=new_state,
+            state_factory=new_state or (lambda: {"version": version, table: {}}),
             log_prefix=log_prefix,
             logger=logger,
         )

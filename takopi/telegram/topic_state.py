@@ -56,10 +56,6 @@ class _TopicsFile(TypedDict, total=False):
 _SHAPE = CheckedShape(_TopicsFile)
 
 
-def _new_state() -> dict[str, Any]:
-    return {"version": STATE_VERSION, "threads": {}}
-
-
 def _new_entry() -> dict[str, Any]:
     return {
         "context": None,
@@ -101,7 +97,6 @@ class TopicStateStore(SettingsStateStore):
             table="threads",
             version=STATE_VERSION,
             shape=_SHAPE,
-            new_state=_new_state,
             new_entry=_new_entry,
             is_empty=_empty,
             log_prefix="telegram.topics",
