@@ -21,6 +21,7 @@ from takopi.protocol.delivery import Delivery
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 
 from .bridge import TelegramPresenter
+from .types import int_or_none
 
 log = get_logger(__name__)
 
@@ -29,13 +30,6 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 async def deliver_pending(runtime: Any, transport: Any, presenter: Any) -> int:
@@ -73,7 +67,7 @@ async def deliver_pending(runtime: Any, transport: Any, presenter: Any) -> int:
 
 
 async def _deliver(delivery: Delivery, transport: Any, presenter: Any) -> bool:
-    chat_id = _int(delivery.channel_id)
+    chat_id = int_or_none(delivery.channel_id)
     if chat_id is None:
         log.warning("telegram.delivery.bad_record", delivery_id=delivery.delivery_id)
         return True  # undeliverable: ack it so it does not come back forever
@@ -88,9 +82,9 @@ async def _deliver(delivery: Delivery, transport: Any, presenter: Any) -> bool:
         if isinstance(presenter, TelegramPresenter)
         else RenderedMessage(text="\n\n".join(p for p in (parts.header, body) if p))
     )
-    reply_id = _int(delivery.message_id)
-    thread_id = _int(delivery.thread_id)
-    progress_id = _int(delivery.progress_message_id)
+    reply_id = int_or_none(delivery.message_id)
+    thread_id = int_or_none(delivery.thread_id)
+    progress_id = int_or_none(delivery.progress_message_id)
     sent = await transport.send(
         channel_id=chat_id,
         message=rendered,

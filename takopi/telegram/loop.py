@@ -32,7 +32,9 @@ from .background import Background
 from .bridge import TelegramBridgeConfig
 from .builtins import BUILTIN_COMMANDS, BuiltinCommands
 from .cancel import Canceller
+from .chat_prefs import STATE_FILENAME as CHAT_PREFS_FILE
 from .chat_prefs import ChatPrefsStore
+from .chat_sessions import STATE_FILENAME as CHAT_SESSIONS_FILE
 from .chat_sessions import ChatSessionStore
 from .client import TelegramClient
 from .context_cmds import ContextCommands
@@ -65,6 +67,7 @@ from .steps import (
     PromptStep,
     TriggerStep,
 )
+from .topic_state import STATE_FILENAME as TOPICS_FILE
 from .topic_state import TopicStateStore
 from .topics import TopicScope
 from .trigger import TriggerGate
@@ -74,9 +77,6 @@ Poller = Callable[[TelegramBridgeConfig], AsyncIterator[TelegramIncomingUpdate]]
 
 log = get_logger(__name__)
 
-CHAT_PREFS_FILE = "telegram_chat_prefs_state.json"
-CHAT_SESSIONS_FILE = "telegram_chat_sessions_state.json"
-TOPICS_FILE = "telegram_topics_state.json"
 DELIVERY_POLL_S = 3.0
 """How often journaled outcomes are collected after startup (runs that lost a previous
 transport incarnation can finish after this one started)."""
