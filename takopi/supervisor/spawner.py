@@ -4,6 +4,12 @@ standby spare, or started fresh; plus the environment each kind of worker gets.
 Only workers on the supervisor's own interpreter can be forked or take the spare; a plugin
 with its own ``python`` always gets a fresh process. The one-time secret of each spawn reaches
 the worker over an inherited pipe or the fork request, never argv or the environment.
+
+Every process is started with the same credential-free environment
+(:func:`~takopi.supervisor.worker_env.start_env` plus ``TAKOPI_CONFIG_PATH``), however it is
+made; the rest of a worker's environment comes with its handshake (see
+:class:`~takopi.supervisor.handshake.Handshake`), so the zygote and the spare never hold
+another worker's secrets.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import anyio
 
 from takopi.config import CONFIG_PATH_ENV
 from takopi.logging import get_logger
-from takopi.supervisor.early import base_worker_env, discard_early
+from takopi.supervisor.early import discard_early
 from takopi.supervisor.process import ExitInfo, WorkerProcess, worker_argv
+from takopi.supervisor.worker_env import start_env
 from takopi.supervisor.zygote import Zygote
 
 if TYPE_CHECKING:
@@ -88,18 +95,11 @@ class Spawner:
 
     # ------------------------------------------------------------------ environments
 
-    def worker_env(self, kind: str) -> dict[str, str]:
-        """The full environment of a ``kind`` worker."""
-        env = base_worker_env(os.environ, transport=kind == "transport")
-        # Plugins calling ``load_settings()`` without a path must read our --config, not
-        # ~/.takopi/takopi.toml (zygote-forked and standby workers get this too).
+    def start_env(self) -> dict[str, str]:
+        """The environment a fresh worker or the spare is executed with (no credentials)."""
+        env = start_env(os.environ)
         env[CONFIG_PATH_ENV] = str(Path(self.config_path).absolute())
         return env
-
-    def _env_delta(self, kind: str) -> dict[str, str]:
-        """What ``kind``'s environment has on top of the fork server's environment."""
-        base = self.zygote.env if self.zygote is not None else {}
-        return {k: v for k, v in self.worker_env(kind).items() if base.get(k) != v}
 
     # ------------------------------------------------------------------ spawning
 
@@ -131,7 +131,7 @@ class Spawner:
             argv,
             name=watcher.name,
             secret=incarnation.secret.encode(),
-            env=self.worker_env(watcher.kind),
+            env=self.start_env(),
             inherit_stdio=watcher.behaviour.inherit_stdio,
             echo=self.echo,
         )
@@ -155,7 +155,6 @@ class Spawner:
             secret=incarnation.secret,
             timeout=self.fork_timeout,
             inherit_stdio=watcher.behaviour.inherit_stdio,
-            env=self._env_delta(watcher.kind),
         )
         if proc is None:
             log.warning("zygote.fork_failed", worker=watcher.name)
@@ -215,7 +214,7 @@ class Spawner:
             argv,
             name="standby",
             secret=b"",
-            env=self.worker_env("engine"),
+            env=self.start_env(),
             echo=self.echo,
             standby=True,
         )

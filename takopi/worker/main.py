@@ -217,6 +217,7 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
     except (RpcError, OSError, TimeoutError) as exc:
         log.error("worker.connect_failed", error=str(exc))
         return EXIT_PEER_LOST
+    _install_environment(peer.info.pop("env", None))
     host.register(peer)
     await peer.notify("worker.attached")
     loop_token = anyio.lowlevel.current_token()
@@ -256,6 +257,18 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
     with contextlib.suppress(Exception):
         await peer.aclose()
     return code
+
+
+def _install_environment(env: object) -> None:
+    """Replace this process's environment with the one the supervisor sent in WELCOME
+    (:mod:`takopi.supervisor.worker_env`): what this worker's plugin and its agent CLIs may
+    see. Done before the plugin is imported; nothing is changed if none was sent."""
+    if not isinstance(env, dict):
+        return
+    wanted = {str(k): str(v) for k, v in env.items()}
+    for key in [k for k in os.environ if k not in wanted]:
+        del os.environ[key]
+    os.environ.update(wanted)
 
 
 def _preload() -> None:
@@ -436,9 +449,6 @@ def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[
             os.dup2(out, 2)
             for fd in (null, *fds):
                 os.close(fd)
-        env = request.get("env")
-        if isinstance(env, dict):
-            os.environ.update({str(k): str(v) for k, v in env.items()})
         # Wait to be re-parented to the supervisor before asking for its death signal.
         deadline = time.monotonic() + 2.0
         while os.getppid() != args.supervisor_pid and time.monotonic() < deadline:
