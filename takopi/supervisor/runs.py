@@ -34,7 +34,7 @@ from takopi.model import CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
 from takopi.protocol import EngineRun, ResumeLine, StartRun
 from takopi.rpc import PeerGone
 from takopi.rpc.peer import RawBatch
-from takopi.supervisor.journal import Journal, Status
+from takopi.supervisor.journal import Journal, JournalWriteError, Status
 from takopi.supervisor.ports import EngineAccess, ResumeLines, TaskSpawner
 from takopi.supervisor.registry import RunRecord, RunRegistry, thread_key
 
@@ -51,6 +51,7 @@ OPERATOR_ERROR = "cancelled by the operator (takopictl cancel)"
 RESTART_REASON = "restart"
 RESTART_ERROR = "cancelled: the engine was restarted by the operator (takopictl restart --force)"
 SHUTDOWN_ERROR = "cancelled: takopi is shutting down"
+JOURNAL_REFUSED = "not started: takopi cannot record this run (delivery journal)"
 _CANCEL_ERRORS = {
     SHUTDOWN_REASON: SHUTDOWN_ERROR,
     OPERATOR_REASON: OPERATOR_ERROR,
@@ -183,13 +184,26 @@ class RunService:
         send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=CHANNEL_SIZE)
         resume_line = await self._format(resume) if resume is not None else None
         record.resume_line = resume_line
-        self._journal.begin(
-            record.run_id,
-            transport=transport,
-            engine=engine,
-            origin=dict(origin),
-            resume_line=resume_line,
-        )
+        try:
+            self._journal.begin(
+                record.run_id,
+                transport=transport,
+                engine=engine,
+                origin=dict(origin),
+                resume_line=resume_line,
+            )
+        except JournalWriteError as exc:
+            # Not accepted: its outcome could not survive a crash. Nothing was started.
+            self._registry.finish(record.run_id)
+            log.error("run.refused", run_id=record.run_id, engine=engine, error=str(exc))
+            yield CompletedEvent(
+                engine=engine,
+                ok=False,
+                answer="",
+                resume=resume,
+                error=f"{JOURNAL_REFUSED}: {exc.strerror or exc}",
+            )
+            return
         self.drivers += 1
         self.idle = anyio.Event() if self.idle.is_set() else self.idle
         engine_run = EngineRun(
