@@ -18,6 +18,7 @@ import errno
 import os
 import socket as _socket
 import sys
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,6 +36,11 @@ log = get_logger("takopi.rpc")
 Authenticator = Callable[[bytes, dict[str, Any]], Awaitable[bool | str | dict[str, Any]]]
 
 _HWM = 100_000
+_EXIT_DRAIN_MAX = 0.5
+"""How long a dead worker's peer stays open waiting for its connection's end to be read."""
+_GONE_KEPT = 256
+"""Closed peer identities remembered to drop their late frames quietly (identities are
+per incarnation, so a new worker never reuses one)."""
 _HANDSHAKE_FAILED = (
     zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -159,6 +165,10 @@ class RouterEndpoint:
         self._stopped: asyncio.Event | None = None
         self.refused_count = 0
         self.dropped_count = 0
+        self._exiting: dict[bytes, tuple[Peer, PeerGone]] = {}
+        """Peers whose process exited, closed once their last frames were read."""
+        self._gone: OrderedDict[bytes, int] = OrderedDict()
+        """Recently closed peers -> frames of theirs dropped since (bounded LRU)."""
 
     @property
     def peers(self) -> dict[bytes, Peer]:
@@ -275,6 +285,19 @@ class RouterEndpoint:
         except ValueError as exc:
             self._drop("rpc.frame.garbage", identity, reason=str(exc))
             return
+        if identity in self._gone and msg[1] != env.HELLO:
+            # Frames a closed peer sent before it went (stream credits, items): expected
+            # after a worker died; dropped quietly, counted, summed up in one line.
+            self.dropped_count += 1
+            self._gone[identity] += 1
+            if self._gone[identity] in (1, 1000):
+                log.info(
+                    "rpc.frame.from_closed_peer",
+                    identity=identity[:64].decode("utf-8", "replace"),
+                    dropped=self._gone[identity],
+                )
+            return
+        self._gone.pop(identity, None)
         if msg[1] == env.HELLO:
             self._on_hello(identity, msg)
         elif msg[1] == env.BYE:
@@ -366,9 +389,7 @@ class RouterEndpoint:
             if self.watch_pids and type(pid) is int and pid > 0 and self._path is not None:
                 assert self._loop is not None
                 self._watches[identity] = _PidWatch(
-                    self._loop,
-                    pid,
-                    lambda: peer.close(PeerGone(f"worker process {pid} exited")),
+                    self._loop, pid, lambda: self._peer_exited(peer, pid)
                 )
             log.info(
                 "rpc.handshake.accepted",
@@ -403,6 +424,9 @@ class RouterEndpoint:
             watch.close()
         if self._driver is not None:
             self._driver.discard(identity)
+        self._gone[identity] = 0
+        while len(self._gone) > _GONE_KEPT:
+            self._gone.popitem(last=False)
         log.info(
             "rpc.peer.lost",
             identity=identity[:64].decode("utf-8", "replace"),
@@ -431,11 +455,33 @@ class RouterEndpoint:
         if peer is not None:
             peer.close(PeerGone("worker is unreachable (disconnected)"))
 
+    def _peer_exited(self, peer: Peer, pid: int) -> None:
+        """A peer's process exited. What it sent just before (an ack, a last stream item)
+        may still be on its way: the zmq I/O thread reads a connection up to its end, then
+        reports it disconnected. So the peer is closed only after that report (or at most
+        :data:`_EXIT_DRAIN_MAX` later), once the queued frames were dispatched."""
+        if peer.closed or peer.identity in self._exiting:
+            return
+        assert self._loop is not None
+        self._exiting[peer.identity] = (peer, PeerGone(f"worker process {pid} exited"))
+        self._loop.call_later(_EXIT_DRAIN_MAX, self._finish_exits)
+
+    def _finish_exits(self) -> None:
+        if not self._exiting:
+            return
+        if self._driver is not None:
+            self._driver.drain_now()
+        exiting, self._exiting = self._exiting, {}
+        for peer, reason in exiting.values():
+            peer.close(reason)
+
     def _on_monitor(self, event: int, value: int) -> None:
         # A connection went away: probe every peer; ROUTER_MANDATORY makes sends to identities
-        # that lost their pipe fail at once (EHOSTUNREACH) and close those peers.
+        # that lost their pipe fail at once (EHOSTUNREACH) and close those peers. Peers whose
+        # process exited are closed once their last frames are read.
         log.debug("rpc.router.disconnect", fd=value)
         assert self._loop is not None
+        self._loop.call_later(0.005, self._finish_exits)
         for delay in (0.01, 0.2):
             self._loop.call_later(delay, self._probe)
 
