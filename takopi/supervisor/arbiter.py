@@ -251,6 +251,7 @@ class Arbiter:
             "state_dir": str(self.paths.state_dir),
             "runs": len(self.registry.runs),
             "pending_deliveries": len(self.journal.pending()),
+            "open_intakes": self.runs.intakes.count() if self.runs is not None else 0,
             "journal_errors": self.journal.write_errors,
             "journal_last_error": self.journal.last_error,
             "workers": self.workers.describe(),
