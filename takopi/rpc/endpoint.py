@@ -301,7 +301,9 @@ class RouterEndpoint:
         if msg[1] == env.HELLO:
             self._on_hello(identity, msg)
         elif msg[1] == env.BYE:
-            return
+            # A worker closing after it was refused (or never got in): nothing to close.
+            self.dropped_count += 1
+            log.info("rpc.frame.bye_from_unknown", identity=identity[:64].hex())
         else:
             self._drop(
                 "rpc.frame.unknown_identity", identity, kind=env.KIND_NAMES.get(msg[1], msg[1])
