@@ -121,10 +121,15 @@ class IntakeReporter:
             except Exception as exc:
                 log.warning("telegram.intake_done.failed", error=str(exc))
 
+        # Called from the last holder, maybe a held task whose context still names this
+        # hold: the report itself must not hold it (it would be reported again and again).
+        token = CURRENT.set(None)
         try:
             self._spawn(report)
         except RuntimeError:  # the loop is shutting down: the supervisor settles it then
             pass
+        finally:
+            CURRENT.reset(token)
 
 
 __all__ = ["CURRENT", "Hold", "HoldingTaskGroup", "IntakeReporter", "hold_current"]
