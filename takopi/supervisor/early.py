@@ -3,8 +3,9 @@
 The zygote spends most of start-up importing the worker stack; the supervisor spends about as
 long importing its own modules and reading the config. Spawning the zygote first lets the two
 overlap on a second core. This module therefore imports nothing beyond the standard library,
-and the zygote it starts knows nothing about the config: the RPC endpoint and the
-``TAKOPI_CONFIG_PATH`` of each worker travel in every fork request.
+and the zygote it starts knows nothing about the config: the RPC endpoint travels in every fork
+request, and each worker's environment arrives with its handshake (never through the zygote,
+which is started with :func:`~takopi.supervisor.worker_env.start_env` and holds no secret).
 
 Entry points call :func:`spawn_early` as their first step; :class:`~takopi.supervisor.zygote.
 Zygote` adopts the process with :func:`take_early`, or spawns one through
@@ -18,21 +19,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
 
-# Variables only the supervisor may see (systemd's notify socket and watchdog).
-_SUPERVISOR_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-# Transport secrets given as env overrides stay with the transport (least privilege).
-_TRANSPORT_PREFIX = "TAKOPI__TRANSPORTS__"
-
-
-def base_worker_env(environ: Mapping[str, str], *, transport: bool) -> dict[str, str]:
-    """The environment every worker of a kind inherits, before per-config additions."""
-    env = {k: v for k, v in environ.items() if k not in _SUPERVISOR_ONLY}
-    if not transport:
-        for key in [k for k in env if k.upper().startswith(_TRANSPORT_PREFIX)]:
-            del env[key]
-    return env
+from takopi.supervisor.worker_env import start_env
 
 
 class ZygoteProcess:
@@ -97,7 +85,7 @@ def spawn_early() -> None:
     if _early is not None:
         return
     try:
-        _early = spawn_zygote_process(base_worker_env(os.environ, transport=False))
+        _early = spawn_zygote_process(start_env(os.environ))
     except OSError:
         _early = None
 
@@ -132,7 +120,6 @@ def discard(zygote: ZygoteProcess) -> None:
 
 __all__ = [
     "ZygoteProcess",
-    "base_worker_env",
     "discard",
     "discard_early",
     "spawn_early",
