@@ -40,8 +40,8 @@ def _opt_str(record: dict[str, Any], key: str) -> str | None:
 
 
 def _origin(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
+    """A begin record's origin: the object the writer always writes (never null: a null
+    there is damage, and reading it as "no chat" would leave an undeliverable delivery)."""
     if not isinstance(value, dict):
         raise BadRecord(f"origin must be an object, not {type(value).__name__}")
     origin: dict[str, Any] = {}
