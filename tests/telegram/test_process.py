@@ -152,6 +152,33 @@ def test_check_setup_reports_missing_cli_and_config(tmp_path, monkeypatch):
     assert backend.check_setup(engine_ok).ok
 
 
+def test_check_setup_in_a_worker_reuses_the_validated_table(tmp_path):
+    """A transport worker validates its table in lock_token; check_setup must then neither
+    re-read the config nor import the settings loader (pydantic-settings stays out of the
+    long-lived transport process)."""
+    config = tmp_path / "takopi.toml"
+    config.write_text('[transports.telegram]\nbot_token = "1:abc"\nchat_id = 5\n')
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from takopi.backends import EngineBackend\n"
+        "from takopi.telegram.backend import TelegramBackend\n"
+        "backend = TelegramBackend()\n"
+        f"path = Path({str(config)!r})\n"
+        "backend.lock_token(transport_config={'bot_token': '1:abc', 'chat_id': 5}, "
+        "_config_path=path)\n"
+        "result = backend.check_setup(EngineBackend(id='sh', build_runner=lambda c, p: None))\n"
+        "print(result.ok, result.config_path == path)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pydantic_settings', 'dotenv')) or 'none', 'takopi.settings' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["True True", "none False"]
+
+
 def test_startup_message_lists_engines_projects_and_mode(tmp_path):
     from takopi.projects import ProjectConfig, ProjectsConfig
     from takopi.telegram.backend import build_startup_message
