@@ -179,6 +179,22 @@ def test_check_setup_in_a_worker_reuses_the_validated_table(tmp_path):
     assert out.stdout.splitlines() == ["True True", "none False"]
 
 
+def test_the_telegram_client_leaves_the_httpx_cli_out():
+    """httpx's optional command-line client (click, pygments) is never imported by the
+    transport's HTTP client, and httpx still offers its ``main`` fallback."""
+    code = (
+        "import sys\n"
+        "import takopi.telegram.client, httpx\n"
+        "print(callable(httpx.main), httpx.Client.__name__)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'click', 'pygments', 'rich'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["True Client", "[]"]
+
+
 def test_startup_message_lists_engines_projects_and_mode(tmp_path):
     from takopi.projects import ProjectConfig, ProjectsConfig
     from takopi.telegram.backend import build_startup_message
