@@ -24,7 +24,12 @@ from typing import IO, Any
 import anyio
 
 from takopi.logging import get_logger
-from takopi.supervisor.early import base_worker_env, spawn_zygote_process, take_early
+from takopi.supervisor.early import (
+    ForkedPopen,
+    base_worker_env,
+    spawn_zygote_process,
+    take_early,
+)
 from takopi.supervisor.process import WorkerProcess
 
 log = get_logger(__name__)
@@ -57,7 +62,8 @@ class Zygote:
         early = spawned is not None
         if spawned is None:
             spawned = spawn_zygote_process(base_worker_env(os.environ, transport=False))
-        log.info("zygote.started", pid=spawned.popen.pid, early=early)
+        forked = isinstance(spawned.popen, ForkedPopen)
+        log.info("zygote.started", pid=spawned.popen.pid, early=early, forked=forked)
         self.env = spawned.env
         self._sock = spawned.sock
         self.process = WorkerProcess.from_popen(spawned.popen, name="zygote", echo=self._echo)
