@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import click
 
-from takopi.cli.common import command_config_path, fail
+from takopi.cli.common import command_config_path, config_path_option, fail
 from takopi.cli.init_cmd import load_config_for_edit
 from takopi.cli.telegram_checks import api_url_from
 from takopi.config import ConfigError, read_config, write_config
@@ -49,13 +49,7 @@ def _refuse_while_running(path: Path) -> None:
     default=None,
     help="Give up after this many seconds (default: wait until a message arrives).",
 )
-@click.option(
-    "--config-path",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file to use (default: ~/.takopi/takopi.toml).",
-)
+@config_path_option()
 @click.pass_context
 def chat_id_cmd(
     ctx: click.Context,

@@ -1,11 +1,13 @@
-"""Small helpers shared by the ``takopi`` subcommands: paths for display, errors, TTY checks."""
+"""Small helpers shared by the ``takopi`` subcommands: the ``--config-path`` option, paths for
+display, errors, TTY checks."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -13,6 +15,21 @@ from takopi.config import resolve_config_path
 from takopi.logging import get_logger
 
 log = get_logger(__name__)
+
+CONFIG_PATH_HELP = "Config file to use (default: ~/.takopi/takopi.toml)."
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def config_path_option(help_text: str = CONFIG_PATH_HELP) -> Callable[[_F], _F]:
+    """A subcommand's ``--config-path`` (a ``Path`` or None; resolve it with
+    :func:`command_config_path`)."""
+    return click.option(
+        "--config-path",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=help_text,
+    )
 
 
 def display_path(path: str | os.PathLike[str]) -> str:
@@ -53,4 +70,11 @@ def should_run_interactive() -> bool:
         return False
 
 
-__all__ = ["command_config_path", "display_path", "fail", "should_run_interactive"]
+__all__ = [
+    "CONFIG_PATH_HELP",
+    "command_config_path",
+    "config_path_option",
+    "display_path",
+    "fail",
+    "should_run_interactive",
+]

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from takopi.cli.common import command_config_path, display_path, fail
+from takopi.cli.common import command_config_path, config_path_option, display_path, fail
 from takopi.config import (
     ConfigError,
     flatten_config,
@@ -32,14 +32,6 @@ log = get_logger(__name__)
 
 EXIT_MISSING = 1
 EXIT_INVALID = 2
-
-config_path_opt = click.option(
-    "--config-path",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file to use (default: ~/.takopi/takopi.toml).",
-)
 
 
 def _check_key(key: str) -> None:
@@ -76,14 +68,14 @@ def config_group() -> None:
 
 
 @config_group.command("path", help="Print the config file path.")
-@config_path_opt
+@config_path_option()
 @click.pass_context
 def config_path_cmd(ctx: click.Context, config_path: Path | None) -> None:
     click.echo(display_path(command_config_path(ctx, config_path)))
 
 
 @config_group.command("list", help="Print every key as `dot.path = value`.")
-@config_path_opt
+@config_path_option()
 @click.pass_context
 def config_list(ctx: click.Context, config_path: Path | None) -> None:
     path = command_config_path(ctx, config_path)
@@ -97,7 +89,7 @@ def config_list(ctx: click.Context, config_path: Path | None) -> None:
 
 @config_group.command("get", help="Print the value at KEY (a TOML literal).")
 @click.argument("key")
-@config_path_opt
+@config_path_option()
 @click.pass_context
 def config_get(ctx: click.Context, key: str, config_path: Path | None) -> None:
     _check_key(key)
@@ -118,7 +110,7 @@ def config_get(ctx: click.Context, key: str, config_path: Path | None) -> None:
 @config_group.command("set", help="Set KEY to VALUE (parsed as a TOML literal, else a string).")
 @click.argument("key")
 @click.argument("value")
-@config_path_opt
+@config_path_option()
 @click.pass_context
 def config_set(ctx: click.Context, key: str, value: str, config_path: Path | None) -> None:
     from takopi.settings import normalized_value
@@ -147,7 +139,7 @@ def config_set(ctx: click.Context, key: str, value: str, config_path: Path | Non
 
 @config_group.command("unset", help="Remove KEY (empty parent tables are removed too).")
 @click.argument("key")
-@config_path_opt
+@config_path_option()
 @click.pass_context
 def config_unset(ctx: click.Context, key: str, config_path: Path | None) -> None:
     _check_key(key)

@@ -16,25 +16,29 @@ from typing import Any, TypeVar
 import click
 import psutil
 
-from takopi.cli.ctl_client import ControlClient, ControlError, RequestFailed
+from takopi.cli.ctl_client import (
+    EXIT_FAILED,
+    EXIT_NO_ANSWER,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_USAGE,
+    ControlClient,
+    ControlError,
+    RequestFailed,
+)
 from takopi.cli.ctl_render import runs_table, status_lines, table
 from takopi.cli.ctl_status import build_status, normalize_run
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
-EXIT_NO_ANSWER = 4
 RESTART_ANSWER_MARGIN = 120.0
 """Seconds on top of --wait-timeout for the supervisor to restart and answer."""
 
-EXIT_CODES_HELP = """\b
+EXIT_CODES_HELP = f"""\b
 Exit codes:
-  0  success
-  1  the request failed: unknown worker or run, reload rejected, or a wait timed out
-  2  usage error (bad option or argument)
-  3  takopi is not running for this config (no or stale control socket)
-  4  no usable answer from the supervisor (timeout, broken socket, foreign owner)
+  {EXIT_OK}  success
+  {EXIT_FAILED}  the request failed: unknown worker or run, reload rejected, or a wait timed out
+  {EXIT_USAGE}  usage error (bad option or argument)
+  {EXIT_NOT_RUNNING}  takopi is not running for this config (no or stale control socket)
+  {EXIT_NO_ANSWER}  no usable answer from the supervisor (timeout, broken socket, foreign owner)
 """
 
 T = TypeVar("T")

@@ -17,29 +17,36 @@ from typing import Any
 
 from takopi.config import resolve_config_path
 
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+EXIT_NO_ANSWER = 4
+"""takopictl's exit codes (listed in its ``--help``)."""
+
 
 class ControlError(Exception):
     """Base class for control-socket failures (``exit_code`` is takopictl's)."""
 
-    exit_code = 4
+    exit_code = EXIT_NO_ANSWER
 
 
 class NotRunning(ControlError):
     """No supervisor is listening for this config."""
 
-    exit_code = 3
+    exit_code = EXIT_NOT_RUNNING
 
 
 class NoAnswer(ControlError):
     """The supervisor did not answer in time or answered garbage."""
 
-    exit_code = 4
+    exit_code = EXIT_NO_ANSWER
 
 
 class RequestFailed(ControlError):
     """The supervisor answered with an error (``code``: bad_request, unknown_verb, failed)."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -135,6 +142,11 @@ class ControlClient:
 
 
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_NOT_RUNNING",
+    "EXIT_NO_ANSWER",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "ControlClient",
     "ControlError",
     "NoAnswer",

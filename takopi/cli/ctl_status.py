@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -190,13 +189,6 @@ def normalize_run(run: dict[str, Any]) -> dict[str, Any]:
         "elapsed_s": run.get("age_s"),
         "events": run.get("events"),
     }
-
-
-def config_display(path: str) -> str:
-    """The config path for humans (``~`` for home)."""
-    from takopi.cli.common import display_path
-
-    return display_path(Path(path)) if path else "-"
 
 
 __all__ = [

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import anyio
 import click
 
-from takopi.cli.common import command_config_path, fail
+from takopi.cli.common import command_config_path, config_path_option, fail
 from takopi.config import ConfigError
 from takopi.logging import get_logger, suppress_logs
 
@@ -118,13 +118,7 @@ async def topics_check(api: Any, settings: Any, telegram: Any, *, bot_id: int) -
 
 
 @click.command("doctor", help="Check the Telegram setup.")
-@click.option(
-    "--config-path",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file to use (default: ~/.takopi/takopi.toml).",
-)
+@config_path_option()
 @click.pass_context
 def doctor_cmd(ctx: click.Context, config_path: Path | None) -> None:
     from takopi.settings import load_settings, require_telegram_config

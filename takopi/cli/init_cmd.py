@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from takopi.cli.common import command_config_path, display_path, fail
+from takopi.cli.common import command_config_path, config_path_option, display_path, fail
 from takopi.config import ConfigError, ensure_table, read_config, write_config
 from takopi.config_migrations import migrate_config
 from takopi.ids import RESERVED_CHAT_COMMANDS
@@ -47,13 +47,7 @@ def load_config_for_edit(path: Path) -> dict[str, Any]:
 @click.command("init", help="Register the current repository as a project.")
 @click.argument("alias", required=False)
 @click.option("--default", "make_default", is_flag=True, help="Also make it the default project.")
-@click.option(
-    "--config-path",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file to use (default: ~/.takopi/takopi.toml).",
-)
+@config_path_option()
 @click.pass_context
 def init_cmd(
     ctx: click.Context, alias: str | None, make_default: bool, config_path: Path | None

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from takopi.cli.common import command_config_path
+from takopi.cli.common import command_config_path, config_path_option
 from takopi.cli.plugins_manage import SUBCOMMANDS
 from takopi.config import ConfigError, read_config
 from takopi.ids import RESERVED_COMMAND_IDS, RESERVED_ENGINE_IDS
@@ -169,13 +169,7 @@ def collect_rows(
     "environments with the subcommands.",
 )
 @click.option("--load", is_flag=True, help="Import each allowed plugin to surface load errors.")
-@click.option(
-    "--config-path",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Config file to use (default: ~/.takopi/takopi.toml).",
-)
+@config_path_option()
 @click.pass_context
 def plugins_cmd(ctx: click.Context, load: bool, config_path: Path | None) -> None:
     if ctx.invoked_subcommand is not None:

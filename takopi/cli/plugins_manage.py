@@ -15,22 +15,16 @@ from typing import Any
 import click
 
 import takopi
-from takopi.cli.common import command_config_path, fail
+from takopi.cli.common import command_config_path, config_path_option, fail
 from takopi.plugin_envs import config_edit
 from takopi.plugin_envs.errors import PluginEnvError
 from takopi.plugin_envs.installers import INSTALLER_CHOICES
 from takopi.plugin_envs.manager import EnvOptions, PluginEnvManager
 from takopi.plugin_envs.store import EnvStore, Manifest
 
-
-def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--config-path",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Config file to use (default: ~/.takopi/takopi.toml); environments live next to it.",
-    )(func)
+_config_path_option = config_path_option(
+    "Config file to use (default: ~/.takopi/takopi.toml); environments live next to it."
+)
 
 
 def _env_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,7 +75,7 @@ def _run(action: Callable[[], object]) -> None:
     help="Install even when the plugin's Requires-Python excludes the chosen interpreter.",
 )
 @_env_options
-@_config_option
+@_config_path_option
 @click.pass_context
 def install_cmd(
     ctx: click.Context,
@@ -108,7 +102,7 @@ def install_cmd(
     help="Override the plugin's Requires-Python or not (default: as when installed).",
 )
 @_env_options
-@_config_option
+@_config_path_option
 @click.pass_context
 def upgrade_cmd(
     ctx: click.Context,
@@ -128,7 +122,7 @@ def upgrade_cmd(
 
 @click.command("remove")
 @click.argument("names", nargs=-1, required=True, metavar="DIST...")
-@_config_option
+@_config_path_option
 @click.pass_context
 def remove_cmd(ctx: click.Context, names: tuple[str, ...], config_path: Path | None) -> None:
     """Delete managed environments and the config entries takopi wrote for them."""
@@ -155,7 +149,7 @@ def _problems(manifest: Manifest, raw: dict[str, Any]) -> list[str]:
 
 
 @click.command("list")
-@_config_option
+@_config_path_option
 @click.pass_context
 def list_cmd(ctx: click.Context, config_path: Path | None) -> None:
     """Show managed environments: distribution, version, Python, entry points."""

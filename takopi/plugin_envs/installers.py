@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from packaging.version import Version
 
@@ -22,32 +22,6 @@ from takopi.plugin_envs.interpreters import Interpreter, parse_requires_python
 
 _TIMEOUT_S = 1800.0
 INSTALLER_CHOICES = ("auto", "uv", "pip")
-
-
-class Installer(Protocol):
-    """What building a plugin environment needs from an installer."""
-
-    name: str
-
-    def create_venv(self, base: Interpreter, path: Path) -> None:
-        """Create an empty venv at ``path`` from ``base``."""
-        ...
-
-    def install(
-        self,
-        python: Path,
-        args: Sequence[str],
-        *,
-        no_deps: bool = False,
-        ignore_requires_python: str | None = None,
-        what: str = "",
-    ) -> None:
-        """Install ``args`` (requirements, ``-e dir``, wheel paths) into the venv of ``python``.
-
-        ``ignore_requires_python`` is the Requires-Python to override (with ``no_deps``, for
-        the plugin's own wheels only); ``what`` describes the step in error messages.
-        """
-        ...
 
 
 def find_uv() -> str | None:
@@ -95,10 +69,57 @@ def satisfying_version(requires_python: str | None, near: Version) -> str | None
     return None
 
 
-class UvInstaller:
+class Installer(ABC):
+    """What building a plugin environment needs from an installer: a venv, and installs
+    into it by the installer's own command line."""
+
+    name: str
+    install_command: str
+    """How the install step is named in error messages (``uv pip install``)."""
+
+    @abstractmethod
+    def create_venv(self, base: Interpreter, path: Path) -> None:
+        """Create an empty venv at ``path`` from ``base``."""
+
+    def install(
+        self,
+        python: Path,
+        args: Sequence[str],
+        *,
+        no_deps: bool = False,
+        ignore_requires_python: str | None = None,
+        what: str = "",
+    ) -> None:
+        """Install ``args`` (requirements, ``-e dir``, wheel paths) into the venv of ``python``.
+
+        ``ignore_requires_python`` is the Requires-Python to override (with ``no_deps``, for
+        the plugin's own wheels only); ``what`` describes the step in error messages.
+        """
+        argv = self._install_argv(python)
+        if no_deps:
+            argv.append("--no-deps")
+        if ignore_requires_python:
+            argv += self._requires_python_override(python, ignore_requires_python)
+        _run(
+            [*argv, *args],
+            what or f"{self.install_command} " + " ".join(args),
+            python.parent.parent,
+        )
+
+    @abstractmethod
+    def _install_argv(self, python: Path) -> list[str]:
+        """The install command for the venv of ``python``, before any option."""
+
+    @abstractmethod
+    def _requires_python_override(self, python: Path, requires_python: str) -> list[str]:
+        """The options that install despite the wheels' ``requires_python``."""
+
+
+class UvInstaller(Installer):
     """``uv venv`` + ``uv pip install``."""
 
     name = "uv"
+    install_command = "uv pip install"
 
     def __init__(self, uv: str) -> None:
         self.uv = uv
@@ -110,39 +131,28 @@ class UvInstaller:
             path.parent,
         )
 
-    def install(
-        self,
-        python: Path,
-        args: Sequence[str],
-        *,
-        no_deps: bool = False,
-        ignore_requires_python: str | None = None,
-        what: str = "",
-    ) -> None:
-        argv = [self.uv, "pip", "install", "--python", str(python)]
-        if no_deps:
-            argv.append("--no-deps")
-        if ignore_requires_python:
-            # uv has no --ignore-requires-python: resolve these wheels as if the venv ran a
-            # version their Requires-Python accepts (dependencies were installed before,
-            # resolved for the real interpreter).
-            from takopi.plugin_envs.interpreters import probe
+    def _install_argv(self, python: Path) -> list[str]:
+        return [self.uv, "pip", "install", "--python", str(python)]
 
-            interp = probe(python)
-            near = interp.version if interp else Version("3.11")
-            version = satisfying_version(ignore_requires_python, near)
-            if version is None:
-                raise PluginEnvError(
-                    f"Requires-Python {ignore_requires_python!r} matches no Python version"
-                )
-            argv += ["--python-version", version]
-        _run([*argv, *args], what or "uv pip install " + " ".join(args), python.parent.parent)
+    def _requires_python_override(self, python: Path, requires_python: str) -> list[str]:
+        # uv has no --ignore-requires-python: resolve these wheels as if the venv ran a
+        # version their Requires-Python accepts (dependencies were installed before,
+        # resolved for the real interpreter).
+        from takopi.plugin_envs.interpreters import probe
+
+        interp = probe(python)
+        near = interp.version if interp else Version("3.11")
+        version = satisfying_version(requires_python, near)
+        if version is None:
+            raise PluginEnvError(f"Requires-Python {requires_python!r} matches no Python version")
+        return ["--python-version", version]
 
 
-class PipInstaller:
+class PipInstaller(Installer):
     """``python -m venv`` + the venv's own ``pip install``."""
 
     name = "pip"
+    install_command = "pip install"
 
     def create_venv(self, base: Interpreter, path: Path) -> None:
         _run(
@@ -152,21 +162,11 @@ class PipInstaller:
             path.parent,
         )
 
-    def install(
-        self,
-        python: Path,
-        args: Sequence[str],
-        *,
-        no_deps: bool = False,
-        ignore_requires_python: str | None = None,
-        what: str = "",
-    ) -> None:
-        argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
-        if no_deps:
-            argv.append("--no-deps")
-        if ignore_requires_python:
-            argv.append("--ignore-requires-python")
-        _run([*argv, *args], what or "pip install " + " ".join(args), python.parent.parent)
+    def _install_argv(self, python: Path) -> list[str]:
+        return [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+
+    def _requires_python_override(self, python: Path, requires_python: str) -> list[str]:
+        return ["--ignore-requires-python"]
 
 
 def choose_installer(choice: str = "auto") -> Installer:

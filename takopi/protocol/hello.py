@@ -7,7 +7,7 @@ builds that map on the worker and reads it back, leniently, on the supervisor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -32,19 +32,7 @@ class Hello:
 
     def to_wire(self) -> dict[str, Any]:
         """The HELLO map (``None`` fields left out; the endpoint adds identity and versions)."""
-        fields = {
-            "kind": self.kind,
-            "id": self.id,
-            "secret": self.secret,
-            "protocol": self.protocol,
-            "api_version": self.api_version,
-            "takopi_version": self.takopi_version,
-            "python": self.python,
-            "python_executable": self.python_executable,
-            "distribution": self.distribution,
-            "pid": self.pid,
-        }
-        return {key: value for key, value in fields.items() if value is not None}
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Hello:
@@ -67,17 +55,7 @@ class Hello:
 
     def public(self) -> Hello:
         """This hello without its secret (what may be kept and shown)."""
-        return Hello(
-            kind=self.kind,
-            id=self.id,
-            protocol=self.protocol,
-            api_version=self.api_version,
-            takopi_version=self.takopi_version,
-            python=self.python,
-            python_executable=self.python_executable,
-            distribution=self.distribution,
-            pid=self.pid,
-        )
+        return replace(self, secret=None)
 
 
 __all__ = ["Hello"]

@@ -48,6 +48,9 @@ class EngineProbe:
 
     engines: dict[str, dict[str, Any]] = field(default_factory=dict)
     config_path: str | None = None
+    env: dict[str, str] | None = None
+    """The environment to load them in (none of a transport's secrets); it travels on the
+    probe's own pipe, so a forked probe's fork server never holds it."""
 
 
 @dataclass(frozen=True, slots=True)

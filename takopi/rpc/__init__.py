@@ -82,7 +82,8 @@ from takopi.rpc.codec import (
     registered_names,
 )
 from takopi.rpc.curve import CurveClient, CurveServer, curve_keypair
-from takopi.rpc.endpoint import DealerEndpoint, RouterEndpoint
+from takopi.rpc.dealer import DealerEndpoint
+from takopi.rpc.endpoint import RouterEndpoint
 from takopi.rpc.envelope import PROTOCOL_VERSION
 from takopi.rpc.errors import (
     CallTimeout,

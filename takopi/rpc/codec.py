@@ -356,9 +356,16 @@ def _fast_ctor(cls: type) -> Callable[..., Any] | None:
 def _list_hook(items: list[Any]) -> Any:
     if items and type(items[0]) is _Tag:
         tag = items[0]
-        if tag.positional:
-            return tag.ctor(*items[1:])
-        return tag.build(items)
+        try:
+            if tag.positional:
+                return tag.ctor(*items[1:])
+            return tag.build(items)
+        except (ValueError, TypeError):
+            raise
+        except Exception as exc:
+            # e.g. a custom-codec tag with its value missing (IndexError): bad input, and
+            # decode() promises ValueError/TypeError for that.
+            raise TypeError(f"malformed wire value: {type(exc).__name__}: {exc}") from None
     return items
 
 

@@ -113,6 +113,28 @@ class SocketDriver:
             self._drain_scheduled = True
             self.loop.call_soon(self._drain)
 
+    def drain_now(self, limit: int = 100_000) -> int:
+        """Dispatch every message already queued for us, now (at most ``limit``); how many."""
+        count = 0
+        sock = self.sock
+        self._draining = True
+        try:
+            while count < limit and not self.closed:
+                try:
+                    if not sock.get(_EVENTS) & _POLLIN:  # type: ignore[operator]
+                        break
+                    frames = sock.recv_multipart(_NOBLOCK)
+                except zmq.ZMQError:  # Again included
+                    break
+                count += 1
+                try:
+                    self._on_message(frames)
+                except Exception:
+                    log.exception("rpc.socket.dispatch_failed")
+        finally:
+            self._draining = False
+        return count
+
     def _drain(self) -> None:
         self._drain_scheduled = False
         sock = self.sock

@@ -25,7 +25,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from takopi.config import ConfigError
+from takopi.config import CONFIG_PATH_ENV, ConfigError
 from takopi.logging import get_logger
 from takopi.supervisor.config import EarlyPlan, SupervisorConfig
 from takopi.supervisor.control import ControlServer
@@ -125,6 +125,7 @@ class Arbiter:
         self.reloader = Reloader(
             host=self, config=self.config, routing=self.routing, engine_setup=self.engine_setup
         )
+        self.handshake.environment = self._worker_environment
         self.runs = RunService(
             registry=self.registry,
             journal=self.journal,
@@ -158,6 +159,16 @@ class Arbiter:
             "transport": self.transports,
             "command": CommandKind(self.routing, runtime_service),
         }
+
+    async def _worker_environment(self, kind: str, plugin_id: str) -> dict[str, str]:
+        """The environment a worker gets in its WELCOME (the config says whose secrets are
+        whose: wait for it, bounded, when workers started before it was read)."""
+        with anyio.move_on_after(self.options.load_timeout):
+            await self.config_loaded.wait()
+        env = self.config.env_policy(os.environ).for_worker(kind, plugin_id)
+        # Plugins calling ``load_settings()`` without a path must read our --config.
+        env[CONFIG_PATH_ENV] = str(Path(self.config.config_path).absolute())
+        return env
 
     def _new_watcher(self, kind: str, plugin_id: str) -> Watcher:
         assert self.spawner is not None
@@ -261,6 +272,9 @@ class Arbiter:
             "state_dir": str(self.paths.state_dir),
             "runs": len(self.registry.runs),
             "pending_deliveries": len(self.journal.pending()),
+            "open_intakes": self.runs.intakes.count() if self.runs is not None else 0,
+            "journal_errors": self.journal.write_errors,
+            "journal_last_error": self.journal.last_error,
             "workers": self.workers.describe(),
             "engines": self.engines.describe(),
             "helpers": helpers,

@@ -3,13 +3,16 @@ interpreter runs each plugin, and the command plugins of foreign interpreters.""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from takopi.config import ConfigError
 from takopi.logging import get_logger
 from takopi.supervisor.options import SupervisorOptions
+from takopi.supervisor.worker_env import ENGINE_CREDENTIALS, EnvPolicy, secret_values
 
 log = get_logger(__name__)
 
@@ -141,6 +144,26 @@ class SupervisorConfig:
             if plugin_id in cache[python]:
                 ids.add(plugin_id)
         return sorted(ids)
+
+    def env_policy(self, environ: Mapping[str, str]) -> EnvPolicy:
+        """Who may see which variables of ``environ`` (transport secrets from the config)."""
+        settings = self.settings
+        if settings is None:
+            return EnvPolicy(environ, engine_env=self.options.engine_env)
+        tables: list[object] = []
+        with contextlib.suppress(Exception):
+            tables.append(settings.transports.model_dump())
+        api_billing = []
+        for engine_id in ENGINE_CREDENTIALS:
+            with contextlib.suppress(ConfigError):
+                if settings.engine_config(engine_id).get("use_api_billing") is True:
+                    api_billing.append(engine_id)
+        return EnvPolicy(
+            environ,
+            transport_secrets=secret_values(tables),
+            engine_env=self.options.engine_env,
+            api_billing=api_billing,
+        )
 
     def replace_settings(self, settings: Any) -> Any:
         """Swap in reloaded settings; returns the previous ones."""

@@ -4,10 +4,13 @@ Preferred: :func:`start_early` imports the supervisor's and the workers' modules
 zygote from this process (no exec). The supervisor, the zygote and every worker forked from it
 then share those pages copy-on-write (about 10 MiB of PSS per idle service). This is only done
 while this process has read nothing but its argv and an environment free of transport secrets
-(:func:`may_fork`), so the forked zygote knows exactly what a spawned one would; otherwise the
-zygote is spawned (:func:`spawn_early`) and its imports overlap with ours on a second core. Either
-way the zygote knows nothing about the config: the RPC endpoint and the ``TAKOPI_CONFIG_PATH`` of
-each worker travel in every fork request. This module imports only the standard library.
+(:func:`may_fork`: no variable that could hold a secret, see
+:func:`~takopi.supervisor.worker_env.forkable_environment`), so the forked zygote holds no
+secret, as a spawned one started with :func:`~takopi.supervisor.worker_env.start_env`;
+otherwise the zygote is spawned (:func:`spawn_early`) and its imports overlap with ours on a
+second core. Either way the zygote knows nothing about the config: the RPC endpoint travels in
+every fork request and each worker's environment arrives with its handshake. This module
+imports only the standard library (and the stdlib-only worker_env).
 
 Entry points call :func:`start_early` as their first step; :class:`~takopi.supervisor.zygote.
 Zygote` adopts the process with :func:`take_early`, or spawns one through
@@ -24,21 +27,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
 
-# Variables only the supervisor may see (systemd's notify socket and watchdog).
-_SUPERVISOR_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-# Transport secrets given as env overrides stay with the transport (least privilege).
-_TRANSPORT_PREFIX = "TAKOPI__TRANSPORTS__"
-
-
-def base_worker_env(environ: Mapping[str, str], *, transport: bool) -> dict[str, str]:
-    """The environment every worker of a kind inherits, before per-config additions."""
-    env = {k: v for k, v in environ.items() if k not in _SUPERVISOR_ONLY}
-    if not transport:
-        for key in [k for k in env if k.upper().startswith(_TRANSPORT_PREFIX)]:
-            del env[key]
-    return env
+from takopi.supervisor.worker_env import forkable_environment, start_env
 
 
 class ZygoteProcess:
@@ -115,12 +105,10 @@ class ForkedPopen(subprocess.Popen[bytes]):
 
 def may_fork() -> bool:
     """This process may fork the zygote: no thread runs besides ours (a fork copies only the
-    calling thread), and no transport secret is in the environment (the zygote and every
-    engine forked from it would keep a copy of the environment block)."""
+    calling thread), and no variable of the environment could hold a secret (the zygote and
+    every worker forked from it would keep a copy of the environment block in memory)."""
     return (
-        hasattr(os, "fork")
-        and threading.active_count() == 1
-        and not any(key.upper().startswith(_TRANSPORT_PREFIX) for key in os.environ)
+        hasattr(os, "fork") and threading.active_count() == 1 and forkable_environment(os.environ)
     )
 
 
@@ -198,7 +186,7 @@ def start_early() -> None:
         _import_shared()
         if may_fork():  # an import started no thread
             try:
-                _early = fork_zygote_process(base_worker_env(os.environ, transport=False))
+                _early = fork_zygote_process(start_env(os.environ))
                 return
             except OSError:
                 pass
@@ -212,7 +200,7 @@ def spawn_early() -> None:
     if _early is not None:
         return
     try:
-        _early = spawn_zygote_process(base_worker_env(os.environ, transport=False))
+        _early = spawn_zygote_process(start_env(os.environ))
     except OSError:
         _early = None
 
@@ -248,7 +236,6 @@ def discard(zygote: ZygoteProcess) -> None:
 __all__ = [
     "ForkedPopen",
     "ZygoteProcess",
-    "base_worker_env",
     "discard",
     "discard_early",
     "fork_zygote_process",

@@ -10,12 +10,14 @@ config is invalid, is fatal; other problems are ``setup.warning`` log lines.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from takopi.config import ConfigError
+from takopi.config import CONFIG_PATH_ENV, ConfigError
 from takopi.logging import get_logger
 from takopi.protocol import EngineLoaded
 
@@ -61,9 +63,14 @@ class EngineSetup:
                 table, bad_tables[engine] = {}, str(exc)
             groups.setdefault(config.python_for(engine), {})[engine] = table
         results: dict[str, ProbeResult] = {}
+        # What a third-party engine worker would get: everything but transport secrets.
+        env = config.env_policy(os.environ).command("probe")
+        env[CONFIG_PATH_ENV] = str(Path(config.config_path).absolute())
 
         async def probe_group(python: str | None, tables: dict[str, dict[str, Any]]) -> None:
-            found = await self._prober.probe(tables, python=python, config_path=config.config_path)
+            found = await self._prober.probe(
+                tables, python=python, config_path=config.config_path, env=env
+            )
             results.update(found)
 
         async with anyio.create_task_group() as tg:

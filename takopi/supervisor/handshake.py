@@ -3,12 +3,15 @@
 The RPC endpoint asks :meth:`Handshake.authenticate` about every HELLO; an accepted worker's
 connection is then handed to its watcher (:meth:`Handshake.on_peer`). A secret works once,
 the HELLO must name the kind and plugin the identity was issued for, and the plugin API
-version must be ours; refusals carry a reason the worker prints.
+version must be ours; refusals carry a reason the worker prints. An accepted worker's WELCOME
+carries its environment (``env``, see :mod:`takopi.supervisor.worker_env`): secrets reach a
+worker only this way, over the private RPC socket, after it proved who it is.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from takopi.logging import get_logger
@@ -31,6 +34,8 @@ class Handshake:
     def __init__(self) -> None:
         self._pending: dict[bytes, tuple[Watcher, Incarnation]] = {}
         self._accepted: dict[bytes, tuple[Watcher, Incarnation]] = {}
+        self.environment: Callable[[str, str], Awaitable[dict[str, str]]] | None = None
+        """``(kind, plugin_id)`` → the environment sent in that worker's WELCOME."""
 
     def expect(self, watcher: Watcher, incarnation: Incarnation) -> None:
         """``incarnation`` is about to be spawned: its HELLO will be accepted once."""
@@ -41,8 +46,11 @@ class Handshake:
         self._pending.pop(identity, None)
         self._accepted.pop(identity, None)
 
-    async def authenticate(self, identity: bytes, raw_hello: dict[str, Any]) -> bool | str:
-        """The endpoint's verdict on a HELLO: True, or the reason for refusing it."""
+    async def authenticate(
+        self, identity: bytes, raw_hello: dict[str, Any]
+    ) -> bool | str | dict[str, Any]:
+        """The endpoint's verdict on a HELLO: the WELCOME additions (the worker's ``env``)
+        or True, or the reason for refusing it."""
         entry = self._pending.get(identity)
         if entry is None:
             log.warning("rpc.unknown_identity", identity=_short(identity))
@@ -67,11 +75,16 @@ class Handshake:
                 f"plugin API version mismatch: worker has {hello.api_version}, "
                 f"supervisor has {TAKOPI_PLUGIN_API_VERSION}"
             )
+        env = None
+        if self.environment is not None:
+            env = await self.environment(watcher.kind, watcher.plugin_id)
+            if self._pending.get(identity) is not entry:  # forgotten meanwhile
+                return "this worker is no longer expected"
         del self._pending[identity]
         incarnation.secret = None  # one-time
         incarnation.hello = watcher.hello = hello.public()
         self._accepted[identity] = entry
-        return True
+        return True if env is None else {"env": env}
 
     def on_peer(self, peer: Peer) -> None:
         """An accepted worker's connection: hand it to its watcher."""

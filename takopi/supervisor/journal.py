@@ -15,12 +15,13 @@ Record shapes (``op`` discriminates; every record has ``run_id`` and ``ts``):
 An entry is *finished* once it has an outcome that is not pending or a ``delivered`` record.
 Compaction rewrites the file (temp file + fsync + rename) with only unfinished entries.
 On load, entries without an outcome (the supervisor died mid-run) become ``interrupted``
-deliveries carrying the resume line seen at ``started``.
+deliveries carrying the resume line seen at ``started``; invalid lines are reported and
+skipped (:mod:`takopi.supervisor.journal_records`). Write failures: see :class:`Journal`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import Any
 
 from takopi.logging import get_logger
 from takopi.protocol.delivery import INTERRUPTED_ERROR, Delivery, DeliveryStatus
+from takopi.supervisor.journal_records import BadRecord, parse_record, serialize
 
 log = get_logger(__name__)
 
@@ -76,32 +78,69 @@ class JournalEntry:
         )
 
 
+class JournalWriteError(OSError):
+    """A record could not be written (disk full, I/O error); the file is left as it was."""
+
+
 class Journal:
-    """Append-only, fsync'd record of runs; folds into :class:`JournalEntry` objects."""
+    """Append-only, fsync'd record of runs; folds into :class:`JournalEntry` objects.
+
+    Failure contract: a write that fails (disk full, I/O error) leaves the file as it was
+    (a partly written line is cut off again). :meth:`begin` then raises
+    :class:`JournalWriteError` — the run is not accepted, the caller tells the user why.
+    Later records (``started``, ``outcome``, ``delivered``) of an accepted run never fail the
+    run: the entry is updated in memory (its outcome stays deliverable while the supervisor
+    lives), the error is logged and counted, and the next successful write first rewrites the
+    whole file from memory, so the records that were missed are on disk again.
+    """
 
     def __init__(self, path: Path, *, compact_every: int = 512) -> None:
         self.path = Path(path)
         self.entries: dict[str, JournalEntry] = {}
         self._records_since_compact = 0
         self._compact_every = compact_every
-        self._fh: Any = None
+        self._fd: int | None = None
+        self._size = 0
+        self._dirty = False
+        self.write_errors = 0
+        """Failed writes since start (shown by ``takopictl status``)."""
+        self.last_error: str | None = None
+        self.skipped_records = 0
+        """Invalid lines skipped by the last :meth:`load` (a torn tail included)."""
 
     # -- loading -----------------------------------------------------------------------
     def load(self) -> list[JournalEntry]:
-        """Read the file, mark runs without an outcome as interrupted; returns those."""
+        """Read the file, mark runs without an outcome as interrupted; returns those.
+
+        Never raises for bad content: a torn last line (a crash mid-write) is cut off, any
+        other invalid line is logged with its number and skipped, records of runs whose
+        ``begin`` is missing are skipped; the file is then rewritten (compacted) with what
+        is valid. If it cannot be rewritten (disk full) it is kept and appended to."""
+        self.close()
         self.entries.clear()
-        if self.path.exists():
-            with self.path.open("r", encoding="utf-8", errors="replace") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    line = line.strip()
-                    if not line:
-                        continue
-                    try:
-                        record = json.loads(line)
-                        self._apply(record)
-                    except (ValueError, TypeError, KeyError) as exc:
-                        # A torn last line after a crash is expected; anything else is logged.
-                        log.warning("journal.bad_record", line=lineno, error=str(exc))
+        self.skipped_records = 0
+        raw = self._read()
+        lines = raw.split(b"\n")
+        torn = lines.pop()  # after the last newline: empty, or a record cut off mid-write
+        if torn:
+            self.skipped_records += 1
+            log.warning("journal.torn_tail", path=str(self.path), bytes=len(torn))
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = parse_record(line.decode("utf-8"))
+            except (BadRecord, UnicodeDecodeError) as exc:
+                self.skipped_records += 1
+                log.warning("journal.bad_record", path=str(self.path), line=lineno, error=str(exc))
+                continue
+            if record["op"] != "begin" and record["run_id"] not in self.entries:
+                self.skipped_records += 1
+                log.warning(
+                    "journal.orphan_record", line=lineno, op=record["op"], run_id=record["run_id"]
+                )
+                continue
+            self._apply(record)
         interrupted = []
         for entry in self.entries.values():
             if entry.status is None:
@@ -109,14 +148,34 @@ class Journal:
                 entry.error = INTERRUPTED_ERROR
                 entry.pending = True
                 interrupted.append(entry)
-        self._open()
-        self.compact()
+        good = len(raw) - len(torn)
+        try:
+            self.compact()
+        except OSError as exc:
+            self._note_error("compact", exc)
+            self._dirty = True  # rewritten by the next write that works
+            self._open(truncate_to=good)
         return interrupted
 
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self._fh is None:
-            self._fh = self.path.open("a", encoding="utf-8")
+    def _read(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            log.error("journal.unreadable", path=str(self.path), error=str(exc))
+            return b""
+
+    def _open(self, truncate_to: int | None = None) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if truncate_to is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, truncate_to)
+            self._fd = fd
+            self._size = os.fstat(fd).st_size
+        return self._fd
 
     def _apply(self, record: dict[str, Any]) -> JournalEntry:
         op = record["op"]
@@ -147,18 +206,55 @@ class Journal:
         return entry
 
     # -- writing -----------------------------------------------------------------------
-    def _append(self, record: dict[str, Any]) -> JournalEntry:
+    def _write(self, record: dict[str, Any]) -> None:
+        """Append one line and fsync it, or leave the file as it was and raise."""
+        line = serialize(record)
+        try:
+            if self._dirty:
+                self.compact()  # puts back what earlier failed writes missed
+            fd = self._open()
+            start = self._size
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)  # no partial line for the next record to glue to
+                raise
+        except OSError as exc:
+            self._note_error(record["op"], exc)
+            raise JournalWriteError(
+                exc.errno, f"cannot write the delivery journal {self.path}: {exc.strerror or exc}"
+            ) from exc
+        self._size = start + len(line)
+
+    def _note_error(self, what: str, exc: OSError) -> None:
+        self.write_errors += 1
+        self.last_error = f"{what}: {exc.strerror or exc}"
+        log.error("journal.write_failed", path=str(self.path), op=what, error=str(exc))
+
+    def _append(self, record: dict[str, Any], *, required: bool = False) -> JournalEntry | None:
+        """Write then apply ``record``. A failed write raises when ``required`` (nothing is
+        applied); otherwise the record is applied in memory only and the file is marked for
+        a rewrite (see the class docstring)."""
         record.setdefault("ts", time.time())
+        try:
+            self._write(record)
+        except JournalWriteError:
+            if required:
+                raise
+            self._dirty = True
         entry = self._apply(record)
-        self._open()
-        self._fh.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
         self._records_since_compact += 1
         if entry.finished:
             self.entries.pop(entry.run_id, None)
-            if self._records_since_compact >= self._compact_every:
-                self.compact()
+            if self._records_since_compact >= self._compact_every and not self._dirty:
+                try:
+                    self.compact()
+                except OSError as exc:  # the appended file is still complete
+                    self._note_error("compact", exc)
         return entry
 
     def begin(
@@ -170,7 +266,8 @@ class Journal:
         origin: dict[str, Any],
         resume_line: str | None = None,
     ) -> None:
-        """A run was accepted."""
+        """A run was accepted; :class:`JournalWriteError` if that cannot be recorded (the
+        run must then be refused: its outcome could not survive a crash)."""
         self._append(
             {
                 "op": "begin",
@@ -179,7 +276,8 @@ class Journal:
                 "engine": engine,
                 "origin": origin,
                 "resume_line": resume_line,
-            }
+            },
+            required=True,
         )
 
     def started(self, run_id: str, *, resume: str, resume_line: str | None) -> None:
@@ -234,35 +332,47 @@ class Journal:
         return [entry.delivery() for entry in self.pending(transport)]
 
     def compact(self) -> None:
-        """Rewrite the file keeping only unfinished entries (atomic, fsync'd)."""
+        """Rewrite the file keeping only unfinished entries (atomic, fsync'd). ``OSError``
+        (disk full) leaves the current file and its handle as they were."""
         self._records_since_compact = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for entry in self.entries.values():
-                if entry.finished:
-                    continue
-                for record in _entry_records(entry):
-                    fh.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        os.replace(tmp, self.path)
+        data = b"".join(
+            serialize(record)
+            for entry in self.entries.values()
+            if not entry.finished
+            for record in _entry_records(entry)
+        )
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self.close()
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
         self.entries = {k: v for k, v in self.entries.items() if not v.finished}
+        self._dirty = False
         self._open()
 
     def close(self) -> None:
         """Close the file handle."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 def _entry_records(entry: JournalEntry) -> list[dict[str, Any]]:
@@ -303,4 +413,4 @@ def _entry_records(entry: JournalEntry) -> list[dict[str, Any]]:
     return records
 
 
-__all__ = ["INTERRUPTED_ERROR", "Journal", "JournalEntry"]
+__all__ = ["INTERRUPTED_ERROR", "Journal", "JournalEntry", "JournalWriteError"]

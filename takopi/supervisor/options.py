@@ -64,13 +64,16 @@ class SupervisorOptions:
     the zygote is off or unavailable)."""
     zygote: bool = True
     """Fork engine/command workers from a pre-imported fork server (needs the subreaper)."""
+    engine_env: dict[str, list[str]] = field(default_factory=dict)
+    """``[supervisor.engine_env]``: more credential-named variables a built-in engine may see
+    (e.g. a custom codex provider's ``env_key``), see :mod:`takopi.supervisor.worker_env`."""
     handle_signals: bool = True
     echo_worker_output: bool = True
 
     def apply_table(self, table: Any) -> None:
         """``[supervisor]`` tunables: ping_interval, ping_timeout, load_timeout,
-        shutdown_grace, engine_wait, engine_idle_s, max_frame_bytes, extra_transports, and a
-        ``[supervisor.restart]`` table with :class:`PolicyConfig` fields."""
+        shutdown_grace, engine_wait, engine_idle_s, max_frame_bytes, extra_transports,
+        engine_env, and a ``[supervisor.restart]`` table with :class:`PolicyConfig` fields."""
         if not isinstance(table, dict):
             raise ConfigError("Invalid `supervisor` config; expected a table.")
         for key in _POSITIVE_TUNABLES:
@@ -98,6 +101,17 @@ class SupervisorOptions:
             if not isinstance(extra, list) or not all(isinstance(x, str) and x for x in extra):
                 raise ConfigError("Invalid `supervisor.extra_transports`; expected a list of ids.")
             self.extra_transports = list(extra)
+        engine_env = table.get("engine_env")
+        if engine_env is not None:
+            if not isinstance(engine_env, dict) or not all(
+                isinstance(names, list) and all(isinstance(n, str) and n for n in names)
+                for names in engine_env.values()
+            ):
+                raise ConfigError(
+                    "Invalid `supervisor.engine_env`; expected a table of engine id = "
+                    '["VARIABLE", ...].'
+                )
+            self.engine_env = {str(k): list(v) for k, v in engine_env.items()}
         restart = table.get("restart")
         if restart is not None:
             if not isinstance(restart, dict):

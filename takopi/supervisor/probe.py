@@ -77,13 +77,21 @@ class EngineProber:
         self.pids: set[int] = set()
 
     async def probe(
-        self, engines: Mapping[str, dict[str, Any]], *, python: str | None, config_path: Path
+        self,
+        engines: Mapping[str, dict[str, Any]],
+        *,
+        python: str | None,
+        config_path: Path,
+        env: dict[str, str] | None = None,
     ) -> dict[str, ProbeResult]:
-        """Every engine's answer (``engines``: id → its table), in one interpreter."""
+        """Every engine's answer (``engines``: id → its table), in one interpreter, loaded
+        in ``env`` (the probe's own start environment when None)."""
         results: dict[str, ProbeResult] = {}
         pending = dict(engines)
         while pending:
-            attempt, proc = await self._attempt(pending, python=python, config_path=config_path)
+            attempt, proc = await self._attempt(
+                pending, python=python, config_path=config_path, env=env
+            )
             results.update(attempt.results)
             for engine in attempt.results:
                 pending.pop(engine, None)
@@ -103,10 +111,16 @@ class EngineProber:
         return results
 
     async def _attempt(
-        self, engines: Mapping[str, dict[str, Any]], *, python: str | None, config_path: Path
+        self,
+        engines: Mapping[str, dict[str, Any]],
+        *,
+        python: str | None,
+        config_path: Path,
+        env: dict[str, str] | None,
     ) -> tuple[_Attempt, WorkerProcess | None]:
         attempt = _Attempt()
-        request = frame(encode(EngineProbe(engines=dict(engines), config_path=str(config_path))))
+        probe = EngineProbe(engines=dict(engines), config_path=str(config_path), env=env)
+        request = frame(encode(probe))
         req_r, req_w = os.pipe()
         out_r, out_w = os.pipe()
         try:

@@ -22,6 +22,7 @@ may hold ``started``/``completed`` (a byte search for their wire tags) is decode
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,10 +32,11 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
-from takopi.protocol import EngineRun, ResumeLine, StartRun
+from takopi.protocol import EngineRun, ResumeLine, RunAddress, StartRun
 from takopi.rpc import PeerGone
 from takopi.rpc.peer import RawBatch
-from takopi.supervisor.journal import Journal, Status
+from takopi.supervisor.intake import INTAKE_LOST_ERROR, ORPHAN_GRACE, Intakes
+from takopi.supervisor.journal import Journal, JournalWriteError, Status
 from takopi.supervisor.ports import EngineAccess, ResumeLines, TaskSpawner
 from takopi.supervisor.registry import RunRecord, RunRegistry, thread_key
 
@@ -51,6 +53,7 @@ OPERATOR_ERROR = "cancelled by the operator (takopictl cancel)"
 RESTART_REASON = "restart"
 RESTART_ERROR = "cancelled: the engine was restarted by the operator (takopictl restart --force)"
 SHUTDOWN_ERROR = "cancelled: takopi is shutting down"
+JOURNAL_REFUSED = "not started: takopi cannot record this run (delivery journal)"
 _CANCEL_ERRORS = {
     SHUTDOWN_REASON: SHUTDOWN_ERROR,
     OPERATOR_REASON: OPERATOR_ERROR,
@@ -126,6 +129,7 @@ class RunService:
         self._tasks = tasks
         self.resume_lines = resume_lines
         self._engine_wait = engine_wait
+        self.intakes = Intakes()
         self.drivers = 0
         self.idle = anyio.Event()
         self.idle.set()
@@ -136,9 +140,44 @@ class RunService:
         def run(request: StartRun) -> AsyncIterator[Any]:
             return self.run_stream(request, transport=transport)
 
+        def intake(address: RunAddress, seq: int | None = None) -> bool:
+            lost = self.intakes.accept(
+                transport, asdict(address), seq if isinstance(seq, int) else None
+            )
+            self._owe_interrupted(transport, lost)
+            return True
+
+        def intake_done(address: RunAddress) -> None:
+            self.intakes.settle(transport, asdict(address))
+
         peer.register_stream("run", run)
         peer.register("run.cancel", self.cancel)
         peer.register("run.ack", self.ack)
+        peer.register("run.intake", intake)
+        peer.register("run.intake_done", intake_done)
+
+    def transport_lost(self, transport: str) -> None:
+        """A transport worker exited: messages it took but never ran are owed a reply
+        (``interrupted``, delivered by its successor from the journal) unless the successor
+        takes them again (see :mod:`takopi.supervisor.intake`)."""
+        if self.intakes.orphan(transport, ORPHAN_GRACE):
+            self._tasks.spawn_task(self._expire_orphans, transport, ORPHAN_GRACE)
+
+    async def _expire_orphans(self, transport: str, delay: float) -> None:
+        await anyio.sleep(delay)
+        self._owe_interrupted(transport, self.intakes.expired(transport))
+
+    def _owe_interrupted(self, transport: str, origins: list[dict[str, Any]]) -> None:
+        for origin in origins:
+            run_id = uuid.uuid4().hex
+            try:
+                self._journal.begin(run_id, transport=transport, engine="", origin=origin)
+            except JournalWriteError as exc:
+                log.error("intake.undeliverable", transport=transport, error=str(exc))
+                continue
+            self._journal.outcome(
+                run_id, status="interrupted", error=INTAKE_LOST_ERROR, pending=True
+            )
 
     async def cancel(self, run_id: str) -> bool:
         """Explicit cancel from the consumer (user /cancel)."""
@@ -183,13 +222,27 @@ class RunService:
         send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=CHANNEL_SIZE)
         resume_line = await self._format(resume) if resume is not None else None
         record.resume_line = resume_line
-        self._journal.begin(
-            record.run_id,
-            transport=transport,
-            engine=engine,
-            origin=dict(origin),
-            resume_line=resume_line,
-        )
+        try:
+            self._journal.begin(
+                record.run_id,
+                transport=transport,
+                engine=engine,
+                origin=dict(origin),
+                resume_line=resume_line,
+            )
+        except JournalWriteError as exc:
+            # Not accepted: its outcome could not survive a crash. Nothing was started.
+            self._registry.finish(record.run_id)
+            log.error("run.refused", run_id=record.run_id, engine=engine, error=str(exc))
+            yield CompletedEvent(
+                engine=engine,
+                ok=False,
+                answer="",
+                resume=resume,
+                error=f"{JOURNAL_REFUSED}: {exc.strerror or exc}",
+            )
+            return
+        self.intakes.settle(transport, origin)  # the journal has it from here on
         self.drivers += 1
         self.idle = anyio.Event() if self.idle.is_set() else self.idle
         engine_run = EngineRun(

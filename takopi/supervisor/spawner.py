@@ -10,6 +10,11 @@ for a while they cost more memory than they save (a forked worker shares its imp
 fork server, but with one engine in use the fork server and the spare cost more than a worker
 started fresh): :meth:`Spawner.retire_helpers` stops them for good, and workers are started
 fresh from then on.
+Every process is started with the same credential-free environment
+(:func:`~takopi.supervisor.worker_env.start_env` plus ``TAKOPI_CONFIG_PATH``), however it is
+made; the rest of a worker's environment comes with its handshake (see
+:class:`~takopi.supervisor.handshake.Handshake`), so the zygote and the spare never hold
+another worker's secrets.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import anyio
 
 from takopi.config import CONFIG_PATH_ENV
 from takopi.logging import get_logger
-from takopi.supervisor.early import base_worker_env, discard_early
+from takopi.supervisor.early import discard_early
 from takopi.supervisor.process import ExitInfo, WorkerProcess, worker_argv
+from takopi.supervisor.worker_env import start_env
 from takopi.supervisor.zygote import Zygote
 
 if TYPE_CHECKING:
@@ -108,18 +114,11 @@ class Spawner:
 
     # ------------------------------------------------------------------ environments
 
-    def worker_env(self, kind: str) -> dict[str, str]:
-        """The full environment of a ``kind`` worker."""
-        env = base_worker_env(os.environ, transport=kind == "transport")
-        # Plugins calling ``load_settings()`` without a path must read our --config, not
-        # ~/.takopi/takopi.toml (zygote-forked and standby workers get this too).
+    def start_env(self) -> dict[str, str]:
+        """The environment a fresh worker or the spare is executed with (no credentials)."""
+        env = start_env(os.environ)
         env[CONFIG_PATH_ENV] = str(Path(self.config_path).absolute())
         return env
-
-    def _env_delta(self, kind: str) -> dict[str, str]:
-        """What ``kind``'s environment has on top of the fork server's environment."""
-        base = self.zygote.env if self.zygote is not None else {}
-        return {k: v for k, v in self.worker_env(kind).items() if base.get(k) != v}
 
     # ------------------------------------------------------------------ spawning
 
@@ -150,7 +149,6 @@ class Spawner:
                 secret="",
                 timeout=self.fork_timeout,
                 stdio=(stdin, stdout),
-                env=self._env_delta("engine"),
             )
             if proc is not None:
                 return proc
@@ -161,7 +159,7 @@ class Spawner:
             stdin=stdin,
             stdout=stdout,
             stderr=subprocess.PIPE,
-            env=self.worker_env("engine"),
+            env=self.start_env(),
             start_new_session=True,
             close_fds=True,
         )
@@ -181,7 +179,7 @@ class Spawner:
             argv,
             name=watcher.name,
             secret=incarnation.secret.encode(),
-            env=self.worker_env(watcher.kind),
+            env=self.start_env(),
             inherit_stdio=watcher.behaviour.inherit_stdio,
             echo=self.echo,
         )
@@ -205,7 +203,6 @@ class Spawner:
             secret=incarnation.secret,
             timeout=self.fork_timeout,
             inherit_stdio=watcher.behaviour.inherit_stdio,
-            env=self._env_delta(watcher.kind),
         )
         if proc is None:
             log.warning("zygote.fork_failed", worker=watcher.name)
@@ -269,7 +266,7 @@ class Spawner:
             argv,
             name="standby",
             secret=b"",
-            env=self.worker_env("engine"),
+            env=self.start_env(),
             echo=self.echo,
             standby=True,
         )

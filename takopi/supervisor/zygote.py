@@ -5,10 +5,13 @@ and most of each idle worker's private memory.
 
 Protocol (SEQPACKET socketpair, the zygote's end passed as ``--secret-fd``): the zygote sends
 ``{"ready": true}`` once imported; the supervisor sends ``{"endpoint", "kind", "id",
-"identity", "secret", "env"}`` with one file descriptor (the write end of the worker's output
+"identity", "secret"}`` with one file descriptor (the write end of the worker's output
 pipe) or three (stdin, stdout, stderr); the zygote answers ``{"pid": N}`` (0 on failure). The
 zygote itself knows no config, so it can be started before the supervisor has read one
-(:mod:`takopi.supervisor.early`). Workers are double-forked so they are re-parented to the
+(:mod:`takopi.supervisor.early`). It never sees a plugin's settings or secrets either: it runs
+with the credential-free start environment, and every worker gets its own environment from the
+supervisor in the handshake (:mod:`takopi.supervisor.worker_env`), after the fork — so nothing
+a transport needs can linger in the zygote's memory and be inherited by a later engine worker. Workers are double-forked so they are re-parented to the
 supervisor (a child subreaper), which reaps them and reads their exit codes. Only workers on
 the supervisor's own interpreter use it (not plugins configured with another ``python``).
 """
@@ -24,13 +27,9 @@ from typing import IO, Any
 import anyio
 
 from takopi.logging import get_logger
-from takopi.supervisor.early import (
-    ForkedPopen,
-    base_worker_env,
-    spawn_zygote_process,
-    take_early,
-)
+from takopi.supervisor.early import ForkedPopen, spawn_zygote_process, take_early
 from takopi.supervisor.process import WorkerProcess
+from takopi.supervisor.worker_env import start_env
 
 log = get_logger(__name__)
 
@@ -43,7 +42,7 @@ class Zygote:
         self._echo = echo
         self.process: WorkerProcess | None = None
         self.env: dict[str, str] = {}
-        """The fork server's environment: workers get it plus each request's ``env``."""
+        """The fork server's (credential-free) environment: forked workers start with it."""
         self._sock: socket.socket | None = None
         self.ready = False
         self.in_flight = 0
@@ -61,7 +60,7 @@ class Zygote:
         spawned = take_early()
         early = spawned is not None
         if spawned is None:
-            spawned = spawn_zygote_process(base_worker_env(os.environ, transport=False))
+            spawned = spawn_zygote_process(start_env(os.environ))
         forked = isinstance(spawned.popen, ForkedPopen)
         log.info("zygote.started", pid=spawned.popen.pid, early=early, forked=forked)
         self.env = spawned.env
@@ -112,15 +111,12 @@ class Zygote:
         timeout: float = 5.0,
         inherit_stdio: bool = False,
         stdio: tuple[int, int] | None = None,
-        env: dict[str, str] | None = None,
     ) -> WorkerProcess | None:
         """A new worker for a slot, or None (then spawn one the ordinary way).
 
         ``inherit_stdio``: the worker gets the supervisor's stdin/stdout (a transport on the
         terminal) and only its stderr is captured; ``stdio``: it gets these two descriptors
-        as stdin/stdout instead (the engine probe's pipes). ``env``: variables added to the
-        zygote's environment in the worker (e.g. transport secrets that engines must not
-        see)."""
+        as stdin/stdout instead (the engine probe's pipes)."""
         if not self.alive or not await self.wait_ready(timeout):
             return None
         assert self._sock is not None
@@ -136,7 +132,6 @@ class Zygote:
                 "id": plugin_id,
                 "identity": identity,
                 "secret": secret,
-                "env": env or {},
             }
         )
         self.in_flight += 1

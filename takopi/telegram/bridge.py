@@ -21,7 +21,12 @@ from takopi.transport import ChannelId, MessageRef, RenderedMessage, SendOptions
 
 from .client import BotClient
 from .render import MAX_BODY_CHARS, prepare_telegram, prepare_telegram_multi
-from .types import TelegramCallbackQuery, TelegramIncomingMessage, TelegramIncomingUpdate
+from .types import (
+    TelegramCallbackQuery,
+    TelegramIncomingMessage,
+    TelegramIncomingUpdate,
+    int_or_none,
+)
 
 CANCEL_CALLBACK_DATA = "takopi:cancel"
 CANCEL_MARKUP: dict[str, Any] = {
@@ -30,13 +35,6 @@ CANCEL_MARKUP: dict[str, Any] = {
 CLEAR_MARKUP: dict[str, Any] = {"inline_keyboard": []}
 
 log = get_logger(__name__)
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class TelegramPresenter:
@@ -130,7 +128,7 @@ class TelegramTransport:
         options: SendOptions | None = None,
     ) -> MessageRef | None:
         options = options or SendOptions()
-        chat_id = _as_int(channel_id)
+        chat_id = int_or_none(channel_id)
         if chat_id is None:
             log.warning("telegram.send.bad_channel", channel_id=str(channel_id))
             return None
@@ -138,11 +136,11 @@ class TelegramTransport:
         markup = payload["reply_markup"]
         if markup is not None and not markup.get("inline_keyboard"):
             payload["reply_markup"] = None  # a new message has no keyboard to clear
-        reply_to = _as_int(options.reply_to.message_id) if options.reply_to else None
-        thread_id = _as_int(options.thread_id)
+        reply_to = int_or_none(options.reply_to.message_id) if options.reply_to else None
+        thread_id = int_or_none(options.thread_id)
         if thread_id is None and options.reply_to is not None:
-            thread_id = _as_int(options.reply_to.thread_id)
-        replace = _as_int(options.replace.message_id) if options.replace else None
+            thread_id = int_or_none(options.reply_to.thread_id)
+        replace = int_or_none(options.replace.message_id) if options.replace else None
         result = await self._bot.send_message(
             chat_id,
             message.text or "…",
@@ -154,7 +152,7 @@ class TelegramTransport:
         )
         if result is None:
             return None
-        message_id = _as_int(result.get("message_id"))
+        message_id = int_or_none(result.get("message_id"))
         if message_id is None:
             return None
         if replace is not None and message_id != replace:
@@ -192,8 +190,8 @@ class TelegramTransport:
     async def edit(
         self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
     ) -> MessageRef | None:
-        chat_id = _as_int(ref.channel_id)
-        message_id = _as_int(ref.message_id)
+        chat_id = int_or_none(ref.channel_id)
+        message_id = int_or_none(ref.message_id)
         if chat_id is None or message_id is None:
             return None
         result = await self._bot.edit_message_text(
@@ -206,7 +204,7 @@ class TelegramTransport:
                 chat_id,
                 message,
                 reply_to=message_id,
-                thread_id=_as_int(ref.thread_id),
+                thread_id=int_or_none(ref.thread_id),
                 notify=False,
             )
         return MessageRef(
@@ -217,8 +215,8 @@ class TelegramTransport:
         )
 
     async def delete(self, *, ref: MessageRef) -> bool:
-        chat_id = _as_int(ref.channel_id)
-        message_id = _as_int(ref.message_id)
+        chat_id = int_or_none(ref.channel_id)
+        message_id = int_or_none(ref.message_id)
         if chat_id is None or message_id is None:
             return False
         if (chat_id, message_id) in self._deleted:

@@ -16,13 +16,12 @@ from .commands import split_command_args
 from .preferences import REASONING_LEVELS, Preferences
 from .scope import ChatScope
 from .topic_state import TopicStateStore
-from .types import TelegramIncomingMessage
+from .types import Reply, TelegramIncomingMessage
 
 TRIGGER_MODES = ("all", "mentions")
 BUILTIN_COMMANDS = frozenset({"agent", "model", "reasoning", "trigger"})
 CHANGES = frozenset({"set", "clear", "all", "mentions"})
 
-Reply = Callable[[TelegramIncomingMessage, str], Awaitable[Any]]
 AdminCheck = Callable[[TelegramIncomingMessage], Awaitable[str]]
 
 log = get_logger(__name__)

@@ -19,7 +19,8 @@ from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 from takopi.context import RunContext
 from takopi.logging import get_logger
 
-from .state_store import CheckedShape, JsonStateStore
+from .entry_store import SettingsEntry, SettingsStateStore, overrides_empty
+from .state_store import CheckedShape
 
 STATE_FILENAME = "telegram_chat_prefs_state.json"
 STATE_VERSION = 1
@@ -27,17 +28,9 @@ STATE_VERSION = 1
 log = get_logger(__name__)
 
 
-class EngineOverride(TypedDict, total=False):
-    model: str | None
-    reasoning: str | None
-
-
-class _ChatEntry(TypedDict, total=False):
-    default_engine: str | None
-    trigger_mode: str | None
+class _ChatEntry(SettingsEntry, total=False):
     context_project: str | None
     context_branch: str | None
-    engine_overrides: dict[str, EngineOverride]
 
 
 class _PrefsFile(TypedDict, total=False):
@@ -48,109 +41,53 @@ class _PrefsFile(TypedDict, total=False):
 _SHAPE = CheckedShape(_PrefsFile)
 
 
-def _new_state() -> dict[str, Any]:
-    return {"version": STATE_VERSION, "chats": {}}
+def _new_entry() -> dict[str, Any]:
+    return {
+        "default_engine": None,
+        "trigger_mode": None,
+        "context_project": None,
+        "context_branch": None,
+        "engine_overrides": {},
+    }
 
 
 def _empty(entry: dict[str, Any]) -> bool:
-    overrides = entry.get("engine_overrides") or {}
-    return not any(
+    return overrides_empty(entry) and not any(
         entry.get(k)
         for k in ("default_engine", "trigger_mode", "context_project", "context_branch")
-    ) and not any(
-        v.get("model") or v.get("reasoning") for v in overrides.values() if isinstance(v, dict)
     )
 
 
-class ChatPrefsStore(JsonStateStore[dict[str, Any]]):
+class ChatPrefsStore(SettingsStateStore):
     """Chat-level settings changed with ``/agent``, ``/model``, ``/reasoning``, ``/trigger``,
-    ``/ctx``."""
+    ``/ctx``, keyed by chat id (``get``/``set`` a field, ``get_override``/``set_override``)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(
             path,
+            table="chats",
             version=STATE_VERSION,
-            state_type=_SHAPE,
-            state_factory=_new_state,
+            shape=_SHAPE,
+            new_entry=_new_entry,
+            is_empty=_empty,
             log_prefix="telegram.chat_prefs",
             logger=log,
         )
 
-    def _entry(self, chat_id: int, *, create: bool) -> dict[str, Any] | None:
-        chats = self._state.get("chats")
-        if not isinstance(chats, dict):
-            chats = {}
-            self._state["chats"] = chats
-        entry = chats.get(str(chat_id))
-        if not isinstance(entry, dict):
-            if not create:
-                return None
-            entry = {
-                "default_engine": None,
-                "trigger_mode": None,
-                "context_project": None,
-                "context_branch": None,
-                "engine_overrides": {},
-            }
-            chats[str(chat_id)] = entry
-        return entry
-
-    def _commit(self, chat_id: int) -> None:
-        entry = self._entry(chat_id, create=False)
-        if entry is not None and _empty(entry):
-            self._state["chats"].pop(str(chat_id), None)
-        self._save_locked()
-
-    async def get(self, chat_id: int, key: str) -> Any:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            entry = self._entry(chat_id, create=False)
-            return entry.get(key) if entry else None
-
-    async def set(self, chat_id: int, key: str, value: Any) -> None:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            entry = self._entry(chat_id, create=True)
-            assert entry is not None
-            entry[key] = value
-            self._commit(chat_id)
-
     async def get_context(self, chat_id: int) -> RunContext | None:
-        async with self._lock:
-            self._reload_locked_if_needed()
+        async with self._current():
             entry = self._entry(chat_id, create=False)
             if not entry or not entry.get("context_project"):
                 return None
             return RunContext(project=entry["context_project"], branch=entry.get("context_branch"))
 
     async def set_context(self, chat_id: int, context: RunContext | None) -> None:
-        async with self._lock:
-            self._reload_locked_if_needed()
+        async with self._current():
             entry = self._entry(chat_id, create=True)
             assert entry is not None
             entry["context_project"] = context.project if context else None
             entry["context_branch"] = context.branch if context else None
             self._commit(chat_id)
 
-    async def get_override(self, chat_id: int, engine: str, field: str) -> str | None:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            entry = self._entry(chat_id, create=False)
-            overrides = (entry or {}).get("engine_overrides") or {}
-            value = (overrides.get(engine) or {}).get(field)
-            return value if isinstance(value, str) and value else None
 
-    async def set_override(self, chat_id: int, engine: str, field: str, value: str | None) -> None:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            entry = self._entry(chat_id, create=True)
-            assert entry is not None
-            overrides = entry.setdefault("engine_overrides", {})
-            item = overrides.setdefault(engine, {"model": None, "reasoning": None})
-            item[field] = value
-            if not item.get("model") and not item.get("reasoning"):
-                overrides.pop(engine, None)
-            self._commit(chat_id)
-
-
-__all__ = ["STATE_FILENAME", "ChatPrefsStore", "EngineOverride"]
+__all__ = ["STATE_FILENAME", "ChatPrefsStore"]

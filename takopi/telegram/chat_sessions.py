@@ -19,7 +19,8 @@ from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 from takopi.logging import get_logger
 from takopi.model import ResumeToken
 
-from .state_store import CheckedShape, JsonStateStore
+from .entry_store import EntryStateStore, StoredSession, store_session, stored_session
+from .state_store import CheckedShape
 
 STATE_FILENAME = "telegram_chat_sessions_state.json"
 STATE_VERSION = 1
@@ -32,10 +33,6 @@ def chat_session_key(chat_id: int, sender_id: int | None, *, is_private: bool) -
     if is_private or sender_id is None:
         return f"{chat_id}:chat"
     return f"{chat_id}:{sender_id}"
-
-
-class StoredSession(TypedDict, total=False):
-    resume: str
 
 
 class _SessionsEntry(TypedDict, total=False):
@@ -55,32 +52,31 @@ def _new_state() -> dict[str, Any]:
     return {"version": STATE_VERSION, "cwd": None, "chats": {}}
 
 
-class ChatSessionStore(JsonStateStore[dict[str, Any]]):
+def _empty(entry: dict[str, Any]) -> bool:
+    return not entry.get("sessions")
+
+
+class ChatSessionStore(EntryStateStore):
     """Resume tokens per chat key and engine."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(
             path,
+            table="chats",
             version=STATE_VERSION,
-            state_type=_SHAPE,
-            state_factory=_new_state,
+            shape=_SHAPE,
+            new_state=_new_state,
+            new_entry=dict,
+            is_empty=_empty,
             log_prefix="telegram.chat_sessions",
             logger=log,
         )
 
-    def _chats(self) -> dict[str, Any]:
-        chats = self._state.get("chats")
-        if not isinstance(chats, dict):
-            chats = {}
-            self._state["chats"] = chats
-        return chats
-
     async def sync_cwd(self, cwd: str) -> bool:
         """Drop every session when takopi now runs from another cwd; returns True if wiped."""
-        async with self._lock:
-            self._reload_locked_if_needed()
+        async with self._current():
             previous = self._state.get("cwd")
-            wiped = previous is not None and previous != cwd and bool(self._chats())
+            wiped = previous is not None and previous != cwd and bool(self._table())
             if wiped:
                 log.info("telegram.chat_sessions.cwd_changed", previous=previous, cwd=cwd)
                 self._state["chats"] = {}
@@ -90,46 +86,27 @@ class ChatSessionStore(JsonStateStore[dict[str, Any]]):
             return wiped
 
     async def get(self, key: str, engine: str) -> ResumeToken | None:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            entry = self._chats().get(key)
-            sessions = entry.get("sessions") if isinstance(entry, dict) else None
-            item = sessions.get(engine) if isinstance(sessions, dict) else None
-            value = item.get("resume") if isinstance(item, dict) else None
-            if not isinstance(value, str) or not value:
-                return None
-            return ResumeToken(engine=engine, value=value)
+        async with self._current():
+            return stored_session(self._entry(key, create=False), engine)
 
     async def has(self, key: str) -> bool:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            entry = self._chats().get(key)
-            return isinstance(entry, dict) and bool(entry.get("sessions"))
+        async with self._current():
+            entry = self._entry(key, create=False)
+            return entry is not None and bool(entry.get("sessions"))
 
     async def set(self, key: str, token: ResumeToken) -> None:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            chats = self._chats()
-            entry = chats.get(key)
-            if not isinstance(entry, dict):
-                entry = {}
-                chats[key] = entry
-            sessions = entry.get("sessions")
-            if not isinstance(sessions, dict):
-                sessions = {}
-                entry["sessions"] = sessions
-            if sessions.get(token.engine) == {"resume": token.value}:
-                return
-            sessions[token.engine] = {"resume": token.value}
-            self._save_locked()
+        async with self._current():
+            entry = self._entry(key, create=True)
+            assert entry is not None
+            if store_session(entry, token):
+                self._save_locked()
 
     async def clear(self, key: str) -> bool:
-        async with self._lock:
-            self._reload_locked_if_needed()
-            removed = self._chats().pop(key, None) is not None
+        async with self._current():
+            removed = self._table().pop(key, None) is not None
             if removed:
                 self._save_locked()
             return removed
 
 
-__all__ = ["STATE_FILENAME", "ChatSessionStore", "StoredSession", "chat_session_key"]
+__all__ = ["STATE_FILENAME", "ChatSessionStore", "chat_session_key"]

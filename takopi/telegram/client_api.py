@@ -130,7 +130,6 @@ class BotApi:
         if not token:
             raise ValueError("bot token must not be empty")
         register_secret(token)
-        self._token = token
         self._base = f"{api_url.rstrip('/')}/bot{token}"
         self._file_base = f"{api_url.rstrip('/')}/file/bot{token}"
         self._owns_client = http_client is None

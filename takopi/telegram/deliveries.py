@@ -6,6 +6,14 @@ Each is rendered like a final message from the delivery's header, body and foote
 replying to the user's message (replacing the stale progress message), then acknowledged with
 ``runtime.ack_delivery(delivery_id)``. A failed send is not acknowledged (retried at the next
 start).
+
+With ``edit_progress`` (``final_notify`` off: finals are edits of the progress message) the
+progress message is edited into the outcome instead, like a live final. That makes a
+redelivery idempotent: a transport killed after Telegram took the final but before the
+supervisor got the ack leaves the outcome pending, and its successor then rewrites the same
+message rather than sending a second answer. (A new, notifying message cannot be sent
+idempotently — the Bot API has no such key — so with ``final_notify`` on a kill in that
+window can repeat the answer.) When the progress message is gone, a new reply is sent.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from takopi.protocol.delivery import Delivery
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 
 from .bridge import TelegramPresenter
+from .types import int_or_none
 
 log = get_logger(__name__)
 
@@ -31,15 +40,11 @@ async def _maybe_await(value: Any) -> Any:
     return value
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-async def deliver_pending(runtime: Any, transport: Any, presenter: Any) -> int:
-    """Send outcomes the supervisor journaled while this transport was down."""
+async def deliver_pending(
+    runtime: Any, transport: Any, presenter: Any, *, edit_progress: bool = False
+) -> int:
+    """Send outcomes the supervisor journaled while this transport was down (editing their
+    progress message into them with ``edit_progress``)."""
     pending = getattr(runtime, "pending_deliveries", None)
     ack = getattr(runtime, "ack_delivery", None)
     if pending is None:
@@ -55,7 +60,7 @@ async def deliver_pending(runtime: Any, transport: Any, presenter: Any) -> int:
         if delivery.transport not in ("", "telegram"):
             continue
         try:
-            ok = await _deliver(delivery, transport, presenter)
+            ok = await _deliver(delivery, transport, presenter, edit_progress=edit_progress)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
@@ -72,8 +77,10 @@ async def deliver_pending(runtime: Any, transport: Any, presenter: Any) -> int:
     return delivered
 
 
-async def _deliver(delivery: Delivery, transport: Any, presenter: Any) -> bool:
-    chat_id = _int(delivery.channel_id)
+async def _deliver(
+    delivery: Delivery, transport: Any, presenter: Any, *, edit_progress: bool
+) -> bool:
+    chat_id = int_or_none(delivery.channel_id)
     if chat_id is None:
         log.warning("telegram.delivery.bad_record", delivery_id=delivery.delivery_id)
         return True  # undeliverable: ack it so it does not come back forever
@@ -88,9 +95,16 @@ async def _deliver(delivery: Delivery, transport: Any, presenter: Any) -> bool:
         if isinstance(presenter, TelegramPresenter)
         else RenderedMessage(text="\n\n".join(p for p in (parts.header, body) if p))
     )
-    reply_id = _int(delivery.message_id)
-    thread_id = _int(delivery.thread_id)
-    progress_id = _int(delivery.progress_message_id)
+    reply_id = int_or_none(delivery.message_id)
+    thread_id = int_or_none(delivery.thread_id)
+    progress_id = int_or_none(delivery.progress_message_id)
+    if edit_progress and progress_id is not None:
+        progress = MessageRef(channel_id=chat_id, message_id=progress_id, thread_id=thread_id)
+        if await _edit(transport, progress, rendered) is not None:
+            log.info(
+                "telegram.delivery.edited", delivery_id=delivery.delivery_id, status=delivery.status
+            )
+            return True
     sent = await transport.send(
         channel_id=chat_id,
         message=rendered,
@@ -108,6 +122,17 @@ async def _deliver(delivery: Delivery, transport: Any, presenter: Any) -> bool:
         status=delivery.status,
     )
     return sent is not None
+
+
+async def _edit(transport: Any, ref: MessageRef, message: RenderedMessage) -> Any:
+    """Edit ``ref`` (waiting for it); None if that failed (e.g. the message is gone)."""
+    try:
+        return await transport.edit(ref=ref, message=message, wait=True)
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as exc:
+        log.info("telegram.delivery.edit_failed", error=str(exc) or type(exc).__name__)
+        return None
 
 
 __all__ = ["deliver_pending"]

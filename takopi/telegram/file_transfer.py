@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 
@@ -31,7 +31,6 @@ from takopi.settings_tables import TelegramFilesSettings
 
 from .attachments import (
     FetchError,
-    FileSource,
     IncomingFile,
     download,
     incoming_file,
@@ -39,6 +38,7 @@ from .attachments import (
     replied_file,
 )
 from .bridge import TelegramFilesConfig
+from .client import BotClient
 from .files import (
     PathEscapeError,
     ZipTooLargeError,
@@ -52,7 +52,7 @@ from .files import (
     write_upload,
     zip_directory,
 )
-from .types import TelegramIncomingMessage
+from .types import Reply, TelegramIncomingMessage
 
 MAX_UPLOAD_BYTES = TelegramFilesSettings.max_upload_bytes
 MAX_DOWNLOAD_BYTES = TelegramFilesSettings.max_download_bytes
@@ -81,26 +81,6 @@ MARKDOWN_LINE_BREAK = "  \n"
 """Between the lines of a multi-line reply (a single newline is a space in Markdown)."""
 
 log = get_logger(__name__)
-
-Reply = Callable[[TelegramIncomingMessage, str], Awaitable[Any]]
-
-
-class FileBot(FileSource, Protocol):
-    """The Bot API calls file transfer needs (``TelegramClient`` has them)."""
-
-    async def get_chat_member(self, chat_id: int, user_id: int) -> dict[str, Any] | None: ...
-
-    async def send_document(
-        self,
-        chat_id: int,
-        filename: str,
-        content: bytes,
-        *,
-        caption: str | None = None,
-        reply_to_message_id: int | None = None,
-        message_thread_id: int | None = None,
-        disable_notification: bool | None = False,
-    ) -> dict[str, Any] | None: ...
 
 
 class TransferError(Exception):
@@ -192,7 +172,7 @@ class FileTransfer:
     def __init__(
         self,
         *,
-        bot: FileBot,
+        bot: BotClient,
         config: TelegramFilesConfig,
         runtime: Any,
         reply: Reply,
@@ -451,7 +431,6 @@ __all__ = [
     "MAX_DOWNLOAD_BYTES",
     "MAX_UPLOAD_BYTES",
     "PUT_USAGE",
-    "FileBot",
     "FileTransfer",
     "SavedFile",
     "TransferError",

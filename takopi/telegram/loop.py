@@ -32,7 +32,9 @@ from .background import Background
 from .bridge import TelegramBridgeConfig
 from .builtins import BUILTIN_COMMANDS, BuiltinCommands
 from .cancel import Canceller
+from .chat_prefs import STATE_FILENAME as CHAT_PREFS_FILE
 from .chat_prefs import ChatPrefsStore
+from .chat_sessions import STATE_FILENAME as CHAT_SESSIONS_FILE
 from .chat_sessions import ChatSessionStore
 from .client import TelegramClient
 from .context_cmds import ContextCommands
@@ -40,6 +42,8 @@ from .deliveries import deliver_pending
 from .dispatch import PluginCommands
 from .executor import CaptureTransport, TelegramCommandExecutor
 from .gate import BACKLOG_NOTICE, ChatGate
+from .intake import CURRENT as INTAKE
+from .intake import HoldingTaskGroup, IntakeReporter
 from .media import build_media_handlers
 from .media_steps import DocumentStep, FileStep, MediaGroupStep, VoiceStep
 from .menu import CommandMenu
@@ -65,6 +69,7 @@ from .steps import (
     PromptStep,
     TriggerStep,
 )
+from .topic_state import STATE_FILENAME as TOPICS_FILE
 from .topic_state import TopicStateStore
 from .topics import TopicScope
 from .trigger import TriggerGate
@@ -74,9 +79,6 @@ Poller = Callable[[TelegramBridgeConfig], AsyncIterator[TelegramIncomingUpdate]]
 
 log = get_logger(__name__)
 
-CHAT_PREFS_FILE = "telegram_chat_prefs_state.json"
-CHAT_SESSIONS_FILE = "telegram_chat_sessions_state.json"
-TOPICS_FILE = "telegram_topics_state.json"
 DELIVERY_POLL_S = 3.0
 """How often journaled outcomes are collected after startup (runs that lost a previous
 transport incarnation can finish after this one started)."""
@@ -99,8 +101,10 @@ class TelegramLoop:
         self.bot = cfg.bot
         self.transport = cfg.exec_cfg.transport
         self.presenter = cfg.exec_cfg.presenter
-        self.task_group = task_group
+        # Tasks started while a message is handled hold its intake (see .intake).
+        self.task_group = task_group = HoldingTaskGroup(task_group)  # type: ignore[assignment]
         self.background = Background(task_group)
+        self.intake = IntakeReporter(cfg.runtime, self.background.spawn)
         self.deduper = UpdateDeduper()
         self.gate = ChatGate(cfg, started_at=started_at if started_at is not None else time.time())
         self.replier = Replier(self.transport)
@@ -201,7 +205,7 @@ class TelegramLoop:
             ForwardStep(self.prompts),
             MediaGroupStep(
                 self.media,
-                task_group=self.task_group,
+                task_group=self.task_group,  # type: ignore[arg-type]
                 delay_s=self.cfg.media_group_debounce_s,
                 scope_of=self.scope_of,
                 route_after=self.route_after,
@@ -299,7 +303,15 @@ class TelegramLoop:
         if verdict != "accept":
             return
         log.info("handle.incoming_update", chat_id=msg.chat_id, message_id=msg.message_id)
-        await self.router.route(msg)
+        # Reported before the next poll confirms the update (see .intake).
+        hold = await self.intake.taken(msg)
+        token = INTAKE.set(hold)
+        try:
+            await self.router.route(msg)
+        finally:
+            INTAKE.reset(token)
+            if hold is not None:
+                hold.release()
 
     # -- startup --------------------------------------------------------------------------
     async def send_startup_message(self) -> None:
@@ -312,12 +324,21 @@ class TelegramLoop:
             options=SendOptions(notify=False),
         )
 
+    async def deliver_pending(self) -> None:
+        """Journaled outcomes, sent like live finals (see :mod:`.deliveries`)."""
+        await deliver_pending(
+            self.runtime,
+            self.transport,
+            self.presenter,
+            edit_progress=not self.cfg.exec_cfg.final_notify,
+        )
+
     async def collect_deliveries(self, interval: float = DELIVERY_POLL_S) -> None:
         """Keep delivering journaled outcomes: a run whose transport died can finish after
         this transport started (the supervisor journals it; nobody else will send it)."""
         while True:
             await anyio.sleep(interval)
-            await deliver_pending(self.runtime, self.transport, self.presenter)
+            await self.deliver_pending()
 
     async def run(self) -> None:
         """Startup sequence, then poll forever. Topic validation failures are fatal
@@ -327,7 +348,7 @@ class TelegramLoop:
         offset: int | None = None
         if self.cfg.offline_backlog == "drop":
             offset = await drain_backlog(self.bot)
-        await deliver_pending(self.runtime, self.transport, self.presenter)
+        await self.deliver_pending()
         await self.send_startup_message()
         self.background.spawn(self.menu.sync)
         self.background.spawn(self.menu.follow_runtime)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio
 
@@ -23,12 +23,11 @@ from takopi.logging import get_logger
 
 from .bridge import TelegramBridgeConfig
 from .file_transfer import FileTransfer
-from .types import TelegramIncomingMessage
+from .types import Reply, TelegramIncomingMessage
 from .uploads import Uploads
 from .voice import SpeechToText, VoiceNotes
 
 log = get_logger(__name__)
-Reply = Callable[[TelegramIncomingMessage, str], Awaitable[Any]]
 AmbientContext = Callable[[TelegramIncomingMessage], Awaitable[RunContext | None]]
 Triggered = Callable[[TelegramIncomingMessage, str | None], Awaitable[bool]]
 T = TypeVar("T")

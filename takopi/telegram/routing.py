@@ -7,7 +7,6 @@ The order follows the reference: forward ⇒ media group ⇒ context ⇒ cancel 
 ``route.text`` for the steps after them (a transcribed voice note becomes the prompt text).
 A step whose work is slow (a download, a transcription) does it in the background, stops the
 chain, and hands the message on later with :meth:`MessageRouter.route_after`.
-New kinds of messages plug in with :meth:`MessageRouter.insert_before` / ``replace``.
 """
 
 from __future__ import annotations
@@ -56,23 +55,11 @@ class MessageRouter:
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps: list[Step] = list(steps)
 
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s in self.steps]
-
     def _index(self, name: str) -> int:
         for i, step in enumerate(self.steps):
             if step.name == name:
                 return i
         raise KeyError(name)
-
-    def insert_before(self, name: str, step: Step) -> None:
-        """Add ``step`` right before the step called ``name``."""
-        self.steps.insert(self._index(name), step)
-
-    def replace(self, name: str, step: Step) -> None:
-        """Swap the step called ``name`` for ``step``."""
-        self.steps[self._index(name)] = step
 
     async def route(self, msg: TelegramIncomingMessage) -> str | None:
         """Route ``msg``; returns the name of the step that handled it (None: nobody)."""

@@ -27,15 +27,9 @@ from .render import render_markdown
 from .runspec import ResumeLineProxy, RunSpec, reasoning_ignored_note
 from .scope import ChatScope
 from .sessions import Sessions
+from .types import int_or_none
 
 log = get_logger(__name__)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class RunLauncher:
@@ -118,7 +112,7 @@ class RunLauncher:
 
     async def _run_job(self, job: ThreadJob) -> None:
         chat_id = int(job.chat_id)
-        thread_id = _int(job.thread_id)
+        thread_id = int_or_none(job.thread_id)
         spec = RunSpec(
             chat_id=chat_id,
             user_msg_id=int(job.user_msg_id),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -54,4 +55,23 @@ class TelegramCallbackQuery:
 
 TelegramIncomingUpdate: TypeAlias = TelegramIncomingMessage | TelegramCallbackQuery
 
-__all__ = ["TelegramCallbackQuery", "TelegramIncomingMessage", "TelegramIncomingUpdate"]
+
+def int_or_none(value: Any) -> int | None:
+    """``value`` as an int (a transport-neutral chat, message or thread id may arrive as text),
+    or None when it is missing or not a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+Reply: TypeAlias = Callable[[TelegramIncomingMessage, str], Awaitable[object]]
+"""Answers a message with Markdown text, in its forum thread (:meth:`.Replier.reply`)."""
+
+__all__ = [
+    "Reply",
+    "TelegramCallbackQuery",
+    "TelegramIncomingMessage",
+    "TelegramIncomingUpdate",
+    "int_or_none",
+]

@@ -31,11 +31,10 @@ from .file_transfer import (
     UploadOutcome,
 )
 from .files import parse_file_command
-from .types import TelegramIncomingMessage
+from .types import Reply, TelegramIncomingMessage
 
 log = get_logger(__name__)
 
-Reply = Callable[[TelegramIncomingMessage, str], Awaitable[object]]
 Triggered = Callable[[TelegramIncomingMessage, str | None], Awaitable[bool]]
 
 

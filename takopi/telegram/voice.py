@@ -10,7 +10,7 @@ mode before this module is called, and runs the prompt through its usual prompt 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from takopi.directives import DirectiveError, parse_directives
@@ -19,7 +19,7 @@ from takopi.logging import get_logger
 from .attachments import FetchError, FileSource, download, incoming_voice, locate_file
 from .bridge import TelegramVoiceTranscriptionConfig
 from .transcription import Transcriber, TranscriptionError
-from .types import TelegramIncomingMessage
+from .types import Reply, TelegramIncomingMessage
 
 VOICE_PREFIX = "(voice transcribed) "
 VOICE_DISABLED = (
@@ -32,8 +32,6 @@ VOICE_DOWNLOAD_FAILED = "failed to download voice file."
 VOICE_EMPTY = "voice transcription returned no text."
 
 log = get_logger(__name__)
-
-Reply = Callable[[TelegramIncomingMessage, str], Awaitable[object]]
 
 
 class SpeechToText(Protocol):

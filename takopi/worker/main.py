@@ -30,6 +30,7 @@ from takopi.worker.codes import (
     EXIT_REFUSED,
     EXIT_USAGE,
 )
+from takopi.worker.environment import install_environment
 
 KINDS = ("engine", "transport", "command")
 GROUPS = {
@@ -222,6 +223,7 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
     except (RpcError, OSError, TimeoutError) as exc:
         log.error("worker.connect_failed", error=str(exc))
         return EXIT_PEER_LOST
+    install_environment(peer.info.pop("env", None))
     host.register(peer)
     await peer.notify("worker.attached")
     loop_token = anyio.lowlevel.current_token()
@@ -437,9 +439,6 @@ def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[
             os.dup2(out, 2)
             for fd in (null, *fds):
                 os.close(fd)
-        env = request.get("env")
-        if isinstance(env, dict):
-            os.environ.update({str(k): str(v) for k, v in env.items()})
         # Wait to be re-parented to the supervisor before asking for its death signal.
         deadline = time.monotonic() + 2.0
         while os.getppid() != args.supervisor_pid and time.monotonic() < deadline:

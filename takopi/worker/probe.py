@@ -56,6 +56,10 @@ def main() -> int:
     if not isinstance(request, EngineProbe):
         print("takopi engine probe: bad request", file=sys.stderr)
         return 2
+    if request.env is not None:
+        from takopi.worker.environment import install_environment
+
+        install_environment(request.env)
     path = Path(request.config_path) if request.config_path else Path.cwd() / "takopi.toml"
     for engine, table in request.engines.items():
         write_frame(out, encode(EngineProbed(engine=engine)))

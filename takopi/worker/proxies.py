@@ -416,6 +416,23 @@ class RuntimeProxy:
         """Mark a pending delivery as delivered."""
         return bool(self._call("ack_delivery", delivery_id))
 
+    async def note_incoming(
+        self, *, channel_id: Any, message_id: Any, thread_id: Any = None, seq: int | None = None
+    ) -> bool:
+        """A message was taken from the chat (call before confirming it to the chat
+        service; ``seq``: its position there, e.g. the Telegram ``update_id``): if this
+        worker dies before it ran, the next one replies ``interrupted``
+        (:mod:`takopi.supervisor.intake`)."""
+        address = RunAddress(channel_id=channel_id, message_id=message_id, thread_id=thread_id)
+        return bool(await self._peer.call("run.intake", address, seq, timeout=30))
+
+    async def incoming_handled(
+        self, *, channel_id: Any, message_id: Any, thread_id: Any = None
+    ) -> None:
+        """The handling of a message reported by :meth:`note_incoming` is over."""
+        address = RunAddress(channel_id=channel_id, message_id=message_id, thread_id=thread_id)
+        await self._peer.notify("run.intake_done", address)
+
 
 class CommandBackendProxy:
     """``get_command()`` in a transport worker: ``handle`` runs in the command's worker."""

@@ -187,23 +187,23 @@ def test_install_without_systemctl_still_writes_the_unit(
     assert (home / ".config" / "systemd" / "user" / "takopi.service").exists()
 
 
-def test_fresh_installation_gets_its_own_exec_paths(tmp_path: Path, home: Path) -> None:
-    """Another venv with takopi's console scripts: the unit points at *that* installation."""
-    fresh = tmp_path / "fresh venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True)
-    python = fresh / "bin" / "python"
-    site = subprocess.run(
+def _site_packages(python: Path) -> str:
+    """The ``purelib`` directory of the installation ``python`` belongs to."""
+    return subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    deps = subprocess.run(
-        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+
+
+def test_fresh_installation_gets_its_own_exec_paths(tmp_path: Path, home: Path) -> None:
+    """Another venv with takopi's console scripts: the unit points at *that* installation."""
+    fresh = tmp_path / "fresh venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True)
+    python = fresh / "bin" / "python"
+    site = _site_packages(python)
+    deps = _site_packages(Path(sys.executable))
     Path(site, "takopi-under-test.pth").write_text(f"{REPO}\n{deps}\n")
     for name, module in (("takopi", "takopi.cli.main"), ("takopictl", "takopi.cli.ctl")):
         script = fresh / "bin" / name
@@ -298,18 +298,8 @@ def test_pip_installed_takopi_writes_a_unit_systemd_accepts(tmp_path: Path, home
     fresh = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", str(fresh)], check=True, timeout=120)
     python = fresh / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    deps = subprocess.run(
-        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    site = _site_packages(python)
+    deps = _site_packages(Path(sys.executable))
     Path(site, "test-deps.pth").write_text(f"{deps}\n")
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],

@@ -15,12 +15,12 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.http_json import send_json
 from tests.fakes.multipart import MultipartError, parse_multipart
 
 
@@ -143,15 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, payload)
 
     def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
+        send_json(self, status, payload)
 
 
 __all__ = ["TranscriptionRequest", "TranscriptionServer"]

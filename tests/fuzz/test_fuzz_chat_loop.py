@@ -30,9 +30,6 @@ import importlib
 import itertools
 import os
 import pkgutil
-import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,8 +46,8 @@ from takopi.projects import ProjectConfig, ProjectsConfig
 from tests.fakes.bot_api import BotApiServer, FakeMessage
 from tests.fuzz.conftest import scaled
 from tests.fuzz.strategies import odd_text, updates
-from tests.telegram.conftest import HERE as TELEGRAM_TESTS
-from tests.telegram.conftest import Harness, RecordingLogger, make_runtime
+from tests.support.git_repos import make_repo
+from tests.telegram.conftest import Harness, RecordingLogger, install_fake_codex, make_runtime
 
 LOOP_EXAMPLES = scaled(0.5)
 # about a second per example and environment, plus start-up: bounded, and scaled with the
@@ -84,15 +81,6 @@ class LoopEnv:
     """Raw messages of this example's prompts (for :class:`Redeliver`)."""
 
 
-def _git_project(path: Path) -> None:
-    """A git repository with one commit, so ``@branch`` makes real worktrees."""
-    path.mkdir()
-    (path / "README.md").write_text("hello\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "init"]):
-        subprocess.run([*git, *args], cwd=path, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module", params=["private", "forum"])
 def env(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -100,15 +88,7 @@ def env(
     """The loop serving a private chat, or a forum with topics enabled (``scope = "main"``)."""
     forum = request.param == "forum"
     tmp = tmp_path_factory.mktemp("chat-loop")
-    bin_dir = tmp / "bin"
-    bin_dir.mkdir()
-    codex_state = tmp / "codex-state"
-    codex_state.mkdir()
-    script = bin_dir / "codex"
-    script.write_text(f"#!{sys.executable}\n" + (TELEGRAM_TESTS / "fake_codex.py").read_text())
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    project = tmp / "api"
-    _git_project(project)
+    project = make_repo(tmp / "api", readme="README.md")
     server = BotApiServer(max_poll_timeout=0.5)
     server.start()
     for chat in (CHAT, GROUP, STRANGER):
@@ -119,8 +99,7 @@ def env(
     chat, user = (FORUM, ADMIN) if forum else (CHAT, CHAT)
     log = RecordingLogger()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-        mp.setenv("FAKE_CODEX_DIR", str(codex_state))
+        install_fake_codex(tmp, mp)
         for info in pkgutil.iter_modules(takopi.telegram.__path__):
             module = importlib.import_module(f"takopi.telegram.{info.name}")
             if hasattr(module, "log"):

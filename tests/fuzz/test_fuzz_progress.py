@@ -4,30 +4,20 @@ answers of any size and content — the rendered message fits Telegram and is ac
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from takopi.markdown import MarkdownFormatter
-from takopi.model import Action, ActionEvent, ResumeToken, StartedEvent
+from takopi.model import Action, ActionEvent, ActionKind, ResumeToken, StartedEvent
 from takopi.progress import ProgressTracker
 from takopi.telegram.bridge import TelegramPresenter
 from takopi.telegram.render import MAX_MESSAGE_UTF16
 from tests.fuzz.strategies import json_values, odd_text
 from tests.fuzz.test_fuzz_render import assert_valid_message, units
 
-KINDS = [
-    "command",
-    "tool",
-    "file_change",
-    "web_search",
-    "subagent",
-    "note",
-    "turn",
-    "warning",
-    "telemetry",
-]
+KINDS = list(get_args(ActionKind))
 _titles = st.one_of(
     odd_text(max_size=60),
     st.builds(lambda t, n: t * n, odd_text(min_size=1, max_size=5), st.integers(100, 3000)),

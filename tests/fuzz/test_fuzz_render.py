@@ -18,29 +18,9 @@ from takopi.telegram.render import (
     split_markdown_body,
 )
 from takopi.telegram.unicode import replace_control_chars, replace_lone_surrogates
+from tests.fakes.bot_api import ENTITY_TYPES
 from tests.fuzz.strategies import odd_text, recorded_log
 
-ENTITY_TYPES = {
-    "bold",
-    "italic",
-    "underline",
-    "strikethrough",
-    "spoiler",
-    "blockquote",
-    "expandable_blockquote",
-    "code",
-    "pre",
-    "text_link",
-    "text_mention",
-    "custom_emoji",
-    "mention",
-    "hashtag",
-    "cashtag",
-    "bot_command",
-    "url",
-    "email",
-    "phone_number",
-}
 FENCE_LINE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 
 

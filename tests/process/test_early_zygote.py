@@ -48,7 +48,7 @@ def test_an_early_zygote_is_adopted_and_serves_the_workers(
     supervisor: SupervisorHarness,
 ) -> None:
     supervisor.write_config()
-    supervisor.start()
+    supervisor.start(secret_free_env=True)
     supervisor.send("hello answer=adopted")  # engine workers start on first use
     final = wait_until(lambda: supervisor.finals())[0]
     assert "adopted" in final["text"]

@@ -157,7 +157,11 @@ async def test_handshake_rules(tmp_path: Path) -> None:
     assert "API version mismatch" in str(await handshake.authenticate(identity, hello))
     hello["api_version"] = 1
     assert await handshake.authenticate(b"engine:codex:other", hello) == "unknown identity"
-    assert await handshake.authenticate(identity, hello) is True
+    arbiter.config_loaded.set()
+    accepted = await handshake.authenticate(identity, hello)
+    # accepted: the WELCOME carries the worker's environment (no systemd socket in it)
+    assert isinstance(accepted, dict) and "PATH" in accepted["env"], accepted
+    assert accepted["env"]["TAKOPI_CONFIG_PATH"].endswith("takopi.toml")
     # one-time: the same secret cannot be replayed
     assert await handshake.authenticate(identity, hello) == "unknown identity"
     assert inc.secret is None

@@ -220,3 +220,18 @@ def test_post_init_still_runs_on_decode() -> None:
     frame = encode(_Checked(3)).replace(b"\x03", b"\xff")  # positive fixint 3 -> -1
     with pytest.raises(ValueError, match="negative"):
         decode(frame)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # minimal example found by tests/fuzz/test_rpc_frames.py: [tag("date")] with its value
+        # missing made the custom codec's from_wire raise IndexError
+        b"\x91\xd6\x01date",
+        msgpack.packb([msgpack.ExtType(1, b"datetime")]),
+        msgpack.packb([msgpack.ExtType(1, b"MessageRef")]),
+    ],
+)
+def test_tag_without_its_value_is_a_type_error(data: bytes) -> None:
+    with pytest.raises(TypeError, match="malformed wire value"):
+        decode(data)

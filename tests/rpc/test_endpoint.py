@@ -13,6 +13,7 @@ from typing import Any
 import msgpack
 import pytest
 import zmq
+from structlog.testing import capture_logs
 
 from takopi.rpc import (
     DealerEndpoint,
@@ -154,6 +155,27 @@ async def test_garbage_frames_dropped_and_endpoint_keeps_serving(
     await still_serving(pair)
     assert called == []
     assert pair.endpoint.dropped_count >= 5
+
+
+async def test_bye_from_unknown_identity_is_counted_and_logged(
+    pair: Pair, raw_dealers: list[RawDealer]
+) -> None:
+    # Minimal example found by tests/fuzz/test_rpc_frames.py: a bare [version, BYE] from a
+    # connection that never said HELLO was ignored without a trace.
+    dropped = pair.endpoint.dropped_count
+    stranger = raw(raw_dealers, pair.address, b"stranger")
+    with capture_logs() as logs:
+        stranger.send(msgpack.packb([env.PROTOCOL_VERSION, env.BYE]))
+        await still_serving(pair)  # serves on; and the BYE was read by now (same loop)
+        for _ in range(100):
+            if pair.endpoint.dropped_count > dropped:
+                break
+            await asyncio.sleep(0.01)
+    assert pair.endpoint.dropped_count == dropped + 1
+    assert [e["event"] for e in logs if e["event"].startswith("rpc.frame")] == [
+        "rpc.frame.bye_from_unknown"
+    ]
+    assert pair.endpoint.peer(b"stranger") is None
 
 
 async def test_garbage_from_established_peer_is_dropped(pair: Pair) -> None:

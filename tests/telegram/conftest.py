@@ -62,11 +62,12 @@ class FakeCodex:
         (self.dir / name).write_text("open")
 
 
-@pytest.fixture
-def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
-    bin_dir = tmp_path / "bin"
+def install_fake_codex(root: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
+    """Put the fake ``codex`` CLI (``fake_codex.py``) in ``root/bin``, first on ``PATH``, with
+    its state in ``root/codex-state``."""
+    bin_dir = root / "bin"
     bin_dir.mkdir()
-    state = tmp_path / "codex-state"
+    state = root / "codex-state"
     state.mkdir()
     script = bin_dir / "codex"
     script.write_text(f"#!{sys.executable}\n" + (HERE / "fake_codex.py").read_text())
@@ -76,10 +77,41 @@ def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
     return FakeCodex(state)
 
 
+@pytest.fixture
+def fake_codex(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeCodex:
+    return install_fake_codex(tmp_path, monkeypatch)
+
+
 def make_runtime(config_path: Path, projects: ProjectsConfig | None = None) -> TransportRuntime:
     runner = build_runner({}, config_path)
     router = AutoRouter([RunnerEntry(engine="codex", runner=runner)], default_engine="codex")
     return TransportRuntime(router=router, projects=projects, config_path=config_path)
+
+
+class _RunnerWithoutCli:
+    """The runner side of an engine that cannot run (its entry says why); never started."""
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+
+    def is_resume_line(self, line: str) -> bool:
+        return False
+
+    def format_resume(self, token: Any) -> str:  # pragma: no cover - never runs
+        return ""
+
+    def extract_resume(self, text: str | None) -> None:
+        return None
+
+
+def missing_claude_entry() -> RunnerEntry:
+    """A configured ``claude`` engine whose CLI is not installed."""
+    return RunnerEntry(
+        engine="claude",
+        runner=_RunnerWithoutCli("claude"),
+        status="missing_cli",
+        issue="claude not found on PATH",
+    )
 
 
 class Harness:

@@ -12,36 +12,18 @@ from takopi.router import AutoRouter, RunnerEntry
 from takopi.runners.codex import build_runner as build_codex
 from takopi.runners.demo import build_runner as build_demo
 from takopi.transport_runtime import TransportRuntime
-from tests.telegram.conftest import CHAT, make_runtime
+from tests.telegram.conftest import CHAT, make_runtime, missing_claude_entry
 
 pytestmark = pytest.mark.timeout(120)
 
 GROUP = -3003
 
 
-class _MissingClaude:
-    engine = "claude"
-
-    def is_resume_line(self, line: str) -> bool:
-        return False
-
-    def format_resume(self, token):  # pragma: no cover - never runs
-        return ""
-
-    def extract_resume(self, text):
-        return None
-
-
 def _runtime(tmp_path, *, demo: bool = False, projects=None) -> TransportRuntime:
     """codex available, claude missing its CLI (and optionally the runnable demo engine)."""
     entries = [
         RunnerEntry(engine="codex", runner=build_codex({}, None)),
-        RunnerEntry(
-            engine="claude",
-            runner=_MissingClaude(),
-            status="missing_cli",
-            issue="claude not found on PATH",
-        ),
+        missing_claude_entry(),
     ]
     if demo:
         entries.append(RunnerEntry(engine="demo", runner=build_demo({}, tmp_path / "x.toml")))

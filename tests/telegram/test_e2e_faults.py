@@ -252,6 +252,66 @@ def test_pending_deliveries_are_sent_at_startup(server, fake_codex, harness_fact
     assert fake_codex.calls() == []
 
 
+def _done_record(delivery_id: str, user_id: int, progress_id: int) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery_id,
+        "transport": "telegram",
+        "engine": "codex",
+        "status": "done",
+        "answer": f"answer of {delivery_id}",
+        "resume_line": "`codex resume thread-abc`",
+        "channel_id": CHAT,
+        "message_id": user_id,
+        "progress_message_id": progress_id,
+    }
+
+
+def test_pending_deliveries_edit_the_progress_message_when_finals_are_edits(
+    server, fake_codex, harness_factory, tmp_path
+):
+    # final_notify off: a live final is an edit of the progress message, so is a journaled
+    # one — delivering it again (the ack was lost with a killed worker) cannot add a message.
+    user = server.send_user_message(CHAT, "asked before the crash")
+    gone = server.send_user_message(CHAT, "its progress message was deleted")
+    progress = server.handle(
+        "sendMessage",
+        {
+            "chat_id": CHAT,
+            "text": "working · codex · 5s",
+            "reply_to_message_id": user["message_id"],
+        },
+    )
+    deleted = server.handle(
+        "sendMessage",
+        {
+            "chat_id": CHAT,
+            "text": "working · codex · 1s",
+            "reply_to_message_id": gone["message_id"],
+        },
+    )
+    server.handle("deleteMessage", {"chat_id": CHAT, "message_id": deleted["message_id"]})
+    records = [
+        _done_record("run-1", user["message_id"], progress["message_id"]),
+        _done_record("run-1", user["message_id"], progress["message_id"]),  # redelivered
+        _done_record("run-2", gone["message_id"], deleted["message_id"]),
+    ]
+    runtime = _JournalRuntime(make_runtime(tmp_path / "takopi.toml"), records)
+    harness_factory(runtime=runtime, offline_backlog="drop", final_notify=False).start()
+    wait_until(lambda: len(runtime.acked) == 3, 30)
+
+    def replies(user_id: int) -> list[Any]:
+        return [m for m in server.bot_messages(CHAT) if m.reply_to_message_id == user_id]
+
+    edited = replies(user["message_id"])
+    assert [m.message_id for m in edited] == [progress["message_id"]]
+    assert edited[0].text.startswith("done · codex")
+    assert "answer of run-1" in edited[0].text
+    # the progress message was gone: the outcome is sent as a new reply instead
+    fallback = replies(gone["message_id"])
+    assert len(fallback) == 1 and fallback[0].message_id != deleted["message_id"]
+    assert "answer of run-2" in fallback[0].text
+
+
 def test_corrupt_state_file_is_tolerated(
     server, fake_codex, harness_factory, tmp_path, log_capture
 ):

@@ -11,7 +11,7 @@ import pytest
 
 from takopi.telegram.bridge import CANCEL_CALLBACK_DATA
 from tests.support.waiting import wait_until
-from tests.telegram.conftest import CHAT
+from tests.telegram.conftest import CHAT, missing_claude_entry
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -285,27 +285,10 @@ def test_unknown_engine_gets_an_error_reply(server, fake_codex, harness_factory)
     from takopi.runners.codex import build_runner
     from takopi.transport_runtime import TransportRuntime
 
-    class _Missing:
-        engine = "claude"
-
-        def is_resume_line(self, line: str) -> bool:
-            return False
-
-        def format_resume(self, token):  # pragma: no cover - never runs
-            return ""
-
-        def extract_resume(self, text):
-            return None
-
     router = AutoRouter(
         [
             RunnerEntry(engine="codex", runner=build_runner({}, None)),
-            RunnerEntry(
-                engine="claude",
-                runner=_Missing(),
-                status="missing_cli",
-                issue="claude not found on PATH",
-            ),
+            missing_claude_entry(),
         ],
         default_engine="codex",
     )

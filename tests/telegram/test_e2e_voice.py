@@ -3,18 +3,14 @@ transcription server (both real HTTP servers on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from takopi.projects import ProjectConfig, ProjectsConfig
 from tests.fakes.transcription_server import TranscriptionServer
 from tests.telegram.conftest import CHAT, make_runtime
+from tests.telegram.run_transport import transport_process
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -200,53 +196,19 @@ def test_mentions_mode_with_transcription_off_stays_silent(server, fake_codex, h
     ] == []
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 def test_api_key_never_reaches_the_logs_or_the_chat(server, fake_codex, stt, tmp_path):
     """The real backend in a process, logging JSON at debug level; the server even echoes
     the key back in its error (as OpenAI does, partly masked)."""
-    config = tmp_path / "takopi.toml"
-    config.write_text(
-        "\n".join(
-            [
-                'transport = "telegram"',
-                "[transports.telegram]",
-                f'bot_token = "{server.token}"',
-                f"chat_id = {CHAT}",
-                f'api_url = "{server.base_url}"',
-                "forward_coalesce_s = 0",
-                "voice_transcription = true",
-                f'voice_transcription_base_url = "{stt.base_url}"',
-                f'voice_transcription_api_key = "{API_KEY}"',
-            ]
-        )
-        + "\n"
-    )
-    log_file = tmp_path / "takopi.log"
-    env = dict(os.environ)
-    env.update(
-        {
-            "TAKOPI_LOG_FILE": str(log_file),
-            "TAKOPI_LOG_LEVEL": "debug",
-            "TAKOPI_LOG_FORMAT": "json",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    env.pop("OPENAI_API_KEY", None)
     stt.fail_next(401, f"Incorrect API key provided: {API_KEY}.")
     stt.set_transcript(AUDIO, "hello from a process")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.telegram.run_transport", str(config)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        server.wait_for(
-            lambda: any("takopi is ready" in m.text for m in server.bot_messages(CHAT)), timeout=30
-        )
+    with transport_process(
+        tmp_path,
+        server,
+        CHAT,
+        voice_transcription="true",
+        voice_transcription_base_url=f'"{stt.base_url}"',
+        voice_transcription_api_key=f'"{API_KEY}"',
+    ) as running:
         rejected = server.send_user_voice(CHAT, AUDIO)
         error = server.wait_for(
             lambda: [
@@ -264,10 +226,7 @@ def test_api_key_never_reaches_the_logs_or_the_chat(server, fake_codex, stt, tmp
             ),
             timeout=30,
         )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-    logs = log_file.read_text() + out.decode(errors="replace")
+    logs = running.logs
     assert "telegram.voice.transcription_failed" in logs
     assert "telegram.voice.transcribed" in logs
     assert API_KEY not in logs

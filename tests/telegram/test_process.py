@@ -2,65 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from takopi.telegram.backend import BACKEND
 from tests.telegram.conftest import CHAT
+from tests.telegram.run_transport import ROOT, transport_process
 
 pytestmark = pytest.mark.timeout(90)
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _write_config(path: Path, server, **extra: str) -> None:
-    lines = [
-        'transport = "telegram"',
-        'default_engine = "codex"',
-        "[transports.telegram]",
-        f'bot_token = "{server.token}"',
-        f"chat_id = {CHAT}",
-        f'api_url = "{server.base_url}"',
-        "forward_coalesce_s = 0",
-    ]
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    path.write_text("\n".join(lines) + "\n")
-
 
 def test_build_and_run_in_a_process_never_logs_the_token(server, fake_codex, tmp_path):
-    config = tmp_path / "takopi.toml"
-    _write_config(config, server)
-    log_file = tmp_path / "takopi.log"
-    env = dict(os.environ)
-    env.update(
-        {
-            "TAKOPI_LOG_FILE": str(log_file),
-            "TAKOPI_LOG_LEVEL": "debug",
-            "TAKOPI_LOG_FORMAT": "json",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
     server.inject("5xx", method="sendMessage", count=2)
     server.inject("drop", method="getUpdates", count=1)
     server.inject(
         "error", method="editMessageText", count=1, description=f"Bad Request: bot{server.token}"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.telegram.run_transport", str(config)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        server.wait_for(
-            lambda: any("takopi is ready" in m.text for m in server.bot_messages(CHAT)), timeout=30
-        )
+    with transport_process(tmp_path, server, CHAT) as running:
         user = server.send_user_message(CHAT, f"my token is {server.token}")
         server.wait_for(
             lambda: any(
@@ -69,10 +29,7 @@ def test_build_and_run_in_a_process_never_logs_the_token(server, fake_codex, tmp
             ),
             timeout=30,
         )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=20)
-    logs = log_file.read_text() + out.decode(errors="replace")
+    logs = running.logs
     assert "telegram.outbox.transient_error" in logs  # errors were logged…
     assert "handle.incoming" in logs
     secret = server.token.split(":", 1)[1]

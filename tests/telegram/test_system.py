@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,18 +116,24 @@ class System:
         self._log.close()
 
 
-@pytest.fixture
-def system(server, fake_codex) -> Iterator[System]:
-    base = Path("/tmp") / f"tkg-{uuid.uuid4().hex[:8]}"  # ipc paths are length-limited
+@contextmanager
+def system_in_tmp(server: Any, prefix: str) -> Iterator[System]:
+    """A :class:`System` (not started) in a fresh directory ``/tmp/<prefix>-<random>`` — short,
+    as ipc paths are length-limited —, stopped and removed afterwards."""
+    base = Path("/tmp") / f"{prefix}-{uuid.uuid4().hex[:8]}"
     base.mkdir()
     sys_ = System(base, server)
     try:
         yield sys_
     finally:
         sys_.stop()
-        import shutil
-
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def system(server, fake_codex) -> Iterator[System]:
+    with system_in_tmp(server, "tkg") as sys_:
+        yield sys_
 
 
 def _final_for(system: System, user_id: int, timeout: float = 40.0) -> Any:

@@ -4,8 +4,6 @@ the fake transcription server."""
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import pytest
 from tests.fakes.transcription_server import TranscriptionServer
 from tests.support.waiting import wait_until
 from tests.telegram.conftest import CHAT
-from tests.telegram.test_system import System
+from tests.telegram.test_system import System, system_in_tmp
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(150)]
 
@@ -25,14 +23,8 @@ AUDIO = b"OggS-system-voice"
 
 @pytest.fixture
 def system(server: Any, fake_codex: Any) -> Iterator[System]:
-    base = Path("/tmp") / f"tkm-{uuid.uuid4().hex[:8]}"  # ipc paths are length-limited
-    base.mkdir()
-    sys_ = System(base, server)
-    try:
+    with system_in_tmp(server, "tkm") as sys_:
         yield sys_
-    finally:
-        sys_.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_files_and_voice_through_the_supervisor(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from takopi.utils.git import (
     current_branch,
@@ -15,27 +12,7 @@ from takopi.utils.git import (
     resolve_default_base,
     resolve_main_worktree_root,
 )
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
-    return result.stdout.strip()
-
-
-@pytest.fixture(autouse=True)
-def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
-        monkeypatch.setenv(f"{key}_NAME", "takopi tests")
-        monkeypatch.setenv(f"{key}_EMAIL", "tests@example.invalid")
-
-
-def make_repo(path: Path, branch: str = "main") -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", branch)
-    (path / "README").write_text("hello\n")
-    git(path, "add", "README")
-    git(path, "commit", "-q", "-m", "init")
-    return path
+from tests.support.git_repos import git, make_repo
 
 
 def test_git_stdout_and_ok(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from takopi.projects import ProjectConfig, ProjectsConfig
 from takopi.router import AutoRouter, RunnerEntry, RunnerUnavailableError
 from takopi.runners.mock import ScriptRunner
 from takopi.transport_runtime import ResolvedRunner, TransportRuntime
+from tests.support.git_repos import make_repo
 
 
 def make_router(default: str = "codex") -> AutoRouter:
@@ -261,14 +261,8 @@ def test_update_replaces_pieces_in_place(runtime: TransportRuntime, tmp_path: Pa
     assert runtime.watch_config is False
 
 
-def test_resolve_run_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
-        monkeypatch.setenv(f"{key}_NAME", "takopi tests")
-        monkeypatch.setenv(f"{key}_EMAIL", "tests@example.invalid")
-    repo = tmp_path / "web"
-    repo.mkdir()
-    for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "i"]):
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+def test_resolve_run_cwd(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "web")
     runtime = TransportRuntime(router=make_router(), projects=make_projects(tmp_path))
     assert runtime.resolve_run_cwd(None) is None
     assert runtime.resolve_run_cwd(RunContext("web")) == repo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,27 +10,7 @@ from takopi.config import ConfigError
 from takopi.context import RunContext
 from takopi.projects import ProjectConfig, ProjectsConfig
 from takopi.worktrees import ensure_worktree, resolve_run_cwd, worktree_path_for
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
-    return result.stdout.strip()
-
-
-@pytest.fixture(autouse=True)
-def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("GIT_AUTHOR", "GIT_COMMITTER"):
-        monkeypatch.setenv(f"{key}_NAME", "takopi tests")
-        monkeypatch.setenv(f"{key}_EMAIL", "tests@example.invalid")
-
-
-def make_repo(path: Path, branch: str = "main") -> Path:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", branch)
-    (path / "README").write_text("hello\n")
-    git(path, "add", "README")
-    git(path, "commit", "-q", "-m", "init")
-    return path
+from tests.support.git_repos import git, make_repo
 
 
 def projects_for(project: ProjectConfig) -> ProjectsConfig:

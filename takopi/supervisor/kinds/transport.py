@@ -172,7 +172,9 @@ class TransportKind:
         )
 
     def on_exit(self, watcher: Watcher, incarnation: Incarnation) -> None:
-        """The main transport finished on its own (e.g. console at end of input): stop."""
+        """Messages it took but never ran are owed a reply; the main transport finished on
+        its own (e.g. console at end of input): stop."""
+        self._runs.transport_lost(watcher.plugin_id)
         proc = incarnation.process
         if (
             self._primary(watcher)

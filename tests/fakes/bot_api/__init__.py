@@ -36,6 +36,7 @@ from .faults import Fault
 from .limits import RateLimits
 from .records import (
     DEFAULT_TOKEN,
+    ENTITY_TYPES,
     MAX_GET_FILE_BYTES,
     MAX_SEND_DOCUMENT_BYTES,
     MAX_TEXT_UTF16,
@@ -49,6 +50,7 @@ from .server import BotApiServer
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "ENTITY_TYPES",
     "MAX_GET_FILE_BYTES",
     "MAX_SEND_DOCUMENT_BYTES",
     "MAX_TEXT_UTF16",

@@ -19,20 +19,6 @@ class ChatsMixin(BotApiState):
     """Chats, users, user actions and inspection (see module docstring)."""
 
     # -- world setup -----------------------------------------------------------------
-    def add_user(
-        self, user_id: int, *, username: str | None = None, is_bot: bool = False
-    ) -> dict[str, Any]:
-        with self._cond:
-            user = {
-                "id": user_id,
-                "is_bot": is_bot,
-                "first_name": username or f"user{user_id}",
-            }
-            if username:
-                user["username"] = username
-            self._users[user_id] = user
-            return dict(user)
-
     def add_chat(
         self,
         chat_id: int,

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from tests.fakes.http_json import send_json
 from tests.fakes.multipart import MultipartError, parse_multipart
 
 from .records import BotApiError
@@ -174,15 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.api.errors.append((method, status, description))
 
     def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            self.close_connection = True
+        send_json(self, status, payload)
 
 
 __all__ = ["_Handler"]

@@ -8,30 +8,8 @@ import json
 import time
 from typing import Any
 
-from .records import MAX_TEXT_UTF16, BotApiError, FakeMessage, _as_int, utf16_len
+from .records import ENTITY_TYPES, MAX_TEXT_UTF16, BotApiError, FakeMessage, _as_int, utf16_len
 from .state import BotApiState
-
-_ENTITY_TYPES = {
-    "mention",
-    "hashtag",
-    "cashtag",
-    "bot_command",
-    "url",
-    "email",
-    "phone_number",
-    "bold",
-    "italic",
-    "underline",
-    "strikethrough",
-    "spoiler",
-    "blockquote",
-    "expandable_blockquote",
-    "code",
-    "pre",
-    "text_link",
-    "text_mention",
-    "custom_emoji",
-}
 
 
 class MessagesMixin(BotApiState):
@@ -58,7 +36,7 @@ class MessagesMixin(BotApiState):
             kind = ent.get("type")
             offset = ent.get("offset")
             length = ent.get("length")
-            if kind not in _ENTITY_TYPES:
+            if kind not in ENTITY_TYPES:
                 raise BotApiError(400, f"Bad Request: unsupported entity type {kind!r}")
             if not isinstance(offset, int) or not isinstance(length, int):
                 raise BotApiError(400, "Bad Request: entity offset/length must be integers")

@@ -13,6 +13,30 @@ MAX_GET_FILE_BYTES = 20 * 1024 * 1024
 """Bots can only download files up to 20 MB (``getFile``)."""
 MAX_SEND_DOCUMENT_BYTES = 50 * 1024 * 1024
 """Bots can send files up to 50 MB."""
+ENTITY_TYPES = frozenset(
+    {
+        "mention",
+        "hashtag",
+        "cashtag",
+        "bot_command",
+        "url",
+        "email",
+        "phone_number",
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "blockquote",
+        "expandable_blockquote",
+        "code",
+        "pre",
+        "text_link",
+        "text_mention",
+        "custom_emoji",
+    }
+)
+"""The ``MessageEntity`` types the Bot API knows."""
 
 
 def utf16_len(text: str) -> int:
@@ -101,6 +125,7 @@ def _as_int(value: Any) -> int | None:
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "ENTITY_TYPES",
     "MAX_GET_FILE_BYTES",
     "MAX_SEND_DOCUMENT_BYTES",
     "MAX_TEXT_UTF16",

@@ -1,0 +1,72 @@
+"""Messages a transport took but never ran (takopi.supervisor.intake): what is owed an
+``interrupted`` reply once the transport worker died, and what is not."""
+
+from __future__ import annotations
+
+from takopi.supervisor.intake import Intakes, intake_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def msg(message_id: int, channel_id: int = 7) -> dict[str, int]:
+    return {"channel_id": channel_id, "message_id": message_id}
+
+
+def test_settled_intakes_are_not_orphaned() -> None:
+    intakes = Intakes(Clock())
+    intakes.accept("telegram", msg(1), seq=10)
+    intakes.accept("telegram", msg(2), seq=11)
+    intakes.settle("telegram", msg(1))  # a run began, or its handling is over
+    assert intakes.count("telegram") == 1
+    assert intakes.orphan("telegram", grace=5) == 1
+    assert intakes.orphan("telegram", grace=5) == 0  # nothing open any more
+
+
+def test_orphan_taken_again_by_the_successor_is_not_owed() -> None:
+    clock = Clock()
+    intakes = Intakes(clock)
+    intakes.accept("telegram", msg(1), seq=10)
+    intakes.orphan("telegram", grace=5)
+    # The update was not confirmed: the chat service hands it to the successor again.
+    assert intakes.accept("telegram", msg(1), seq=10) == []
+    intakes.settle("telegram", msg(1))
+    clock.now += 10
+    assert intakes.expired("telegram") == []
+    assert intakes.count() == 0
+
+
+def test_orphan_passed_over_by_a_later_update_is_owed_at_once() -> None:
+    intakes = Intakes(Clock())
+    intakes.accept("telegram", msg(1), seq=10)
+    intakes.accept("telegram", msg(2), seq=12)
+    intakes.orphan("telegram", grace=60)
+    # The successor's first update is 11: 10 was confirmed and is lost, 12 may still come.
+    assert intakes.accept("telegram", msg(3), seq=11) == [msg(1)]
+    assert intakes.count("telegram") == 2  # orphan 12 and the open 11
+
+
+def test_orphans_expire_after_the_grace_only() -> None:
+    clock = Clock()
+    intakes = Intakes(clock)
+    intakes.accept("telegram", msg(1))
+    intakes.accept("slack", msg(1))
+    intakes.orphan("telegram", grace=5)
+    clock.now += 4.9
+    assert intakes.expired("telegram") == []
+    clock.now += 0.2
+    assert intakes.expired("telegram") == [msg(1)]
+    assert intakes.expired("telegram") == []  # owed once
+    assert intakes.count("slack") == 1  # another transport is unaffected
+
+
+def test_messages_without_an_id_are_not_tracked() -> None:
+    intakes = Intakes(Clock())
+    assert intake_key({"channel_id": 1}) is None
+    assert intakes.accept("telegram", {"channel_id": 1}, seq=3) == []
+    assert intakes.count() == 0
