@@ -34,6 +34,8 @@ from typing import Any
 import psutil
 from _harness import REPO, cleanup, harness, wait_until
 
+from takopi.supervisor.worker_env import start_env
+
 MIB = 1024 * 1024
 CHAT = 1001
 TARGET_PSS = 80 * MIB
@@ -143,7 +145,9 @@ class _Service:
             )
             + "\n"
         )
-        env = dict(os.environ)
+        # As under a plain systemd unit: no variable that could hold a secret, so the fork
+        # server is forked from the supervisor (see worker_env.forkable_environment).
+        env = start_env(os.environ)
         for key in ("XDG_RUNTIME_DIR", "NOTIFY_SOCKET", "PYTHONPATH"):
             env.pop(key, None)
         env["PATH"] = f"{bin_dir}{os.pathsep}{os.path.dirname(sys.executable)}:/usr/bin:/bin"

@@ -286,6 +286,10 @@ def create_app(engine_ids: Sequence[str] = ()) -> click.Group:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not is_tool_invocation(args):
+        from takopi.supervisor.early import start_early
+
+        start_early()  # before the config is read: the fork server may be forked from us
     setup_cli_logging(args)
     try:
         engines = discover_engine_ids(_config_from_argv(args))

@@ -16,7 +16,7 @@ from takopi.supervisor import early
 def main(argv: list[str] | None = None) -> int:
     """Parse argv and run the supervisor."""
     if "--no-zygote" not in (sys.argv[1:] if argv is None else argv):
-        early.spawn_early()  # imports overlap with ours below
+        early.start_early()  # before anything is read: it may fork the zygote from us
     from takopi.supervisor.arbiter import SupervisorOptions, run_supervisor
 
     parser = argparse.ArgumentParser(prog="python -m takopi.supervisor")

@@ -1,26 +1,34 @@
-"""Start the worker fork server (zygote) before the supervisor has imported itself.
+"""Start the worker fork server (zygote) before the supervisor has read anything.
 
-The zygote spends most of start-up importing the worker stack; the supervisor spends about as
-long importing its own modules and reading the config. Spawning the zygote first lets the two
-overlap on a second core. This module therefore imports nothing beyond the standard library,
-and the zygote it starts knows nothing about the config: the RPC endpoint travels in every fork
-request, and each worker's environment arrives with its handshake (never through the zygote,
-which is started with :func:`~takopi.supervisor.worker_env.start_env` and holds no secret).
+Preferred: :func:`start_early` imports the supervisor's and the workers' modules, then forks the
+zygote from this process (no exec). The supervisor, the zygote and every worker forked from it
+then share those pages copy-on-write (about 10 MiB of PSS per idle service). This is only done
+while this process has read nothing but its argv and an environment free of transport secrets
+(:func:`may_fork`: no variable that could hold a secret, see
+:func:`~takopi.supervisor.worker_env.forkable_environment`), so the forked zygote holds no
+secret, as a spawned one started with :func:`~takopi.supervisor.worker_env.start_env`;
+otherwise the zygote is spawned (:func:`spawn_early`) and its imports overlap with ours on a
+second core. Either way the zygote knows nothing about the config: the RPC endpoint travels in
+every fork request and each worker's environment arrives with its handshake. This module
+imports only the standard library (and the stdlib-only worker_env).
 
-Entry points call :func:`spawn_early` as their first step; :class:`~takopi.supervisor.zygote.
+Entry points call :func:`start_early` as their first step; :class:`~takopi.supervisor.zygote.
 Zygote` adopts the process with :func:`take_early`, or spawns one through
-:func:`spawn_zygote_process` if there was none. An early zygote nobody adopts exits by itself:
-it sees end-of-file on its socket when this process exits.
+:func:`spawn_zygote_process` if there was none (a zygote started later is always spawned: the
+supervisor has read its config by then). An early zygote nobody adopts exits by itself: it sees
+end-of-file on its socket when this process exits.
 """
 
 from __future__ import annotations
 
 import os
+import runpy
 import socket
 import subprocess
 import sys
+import threading
 
-from takopi.supervisor.worker_env import start_env
+from takopi.supervisor.worker_env import forkable_environment, start_env
 
 
 class ZygoteProcess:
@@ -75,7 +83,114 @@ def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
     return ZygoteProcess(popen, ours, env)
 
 
+class ForkedPopen(subprocess.Popen[bytes]):
+    """A :class:`subprocess.Popen` for a child made here by ``os.fork()`` (no pipes): ``poll``,
+    ``wait``, ``send_signal``, ``terminate`` and ``kill`` work as for a spawned child."""
+
+    def __init__(self, pid: int, args: list[str]) -> None:  # nothing to spawn: no super()
+        # The state CPython's POSIX Popen methods read (checked on 3.11 to 3.13).
+        self.args = args
+        self.pid = pid
+        self.returncode = None
+        self.stdin = self.stdout = self.stderr = None
+        self.text_mode = False
+        self.encoding = self.errors = None
+        self._waitpid_lock = threading.Lock()
+        self._input = None
+        self._communication_started = False
+        self._sigint_wait_secs = 0.25
+        self._closed_child_pipe_fds = True
+        self._child_created = True
+
+
+def may_fork() -> bool:
+    """This process may fork the zygote: no thread runs besides ours (a fork copies only the
+    calling thread), and no variable of the environment could hold a secret (the zygote and
+    every worker forked from it would keep a copy of the environment block in memory)."""
+    return (
+        hasattr(os, "fork") and threading.active_count() == 1 and forkable_environment(os.environ)
+    )
+
+
+def fork_zygote_process(env: dict[str, str]) -> ZygoteProcess:
+    """``takopi.worker --zygote`` as a fork of this process, set up as
+    :func:`spawn_zygote_process` sets up a spawned one: its own session, stdin and stdout on
+    /dev/null, our stderr, no other descriptor but its end of the socket, ``env`` as its
+    environment (what the programs it starts get)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fd = theirs.fileno()
+    parent = os.getpid()
+    argv = ["--zygote", "--supervisor-pid", str(parent), "--secret-fd", str(fd)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError:
+        ours.close()
+        theirs.close()
+        raise
+    if pid == 0:  # the zygote: never returns
+        code = 70  # EX_SOFTWARE, should the zygote fail before it runs
+        try:
+            ours.close()
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.closerange(3, fd)
+            os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+            os.environ.clear()
+            os.environ.update(env)
+            # What ``python -m takopi.worker ARGV`` would run, in this already loaded process.
+            sys.argv = ["takopi.worker", *argv]
+            runpy.run_module("takopi.worker", run_name="__main__", alter_sys=True)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException as exc:
+            print(f"takopi zygote: {type(exc).__name__}: {exc}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    theirs.close()
+    ours.setblocking(False)
+    return ZygoteProcess(ForkedPopen(pid, ["takopi.worker", *argv]), ours, env)
+
+
+def _import_shared() -> None:
+    """Import what the workers need and the supervisor imports anyway: the worker stack and
+    pydantic (the transport validates its table with it). Modules only the supervisor uses are
+    left out: shared with a fork server that never touches them, they would only end up as two
+    copies once the supervisor writes to them."""
+    import gc
+
+    import takopi.settings_tables  # noqa: F401
+    from takopi.worker_stack import import_worker_stack
+
+    import_worker_stack()
+    # The imported objects live for good: keep our own collector from writing to (and so
+    # un-sharing) their pages, as the zygote does for its workers.
+    gc.collect()
+    gc.freeze()
+
+
 _early: ZygoteProcess | None = None
+
+
+def start_early() -> None:
+    """Start the zygote for the supervisor this process is about to become: forked once our
+    imports are done when :func:`may_fork` allows (shared pages), else spawned at once
+    (overlapping imports). Call it before reading any config."""
+    global _early
+    if _early is not None:
+        return
+    if may_fork():
+        _import_shared()
+        if may_fork():  # an import started no thread
+            try:
+                _early = fork_zygote_process(start_env(os.environ))
+                return
+            except OSError:
+                pass
+    spawn_early()
 
 
 def spawn_early() -> None:
@@ -119,10 +234,14 @@ def discard(zygote: ZygoteProcess) -> None:
 
 
 __all__ = [
+    "ForkedPopen",
     "ZygoteProcess",
     "discard",
     "discard_early",
+    "fork_zygote_process",
+    "may_fork",
     "spawn_early",
     "spawn_zygote_process",
+    "start_early",
     "take_early",
 ]

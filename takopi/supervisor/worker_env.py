@@ -137,6 +137,44 @@ def start_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+_HARMLESS_NAMES = frozenset(
+    {
+        "_",
+        "SHLVL",
+        "OLDPWD",
+        "HOSTNAME",
+        "INVOCATION_ID",
+        "JOURNAL_STREAM",
+        "MANAGERPID",
+        "SYSTEMD_EXEC_PID",
+    }
+)
+"""Shell and systemd bookkeeping: never a secret, though start_env does not pass them on."""
+
+
+def forkable_environment(environ: Mapping[str, str]) -> bool:
+    """Whether a process with this environment may fork the zygote (which then keeps a copy of
+    the environment block): only when no variable could hold a secret — each is one
+    :func:`start_env` keeps, systemd's notify/watchdog, shell/systemd bookkeeping, or a
+    variable not named like a credential whose value is too short to be a transport secret
+    or is absolute paths. Anything else (an innocently named variable may mirror a bot
+    token) means a spawned zygote."""
+    if any(k.upper().startswith(TRANSPORT_OVERRIDE_PREFIX) for k in environ):
+        return False
+    return all(
+        k in SUPERVISOR_ONLY
+        or k.upper() in _HARMLESS_NAMES
+        or (_is_start_name(k) and not is_credential_name(k))
+        or (not is_credential_name(k) and _cannot_be_a_secret(v))
+        for k, v in environ.items()
+    )
+
+
+def _cannot_be_a_secret(value: str) -> bool:
+    """Shorter than any transport secret (see :func:`secret_values`), or absolute paths."""
+    return len(value) < _MIN_SECRET_LEN or all(p.startswith("/") for p in value.split(":"))
+
+
 def transport_override_values(environ: Mapping[str, str]) -> list[str]:
     """Values of ``TAKOPI__TRANSPORTS__*`` variables (transport secrets given by env)."""
     return [v for k, v in environ.items() if k.upper().startswith(TRANSPORT_OVERRIDE_PREFIX)]
@@ -255,6 +293,7 @@ __all__ = [
     "SUPERVISOR_ONLY",
     "TRANSPORT_OVERRIDE_PREFIX",
     "EnvPolicy",
+    "forkable_environment",
     "is_credential_name",
     "secret_values",
     "start_env",

@@ -27,7 +27,7 @@ from typing import IO, Any
 import anyio
 
 from takopi.logging import get_logger
-from takopi.supervisor.early import spawn_zygote_process, take_early
+from takopi.supervisor.early import ForkedPopen, spawn_zygote_process, take_early
 from takopi.supervisor.process import WorkerProcess
 from takopi.supervisor.worker_env import start_env
 
@@ -61,7 +61,8 @@ class Zygote:
         early = spawned is not None
         if spawned is None:
             spawned = spawn_zygote_process(start_env(os.environ))
-        log.info("zygote.started", pid=spawned.popen.pid, early=early)
+        forked = isinstance(spawned.popen, ForkedPopen)
+        log.info("zygote.started", pid=spawned.popen.pid, early=early, forked=forked)
         self.env = spawned.env
         self._sock = spawned.sock
         self.process = WorkerProcess.from_popen(spawned.popen, name="zygote", echo=self._echo)

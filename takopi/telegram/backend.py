@@ -44,7 +44,7 @@ def telegram_settings(transport_config: Any, config_path: Path | None = None) ->
     """Validate ``[transports.telegram]`` (a dict or an already validated model)."""
     from pydantic import ValidationError
 
-    from takopi.settings import TelegramTransportSettings
+    from takopi.settings_tables import TelegramTransportSettings
 
     if isinstance(transport_config, TelegramTransportSettings):
         return transport_config
@@ -247,6 +247,8 @@ class TelegramBackend:
 
     def __init__(self) -> None:
         self._config_path: Path | None = None
+        # The [transports.telegram] table this process was given, once validated.
+        self._validated: Any = None
 
     def check_setup(
         self, engine_backend: EngineBackend, *, transport_override: str | None = None
@@ -263,6 +265,10 @@ class TelegramBackend:
             # the config this process was given (lock_token runs first in a worker), else
             # $TAKOPI_CONFIG_PATH / ~/.takopi/takopi.toml
             config_path = self._config_path or resolve_config_path(None)
+        if transport_override in (None, "telegram") and self._validated is None:
+            # (In a worker, lock_token already validated the table the supervisor read, env
+            # overrides included: loading the settings again would only pull pydantic-settings,
+            # ~3 MiB that would stay in the transport for good, to reach the same answer.)
             try:
                 from takopi.settings import load_settings, require_telegram_config
 
@@ -289,6 +295,7 @@ class TelegramBackend:
             )
             return token if isinstance(token, str) and token else None
         register_secret(settings.bot_token)
+        self._validated = settings
         return str(settings.bot_token)
 
     def build_and_run(

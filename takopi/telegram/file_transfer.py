@@ -27,7 +27,7 @@ from takopi.config import ConfigError
 from takopi.context import RunContext
 from takopi.directives import DirectiveError, parse_directives
 from takopi.logging import get_logger
-from takopi.settings import TelegramFilesSettings
+from takopi.settings_tables import TelegramFilesSettings
 
 from .attachments import (
     FetchError,

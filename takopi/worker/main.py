@@ -267,25 +267,10 @@ async def _serve(args: argparse.Namespace, secret: str) -> int:
 
 def _preload() -> None:
     """Import what every worker needs before an assignment arrives (standby mode)."""
-    import anyio  # noqa: F401
-
-    import takopi.api
-    import takopi.engines
-    import takopi.model
-    import takopi.rpc
-    import takopi.runner
-    import takopi.worker.engine
-    import takopi.worker.proxies
-    from takopi.plugins import list_entrypoints
-
-    list_entrypoints(GROUPS["engine"])  # warms importlib.metadata
-    import takopi.backends
-    import takopi.config
-    import takopi.events
-    import takopi.runners.run_options
-    import takopi.utils.paths  # noqa: F401
     from takopi.logging import setup_logging
+    from takopi.worker_stack import import_worker_stack
 
+    import_worker_stack()
     setup_logging(stream=sys.stderr)
 
 

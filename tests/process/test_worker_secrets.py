@@ -82,6 +82,7 @@ def _start_command_worker(harness: SupervisorHarness) -> int:
 
 def _agent_environ(harness: SupervisorHarness) -> dict[str, str]:
     """Start a run whose agent CLI sleeps; its environment (the engine worker's, at run time)."""
+
     def begins() -> list[str]:
         if not harness.agent_log.exists():
             return []

@@ -16,6 +16,7 @@ from typing import Any
 
 from takopi.supervisor.control import request
 from takopi.supervisor.paths import resolve_paths
+from takopi.supervisor.worker_env import forkable_environment
 from tests.support.processes import MARK, assert_gone, kill_marked
 from tests.support.waiting import wait_until
 
@@ -73,7 +74,11 @@ class SupervisorHarness:
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         wait_ready: bool = True,
+        secret_free_env: bool = False,
     ) -> None:
+        """Start the supervisor (``secret_free_env``: with only the variables of :meth:`env`
+        that :func:`~takopi.supervisor.worker_env.forkable_environment` accepts, as under a
+        plain systemd unit, so its fork server is forked from it)."""
         if not self.config_path.exists():
             self.write_config()
         argv = [sys.executable, "-m", "takopi.supervisor", "--config", str(self.config_path)]
@@ -81,6 +86,8 @@ class SupervisorHarness:
             argv += ["--engine", engine]
         argv += list(args)
         full_env = self.env()
+        if secret_free_env:
+            full_env = {k: v for k, v in full_env.items() if forkable_environment({k: v})}
         full_env.update(env or {})
         self.log_fh = self.log_path.open("ab")
         self.proc = subprocess.Popen(

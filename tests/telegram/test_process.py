@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from takopi.telegram.backend import BACKEND
 from tests.telegram.conftest import CHAT
-from tests.telegram.run_transport import transport_process
+from tests.telegram.run_transport import ROOT, transport_process
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -104,6 +107,49 @@ def test_check_setup_reports_missing_cli_and_config(tmp_path, monkeypatch):
     backend.lock_token(transport_config={"bot_token": "1:abc", "chat_id": 5}, _config_path=good)
     engine_ok = EngineBackend(id="sh", build_runner=lambda c, p: None)
     assert backend.check_setup(engine_ok).ok
+
+
+def test_check_setup_in_a_worker_reuses_the_validated_table(tmp_path):
+    """A transport worker validates its table in lock_token; check_setup must then neither
+    re-read the config nor import the settings loader (pydantic-settings stays out of the
+    long-lived transport process)."""
+    config = tmp_path / "takopi.toml"
+    config.write_text('[transports.telegram]\nbot_token = "1:abc"\nchat_id = 5\n')
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from takopi.backends import EngineBackend\n"
+        "from takopi.telegram.backend import TelegramBackend\n"
+        "backend = TelegramBackend()\n"
+        f"path = Path({str(config)!r})\n"
+        "backend.lock_token(transport_config={'bot_token': '1:abc', 'chat_id': 5}, "
+        "_config_path=path)\n"
+        "result = backend.check_setup(EngineBackend(id='sh', build_runner=lambda c, p: None))\n"
+        "print(result.ok, result.config_path == path)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pydantic_settings', 'dotenv')) or 'none', 'takopi.settings' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["True True", "none False"]
+
+
+def test_the_telegram_client_leaves_the_httpx_cli_out():
+    """httpx's optional command-line client (click, pygments) is never imported by the
+    transport's HTTP client, and httpx still offers its ``main`` fallback."""
+    code = (
+        "import sys\n"
+        "import takopi.telegram.client, httpx\n"
+        "print(callable(httpx.main), httpx.Client.__name__)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'click', 'pygments', 'rich'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["True Client", "[]"]
 
 
 def test_startup_message_lists_engines_projects_and_mode(tmp_path):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from takopi.supervisor.worker_env import EnvPolicy, is_credential_name, secret_values, start_env
+from takopi.supervisor.worker_env import (
+    EnvPolicy,
+    forkable_environment,
+    is_credential_name,
+    secret_values,
+    start_env,
+)
 
 BOT = "123456:telegram-bot-token-value"
 ENV = {
@@ -111,3 +117,31 @@ def test_multi_provider_engines_get_provider_keys_but_no_transport_secret() -> N
         env = EnvPolicy(ENV, transport_secrets=[BOT]).engine(engine)
         assert env["GEMINI_API_KEY"] == "gm" and env["ANTHROPIC_API_KEY"] == "sk-ant"
         assert "MIRRORED" not in env and not [k for k in env if "TRANSPORTS" in k]
+
+
+def test_a_secret_free_environment_may_fork_the_zygote() -> None:
+    systemd_unit = {
+        "PATH": "/usr/local/bin:/usr/bin",
+        "HOME": "/var/lib/takopi",
+        "LANG": "C.UTF-8",
+        "INVOCATION_ID": "0123456789abcdef0123456789abcdef",
+        "JOURNAL_STREAM": "8:123456",
+        "NOTIFY_SOCKET": "/run/systemd/notify",
+        "CODEX_HOME": "/var/lib/takopi/.codex",  # not a start name, but a path
+        "DEBUG": "1",  # too short to be a secret
+    }
+    assert forkable_environment(systemd_unit)
+
+
+def test_anything_that_could_hold_a_secret_means_a_spawned_zygote() -> None:
+    base = {"PATH": "/usr/bin", "HOME": "/home/u"}
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    for extra in (
+        {"TAKOPI__TRANSPORTS__TELEGRAM__BOT_TOKEN": token},
+        {"TAKOPI__TRANSPORTS__TELEGRAM__CHAT": "1"},  # any transport override
+        {"CHAT_BOT": token},  # innocently named, holding a bot token
+        {"OPENAI_API_KEY": "sk-short"},  # named like a credential, whatever its value
+        {"GITHUB_TOKEN": "/not/really/a/path"},
+        {"SOME_SETTING": "relative/path/but/long"},
+    ):
+        assert not forkable_environment({**base, **extra}), extra
