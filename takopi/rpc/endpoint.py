@@ -389,6 +389,11 @@ class RouterEndpoint:
         may still be on its way: the zmq I/O thread reads a connection up to its end, then
         reports it disconnected. So the peer is closed only after that report (or at most
         :data:`_EXIT_DRAIN_MAX` later), once the queued frames were dispatched."""
+        # An exited process's pidfd stays readable: stop watching it, or this callback would
+        # run on every loop iteration until the peer is closed.
+        watch = self._watches.pop(peer.identity, None)
+        if watch is not None:
+            watch.close()
         if peer.closed or peer.identity in self._exiting:
             return
         assert self._loop is not None
