@@ -158,12 +158,23 @@ class Journal:
         return interrupted
 
     def _read(self) -> bytes:
+        """The file's bytes (empty when there is none). A file that exists but cannot be
+        read (EIO, EACCES) is moved aside, never rewritten: what it owes users is kept for
+        someone to recover, and this journal starts afresh."""
         try:
             return self.path.read_bytes()
         except FileNotFoundError:
             return b""
         except OSError as exc:
-            log.error("journal.unreadable", path=str(self.path), error=str(exc))
+            aside = self.path.with_name(f"{self.path.name}.unreadable-{int(time.time())}")
+            try:
+                self.path.rename(aside)
+            except OSError as rename_exc:
+                raise JournalWriteError(
+                    f"cannot read the delivery journal {self.path} ({exc}) "
+                    f"nor move it aside ({rename_exc})"
+                ) from None
+            log.error("journal.unreadable", path=str(self.path), error=str(exc), kept=str(aside))
             return b""
 
     def _open(self, truncate_to: int | None = None) -> int:

@@ -108,3 +108,32 @@ async def test_registry_cancelled_waiter_leaves_queue() -> None:
     with anyio.fail_after(1):
         await reg.acquire("k", "c")
     assert reg.queue_position("k", "c") == 0
+
+
+def test_an_unreadable_journal_is_moved_aside_not_wiped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read error (EIO, EACCES) once made load() compact the file into an empty one,
+    losing every delivery still owed; now the file is kept beside a fresh journal."""
+    path = tmp_path / "journal.jsonl"
+    j = Journal(path)
+    j.load()
+    j.begin("r1", transport="tg", engine="codex", origin={"channel_id": 5})
+    j.outcome("r1", status="done", answer="owed", pending=True)
+    j.close()
+    kept = path.read_bytes()
+    real_read_bytes = Path.read_bytes
+
+    def failing_read_bytes(self: Path) -> bytes:
+        if self == path:
+            raise OSError(5, "Input/output error")
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", failing_read_bytes)
+    j2 = Journal(path)
+    assert j2.load() == []
+    monkeypatch.undo()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("journal.jsonl.unreadable-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == kept
+    j2.begin("r2", transport="tg", engine="codex", origin={"channel_id": 5})
+    assert json.loads(path.read_text().splitlines()[-1])["run_id"] == "r2"
