@@ -52,6 +52,12 @@ class Canceller:
         return CANCEL_NOTHING
 
     async def _mark_job_cancelled(self, job: ThreadJob) -> None:
+        try:
+            await self._edit_cancelled(job)
+        finally:
+            self.runs.release_queued(job.chat_id, job.user_msg_id)
+
+    async def _edit_cancelled(self, job: ThreadJob) -> None:
         if job.progress_ref is None:
             return
         tracker = ProgressTracker(job.resume_token.engine)

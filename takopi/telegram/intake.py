@@ -95,7 +95,8 @@ class IntakeReporter:
         self._spawn = spawn
 
     async def taken(self, msg: TelegramIncomingMessage) -> Hold | None:
-        """Report ``msg`` (before the next poll confirms it); its hold, or None."""
+        """Report ``msg`` (before the next poll confirms it); its hold, or None when the
+        runtime does not track messages."""
         if self._note is None:
             return None
         address = {
@@ -105,9 +106,11 @@ class IntakeReporter:
         }
         try:
             await self._note(**address, seq=getattr(msg, "update_id", None))
-        except Exception as exc:  # the message is still handled, only not protected
+        except Exception as exc:  # the message is still handled, only maybe not protected
+            # The supervisor may have recorded it all the same (a call that timed out):
+            # report it handled anyway, or it would stay open and be answered "interrupted"
+            # at the next transport restart. Clearing an unknown message is a no-op there.
             log.warning("telegram.intake.failed", error=str(exc))
-            return None
         return Hold(address, self._report_done)
 
     def _report_done(self, hold: Hold) -> None:

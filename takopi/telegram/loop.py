@@ -43,7 +43,7 @@ from .dispatch import PluginCommands
 from .executor import CaptureTransport, TelegramCommandExecutor
 from .gate import BACKLOG_NOTICE, ChatGate
 from .intake import CURRENT as INTAKE
-from .intake import HoldingTaskGroup, IntakeReporter
+from .intake import Hold, HoldingTaskGroup, IntakeReporter
 from .media import build_media_handlers
 from .media_steps import DocumentStep, FileStep, MediaGroupStep, VoiceStep
 from .menu import CommandMenu
@@ -299,7 +299,11 @@ class TelegramLoop:
     async def handle_message(self, msg: TelegramIncomingMessage) -> None:
         verdict = self.gate.check_message(msg)
         if verdict == "notify":
-            self.background.spawn(partial(self.replier.reply, msg, BACKLOG_NOTICE, notify=False))
+            # Reported like any handled message: one a killed predecessor had taken (its
+            # restart moved our start time past it) then gets the notice, not also an
+            # "interrupted" reply from the supervisor.
+            hold = await self.intake.taken(msg)
+            self.background.spawn(partial(self._notify_backlog, msg, hold))
         if verdict != "accept":
             return
         log.info("handle.incoming_update", chat_id=msg.chat_id, message_id=msg.message_id)
@@ -310,6 +314,13 @@ class TelegramLoop:
             await self.router.route(msg)
         finally:
             INTAKE.reset(token)
+            if hold is not None:
+                hold.release()
+
+    async def _notify_backlog(self, msg: TelegramIncomingMessage, hold: Hold | None) -> None:
+        try:
+            await self.replier.reply(msg, BACKLOG_NOTICE, notify=False)
+        finally:
             if hold is not None:
                 hold.release()
 

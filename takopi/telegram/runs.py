@@ -22,6 +22,7 @@ from takopi.scheduler import ThreadJob, ThreadScheduler
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 
+from .intake import Hold, hold_current
 from .preferences import Preferences
 from .render import render_markdown
 from .runspec import ResumeLineProxy, RunSpec, reasoning_ignored_note
@@ -56,6 +57,9 @@ class RunLauncher:
         self.scope_for = scope_for
         self.running_tasks: RunningTasks = {}
         self.scheduler = ThreadScheduler(task_group=task_group, run_job=self._run_job)  # type: ignore[arg-type]
+        # Messages whose run waits in the scheduler's queue (plain data, no task holds them):
+        # still open with the supervisor until that run ends or is cancelled (see .intake).
+        self._queued_holds: dict[tuple[int, int], Hold] = {}
 
     # -- queueing -----------------------------------------------------------------------
     async def start(self, spec: RunSpec) -> None:
@@ -72,6 +76,10 @@ class RunLauncher:
         assert spec.resume_token is not None
         token = spec.resume_token
         progress_ref = await self._send_queued_placeholder(spec)
+        hold = hold_current()
+        if hold is not None:
+            self.release_queued(spec.chat_id, spec.user_msg_id)  # a re-queued message: once
+            self._queued_holds[(spec.chat_id, spec.user_msg_id)] = hold
         log.info(
             "telegram.run.queued", chat_id=spec.chat_id, thread=f"{token.engine}:{token.value}"
         )
@@ -110,7 +118,19 @@ class RunLauncher:
             ),
         )
 
+    def release_queued(self, chat_id: Any, user_msg_id: Any) -> None:
+        """The queued run of this message ran or was cancelled: its handling is over."""
+        hold = self._queued_holds.pop((int(chat_id), int(user_msg_id)), None)
+        if hold is not None:
+            hold.release()
+
     async def _run_job(self, job: ThreadJob) -> None:
+        try:
+            await self._run_queued(job)
+        finally:
+            self.release_queued(job.chat_id, job.user_msg_id)
+
+    async def _run_queued(self, job: ThreadJob) -> None:
         chat_id = int(job.chat_id)
         thread_id = int_or_none(job.thread_id)
         spec = RunSpec(

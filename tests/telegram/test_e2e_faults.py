@@ -354,3 +354,62 @@ def test_runtime_failures_never_kill_the_loop(
     assert err.text == "error: supervisor unreachable"
     second = server.send_user_message(CHAT, "hello again")
     assert "ok: hello again" in h.final_for(CHAT, second["message_id"]).text
+
+
+class _IntakeRuntime:
+    """The in-process runtime plus the supervisor's intake extension (taken / handled)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.taken: list[int] = []
+        self.handled: list[int] = []
+
+    async def note_incoming(
+        self, *, channel_id: Any, message_id: Any, thread_id: Any = None, seq: Any = None
+    ) -> bool:
+        self.taken.append(message_id)
+        return True
+
+    async def incoming_handled(
+        self, *, channel_id: Any, message_id: Any, thread_id: Any = None
+    ) -> None:
+        self.handled.append(message_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_backlog_notice_settles_the_message_with_the_supervisor(
+    server, fake_codex, harness_factory, tmp_path
+):
+    """A message a killed transport had taken comes back to its successor as backlog (the
+    restart moved the start time): answered with the notice, it must also be reported
+    handled, or the supervisor would owe it an 'interrupted' reply as well."""
+    old = server.send_user_message(CHAT, "taken by the killed worker", date=int(time.time()) - 5)
+    runtime = _IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
+    h = harness_factory(runtime=runtime).start()
+    notice = h.reply_to(CHAT, old["message_id"])
+    assert notice.text == BACKLOG_NOTICE
+    wait_until(lambda: old["message_id"] in runtime.handled)
+    assert runtime.taken == [old["message_id"]]
+    assert fake_codex.calls() == []
+
+
+def test_a_queued_follow_up_stays_open_until_its_run_ends(
+    server, fake_codex, harness_factory, tmp_path
+):
+    """A follow-up queued behind its thread is plain data in the scheduler: its message must
+    stay open with the supervisor (owed a reply if the transport dies) until it has run."""
+    runtime = _IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
+    h = harness_factory(runtime=runtime).start()
+    first = server.send_user_message(CHAT, "wait gate_q")
+    progress = h.reply_to(CHAT, first["message_id"], contains="wait gate_q")
+    follow = server.send_user_message(CHAT, "then this", reply_to=progress.message_id)
+    h.reply_to(CHAT, follow["message_id"], prefix="queued")
+    wait_until(lambda: follow["message_id"] in runtime.taken)
+    time.sleep(0.3)  # let the handler return: only the queued job may keep it open
+    assert follow["message_id"] not in runtime.handled
+    fake_codex.open_gate("gate_q")
+    h.final_for(CHAT, follow["message_id"])
+    wait_until(lambda: follow["message_id"] in runtime.handled)
+    assert runtime.handled.count(follow["message_id"]) == 1
