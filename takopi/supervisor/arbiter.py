@@ -376,16 +376,20 @@ class Arbiter:
             await anyio.sleep(1.0)
             self._sweep()
 
+    async def _reload_on_signal(self) -> None:
+        result = await self.reload()
+        log.info(
+            "supervisor.reloaded",
+            **{k: v for k, v in result.items() if k != "reloaded"},
+            ok=result.get("reloaded"),
+        )
+
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    result = await self.reload()
-                    log.info(
-                        "supervisor.reloaded",
-                        **{k: v for k, v in result.items() if k != "reloaded"},
-                        ok=result.get("reloaded"),
-                    )
+                    # In a task: a SIGTERM must not wait behind the engine probes.
+                    self.spawn_task(self._reload_on_signal)
                 else:
                     log.info("supervisor.signal", signal=signal.Signals(signum).name)
                     self.request_stop()

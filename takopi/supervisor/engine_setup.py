@@ -19,7 +19,8 @@ import anyio
 
 from takopi.config import CONFIG_PATH_ENV, ConfigError
 from takopi.logging import get_logger
-from takopi.protocol import EngineLoaded
+from takopi.protocol import EngineLoaded, LoadFailed
+from takopi.supervisor.probe import PLUGIN_FAILED
 
 if TYPE_CHECKING:
     from takopi.supervisor.config import SupervisorConfig
@@ -68,9 +69,14 @@ class EngineSetup:
         env[CONFIG_PATH_ENV] = str(Path(config.config_path).absolute())
 
         async def probe_group(python: str | None, tables: dict[str, dict[str, Any]]) -> None:
-            found = await self._prober.probe(
-                tables, python=python, config_path=config.config_path, env=env
-            )
+            try:
+                found = await self._prober.probe(
+                    tables, python=python, config_path=config.config_path, env=env
+                )
+            except Exception as exc:  # e.g. a table the wire cannot carry, no fds left
+                log.exception("engine.probe_error", engines=sorted(tables), error=str(exc))
+                error = f"cannot load-check the engine: {type(exc).__name__}: {exc}"
+                found = {engine: LoadFailed(error, PLUGIN_FAILED) for engine in tables}
             results.update(found)
 
         async with anyio.create_task_group() as tg:
@@ -95,6 +101,7 @@ class EngineSetup:
         )
         for engine, error in catalog.failures().items():
             log.warning("setup.warning", engine=engine, status="load_error", issue=error)
+        self._check_default()  # before any side effect: a rejected reload changes nothing
         for engine in catalog.ids:
             loaded = catalog.loaded(engine)
             assert loaded is not None
@@ -112,7 +119,6 @@ class EngineSetup:
             left_out=sorted(catalog.left_out),
             failed=sorted(catalog.failures()),
         )
-        self._check_default()
 
     def _check_default(self) -> None:
         engine = self.chosen_default()

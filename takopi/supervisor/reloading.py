@@ -60,9 +60,16 @@ class Reloader:
         self._config = config
         self._routing = routing
         self._engine_setup = engine_setup
+        self._lock = anyio.Lock()
 
     async def reload(self) -> dict[str, Any]:
-        """Re-read the config; apply routing/projects/plugin tables, restart changed engines."""
+        """Re-read the config; apply routing/projects/plugin tables, restart changed engines.
+        One reload at a time (SIGHUP, ``takopictl reload`` and the file watcher may overlap:
+        a rejected one restores the state it found, which must not be another's)."""
+        async with self._lock:
+            return await self._reload()
+
+    async def _reload(self) -> dict[str, Any]:
         from takopi.settings import load_settings
 
         host = self._host
@@ -76,34 +83,20 @@ class Reloader:
             host.notifier.ready("reload failed; previous config kept")
             return {"reloaded": False, "error": str(exc), "restart_required": []}
         old = self._config.replace_settings(settings)
-        transport_id = self._config.transport_id
-        path = self._config.config_path
-        restart_required = []
-        if settings.transport != old.transport or (
-            settings.transport_config(transport_id, config_path=path)
-            != old.transport_config(transport_id, config_path=path)
-        ):
-            restart_required.append(f"transport:{transport_id}")
-        changed = []
-        for watcher in host.workers.of_kind("engine"):
-            if not watcher.running:
-                continue  # not started or retired: its next start reads the new table
-            try:
-                if settings.engine_config(watcher.plugin_id) != old.engine_config(
-                    watcher.plugin_id
-                ):
-                    changed.append(watcher.name)
-            except ConfigError:
-                changed.append(watcher.name)
         saved = host.engines.catalog.state()
         try:
+            restart_required = self._transport_changes(settings, old)
+            changed = self._changed_engines(settings, old)
             await self._engine_setup.decide()
             await self._routing.push()
-        except ConfigError as exc:
+        except Exception as exc:  # ConfigError, or a bug: either way the old config stays
+            if not isinstance(exc, ConfigError):
+                log.exception("config.reload.crashed", error=str(exc))
             self._config.replace_settings(old)
             host.engines.catalog.restore(saved)
             self._routing.build()
             self._reloaded()
+            host.notifier.ready("reload rejected; previous config kept")
             return {"reloaded": False, "error": str(exc), "restart_required": []}
         if changed:
             # Drained in the background: runs in flight finish on the old config.
@@ -116,6 +109,30 @@ class Reloader:
             "restart_required": restart_required,
             "restarted": changed,
         }
+
+    def _transport_changes(self, settings: Any, old: Any) -> list[str]:
+        transport_id = self._config.transport_id
+        path = self._config.config_path
+        if settings.transport != old.transport or (
+            settings.transport_config(transport_id, config_path=path)
+            != old.transport_config(transport_id, config_path=path)
+        ):
+            return [f"transport:{transport_id}"]
+        return []
+
+    def _changed_engines(self, settings: Any, old: Any) -> list[str]:
+        changed = []
+        for watcher in self._host.workers.of_kind("engine"):
+            if not watcher.running:
+                continue  # not started or retired: its next start reads the new table
+            try:
+                if settings.engine_config(watcher.plugin_id) != old.engine_config(
+                    watcher.plugin_id
+                ):
+                    changed.append(watcher.name)
+            except ConfigError:
+                changed.append(watcher.name)
+        return changed
 
     def _reloaded(self) -> None:
         host = self._host

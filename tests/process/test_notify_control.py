@@ -224,3 +224,27 @@ def test_reload_restarts_changed_engine_and_keeps_old_config_on_error(
     assert final["text"].startswith("done")
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)
+
+
+def test_a_reload_whose_engine_table_cannot_be_probed_is_rejected_not_fatal(
+    supervisor: SupervisorHarness,
+) -> None:
+    """A TOML local time in an engine table cannot cross the wire to the engine probe: the
+    TypeError once escaped reload() — a crashed supervisor on SIGHUP or watch_config."""
+    supervisor.write_config()
+    supervisor.start()
+    good = supervisor.config_path.read_text()
+    supervisor.config_path.write_text(good + "\n[scripted]\nat = 22:00:00\n")
+    bad = supervisor.control("reload")
+    assert bad["reloaded"] is False and "cannot load-check" in bad["error"]
+    assert supervisor.control("status")["state"] == "running"
+    os.kill(supervisor.proc.pid, signal.SIGHUP)  # the same through the signal path
+    wait_until(lambda: "supervisor.reloaded" in supervisor.log())
+    assert supervisor.proc.poll() is None
+    supervisor.config_path.write_text(good)
+    assert supervisor.control("reload")["reloaded"] is True
+    supervisor.send("after reload answer=still-fine")
+    final = wait_until(lambda: [f for f in supervisor.finals() if "still-fine" in f["text"]])[0]
+    assert final["text"].startswith("done")
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
