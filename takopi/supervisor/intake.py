@@ -94,6 +94,16 @@ class Intakes:
             log.warning("intake.orphaned", transport=transport, messages=len(lost))
         return len(lost)
 
+    def regrace(self, transport: str, grace: float) -> int:
+        """A successor worker is up: the orphans get ``grace`` seconds from now to be taken
+        again (a restart backoff may have used up the time given at the death); the number
+        of orphans."""
+        orphans = self._orphans.get(transport, {})
+        deadline = self._clock() + grace
+        for key, intake in orphans.items():
+            orphans[key] = _Intake(intake.origin, intake.seq, max(intake.deadline, deadline))
+        return len(orphans)
+
     def expired(self, transport: str) -> list[dict[str, Any]]:
         """Orphans whose grace is over (removed here): nobody took them again."""
         now = self._clock()

@@ -155,6 +155,8 @@ class RunService:
         peer.register("run.ack", self.ack)
         peer.register("run.intake", intake)
         peer.register("run.intake_done", intake_done)
+        if self.intakes.regrace(transport, ORPHAN_GRACE):
+            self._tasks.spawn_task(self._expire_orphans, transport, ORPHAN_GRACE)
 
     def transport_lost(self, transport: str) -> None:
         """A transport worker exited: messages it took but never ran are owed a reply

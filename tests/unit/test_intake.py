@@ -70,3 +70,19 @@ def test_messages_without_an_id_are_not_tracked() -> None:
     assert intake_key({"channel_id": 1}) is None
     assert intakes.accept("telegram", {"channel_id": 1}, seq=3) == []
     assert intakes.count() == 0
+
+
+def test_a_successor_gives_the_orphans_their_grace_again() -> None:
+    """The grace once ran from the death: a restart backoff could use it up, so the orphan
+    got 'interrupted' and the successor, offered the update again, answered it too."""
+    clock = Clock()
+    intakes = Intakes(clock)
+    intakes.accept("telegram", msg(1), seq=10)
+    intakes.orphan("telegram", grace=15)
+    clock.now += 14  # the successor comes up late (backoff)
+    assert intakes.regrace("telegram", grace=15) == 1
+    clock.now += 2  # past the first deadline
+    assert intakes.expired("telegram") == []
+    clock.now += 14
+    assert intakes.expired("telegram") == [msg(1)]
+    assert intakes.regrace("telegram", grace=15) == 0
