@@ -45,10 +45,6 @@ class EnginePool:
         """The engine workers' watchers (engines that can run)."""
         return self._workers.of_kind("engine")
 
-    def ready_ids(self) -> list[str]:
-        """Engines whose worker is ready."""
-        return [w.plugin_id for w in self.watchers() if w.state is WorkerState.READY]
-
     def live(self) -> bool:
         """Some engine worker has a process (running, starting, restarting or retiring)."""
         return any(w.running for w in self.watchers())

@@ -41,8 +41,6 @@ class Zygote:
         self._rpc_address = rpc_address
         self._echo = echo
         self.process: WorkerProcess | None = None
-        self.env: dict[str, str] = {}
-        """The fork server's (credential-free) environment: forked workers start with it."""
         self._sock: socket.socket | None = None
         self.ready = False
         self.in_flight = 0
@@ -63,7 +61,6 @@ class Zygote:
             spawned = spawn_zygote_process(start_env(os.environ))
         forked = isinstance(spawned.popen, ForkedPopen)
         log.info("zygote.started", pid=spawned.popen.pid, early=early, forked=forked)
-        self.env = spawned.env
         self._sock = spawned.sock
         self.process = WorkerProcess.from_popen(spawned.popen, name="zygote", echo=self._echo)
         self.ready = False
