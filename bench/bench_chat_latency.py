@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import stat
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from pathlib import Path
 from _harness import REPO, wait_until
 
 from tests.fakes.bot_api import BotApiServer, FakeMessage, RateLimits
+from tests.support.processes import terminate
 
 CHAT = 1001
 FAKE_CODEX = REPO / "tests" / "telegram" / "fake_codex.py"
@@ -176,13 +176,7 @@ class Service:
         return done
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self._log.close()
         shutil.rmtree(self.base, ignore_errors=True)
 

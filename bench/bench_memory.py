@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import psutil
 from _harness import REPO, cleanup, harness, wait_until
 
 from takopi.supervisor.worker_env import start_env
+from tests.support.processes import terminate
 
 MIB = 1024 * 1024
 CHAT = 1001
@@ -185,13 +185,7 @@ class _Service:
         return names
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self.log.close()
 
 

@@ -36,7 +36,7 @@ import psutil
 from takopi.supervisor.control import request
 from takopi.supervisor.paths import resolve_paths
 from tests.fakes.bot_api import BotApiServer
-from tests.support.processes import MARK, assert_gone, kill_marked, marked_processes
+from tests.support.processes import MARK, assert_gone, kill_marked, marked_processes, terminate
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,13 +249,7 @@ class Soak:
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, timeout)
         return self.proc.returncode
 
     # ------------------------------------------------------------------ the soak

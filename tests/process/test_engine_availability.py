@@ -11,7 +11,6 @@ as an engine. Real supervisor, real Telegram transport worker against the fake B
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -24,6 +23,7 @@ import pytest
 from takopi.supervisor.control import request
 from takopi.supervisor.paths import resolve_paths
 from tests.fakes.bot_api import BotApiServer
+from tests.support.processes import terminate
 from tests.support.supervisor import PLUGIN_DIST, REPO
 from tests.support.waiting import wait_until
 
@@ -119,13 +119,7 @@ class Service:
         return response["result"]  # type: ignore[no-any-return]
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self._log.close()
         return self.proc.returncode
 

@@ -4,6 +4,9 @@ inherit it), so a test can prove that nothing it started is left behind."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+from typing import Any
 
 import psutil
 
@@ -42,3 +45,18 @@ def kill_marked(mark: str) -> None:
 
 
 __all__ = ["MARK", "assert_gone", "kill_marked", "marked_processes"]
+
+
+def terminate(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> int | None:
+    """Stop a supervisor (or any process) the way systemd does: SIGTERM, then SIGKILL after
+    ``timeout``; its exit code (None if there was no process)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode

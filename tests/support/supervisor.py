@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 from takopi.supervisor.control import request
 from takopi.supervisor.paths import resolve_paths
 from takopi.supervisor.worker_env import forkable_environment
-from tests.support.processes import MARK, assert_gone, kill_marked
+from tests.support.processes import MARK, assert_gone, kill_marked, terminate
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,13 +191,7 @@ class SupervisorHarness:
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc, timeout)
         return self.proc.returncode
 
     def kill_all(self) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from takopi.supervisor.control import request
 from takopi.supervisor.paths import resolve_paths
+from tests.support.processes import terminate
 from tests.support.waiting import wait_until
 from tests.telegram.conftest import CHAT
 
@@ -106,13 +107,7 @@ class System:
         return wait_until(find, timeout)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
         self._log.close()
 
 
