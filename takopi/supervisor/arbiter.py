@@ -346,19 +346,20 @@ class Arbiter:
         trim_memory()  # start-up garbage (config parsing, probe answers) goes back to the OS
 
     async def _retire_idle(self) -> None:
-        """Engine workers unused for ``engine_idle_s`` retire; once none runs (and the service
-        was idle that long), the fork server and the spare go too."""
+        """Engine workers unused for ``engine_idle_s`` retire; the fork server and the spare
+        retire once no worker was started for ``helper_idle_s``."""
         while True:
-            idle_s = self.options.engine_idle_s
-            await anyio.sleep(min(max(idle_s / 4, 0.05), 5.0) if idle_s > 0 else 5.0)
-            if idle_s <= 0 or self.state != "running":
+            periods = [s for s in (self.options.engine_idle_s, self.options.helper_idle_s) if s > 0]
+            await anyio.sleep(min(max(min(periods) / 4, 0.05), 5.0) if periods else 5.0)
+            if self.state != "running":
                 continue
-            self.engines.retire_idle(idle_s)
-            quiet_since = max(self.engines.last_used(), self.started_at)
+            if self.options.engine_idle_s > 0:
+                self.engines.retire_idle(self.options.engine_idle_s)
+            helper_idle_s = self.options.helper_idle_s
             if (
                 self.spawner is not None
-                and not self.engines.live()
-                and time.monotonic() - quiet_since >= idle_s
+                and helper_idle_s > 0
+                and time.monotonic() - self.spawner.last_start >= helper_idle_s
                 and self.spawner.retire_helpers()
             ):
                 trim_memory()

@@ -49,8 +49,12 @@ class SupervisorOptions:
     engine_wait: float = 30.0
     """How long a run waits for its engine worker to (re)start."""
     engine_idle_s: float = 600.0
-    """An engine worker no run used for this long is stopped (the next run starts it again);
-    once none runs, the fork server and the spare go too. 0 keeps started workers."""
+    """An engine worker no run used for this long is stopped (the next run starts it again).
+    0 keeps started workers."""
+    helper_idle_s: float = 30.0
+    """The fork server and the spare stop once no worker was started through them for this
+    long (later workers start fresh, ~0.1 s slower, and the idle service is ~10 MiB smaller).
+    0 keeps them."""
     reload_drain: float = 3600.0
     """An engine whose config changed on reload restarts once its runs finished (at most
     this long; otherwise it keeps the old config until restarted)."""
@@ -72,7 +76,7 @@ class SupervisorOptions:
 
     def apply_table(self, table: Any) -> None:
         """``[supervisor]`` tunables: ping_interval, ping_timeout, load_timeout,
-        shutdown_grace, engine_wait, engine_idle_s, max_frame_bytes, extra_transports,
+        shutdown_grace, engine_wait, engine_idle_s, helper_idle_s, max_frame_bytes, extra_transports,
         engine_env, and a ``[supervisor.restart]`` table with :class:`PolicyConfig` fields."""
         if not isinstance(table, dict):
             raise ConfigError("Invalid `supervisor` config; expected a table.")
@@ -82,13 +86,14 @@ class SupervisorOptions:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise ConfigError(f"Invalid `supervisor.{key}`; expected a positive number.")
                 setattr(self, key, float(value))
-        if "engine_idle_s" in table:
-            value = table["engine_idle_s"]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(
-                    "Invalid `supervisor.engine_idle_s`; expected a number of seconds >= 0."
-                )
-            self.engine_idle_s = float(value)
+        for key in ("engine_idle_s", "helper_idle_s"):
+            if key in table:
+                value = table[key]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise ConfigError(
+                        f"Invalid `supervisor.{key}`; expected a number of seconds >= 0."
+                    )
+                setattr(self, key, float(value))
         if "max_frame_bytes" in table:
             value = table["max_frame_bytes"]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1024:

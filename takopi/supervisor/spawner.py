@@ -5,11 +5,11 @@ Only workers on the supervisor's own interpreter can be forked or take the spare
 with its own ``python`` always gets a fresh process. The one-time secret of each spawn reaches
 the worker over an inherited pipe or the fork request, never argv or the environment.
 
-The helpers make start-up and restarts fast while the service is busy. Once it has been idle
-for a while they cost more memory than they save (a forked worker shares its imports with the
-fork server, but with one engine in use the fork server and the spare cost more than a worker
-started fresh): :meth:`Spawner.retire_helpers` stops them for good, and workers are started
-fresh from then on.
+The helpers make start-up and restarts fast while the service is busy. Once no worker was
+started for a while they cost more memory than they save (the fork server's pages diverge from
+the supervisor's and the workers' as each of them runs, ~7 MiB with one engine; a worker
+forked earlier keeps sharing its imports with the supervisor without it):
+:meth:`Spawner.retire_helpers` stops them for good, and workers are started fresh from then on.
 Every process is started with the same credential-free environment
 (:func:`~takopi.supervisor.worker_env.start_env` plus ``TAKOPI_CONFIG_PATH``), however it is
 made; the rest of a worker's environment comes with its handshake (see
@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -60,6 +61,8 @@ class Spawner:
         self.standby: WorkerProcess | None = None
         self.helpers_retired = False
         """The helpers were stopped for idleness: workers start fresh from now on."""
+        self.last_start = time.monotonic()
+        """When a worker or a probe was last started (the helpers' idle clock)."""
         self.on_standby_used: Callable[[], None] | None = None
         """Called when the spare was handed to a worker (the owner schedules a new one)."""
 
@@ -124,6 +127,7 @@ class Spawner:
 
     async def spawn(self, watcher: Watcher, incarnation: Incarnation) -> WorkerProcess:
         """A process for ``incarnation``: forked, the spare, or fresh (``OSError`` if none)."""
+        self.last_start = time.monotonic()
         if self.zygote is not None and watcher.python is None:
             proc = await self._fork(watcher, incarnation)
             if proc is not None:
@@ -140,6 +144,7 @@ class Spawner:
         """An engine probe (:mod:`takopi.worker.probe`) reading ``stdin`` and writing its
         answers to ``stdout``: forked by the fork server when it runs (takopi's own engines
         are imported there already), else started fresh. Its stderr is captured."""
+        self.last_start = time.monotonic()
         if self.zygote is not None and python is None:
             proc = await self.zygote.fork(
                 name="probe",

@@ -1,8 +1,8 @@
 """Engine workers only when needed (issue #12): started by the first run, retired after
-``[supervisor] engine_idle_s`` without runs (the fork server with them), started again by the
-next run with the session resumed; ``takopictl status`` shows not-started and retired workers
+``[supervisor] engine_idle_s`` without runs, started again by the next run with the session resumed; ``takopictl status`` shows not-started and retired workers
 as such, not as failures; resume lines of engines whose worker is not running are still
-recognised without starting it."""
+recognised without starting it. The fork server and the spare retire after
+``helper_idle_s`` without a start, even while an engine worker runs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.timeout(120)]
 
-IDLE = "[supervisor]\nping_interval = 0.5\nshutdown_grace = 2.0\nengine_idle_s = 1.0\n"
+IDLE = (
+    "[supervisor]\nping_interval = 0.5\nshutdown_grace = 2.0\nengine_idle_s = 1.0\n"
+    "helper_idle_s = 1.0\n"
+)
 RESUME_RE = re.compile(r"`scripted resume (\w+)`")
 
 
@@ -59,11 +62,13 @@ def test_engine_worker_starts_on_first_use_retires_when_idle_and_comes_back(
     assert ready["state"] == "ready" and ready["pid"]
     pid = ready["pid"]
 
-    # Idle for engine_idle_s: retired (not a failure, not a restart), the fork server too.
+    # Idle for engine_idle_s: retired (not a failure, not a restart); helper_idle_s: the fork
+    # server too.
     def retired() -> dict | None:
         status = supervisor.control("status")
         row = next(w for w in status["workers"] if w["name"] == "engine:scripted")
-        return status if row["state"] == "retired" and not status["helpers"] else None
+        gone = row["state"] == "retired" and row["pid"] is None  # its process has exited
+        return status if gone and not status["helpers"] else None
 
     status = wait_until(retired, 30)
     row = next(w for w in status["workers"] if w["name"] == "engine:scripted")
@@ -107,5 +112,42 @@ def test_resume_lines_of_engines_not_running_are_recognised_without_starting_the
     final = _final_with(supervisor, "flood resume flood-7")
     assert final["text"].startswith("done") and "3 events" in final["text"]
     assert supervisor.worker("engine:flood")["state"] == "ready"
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_helpers_retire_while_an_engine_worker_runs_and_restarts_start_fresh(
+    supervisor: SupervisorHarness,
+) -> None:
+    supervisor.write_config(
+        extra="[supervisor]\nping_interval = 0.5\nshutdown_grace = 2.0\nhelper_idle_s = 1.0\n"
+    )
+    supervisor.start()
+    supervisor.send("first answer=first-answer")
+    assert _final_with(supervisor, "first-answer")["text"].startswith("done")
+    forked = supervisor.worker("engine:scripted")["pid"]
+    assert forked and supervisor.control("status")["helpers"]  # the run forked it
+
+    # No start for helper_idle_s: the fork server goes, the engine worker stays and answers.
+    wait_until(lambda: not supervisor.control("status")["helpers"], 30)
+    assert supervisor.worker("engine:scripted")["pid"] == forked
+    assert "--endpoint" not in psutil.Process(forked).cmdline()  # forked, not spawned
+    supervisor.send("second answer=second-answer")
+    assert _final_with(supervisor, "second-answer")["text"].startswith("done")
+
+    # A crash now restarts the worker as a fresh interpreter (no fork server to fork it).
+    psutil.Process(forked).kill()
+    restarted = wait_until(
+        lambda: (
+            (w := supervisor.worker("engine:scripted"))["state"] == "ready"
+            and w["pid"] not in (None, forked)
+            and w
+        ),
+        60,
+    )
+    assert "--endpoint" in psutil.Process(restarted["pid"]).cmdline()  # spawned
+    supervisor.send("third answer=third-answer")
+    assert _final_with(supervisor, "third-answer")["text"].startswith("done")
+    assert not supervisor.control("status")["helpers"]
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)

@@ -152,14 +152,16 @@ def test_cli_demo_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fallback_default_engine([*ids, "kimi"]) is None
 
 
+@pytest.mark.parametrize("key", ["engine_idle_s", "helper_idle_s"])
 @pytest.mark.parametrize(("value", "expected"), [(0, 0.0), (2.5, 2.5), (600, 600.0)])
-def test_engine_idle_setting(value: float, expected: float) -> None:
+def test_idle_settings(key: str, value: float, expected: float) -> None:
     options = SupervisorOptions()
-    options.apply_table({"engine_idle_s": value})
-    assert options.engine_idle_s == expected
+    options.apply_table({key: value})
+    assert getattr(options, key) == expected
 
 
+@pytest.mark.parametrize("key", ["engine_idle_s", "helper_idle_s"])
 @pytest.mark.parametrize("value", [-1, True, "10"])
-def test_engine_idle_setting_rejects_bad_values(value: object) -> None:
-    with pytest.raises(ConfigError, match="engine_idle_s"):
-        SupervisorOptions().apply_table({"engine_idle_s": value})
+def test_idle_settings_reject_bad_values(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=key):
+        SupervisorOptions().apply_table({key: value})
