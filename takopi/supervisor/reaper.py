@@ -8,8 +8,6 @@ from its :class:`~takopi.supervisor.process.WorkerProcess` (no ``waitpid(-1)`` a
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 from collections.abc import Callable
 
@@ -17,25 +15,14 @@ import psutil
 
 from takopi.logging import get_logger
 from takopi.supervisor.process import kill_pids
+from takopi.utils.libc import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, prctl
 
 log = get_logger(__name__)
-
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def _prctl(option: int, arg: int) -> bool:
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
-    try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        return int(libc.prctl(option, arg, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def become_subreaper() -> bool:
     """Make orphaned descendants re-parent to this process (Linux only)."""
-    ok = _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    ok = prctl(PR_SET_CHILD_SUBREAPER, 1)
     if not ok:
         log.warning("reaper.subreaper_unavailable")
     return ok
@@ -43,7 +30,7 @@ def become_subreaper() -> bool:
 
 def set_parent_death_signal(signum: int) -> bool:
     """Ask the kernel to send ``signum`` to this process when its parent dies."""
-    return _prctl(PR_SET_PDEATHSIG, signum)
+    return prctl(PR_SET_PDEATHSIG, signum)
 
 
 class Reaper:

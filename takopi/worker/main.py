@@ -114,14 +114,9 @@ def kill_descendants(grace: float = 1.0) -> None:
 
 
 def _set_parent_death_signal(signum: int) -> bool:
-    import ctypes
-    import ctypes.util
+    from takopi.utils.libc import PR_SET_PDEATHSIG, prctl
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return int(libc.prctl(1, signum, 0, 0, 0)) == 0  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return False
+    return prctl(PR_SET_PDEATHSIG, signum)
 
 
 _graceful_stop: Callable[[], None] | None = None
