@@ -346,22 +346,31 @@ class Arbiter:
         trim_memory()  # start-up garbage (config parsing, probe answers) goes back to the OS
 
     async def _retire_idle(self) -> None:
-        """Engine workers unused for ``engine_idle_s`` retire; the fork server and the spare
-        retire once no worker was started for ``helper_idle_s``."""
+        """Engine workers unused for ``engine_idle_s`` retire. The fork server and the spare
+        are worth their memory until they have started an engine worker: they retire once one
+        runs and nothing was started for ``helper_idle_s``, or when no engine worker ran for
+        ``engine_idle_s``."""
         while True:
-            periods = [s for s in (self.options.engine_idle_s, self.options.helper_idle_s) if s > 0]
+            engine_idle_s, helper_idle_s = self.options.engine_idle_s, self.options.helper_idle_s
+            periods = [s for s in (engine_idle_s, helper_idle_s) if s > 0]
             await anyio.sleep(min(max(min(periods) / 4, 0.05), 5.0) if periods else 5.0)
-            if self.state != "running":
+            if self.state != "running" or self.spawner is None:
                 continue
-            if self.options.engine_idle_s > 0:
-                self.engines.retire_idle(self.options.engine_idle_s)
-            helper_idle_s = self.options.helper_idle_s
-            if (
-                self.spawner is not None
+            if engine_idle_s > 0:
+                self.engines.retire_idle(engine_idle_s)
+            now = time.monotonic()
+            engines_live = self.engines.live()
+            done_starting = (
+                engines_live
                 and helper_idle_s > 0
-                and time.monotonic() - self.spawner.last_start >= helper_idle_s
-                and self.spawner.retire_helpers()
-            ):
+                and now - self.spawner.last_start >= helper_idle_s
+            )
+            unused = (
+                not engines_live
+                and engine_idle_s > 0
+                and now - max(self.engines.last_used(), self.started_at) >= engine_idle_s
+            )
+            if (done_starting or unused) and self.spawner.retire_helpers():
                 trim_memory()
 
     async def _watchdog(self) -> None:

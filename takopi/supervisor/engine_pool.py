@@ -49,6 +49,10 @@ class EnginePool:
         """Some engine worker has a process (running, starting, restarting or retiring)."""
         return any(w.running for w in self.watchers())
 
+    def last_used(self) -> float:
+        """When any engine worker was last used (or became ready)."""
+        return max((w.last_used for w in self.watchers()), default=0.0)
+
     def retire_idle(self, idle_s: float) -> list[str]:
         """Retire the ready engine workers unused for ``idle_s`` seconds; their names."""
         now = time.monotonic()

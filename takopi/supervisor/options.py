@@ -52,9 +52,10 @@ class SupervisorOptions:
     """An engine worker no run used for this long is stopped (the next run starts it again).
     0 keeps started workers."""
     helper_idle_s: float = 30.0
-    """The fork server and the spare stop once no worker was started through them for this
-    long (later workers start fresh, ~0.1 s slower, and the idle service is ~10 MiB smaller).
-    0 keeps them."""
+    """Once an engine worker runs, the fork server and the spare stop when no worker was
+    started for this long (later workers start fresh, ~0.1 s slower; the service is ~7 MiB
+    smaller). 0 keeps them while engine workers run. With no engine worker running they stop
+    after ``engine_idle_s``."""
     reload_drain: float = 3600.0
     """An engine whose config changed on reload restarts once its runs finished (at most
     this long; otherwise it keeps the old config until restarted)."""

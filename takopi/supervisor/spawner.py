@@ -5,10 +5,11 @@ Only workers on the supervisor's own interpreter can be forked or take the spare
 with its own ``python`` always gets a fresh process. The one-time secret of each spawn reaches
 the worker over an inherited pipe or the fork request, never argv or the environment.
 
-The helpers make start-up and restarts fast while the service is busy. Once no worker was
-started for a while they cost more memory than they save (the fork server's pages diverge from
-the supervisor's and the workers' as each of them runs, ~7 MiB with one engine; a worker
-forked earlier keeps sharing its imports with the supervisor without it):
+The helpers make start-up and the first start of an engine worker fast, and a forked worker
+shares its imports with the supervisor. Once an engine worker runs and nothing was started for
+a while they cost more memory than they save (the fork server's pages diverge from the
+supervisor's and the workers' as each of them runs, ~7 MiB with one engine; a worker forked
+earlier keeps sharing its imports with the supervisor without it):
 :meth:`Spawner.retire_helpers` stops them for good, and workers are started fresh from then on.
 Every process is started with the same credential-free environment
 (:func:`~takopi.supervisor.worker_env.start_env` plus ``TAKOPI_CONFIG_PATH``), however it is

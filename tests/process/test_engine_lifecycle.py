@@ -1,12 +1,13 @@
 """Engine workers only when needed (issue #12): started by the first run, retired after
 ``[supervisor] engine_idle_s`` without runs, started again by the next run with the session resumed; ``takopictl status`` shows not-started and retired workers
 as such, not as failures; resume lines of engines whose worker is not running are still
-recognised without starting it. The fork server and the spare retire after
-``helper_idle_s`` without a start, even while an engine worker runs."""
+recognised without starting it. The fork server and the spare stay until an engine worker
+runs, then retire after ``helper_idle_s`` without a start."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import psutil
 import pytest
@@ -123,10 +124,13 @@ def test_helpers_retire_while_an_engine_worker_runs_and_restarts_start_fresh(
         extra="[supervisor]\nping_interval = 0.5\nshutdown_grace = 2.0\nhelper_idle_s = 1.0\n"
     )
     supervisor.start()
+    # No engine worker yet: the fork server stays past helper_idle_s to fork the first one.
+    time.sleep(2.5)
+    assert supervisor.control("status")["helpers"]
     supervisor.send("first answer=first-answer")
     assert _final_with(supervisor, "first-answer")["text"].startswith("done")
     forked = supervisor.worker("engine:scripted")["pid"]
-    assert forked and supervisor.control("status")["helpers"]  # the run forked it
+    assert forked
 
     # No start for helper_idle_s: the fork server goes, the engine worker stays and answers.
     wait_until(lambda: not supervisor.control("status")["helpers"], 30)
