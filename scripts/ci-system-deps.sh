@@ -2,7 +2,8 @@
 # System packages the test suite needs beyond Python/node (called from scripts/test.sh):
 # - systemd-analyze, to verify the takopi user unit (Debian package "systemd");
 # - PostgreSQL server + psql, for the takopi-linear compat tests, which start a throwaway
-#   cluster of their own (Debian package "postgresql"; no system cluster is created).
+#   cluster of their own (Debian package "postgresql"; no system cluster is created);
+# - the openssl CLI, which makes the certificates of the TLS trust tests.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ have_postgres() {
 missing=()
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 have_postgres || missing+=(postgresql)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0

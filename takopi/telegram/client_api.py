@@ -17,6 +17,7 @@ import httpx
 
 from takopi.logging import get_logger, redact_text, register_secret
 
+from .tls import https_verify
 from .unicode import scrub_surrogates
 
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -133,7 +134,7 @@ class BotApi:
         self._base = f"{api_url.rstrip('/')}/bot{token}"
         self._file_base = f"{api_url.rstrip('/')}/file/bot{token}"
         self._owns_client = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout_s)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout_s, verify=https_verify())
 
     async def close(self) -> None:
         """Close the underlying HTTP client (if we created it)."""

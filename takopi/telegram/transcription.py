@@ -15,6 +15,8 @@ import httpx
 
 from takopi.logging import get_logger, redact_text, register_secret
 
+from .tls import https_verify
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini-transcribe"
 TIMEOUT_S = 120.0
@@ -73,7 +75,7 @@ class Transcriber:
             )
         url = f"{self.base_url}/audio/transcriptions"
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            async with httpx.AsyncClient(timeout=self.timeout_s, verify=https_verify()) as client:
                 response = await client.post(
                     url,
                     headers={"Authorization": f"Bearer {self._api_key}"},
