@@ -201,6 +201,14 @@ class TelegramTransport:
         )
         if wait and result is None:
             return None
+        if _followups(message):  # a final keeping the pending mark (the progress keyboard)
+            await self._send_followups(
+                chat_id,
+                message,
+                reply_to=message_id,
+                thread_id=int_or_none(ref.thread_id),
+                notify=False,
+            )
         return MessageRef(
             channel_id=chat_id,
             message_id=message_id,
