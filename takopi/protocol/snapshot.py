@@ -9,12 +9,17 @@ from dataclasses import dataclass, field
 class ResumeCodecInfo:
     """An engine's resume regex, shipped once so that callers can answer resume questions
     without a round trip. ``local_line``/``local_extract``: the runner uses the default
-    implementations of ``is_resume_line``/``extract_resume``, so the regex alone answers them."""
+    implementations of ``is_resume_line``/``extract_resume``, so the regex alone answers them.
+    ``line_prefix``/``line_suffix``: what the runner's ``format_resume`` puts around a token
+    (None when its line is not that simple), so a resume line can be written before the
+    engine's worker runs."""
 
     pattern: str | None = None
     flags: int = 0
     local_line: bool = False
     local_extract: bool = False
+    line_prefix: str | None = None
+    line_suffix: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -375,20 +375,20 @@ class RouterEndpoint:
             peer = self._peers.get(identity)
             if peer is not None:
                 assert self._loop is not None
-                self._loop.call_soon(peer.close, PeerGone("worker is unreachable (disconnected)"))
+                self._loop.call_soon(self._close_unreachable, peer)
             if raise_gone:
                 raise PeerGone(f"{identity[:64]!r} is unreachable") from None
 
     def _on_unreachable(self, identity: bytes | None) -> None:
         peer = self._peers.get(identity) if identity is not None else None
         if peer is not None:
-            peer.close(PeerGone("worker is unreachable (disconnected)"))
+            self._close_unreachable(peer)
 
     def _peer_exited(self, peer: Peer, pid: int) -> None:
         """A peer's process exited. What it sent just before (an ack, a last stream item)
         may still be on its way: the zmq I/O thread reads a connection up to its end, then
-        reports it disconnected. So the peer is closed only after that report (or at most
-        :data:`_EXIT_DRAIN_MAX` later), once the queued frames were dispatched."""
+        reports it disconnected. So the peer is closed only once ITS connection is gone (or at
+        most :data:`_EXIT_DRAIN_MAX` later), after the queued frames were dispatched."""
         # An exited process's pidfd stays readable: stop watching it, or this callback would
         # run on every loop iteration until the peer is closed.
         watch = self._watches.pop(peer.identity, None)
@@ -398,31 +398,64 @@ class RouterEndpoint:
             return
         assert self._loop is not None
         self._exiting[peer.identity] = (peer, PeerGone(f"worker process {pid} exited"))
-        self._loop.call_later(_EXIT_DRAIN_MAX, self._finish_exits)
+        self._loop.call_later(_EXIT_DRAIN_MAX, self._finish_exit, peer)
+        # Its connection may already be gone (the disconnect was reported first).
+        self._loop.call_soon(self._close_disconnected)
 
-    def _finish_exits(self) -> None:
-        if not self._exiting:
+    def _finish_exit(self, peer: Peer) -> None:
+        """The fallback: ``peer``'s connection end was never seen; close it anyway."""
+        entry = self._exiting.get(peer.identity)
+        if entry is None or entry[0] is not peer:
             return
+        self._close_drained(peer, entry[1])
+
+    def _close_drained(self, peer: Peer, reason: PeerGone) -> None:
+        """Dispatch every frame already read (the peer's last ones among them), then close."""
+        entry = self._exiting.get(peer.identity)
+        if entry is not None and entry[0] is peer:
+            del self._exiting[peer.identity]
         if self._driver is not None:
             self._driver.drain_now()
-        exiting, self._exiting = self._exiting, {}
-        for peer, reason in exiting.values():
-            peer.close(reason)
+        peer.close(reason)
+
+    def _close_unreachable(self, peer: Peer) -> None:
+        if peer.closed:
+            return
+        entry = self._exiting.get(peer.identity)
+        if entry is not None and entry[0] is peer:
+            reason = entry[1]
+        else:
+            reason = PeerGone("worker is unreachable (disconnected)")
+        self._close_drained(peer, reason)
+
+    def _connection_gone(self, identity: bytes) -> bool:
+        """Whether ``identity``'s connection was torn down. ROUTER_MANDATORY makes a send to
+        it fail (EHOSTUNREACH) only once zmq terminated its pipe, which happens after the
+        connection's end was read: its last frames are then queued for us already."""
+        driver = self._driver
+        if driver is None or driver.backlogged(identity):
+            return False  # a backlog is retried; its failure reports the peer unreachable
+        try:
+            driver.send([identity, env.pack(env.PING, 0)])
+        except Unreachable:
+            return True
+        return False
+
+    def _close_disconnected(self) -> None:
+        """Close the peers whose connection went away — and only those: a peer whose
+        process exited but whose connection is still being read keeps waiting for it."""
+        for identity, peer in list(self._peers.items()):
+            if not peer.closed and self._connection_gone(identity):
+                self._close_unreachable(peer)
 
     def _on_monitor(self, event: int, value: int) -> None:
-        # A connection went away: probe every peer; ROUTER_MANDATORY makes sends to identities
-        # that lost their pipe fail at once (EHOSTUNREACH) and close those peers. Peers whose
-        # process exited are closed once their last frames are read.
+        # A connection went away. Which peer it carried is not told (the fd is already
+        # closed, and may be reused), so every peer is probed; zmq may report the disconnect
+        # before it terminated the pipe, hence the retries.
         log.debug("rpc.router.disconnect", fd=value)
         assert self._loop is not None
-        self._loop.call_later(0.005, self._finish_exits)
-        for delay in (0.01, 0.2):
-            self._loop.call_later(delay, self._probe)
-
-    def _probe(self) -> None:
-        for identity, peer in list(self._peers.items()):
-            if not peer.closed:
-                self._send_to(identity, env.pack(env.PING, 0), raise_gone=False)
+        for delay in (0.005, 0.05, 0.2):
+            self._loop.call_later(delay, self._close_disconnected)
 
 
 from takopi.rpc.dealer import DealerEndpoint  # noqa: E402  (the worker side, re-exported)

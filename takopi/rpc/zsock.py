@@ -193,6 +193,10 @@ class SocketDriver:
             self._retry_delay = _RETRY_MIN
         self._check_events()
 
+    def backlogged(self, key: bytes | None) -> bool:
+        """Whether messages for ``key`` wait in the backlog (the high-water mark was hit)."""
+        return bool(self._backlog.get(key))
+
     def discard(self, key: bytes | None) -> None:
         """Forget queued messages for ``key`` (its peer is gone)."""
         self._backlog.pop(key, None)

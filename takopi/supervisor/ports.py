@@ -9,13 +9,14 @@ the arbiter itself.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from takopi.model import ResumeToken
-    from takopi.protocol import Delivery
+    from takopi.protocol import Delivery, ResumeCodecInfo
     from takopi.rpc import Peer
     from takopi.supervisor.process import WorkerProcess
 
@@ -75,6 +76,7 @@ class ResumeLines:
     def __init__(self, limit: int = 4096) -> None:
         self._lines: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._limit = limit
+        self._templates: dict[str, tuple[str, str, re.Pattern[str]]] = {}
 
     def get(self, token: ResumeToken) -> str | None:
         """The cached line of ``token``."""
@@ -87,6 +89,29 @@ class ResumeLines:
         self._lines.move_to_end(key)
         while len(self._lines) > self._limit:
             self._lines.popitem(last=False)
+
+    def set_template(
+        self, engine: str, info: ResumeCodecInfo | None, regex: re.Pattern[str] | None
+    ) -> None:
+        """Take the line template ``engine``'s probe or worker shipped (or forget it)."""
+        if info is None or info.line_prefix is None or regex is None:
+            self._templates.pop(engine, None)
+        else:
+            self._templates[engine] = (info.line_prefix, info.line_suffix, regex)
+
+    def from_template(self, token: ResumeToken) -> str | None:
+        """``token``'s line built from its engine's template, without asking the engine's
+        worker (which may not run yet); None unless the engine's regex reads the token back
+        from it (a token with characters the line cannot carry as they are)."""
+        template = self._templates.get(token.engine)
+        if template is None:
+            return None
+        prefix, suffix, regex = template
+        line = f"{prefix}{token.value}{suffix}"
+        match = regex.search(line)
+        if match is None or match.groupdict().get("token") != token.value:
+            return None
+        return line
 
 
 __all__ = ["DeliveryBook", "EngineAccess", "ResumeLines", "TaskSpawner"]

@@ -29,6 +29,9 @@ log = get_logger(__name__)
 ProbeResult = EngineLoaded | LoadFailed
 """What the probe learned about one engine (as an engine worker's ``load`` answers)."""
 
+EXIT_WAIT = 5.0
+"""How long a probe may take to end once it answered or was killed."""
+
 PLUGIN_FAILED = 3
 """``LoadFailed.exit_code`` of an engine the probe could not load (the worker's
 ``EXIT_PLUGIN_FAILED``)."""
@@ -38,8 +41,11 @@ class ProbeLauncher(Protocol):
     """Starts probe processes (the spawner)."""
 
     async def start_probe(
-        self, python: str | None, *, stdin: int, stdout: int
-    ) -> WorkerProcess: ...
+        self, python: str | None, *, stdin: int, stdout: int, fork: bool = True
+    ) -> WorkerProcess | None:
+        """A probe on these pipes; None when a fork was tried and gave no process (a late
+        fork may still hold the pipes: try again on new ones, with ``fork=False``)."""
+        ...
 
 
 class _Attempt:
@@ -121,15 +127,25 @@ class EngineProber:
         attempt = _Attempt()
         probe = EngineProbe(engines=dict(engines), config_path=str(config_path), env=env)
         request = frame(encode(probe))
-        req_r, req_w = os.pipe()
-        out_r, out_w = os.pipe()
+        pipes = [*os.pipe(), *os.pipe()]
         try:
-            proc = await self._launcher.start_probe(python, stdin=req_r, stdout=out_w)
+            proc = await self._launcher.start_probe(python, stdin=pipes[0], stdout=pipes[3])
+            if proc is None:
+                # A fork answered too late may yet start a probe on these pipes: it gets
+                # EOF and EPIPE once they are closed (and the reaper kills it); ours gets
+                # new ones, never sharing a pipe with it.
+                _close_all(pipes)
+                pipes = [*os.pipe(), *os.pipe()]
+                proc = await self._launcher.start_probe(
+                    python, stdin=pipes[0], stdout=pipes[3], fork=False
+                )
+            if proc is None:
+                raise OSError("no process")
         except OSError as exc:
             attempt.problem = f"cannot start the engine probe: {exc}"
-            for fd in (req_r, req_w, out_r, out_w):
-                os.close(fd)
+            _close_all(pipes)
             return attempt, None
+        req_r, req_w, out_r, out_w = pipes
         os.close(req_r)
         os.close(out_w)
         if proc.pid is not None:
@@ -137,12 +153,15 @@ class EngineProber:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(proc.watch)
-                await _send(req_w, request)
-                timed_out = await _read_answers(out_r, attempt, proc, self.timeout)
-                if timed_out:
+                with anyio.move_on_after(self.timeout) as sending:
+                    await _send(req_w, request)
+                if sending.cancelled_caught:
+                    attempt.problem = f"did not read its request within {self.timeout:g}s"
+                    proc.kill()
+                elif await _read_answers(out_r, attempt, proc, self.timeout):
                     attempt.problem = f"did not finish loading within {self.timeout:g}s"
                     proc.kill()
-                with anyio.move_on_after(5):
+                with anyio.move_on_after(EXIT_WAIT):
                     await proc.exited.wait()
                 tg.cancel_scope.cancel()
         finally:
@@ -150,6 +169,7 @@ class EngineProber:
                 os.close(out_r)
             if proc.exit is None:
                 proc.kill()
+                proc.release()  # it outlived EXIT_WAIT: its pidfd and stderr pipe go now
             proc.kill_leftovers()
             if proc.pid is not None:
                 self.pids.discard(proc.pid)
@@ -161,6 +181,12 @@ class EngineProber:
             else:
                 attempt.problem = "the engine probe ended without an answer"
         return attempt, proc
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 async def _send(fd: int, data: bytes) -> None:

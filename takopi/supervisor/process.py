@@ -241,6 +241,15 @@ class WorkerProcess:
             on_exit(self)
         return self.exit
 
+    def release(self) -> None:
+        """Stop watching a process that outlived every wait (its :meth:`watch` cancelled):
+        close the pidfd and the output pipes. The process, if it ever ends, is the reaper's."""
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = None
+        self._close_pipes()
+
     def _pipes_closed(self) -> bool:
         return all(s.closed for s in self._streams())
 

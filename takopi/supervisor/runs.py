@@ -195,7 +195,11 @@ class RunService:
             return cached
         peer = self._engines.ready_peer(token.engine)
         if peer is None:
-            return None
+            # The worker is not running yet: the template its probe shipped gives the line
+            # now, so the journal has it from acceptance on (a crash before the engine
+            # starts still answers with the resume line). The worker's own line, once it
+            # runs, replaces it (``started``).
+            return self.resume_lines.from_template(token)
         try:
             line = str(await peer.call("format_resume", token, timeout=10))
         except Exception as exc:

@@ -83,6 +83,7 @@ class EngineStandIn:
             self.regex = None
         self.local_line = info.local_line and self.regex is not None
         self.local_extract = info.local_extract and self.regex is not None
+        self._resume_lines.set_template(self.engine, info, self.regex)
 
     def _blocking(self, method: str, *args: Any) -> Any:
         peer = anyio.from_thread.run(self._engines.wait_ready_peer, self.engine, 30.0)

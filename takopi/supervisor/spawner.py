@@ -141,12 +141,16 @@ class Spawner:
             proc = self._spawn_fresh(watcher, incarnation)
         return proc
 
-    async def start_probe(self, python: str | None, *, stdin: int, stdout: int) -> WorkerProcess:
+    async def start_probe(
+        self, python: str | None, *, stdin: int, stdout: int, fork: bool = True
+    ) -> WorkerProcess | None:
         """An engine probe (:mod:`takopi.worker.probe`) reading ``stdin`` and writing its
         answers to ``stdout``: forked by the fork server when it runs (takopi's own engines
-        are imported there already), else started fresh. Its stderr is captured."""
+        are imported there already), else started fresh (always with ``fork=False``). Its
+        stderr is captured. None when the fork server gave no process: it may still fork one
+        late onto these pipes, so the caller must not start another probe on them."""
         self.last_start = time.monotonic()
-        if self.zygote is not None and python is None:
+        if self.zygote is not None and python is None and fork:
             proc = await self.zygote.fork(
                 name="probe",
                 kind="probe",
@@ -156,8 +160,7 @@ class Spawner:
                 timeout=self.fork_timeout,
                 stdio=(stdin, stdout),
             )
-            if proc is not None:
-                return proc
+            return proc
         argv = [python or sys.executable, "-m", "takopi.worker", "--probe"]
         argv += ["--supervisor-pid", str(os.getpid())]
         popen = subprocess.Popen(

@@ -20,6 +20,7 @@ from takopi.runner_bridge import ExecBridgeConfig
 from takopi.transport import ChannelId, MessageRef, RenderedMessage, SendOptions
 
 from .client import BotClient
+from .client_api import edit_was_noop
 from .render import MAX_BODY_CHARS, prepare_telegram, prepare_telegram_multi
 from .types import (
     TelegramCallbackQuery,
@@ -173,9 +174,7 @@ class TelegramTransport:
         thread_id: int | None,
         notify: bool,
     ) -> None:
-        for followup in (message.extra or {}).get("followups") or ():
-            if not isinstance(followup, RenderedMessage):
-                continue
+        for followup in _followups(message):
             payload = self._payload(followup)
             payload["reply_markup"] = None
             await self._bot.send_message(
@@ -194,12 +193,15 @@ class TelegramTransport:
         message_id = int_or_none(ref.message_id)
         if chat_id is None or message_id is None:
             return None
+        payload = self._payload(message)
+        if _followups(message) and payload["reply_markup"] != CANCEL_MARKUP:
+            return await self._edit_split(ref, chat_id, message_id, message, payload)
         result = await self._bot.edit_message_text(
-            chat_id, message_id, message.text or "…", wait=wait, **self._payload(message)
+            chat_id, message_id, message.text or "…", wait=wait, **payload
         )
         if wait and result is None:
             return None
-        if (message.extra or {}).get("followups"):
+        if _followups(message):  # a final keeping the pending mark (the progress keyboard)
             await self._send_followups(
                 chat_id,
                 message,
@@ -212,6 +214,62 @@ class TelegramTransport:
             message_id=message_id,
             raw=result if isinstance(result, dict) else ref.raw,
             thread_id=ref.thread_id,
+        )
+
+    async def _edit_split(
+        self,
+        ref: MessageRef,
+        chat_id: int,
+        message_id: int,
+        message: RenderedMessage,
+        payload: dict[str, Any],
+    ) -> MessageRef | None:
+        """Edit ``ref`` into the first part of a split answer and send the rest after it,
+        idempotently: this may run again for the same answer (a journaled final redelivered
+        after a restart lost its ack).
+
+        Telegram answering "message is not modified" says the first part is there, not
+        whether the rest was sent. So the first part's final form (its final keyboard) is
+        only set once the rest went out: it is the commit. Tried first, it tells a repeat
+        (nothing more to send) from a first attempt, which then marks the message pending
+        (the progress keyboard back), sends the rest and commits. A repeat after a crash
+        while the rest was going out finds the message pending and sends the rest again:
+        overflow parts may repeat then, but are never lost."""
+        text = message.text or "…"
+        committed = await self._bot.edit_message_text(
+            chat_id, message_id, text, wait=True, **payload
+        )
+        if committed is None:
+            return None
+        done = MessageRef(
+            channel_id=chat_id, message_id=message_id, raw=committed, thread_id=ref.thread_id
+        )
+        if edit_was_noop(committed):
+            log.info(
+                "telegram.edit.split_already_delivered", chat_id=chat_id, message_id=message_id
+            )
+            return done
+        pending = {**payload, "reply_markup": CANCEL_MARKUP}
+        if (
+            await self._bot.edit_message_text(chat_id, message_id, text, wait=True, **pending)
+            is None
+        ):
+            return None
+        await self._send_followups(
+            chat_id,
+            message,
+            reply_to=message_id,
+            thread_id=int_or_none(ref.thread_id),
+            notify=False,
+        )
+        committed = await self._bot.edit_message_text(
+            chat_id, message_id, text, wait=True, **payload
+        )
+        if committed is None:  # the answer is all there; only its keyboard is stale
+            log.warning("telegram.edit.split_commit_failed", chat_id=chat_id, message_id=message_id)
+            return done
+        return MessageRef(
+            channel_id=chat_id, message_id=message_id, raw=committed, thread_id=ref.thread_id
         )
 
     async def delete(self, *, ref: MessageRef) -> bool:
@@ -230,6 +288,12 @@ class TelegramTransport:
     def _trim_deleted(self) -> None:
         while len(self._deleted) > 1024:
             self._deleted.pop(next(iter(self._deleted)))
+
+
+def _followups(message: RenderedMessage) -> list[RenderedMessage]:
+    """The overflow parts of a split answer (``extra["followups"]``)."""
+    followups = (message.extra or {}).get("followups") or ()
+    return [f for f in followups if isinstance(f, RenderedMessage)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ DEFAULT_API_URL = "https://api.telegram.org"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_RETRY_AFTER_S = 5.0
 NOT_MODIFIED = "message is not modified"
+NOT_MODIFIED_KEY = "takopi_not_modified"
+"""Set (True) in the message dict an edit returns when Telegram answered "not modified"."""
 
 log = get_logger(__name__)
 
@@ -278,7 +280,12 @@ class BotApi:
             result = await self.request("editMessageText", params)
         except TelegramApiError as exc:
             if exc.not_modified:
-                return {"message_id": message_id, "chat": {"id": chat_id}, "text": text}
+                return {
+                    "message_id": message_id,
+                    "chat": {"id": chat_id},
+                    "text": text,
+                    NOT_MODIFIED_KEY: True,
+                }
             raise
         return result if isinstance(result, dict) else None
 
@@ -410,13 +417,20 @@ class BotApi:
         return result if isinstance(result, dict) else None
 
 
+def edit_was_noop(result: object) -> bool:
+    """Whether an ``editMessageText`` result says the message already showed that content."""
+    return isinstance(result, dict) and result.get(NOT_MODIFIED_KEY) is True
+
+
 __all__ = [
     "DEFAULT_API_URL",
+    "NOT_MODIFIED_KEY",
     "BotApi",
     "TelegramApiError",
     "TelegramError",
     "TelegramFileTooLargeError",
     "TelegramRetryAfter",
     "TelegramTransientError",
+    "edit_was_noop",
     "or_default",
 ]

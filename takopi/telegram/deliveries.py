@@ -11,7 +11,8 @@ With ``edit_progress`` (``final_notify`` off: finals are edits of the progress m
 progress message is edited into the outcome instead, like a live final. That makes a
 redelivery idempotent: a transport killed after Telegram took the final but before the
 supervisor got the ack leaves the outcome pending, and its successor then rewrites the same
-message rather than sending a second answer. (A new, notifying message cannot be sent
+message rather than sending a second answer; the overflow messages of a split answer are not
+sent again either (see ``TelegramTransport._edit_split``). (A new, notifying message cannot be sent
 idempotently — the Bot API has no such key — so with ``final_notify`` on a kill in that
 window can repeat the answer.) When the progress message is gone, a new reply is sent.
 """

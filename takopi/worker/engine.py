@@ -45,17 +45,48 @@ def _uses_default(runner: Any, name: str) -> bool:
     return getattr(type(runner), name, None) is getattr(ResumeTokenMixin, name)
 
 
+_SAMPLE_TOKENS = ("0123abcd-4567-4890-8abc-def012345678", "ses_0123abcd4567EF89", "0123abcd4567")
+"""Tokens shaped like engines' (uuid-like, opencode's, bare hex): tried until one is the
+engine's (its regex reads it back from the formatted line)."""
+
+
+def _line_template(runner: Any, resume_re: Any) -> tuple[str, str] | None:
+    """``(prefix, suffix)`` such that ``prefix + token + suffix`` is the runner's resume line,
+    when formatting a sample token shows exactly that and its regex reads the token back."""
+    from takopi.model import ResumeToken
+
+    engine = getattr(runner, "engine", None)
+    if not isinstance(engine, str):
+        return None
+    for sample in _SAMPLE_TOKENS:
+        try:
+            line = runner.format_resume(ResumeToken(engine=engine, value=sample))
+            match = resume_re.search(line) if isinstance(line, str) else None
+        except Exception:  # a plugin's code: anything may go wrong, the template is optional
+            return None
+        if match is None or match.groupdict().get("token") != sample:
+            continue
+        if line.count(sample) != 1:
+            return None
+        prefix, suffix = line.split(sample)
+        return prefix, suffix
+    return None
+
+
 def _resume_codec(runner: Any) -> ResumeCodecInfo | None:
-    """The runner's resume regex, if it has one."""
+    """The runner's resume regex (and line template), if it has one."""
     resume_re = getattr(runner, "resume_re", None)
     pattern = getattr(resume_re, "pattern", None)
     if not isinstance(pattern, str):
         return None
+    template = _line_template(runner, resume_re)
     return ResumeCodecInfo(
         pattern=pattern,
         flags=int(getattr(resume_re, "flags", 0)),
         local_line=_uses_default(runner, "is_resume_line"),
         local_extract=_uses_default(runner, "extract_resume"),
+        line_prefix=template[0] if template else None,
+        line_suffix=template[1] if template else "",
     )
 
 

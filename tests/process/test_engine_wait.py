@@ -9,6 +9,7 @@ not an engine at all), then closed before the first run starts flaky's worker.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -85,5 +86,43 @@ def test_run_waiting_for_a_restarting_engine_gets_the_new_incarnation(
     final = _final_with(supervisor, "are you there", timeout=60)
     assert final.startswith("done") and "flaky says are you there" in final, final
     assert supervisor.worker("engine:flaky")["state"] == "ready"
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_resume_line_is_journaled_before_the_engine_worker_ever_runs(
+    supervisor: SupervisorHarness,
+) -> None:
+    """A reply resuming a thread of an engine whose worker cannot start yet: the supervisor
+    is killed while the run waits for it. The next start answers ``interrupted`` with the
+    thread's resume line — the journal had it from the run's acceptance on (the line comes
+    from the template flaky's load-check shipped, flaky's worker never formatted it)."""
+    gate = supervisor.base / "flaky-may-load"
+    gate.write_text("ok\n")
+    supervisor.write_config(extra=CRASH_LOOP)
+    supervisor.start(engines=("scripted", "flaky"), env={"PROCTEST_FLAKY_GATE": str(gate)})
+    gate.unlink()
+    line = "`flaky resume thread-77`"
+    supervisor.send("go on", reply_text=f"done · flaky\n\nearlier answer\n\n{line}")
+    wait_until(lambda: [r for r in supervisor.control("runs")["runs"] if r["engine"] == "flaky"])
+    wait_until(lambda: supervisor.worker("engine:flaky")["restarts"] >= 1)
+    assert supervisor.worker("engine:flaky")["state"] != "ready"
+    journal = supervisor.base / "state" / "journal.jsonl"
+    begins = [
+        record
+        for record in map(json.loads, journal.read_text().splitlines())
+        if record["op"] == "begin" and record["engine"] == "flaky"
+    ]
+    assert [record["resume_line"] for record in begins] == [line]
+    assert supervisor.proc is not None
+    supervisor.proc.kill()
+    supervisor.proc.wait(5)
+
+    gate.write_text("ok\n")
+    supervisor.start(engines=("scripted", "flaky"), env={"PROCTEST_FLAKY_GATE": str(gate)})
+    delivery = wait_until(lambda: supervisor.outbox_ops("delivery"), timeout=20)[0]
+    assert delivery["status"] == "interrupted"
+    assert delivery["resume_line"] == line
+    assert line in delivery["text"]
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)

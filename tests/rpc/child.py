@@ -1,6 +1,9 @@
 """A real process on the other end of the socket, for the rpc process tests.
 
 ``python -m tests.rpc.child worker <address> <secret>``: a DEALER serving a few methods.
+``python -m tests.rpc.child worker <address> <secret> <pid>``: the same, claiming in its HELLO
+that its process is ``pid`` (another process the test controls), so that "the process exited"
+and "the connection went away" can be told apart.
 ``python -m tests.rpc.child router <address> <secret>``: a ROUTER accepting that secret.
 Prints ``READY`` on stdout once connected/bound; on refusal prints the reason to stderr and
 exits with status 3.
@@ -17,13 +20,14 @@ from typing import Any
 from takopi.rpc import DealerEndpoint, HandshakeRefused, RouterEndpoint, new_identity
 
 
-async def worker(address: str, secret: str) -> int:
+async def worker(address: str, secret: str, claimed_pid: int | None = None) -> int:
+    hello: dict[str, Any] = {"kind": "engine", "id": "child", "distribution": "tests"}
+    hello["secret"] = secret
+    if claimed_pid is not None:
+        hello["pid"] = claimed_pid
     try:
         peer = await DealerEndpoint.connect(
-            address,
-            identity=new_identity("engine", "child"),
-            hello={"kind": "engine", "id": "child", "distribution": "tests", "secret": secret},
-            timeout=20,
+            address, identity=new_identity("engine", "child"), hello=hello, timeout=20
         )
     except HandshakeRefused as exc:
         print(f"refused: {exc.message}", file=sys.stderr, flush=True)
@@ -32,6 +36,11 @@ async def worker(address: str, secret: str) -> int:
 
     async def hang() -> None:
         await asyncio.sleep(3600)
+
+    async def gated(path: str) -> str:
+        while not os.path.exists(path):
+            await asyncio.sleep(0.005)
+        return "released"
 
     async def numbers(n: int) -> AsyncIterator[int]:
         nonlocal produced
@@ -49,6 +58,7 @@ async def worker(address: str, secret: str) -> int:
     peer.register("echo", lambda x: x)
     peer.register("pid", os.getpid)
     peer.register("hang", hang)
+    peer.register("gated", gated)
     peer.register("produced", lambda: produced)
     peer.register_stream("numbers", numbers)
     peer.register_stream("endless", endless)
@@ -77,7 +87,10 @@ async def router(address: str, secret: str) -> int:
 
 def main() -> int:
     mode, address, secret = sys.argv[1:4]
-    return asyncio.run((worker if mode == "worker" else router)(address, secret))
+    if mode == "worker":
+        claimed = int(sys.argv[4]) if len(sys.argv) > 4 else None
+        return asyncio.run(worker(address, secret, claimed))
+    return asyncio.run(router(address, secret))
 
 
 if __name__ == "__main__":

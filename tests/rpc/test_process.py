@@ -29,9 +29,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(90)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spawn(mode: str, address: str, secret: str = SECRET) -> subprocess.Popen[str]:
+def spawn(mode: str, address: str, secret: str = SECRET, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.rpc.child", mode, address, secret],
+        [sys.executable, "-m", "tests.rpc.child", mode, address, secret, *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -209,3 +209,79 @@ async def test_call_right_after_handshake_is_not_lost(runtime_dir: Path) -> None
         for proc in procs:
             reap(proc)
         await endpoint.aclose()
+
+
+async def _exiting(endpoint: RouterEndpoint, peer: Peer) -> None:
+    """Until the endpoint saw ``peer``'s process exit (its pidfd callback ran)."""
+    while peer.identity not in endpoint._exiting:
+        await asyncio.sleep(0.005)
+
+
+async def test_other_worker_disconnect_keeps_an_exited_peer_until_its_own_end(
+    supervisor: Supervisor, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker B's process is gone but its last answer is still on the wire; worker A dies
+    meanwhile. A's disconnect must close A only: B's answer is still dispatched, and B is
+    closed when its own connection ends (the drain fallback is made long so that only the
+    disconnect can close it within the test)."""
+    from takopi.rpc import endpoint as endpoint_module
+
+    monkeypatch.setattr(endpoint_module, "_EXIT_DRAIN_MAX", 60.0)
+    stand_in = subprocess.Popen(["sleep", "600"])  # the process B claims to be
+    a = spawn("worker", supervisor.endpoint.address)
+    b = spawn("worker", supervisor.endpoint.address, SECRET, str(stand_in.pid))
+    gate = runtime_dir / "gate"
+    try:
+        await wait_ready(a)
+        await wait_ready(b)
+        peers = [await asyncio.wait_for(supervisor.peers.get(), 10) for _ in range(2)]
+        by_pid = {p.info["pid"]: p for p in peers}
+        peer_a, peer_b = by_pid[a.pid], by_pid[stand_in.pid]
+        answer = asyncio.create_task(peer_b.call("gated", str(gate), timeout=30))
+        await asyncio.sleep(0.05)  # the request is on its way to B
+        stand_in.kill()
+        stand_in.wait(10)
+        await asyncio.wait_for(_exiting(supervisor.endpoint, peer_b), 10)
+        os.kill(a.pid, signal.SIGKILL)
+        reason_a = await asyncio.wait_for(peer_a.wait_closed(), 10)
+        assert str(a.pid) in str(reason_a)
+        for _ in range(3):  # every probe scheduled by A's disconnect has run
+            await asyncio.sleep(0.25)
+        assert not peer_b.closed
+        gate.touch()
+        assert await asyncio.wait_for(answer, 10) == "released"
+        b.kill()
+        reason_b = await asyncio.wait_for(peer_b.wait_closed(), 10)
+        assert str(stand_in.pid) in str(reason_b)
+    finally:
+        for proc in (a, b):
+            reap(proc)
+        if stand_in.poll() is None:
+            stand_in.kill()
+        stand_in.wait(10)
+
+
+async def test_exited_peer_whose_connection_stays_is_closed_after_the_drain_limit(
+    supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback: a peer whose process exited is closed even if its connection never
+    ends (a forked child holding the socket, say)."""
+    from takopi.rpc import endpoint as endpoint_module
+
+    monkeypatch.setattr(endpoint_module, "_EXIT_DRAIN_MAX", 0.2)
+    stand_in = subprocess.Popen(["sleep", "600"])
+    b = spawn("worker", supervisor.endpoint.address, SECRET, str(stand_in.pid))
+    try:
+        await wait_ready(b)
+        peer_b = await asyncio.wait_for(supervisor.peers.get(), 10)
+        pending = asyncio.create_task(peer_b.call("hang"))
+        stand_in.kill()
+        stand_in.wait(10)
+        with pytest.raises(PeerGone, match=str(stand_in.pid)):
+            await asyncio.wait_for(pending, 10)
+        assert b.poll() is None  # B itself still runs and is still connected
+    finally:
+        reap(b)
+        if stand_in.poll() is None:
+            stand_in.kill()
+        stand_in.wait(10)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from takopi.telegram.bridge import CANCEL_MARKUP
+from takopi.telegram.client_api import NOT_MODIFIED
 from takopi.telegram.loop import BACKLOG_NOTICE
 from tests.fakes.bot_api import utf16_len
 from tests.support.waiting import wait_until
@@ -310,6 +312,107 @@ def test_pending_deliveries_edit_the_progress_message_when_finals_are_edits(
     fallback = replies(gone["message_id"])
     assert len(fallback) == 1 and fallback[0].message_id != deleted["message_id"]
     assert "answer of run-2" in fallback[0].text
+
+
+def _long_answer() -> str:
+    return "\n\n".join(f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 12 for i in range(60))
+
+
+def test_redelivered_split_answer_sends_its_overflow_once(
+    server, fake_codex, harness_factory, tmp_path
+):
+    # A long answer journaled for a chat whose finals are edits, split into several messages.
+    # Delivered once, then again by the next transport (the ack was lost): the progress
+    # message then already shows the first part ("message is not modified"), and the
+    # overflow parts must not be sent a second time.
+    user = server.send_user_message(CHAT, "a long question asked before the crash")
+    progress = server.handle(
+        "sendMessage",
+        {
+            "chat_id": CHAT,
+            "text": "working · codex · 5s",
+            "reply_to_message_id": user["message_id"],
+        },
+    )
+    record = {**_done_record("run-long", user["message_id"], progress["message_id"])}
+    record["answer"] = _long_answer()
+
+    def overflow() -> list[Any]:
+        return [
+            m
+            for m in server.bot_messages(CHAT)
+            if m.reply_to_message_id == progress["message_id"] and "continued (" in m.text
+        ]
+
+    sent: list[int] = []
+    for attempt in (1, 2):
+        runtime = _JournalRuntime(make_runtime(tmp_path / "takopi.toml"), [record])
+        h = harness_factory(
+            runtime=runtime, offline_backlog="drop", final_notify=False, message_overflow="split"
+        ).start()
+        wait_until(lambda rt=runtime: rt.acked == ["run-long"], 30)
+        h.stop()
+        first = server.message(CHAT, progress["message_id"])
+        assert first.text.startswith("done · codex"), attempt
+        assert not (first.reply_markup or {}).get("inline_keyboard"), attempt
+        sent.append(len(overflow()))
+    total = sent[0] + 1
+    assert total >= 3
+    assert sent == [total - 1, total - 1]
+    for i, part in enumerate(overflow(), start=2):
+        assert f"continued ({i}/{total})" in part.text.splitlines()[0]
+    assert "Paragraph 59" in overflow()[-1].text
+    assert any(NOT_MODIFIED in e[2] for e in server.errors)
+
+
+def test_split_answer_interrupted_while_its_overflow_went_out_is_completed(
+    server, fake_codex, harness_factory, tmp_path
+):
+    # The transport died after the first part was shown (still pending: the progress
+    # keyboard kept) and before the last overflow part went out: the redelivery must send the
+    # overflow again rather than trust "the first part is there".
+    user = server.send_user_message(CHAT, "a long question")
+    progress = server.handle(
+        "sendMessage",
+        {
+            "chat_id": CHAT,
+            "text": "working · codex · 5s",
+            "reply_to_message_id": user["message_id"],
+        },
+    )
+    record = {**_done_record("run-cut", user["message_id"], progress["message_id"])}
+    record["answer"] = _long_answer()
+    runtime = _JournalRuntime(make_runtime(tmp_path / "takopi.toml"), [record])
+    h = harness_factory(
+        runtime=runtime, offline_backlog="drop", final_notify=False, message_overflow="split"
+    ).start()
+    wait_until(lambda: runtime.acked == ["run-cut"], 30)
+    h.stop()
+    overflow = [m for m in server.bot_messages(CHAT) if "continued (" in m.text]
+    assert len(overflow) >= 2
+    first = server.message(CHAT, progress["message_id"])
+    server.handle(
+        "editMessageText",
+        {
+            "chat_id": CHAT,
+            "message_id": first.message_id,
+            "text": first.text,
+            "entities": first.entities,
+            "reply_markup": CANCEL_MARKUP,
+        },
+    )
+    server.handle("deleteMessage", {"chat_id": CHAT, "message_id": overflow[-1].message_id})
+
+    runtime = _JournalRuntime(make_runtime(tmp_path / "takopi.toml"), [record])
+    harness_factory(
+        runtime=runtime, offline_backlog="drop", final_notify=False, message_overflow="split"
+    ).start()
+    wait_until(lambda: runtime.acked == ["run-cut"], 30)
+    again = [m for m in server.bot_messages(CHAT) if "continued (" in m.text and not m.deleted]
+    assert [m.text for m in again[len(overflow) - 1 :]] == [m.text for m in overflow]
+    assert not (server.message(CHAT, progress["message_id"]).reply_markup or {}).get(
+        "inline_keyboard"
+    )
 
 
 def test_corrupt_state_file_is_tolerated(
