@@ -227,8 +227,6 @@ class IntakeReporter:
         if self._note is None:
             return None
         seq = getattr(msg, "update_id", None)
-        if isinstance(seq, int) and (self.last_seq is None or seq > self.last_seq):
-            self.last_seq = seq
         address = {
             "channel_id": msg.chat_id,
             "message_id": msg.message_id,
@@ -241,6 +239,10 @@ class IntakeReporter:
             # report it handled anyway, or it would stay open and be answered "interrupted"
             # at the next transport restart. Clearing an unknown message is a no-op there.
             log.warning("telegram.intake.failed", error=str(exc))
+        # Only now (not when cancelled during the call, maybe unrecorded): a stopping loop
+        # may confirm it to the chat service.
+        if isinstance(seq, int) and (self.last_seq is None or seq > self.last_seq):
+            self.last_seq = seq
         return Hold(address, self._report_done)
 
     def _report_done(self, hold: Hold) -> None:
