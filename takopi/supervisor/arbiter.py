@@ -559,6 +559,7 @@ class Arbiter:
                     tg.start_soon(watcher.stop)
         for watcher in self.workers:
             watcher.mark_stopped()
+        runs.stopped()  # messages the transports took but never ran: journaled, not lost
         if self.options.subreaper:
             Reaper(self.known_pids).sweep()
         log.info("supervisor.stopped", exit_code=self.exit_code)

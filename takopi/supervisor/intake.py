@@ -14,9 +14,12 @@ to the message: "send it again") once it is known to be lost — the successor t
 update (``seq``) without it — or after :data:`ORPHAN_GRACE`: every accepted message ends in
 exactly one terminal reply.
 
-Held in the supervisor's memory: the supervisor outlives transport workers; when it dies the
-transport's chat service re-offers unconfirmed updates only (confirmed ones are covered by the
-offline-backlog policy of the next start).
+Held in the supervisor's memory: the supervisor outlives transport workers. A clean stop of
+the supervisor (its transports stopped first, having confirmed what they took) owes every
+intake still open or orphaned an ``interrupted`` reply at once (:meth:`Intakes.drain`), sent by
+the next start's transport; when the supervisor dies (kill -9) the transport's chat service
+re-offers unconfirmed updates only (confirmed ones are covered by the offline-backlog policy
+of the next start).
 """
 
 from __future__ import annotations
@@ -110,6 +113,16 @@ class Intakes:
         orphans = self._orphans.get(transport, {})
         gone = [k for k, o in orphans.items() if o.deadline <= now]
         return [orphans.pop(k).origin for k in gone]
+
+    def drain(self) -> dict[str, list[dict[str, Any]]]:
+        """Every open intake and orphan, per transport (all removed here): at a clean stop
+        nobody is left to take them again."""
+        drained: dict[str, list[dict[str, Any]]] = {}
+        for table in (self._open, self._orphans):
+            for transport, entries in table.items():
+                drained.setdefault(transport, []).extend(i.origin for i in entries.values())
+            table.clear()
+        return {t: origins for t, origins in drained.items() if origins}
 
     def count(self, transport: str | None = None) -> int:
         """Open intakes and orphans (of one transport, or all)."""

@@ -4,6 +4,11 @@ Every prompt is held for ``delay_s`` under the key ``(chat_id, thread_id or 0, s
 0)``. Forwarded text messages arriving from the same key meanwhile are attached (and re-arm
 the timer); a newer prompt replaces the pending one but inherits its forwards. Forwards with
 no pending prompt are ignored. When the timer fires, ``on_flush(prompt, forwards)`` runs.
+
+Intake (:mod:`.intake`): the pending prompt and its forwards stay open with the supervisor
+while they wait (the timer itself holds nothing). A replaced prompt is handled then — as in
+the reference it gets no reply of its own —; the flush runs under the latest prompt's hold,
+the forwards riding along with it until its run is launched.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from .intake import HeldMessages, detached
 from .types import TelegramIncomingMessage
 
 CoalesceKey = tuple[int, int, int]
@@ -44,6 +50,7 @@ class _Pending:
     forwards: list[TelegramIncomingMessage] = field(default_factory=list)
     deadline: float = 0.0
     cancelled: bool = False
+    held: HeldMessages = field(default_factory=HeldMessages)
 
 
 class ForwardCoalescer:
@@ -71,12 +78,16 @@ class ForwardCoalescer:
         key = coalesce_key(msg)
         pending = self._pending.get(key)
         if pending is not None:
+            pending.held.drop(pending.prompt)  # replaced: no reply of its own
             pending.prompt = msg
+            pending.held.add(msg)
             pending.deadline = self._clock() + self._delay_s
             return
         pending = _Pending(prompt=msg, deadline=self._clock() + self._delay_s)
+        pending.held.add(msg)
         self._pending[key] = pending
-        self._tg.start_soon(self._timer, key, pending)
+        with detached():
+            self._tg.start_soon(self._timer, key, pending)
 
     def attach_forward(self, msg: TelegramIncomingMessage) -> bool:
         """Attach a forwarded message to the pending prompt of its key; False if none."""
@@ -84,6 +95,7 @@ class ForwardCoalescer:
         if pending is None:
             return False
         pending.forwards.append(msg)
+        pending.held.add(msg)
         pending.deadline = self._clock() + self._delay_s
         return True
 
@@ -93,18 +105,26 @@ class ForwardCoalescer:
         if pending is None:
             return False
         pending.cancelled = True
+        pending.held.drop_all()
         return True
 
     async def _timer(self, key: CoalesceKey, pending: _Pending) -> None:
-        while True:
-            remaining = pending.deadline - self._clock()
-            if remaining <= 0:
-                break
-            await anyio.sleep(remaining)
+        try:
+            while True:
+                remaining = pending.deadline - self._clock()
+                if remaining <= 0:
+                    break
+                await anyio.sleep(remaining)
+        except BaseException as exc:  # the loop is stopping: the messages were not run
+            if self._pending.get(key) is pending:
+                del self._pending[key]
+            pending.held.drop_all(exc)
+            raise
         if pending.cancelled or self._pending.get(key) is not pending:
             return
         del self._pending[key]
-        await self._on_flush(pending.prompt, list(pending.forwards))
+        with pending.held.handled_as(pending.prompt):
+            await self._on_flush(pending.prompt, list(pending.forwards))
 
 
 __all__ = ["ForwardCoalescer", "coalesce_key", "format_forwarded_prompt"]

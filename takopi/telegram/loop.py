@@ -43,7 +43,7 @@ from .dispatch import PluginCommands
 from .executor import CaptureTransport, TelegramCommandExecutor
 from .gate import BACKLOG_NOTICE, ChatGate
 from .intake import CURRENT as INTAKE
-from .intake import Hold, HoldingTaskGroup, IntakeReporter
+from .intake import Hold, HoldingTaskGroup, IntakeReporter, release_held
 from .media import build_media_handlers
 from .media_steps import DocumentStep, FileStep, MediaGroupStep, VoiceStep
 from .menu import CommandMenu
@@ -79,6 +79,8 @@ Poller = Callable[[TelegramBridgeConfig], AsyncIterator[TelegramIncomingUpdate]]
 
 log = get_logger(__name__)
 
+CONFIRM_AT_STOP_S = 3.0
+"""How long a stopping loop tries to confirm the updates it took (see ``confirm_taken``)."""
 DELIVERY_POLL_S = 3.0
 """How often journaled outcomes are collected after startup (runs that lost a previous
 transport incarnation can finish after this one started)."""
@@ -310,19 +312,25 @@ class TelegramLoop:
         # Reported before the next poll confirms the update (see .intake).
         hold = await self.intake.taken(msg)
         token = INTAKE.set(hold)
+        error: BaseException | None = None
         try:
             await self.router.route(msg)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             INTAKE.reset(token)
-            if hold is not None:
-                hold.release()
+            release_held(hold, error)
 
     async def _notify_backlog(self, msg: TelegramIncomingMessage, hold: Hold | None) -> None:
+        error: BaseException | None = None
         try:
             await self.replier.reply(msg, BACKLOG_NOTICE, notify=False)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            if hold is not None:
-                hold.release()
+            release_held(hold, error)
 
     # -- startup --------------------------------------------------------------------------
     async def send_startup_message(self) -> None:
@@ -370,8 +378,24 @@ class TelegramLoop:
             if self.poller is not None
             else poll_updates(self.cfg, offset=offset)
         )
-        async for update in updates:
-            await self.handle_update(update)
+        try:
+            async for update in updates:
+                await self.handle_update(update)
+        except anyio.get_cancelled_exc_class():
+            await self.confirm_taken()
+            raise
+
+    async def confirm_taken(self) -> None:
+        """At a clean stop, confirm to Telegram every update this loop took (the supervisor
+        answers those it never ran ``interrupted``; re-offered to the next start they would
+        be answered twice). Only under a supervisor that tracks intake (else they are left
+        to the next start's offline-backlog policy); bounded, best effort."""
+        last = self.intake.last_seq
+        if last is None:
+            return
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CONFIRM_AT_STOP_S):
+            await self.bot.get_updates(last + 1, timeout_s=0, allowed_updates=ALLOWED_UPDATES)
+            log.info("telegram.stop.confirmed", offset=last + 1)
 
 
 async def _call_builtin(

@@ -2,7 +2,9 @@
 
 :class:`MediaGroupBuffer` holds them per ``(chat_id, media_group_id)`` until
 ``media_group_debounce_s`` passed without a new one, then hands the whole album (sorted by
-message id) to ``on_flush``. A failing ``on_flush`` is logged, never fatal.
+message id) to ``on_flush`` with their :class:`~.intake.HeldMessages` (the files stay open
+with the supervisor while they wait; the timer itself holds nothing: ``on_flush`` decides
+which message the album is handled as). A failing ``on_flush`` is logged, never fatal.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from anyio.abc import TaskGroup
 
 from takopi.logging import get_logger
 
+from .intake import HeldMessages, detached
 from .types import TelegramIncomingMessage
 
 GroupKey = tuple[int, str]
-OnAlbum = Callable[[list[TelegramIncomingMessage]], Awaitable[None]]
+OnAlbum = Callable[[list[TelegramIncomingMessage], HeldMessages], Awaitable[None]]
 
 log = get_logger(__name__)
 
@@ -28,6 +31,7 @@ log = get_logger(__name__)
 class _Album:
     messages: list[TelegramIncomingMessage] = field(default_factory=list)
     deadline: float = 0.0
+    held: HeldMessages = field(default_factory=HeldMessages)
 
 
 class MediaGroupBuffer:
@@ -56,9 +60,11 @@ class MediaGroupBuffer:
         if album is None:
             album = _Album()
             self._albums[key] = album
-            self._tg.start_soon(self._timer, key, album)
+            with detached():
+                self._tg.start_soon(self._timer, key, album)
         if all(m.message_id != msg.message_id for m in album.messages):
             album.messages.append(msg)
+            album.held.add(msg)
         album.deadline = self._clock() + self._delay_s
 
     def pending(self) -> int:
@@ -66,21 +72,27 @@ class MediaGroupBuffer:
         return len(self._albums)
 
     async def _timer(self, key: GroupKey, album: _Album) -> None:
-        while True:
-            remaining = album.deadline - self._clock()
-            if remaining <= 0:
-                break
-            await anyio.sleep(remaining)
-        if self._albums.get(key) is album:
-            del self._albums[key]
-        messages = sorted(album.messages, key=lambda m: m.message_id)
-        log.info("telegram.media_group.flush", chat_id=key[0], size=len(messages))
+        error: BaseException | None = None
         try:
-            await self._on_flush(messages)
-        except anyio.get_cancelled_exc_class():
+            while True:
+                remaining = album.deadline - self._clock()
+                if remaining <= 0:
+                    break
+                await anyio.sleep(remaining)
+            if self._albums.get(key) is album:
+                del self._albums[key]
+            messages = sorted(album.messages, key=lambda m: m.message_id)
+            log.info("telegram.media_group.flush", chat_id=key[0], size=len(messages))
+            await self._on_flush(messages, album.held)
+        except anyio.get_cancelled_exc_class() as exc:
+            error = exc
             raise
         except Exception as exc:
             log.exception("telegram.media_group.failed", chat_id=key[0], error=str(exc))
+        finally:
+            if self._albums.get(key) is album:
+                del self._albums[key]
+            album.held.drop_all(error)  # whatever on_flush did not handle
 
 
 __all__ = ["MediaGroupBuffer"]

@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from anyio.abc import TaskGroup
 
 from .background import Background
+from .intake import HeldMessages
 from .media import MediaHandlers
 from .media_groups import MediaGroupBuffer
 from .routing import Route
 from .scope import ChatScope
 from .types import TelegramIncomingMessage
+from .uploads import album_lead
 
 RouteAfter = Callable[[str, Route], Awaitable[str | None]]
 """:meth:`MessageRouter.route_after`: continue a route after the named step."""
@@ -59,13 +61,15 @@ class MediaGroupStep:
         self.buffer.add(route.msg)
         return True
 
-    async def _flush(self, messages: list[TelegramIncomingMessage]) -> None:
-        prompt = await self.media.album_prompt(messages)
-        if prompt is None:
-            return
-        lead, text = prompt
-        route = Route(msg=lead, text=text, scope=self.scope_of(lead))
-        await self.route_after(self.prompt_after, route)
+    async def _flush(self, messages: list[TelegramIncomingMessage], held: HeldMessages) -> None:
+        # Handled as the message whose caption runs (the run replies to it), else the first.
+        with held.handled_as(album_lead(messages)):
+            prompt = await self.media.album_prompt(messages)
+            if prompt is None:
+                return
+            lead, text = prompt
+            route = Route(msg=lead, text=text, scope=self.scope_of(lead))
+            await self.route_after(self.prompt_after, route)
 
 
 @dataclass

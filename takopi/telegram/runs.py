@@ -22,7 +22,7 @@ from takopi.scheduler import ThreadJob, ThreadScheduler
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 from takopi.utils.paths import reset_run_base_dir, set_run_base_dir
 
-from .intake import Hold, hold_current
+from .intake import Hold, hold_current, run_launched
 from .preferences import Preferences
 from .render import render_markdown
 from .runspec import ResumeLineProxy, RunSpec, reasoning_ignored_note
@@ -64,6 +64,7 @@ class RunLauncher:
     # -- queueing -----------------------------------------------------------------------
     async def start(self, spec: RunSpec) -> None:
         """Run ``spec`` now, or — when it resumes a thread — queue it behind that thread."""
+        run_launched()  # messages coalesced into this prompt are answered by its run
         if spec.resume_token is not None:
             await self.enqueue(spec)
             return

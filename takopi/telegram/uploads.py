@@ -49,6 +49,11 @@ def annotate_uploads(caption: str, saved: Sequence[SavedFile]) -> str:
     return f"{caption}\n\n[uploaded files]\n{listing}"
 
 
+def album_lead(messages: Sequence[TelegramIncomingMessage]) -> TelegramIncomingMessage:
+    """The message an album is answered as: the first with a caption, else the first."""
+    return next((m for m in messages if m.text.strip()), messages[0])
+
+
 class Uploads:
     """Auto-put of single documents and albums (see module docstring).
 
@@ -111,7 +116,7 @@ class Uploads:
         files = [f for f in (incoming_file(m.raw) for m in messages) if f is not None]
         if not files:
             return None
-        lead = next((m for m in messages if m.text.strip()), messages[0])
+        lead = album_lead(messages)
         if not await self._album_triggered(messages):
             log.debug("update.ignored", reason="not_triggered", chat_id=lead.chat_id)
             return None
@@ -168,4 +173,4 @@ class Uploads:
         return False
 
 
-__all__ = ["Uploads", "annotate_upload", "annotate_uploads"]
+__all__ = ["Uploads", "album_lead", "annotate_upload", "annotate_uploads"]

@@ -516,3 +516,24 @@ def test_a_queued_follow_up_stays_open_until_its_run_ends(
     h.final_for(CHAT, follow["message_id"])
     wait_until(lambda: follow["message_id"] in runtime.handled)
     assert runtime.handled.count(follow["message_id"]) == 1
+
+
+def test_a_stopping_loop_confirms_what_it_took_and_leaves_it_owed(
+    server, fake_codex, harness_factory, tmp_path
+):
+    """Stopped while a taken prompt waits in its coalescing window and before the next poll
+    confirmed it: the loop confirms it to Telegram (the supervisor answers it 'interrupted';
+    offered again to the next start it would be answered twice) and does not report it
+    handled (the supervisor must still owe it that reply)."""
+    prompt = server.send_user_message(CHAT, "taken, then stopped", date=int(time.time()) + 3600)
+    server.inject("slow", method="getUpdates", count=1, delay=0.0)  # hands out the prompt
+    server.inject("429", method="getUpdates", count=1, retry_after=60)  # the confirming poll
+    runtime = _IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
+    h = harness_factory(runtime=runtime, forward_coalesce_s=30).start()
+    wait_until(lambda: prompt["message_id"] in runtime.taken)
+    wait_until(lambda: any(e[0] == "getUpdates" and e[1] == 429 for e in server.errors))
+    assert server.pending_updates() == 1  # taken, not confirmed yet
+    h.stop()
+    assert server.pending_updates() == 0
+    assert prompt["message_id"] not in runtime.handled
+    assert fake_codex.calls() == []

@@ -173,7 +173,7 @@ async def test_media_group_buffer_groups_sorts_and_survives_failures():
     flushed: list[list[int]] = []
     got = anyio.Event()
 
-    async def on_flush(messages):
+    async def on_flush(messages, _held):
         flushed.append([m.message_id for m in messages])
         if messages[0].media_group_id == "bad":
             raise RuntimeError("boom")

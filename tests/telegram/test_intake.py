@@ -9,7 +9,8 @@ import anyio
 import pytest
 
 from takopi.telegram.background import Background
-from takopi.telegram.intake import CURRENT, HoldingTaskGroup, IntakeReporter
+from takopi.telegram.coalesce import ForwardCoalescer
+from takopi.telegram.intake import CURRENT, HoldingTaskGroup, IntakeReporter, run_launched
 from takopi.telegram.types import TelegramIncomingMessage
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
@@ -103,3 +104,84 @@ async def test_handled_at_once_without_tasks_and_ignored_without_a_supervisor() 
         # An in-process runtime has no intake methods: nothing is held or reported.
         plain = IntakeReporter(object(), Background(group).spawn)
         assert await plain.taken(_message(3)) is None
+
+
+async def _wait_for(predicate: Any) -> None:
+    with anyio.fail_after(5):
+        while not predicate():
+            await anyio.sleep(0.01)
+
+
+async def test_coalesced_messages_end_once_each_when_the_combined_run_is_launched() -> None:
+    """A replaced prompt is handled when replaced (no reply of its own); a forward rides
+    along with the latest prompt until its run is launched; the timer holds nothing."""
+    runtime = RecordingRuntime()
+    launched = anyio.Event()
+    finish = anyio.Event()
+    flushed: list[tuple[int, list[int]]] = []
+
+    async def on_flush(
+        prompt: TelegramIncomingMessage, forwards: list[TelegramIncomingMessage]
+    ) -> None:
+        flushed.append((prompt.message_id, [f.message_id for f in forwards]))
+        run_launched()  # what RunLauncher.start does
+        launched.set()
+        await finish.wait()  # the run goes on under the prompt's hold
+
+    async with anyio.create_task_group() as inner:
+        group = HoldingTaskGroup(inner)
+        reporter = IntakeReporter(runtime, Background(group).spawn)
+        coalescer = ForwardCoalescer(delay_s=0.3, task_group=group, on_flush=on_flush)  # type: ignore[arg-type]
+
+        async def submit(msg: TelegramIncomingMessage) -> None:
+            await _handle(reporter, msg, lambda: _call(coalescer.submit, msg))
+
+        async def forward(msg: TelegramIncomingMessage) -> None:
+            await _handle(reporter, msg, lambda: _call(coalescer.attach_forward, msg))
+
+        await submit(_message(1))
+        await forward(_message(2))
+        await submit(_message(3))  # replaces 1, inherits the forward 2
+        await _wait_for(lambda: (7, 1) in runtime.handled)
+        assert runtime.handled == [(7, 1)]  # 2 and 3 wait for the run
+        await launched.wait()
+        assert flushed == [(3, [2])]
+        await _wait_for(lambda: (7, 2) in runtime.handled)
+        await anyio.sleep(0.1)
+        assert (7, 3) not in runtime.handled  # the run still holds its own message
+        finish.set()
+        await _wait_for(lambda: (7, 3) in runtime.handled)
+        await anyio.sleep(0.1)
+        assert sorted(runtime.handled) == [(7, 1), (7, 2), (7, 3)]
+        inner.cancel_scope.cancel()
+
+
+async def test_messages_cut_short_by_a_stop_are_never_reported_handled() -> None:
+    """Cancelled while coalescing (the worker is stopping): the supervisor must still owe
+    them a reply, so they are abandoned, not reported handled."""
+    runtime = RecordingRuntime()
+
+    async def on_flush(
+        prompt: TelegramIncomingMessage, forwards: list[TelegramIncomingMessage]
+    ) -> None:
+        raise AssertionError("never flushed")
+
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(anyio.sleep_forever)  # keeps the reporter's spawns possible
+        async with anyio.create_task_group() as inner:
+            group = HoldingTaskGroup(inner)
+            reporter = IntakeReporter(runtime, Background(HoldingTaskGroup(outer)).spawn)
+            coalescer = ForwardCoalescer(delay_s=30, task_group=group, on_flush=on_flush)  # type: ignore[arg-type]
+            msg = _message(4)
+            await _handle(reporter, msg, lambda: _call(coalescer.submit, msg))
+            await anyio.sleep(0.1)
+            assert runtime.handled == []
+            inner.cancel_scope.cancel()
+        await anyio.sleep(0.2)
+        assert runtime.taken == [(7, 4, 104)]
+        assert runtime.handled == []
+        outer.cancel_scope.cancel()
+
+
+async def _call(fn: Any, msg: TelegramIncomingMessage) -> None:
+    fn(msg)

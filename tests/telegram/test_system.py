@@ -39,9 +39,17 @@ class System:
         self.log_path = base / "supervisor.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, telegram: Sequence[str] = (), tables: Sequence[str] = ()) -> System:
+    def start(
+        self,
+        *,
+        telegram: Sequence[str] = (),
+        tables: Sequence[str] = (),
+        forward_coalesce_s: float = 0,
+    ) -> System:
         """Start the supervisor; ``telegram`` lines go into ``[transports.telegram]``,
-        ``tables`` (whole tables) at the end of the config."""
+        ``tables`` (whole tables) at the end of the config. Waits for a new "takopi is
+        ready" message (a restart in the same directory sends another one)."""
+        ready_before = self._ready_count(check_alive=False)
         self.config_path.write_text(
             "\n".join(
                 [
@@ -51,7 +59,7 @@ class System:
                     f'bot_token = "{self.server.token}"',
                     f"chat_id = {CHAT}",
                     f'api_url = "{self.server.base_url}"',
-                    "forward_coalesce_s = 0",
+                    f"forward_coalesce_s = {forward_coalesce_s}",
                     *telegram,
                     "[supervisor]",
                     "ping_interval = 0.5",
@@ -80,8 +88,13 @@ class System:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.wait_bot(lambda m: "takopi is ready" in m.text, timeout=60)
+        wait_until(lambda: self._ready_count() > ready_before, 60)
         return self
+
+    def _ready_count(self, *, check_alive: bool = True) -> int:
+        if check_alive and self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"supervisor exited: {self.log()}")
+        return sum(1 for m in self.server.bot_messages(CHAT) if "takopi is ready" in m.text)
 
     def log(self) -> str:
         try:

@@ -86,3 +86,18 @@ def test_a_successor_gives_the_orphans_their_grace_again() -> None:
     clock.now += 14
     assert intakes.expired("telegram") == [msg(1)]
     assert intakes.regrace("telegram", grace=15) == 0
+
+
+def test_a_clean_stop_drains_open_intakes_and_orphans() -> None:
+    """At a clean stop nobody is left to take anything again: all is owed, once."""
+    intakes = Intakes(Clock())
+    intakes.accept("telegram", msg(1), seq=10)
+    intakes.orphan("telegram", grace=5)  # a dead worker's, still in its grace
+    intakes.accept("telegram", msg(2))
+    intakes.accept("console", msg(3, channel_id=8))
+    intakes.settle("telegram", msg(2))
+    intakes.accept("telegram", msg(4))
+    drained = intakes.drain()
+    assert drained == {"telegram": [msg(4), msg(1)], "console": [msg(3, channel_id=8)]}
+    assert intakes.count() == 0
+    assert intakes.drain() == {}
