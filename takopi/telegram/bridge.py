@@ -102,6 +102,9 @@ class TelegramTransport:
     def __init__(self, bot: BotClient) -> None:
         self._bot = bot
         self._deleted: dict[tuple[int, int], None] = {}
+        self._showing_progress: dict[tuple[int, int], None] = {}
+        """Messages this transport put a progress keyboard on (not yet a final): editing
+        one into a split answer is a first attempt, not a redelivery."""
 
     @property
     def bot(self) -> BotClient:
@@ -159,6 +162,8 @@ class TelegramTransport:
         if replace is not None and message_id != replace:
             self._deleted[(chat_id, replace)] = None
             self._trim_deleted()
+        if payload["reply_markup"] == CANCEL_MARKUP:
+            self._remember_progress(chat_id, message_id)
         ref = MessageRef(channel_id=chat_id, message_id=message_id, raw=result, thread_id=thread_id)
         await self._send_followups(
             chat_id, message, reply_to=reply_to, thread_id=thread_id, notify=options.notify
@@ -196,6 +201,10 @@ class TelegramTransport:
         payload = self._payload(message)
         if _followups(message) and payload["reply_markup"] != CANCEL_MARKUP:
             return await self._edit_split(ref, chat_id, message_id, message, payload)
+        if payload["reply_markup"] == CANCEL_MARKUP:
+            self._remember_progress(chat_id, message_id)
+        else:
+            self._showing_progress.pop((chat_id, message_id), None)
         result = await self._bot.edit_message_text(
             chat_id, message_id, message.text or "…", wait=wait, **payload
         )
@@ -234,21 +243,24 @@ class TelegramTransport:
         (nothing more to send) from a first attempt, which then marks the message pending
         (the progress keyboard back), sends the rest and commits. A repeat after a crash
         while the rest was going out finds the message pending and sends the rest again:
-        overflow parts may repeat then, but are never lost."""
+        overflow parts may repeat then, but are never lost. A message this transport still
+        shows progress on is a first attempt: no commit is tried first."""
         text = message.text or "…"
-        committed = await self._bot.edit_message_text(
-            chat_id, message_id, text, wait=True, **payload
-        )
-        if committed is None:
-            return None
-        done = MessageRef(
-            channel_id=chat_id, message_id=message_id, raw=committed, thread_id=ref.thread_id
-        )
-        if edit_was_noop(committed):
-            log.info(
-                "telegram.edit.split_already_delivered", chat_id=chat_id, message_id=message_id
+        done = MessageRef(channel_id=chat_id, message_id=message_id, thread_id=ref.thread_id)
+        if self._showing_progress.pop((chat_id, message_id), False) is False:
+            committed = await self._bot.edit_message_text(
+                chat_id, message_id, text, wait=True, **payload
             )
-            return done
+            if committed is None:
+                return None
+            done = MessageRef(
+                channel_id=chat_id, message_id=message_id, raw=committed, thread_id=ref.thread_id
+            )
+            if edit_was_noop(committed):
+                log.info(
+                    "telegram.edit.split_already_delivered", chat_id=chat_id, message_id=message_id
+                )
+                return done
         pending = {**payload, "reply_markup": CANCEL_MARKUP}
         if (
             await self._bot.edit_message_text(chat_id, message_id, text, wait=True, **pending)
@@ -284,6 +296,11 @@ class TelegramTransport:
             self._deleted[(chat_id, message_id)] = None
             self._trim_deleted()
         return ok
+
+    def _remember_progress(self, chat_id: int, message_id: int) -> None:
+        self._showing_progress[(chat_id, message_id)] = None
+        while len(self._showing_progress) > 1024:
+            self._showing_progress.pop(next(iter(self._showing_progress)))
 
     def _trim_deleted(self) -> None:
         while len(self._deleted) > 1024:

@@ -424,6 +424,18 @@ def test_split_overflow_with_final_notify_off(server, fake_codex, harness_factor
     )
     assert all(RESUME_RE.search(m.text) for m in rest)
     assert all(m.reply_to_message_id == first.message_id for m in rest)
+    # Live, the transport knows the message still shows progress: it marks it pending (the
+    # first part, progress keyboard kept), sends the rest, then commits — no commit tried first.
+    def keyboards() -> list[bool]:
+        finals = [
+            c
+            for c in server.calls("editMessageText")
+            if c["message_id"] == first.message_id and c["text"].startswith("done")
+        ]
+        return [bool((c.get("reply_markup") or {}).get("inline_keyboard")) for c in finals]
+
+    server.wait_for(lambda: len(keyboards()) >= 2 and not keyboards()[-1])  # committed
+    assert keyboards() == [True, False]
 
 
 def test_an_engine_that_failed_to_load_does_not_shadow_a_command(
