@@ -211,18 +211,24 @@ class TelegramTransport:
         if wait and result is None:
             return None
         if _followups(message):  # a final keeping the pending mark (the progress keyboard)
-            await self._send_followups(
-                chat_id,
-                message,
-                reply_to=message_id,
-                thread_id=int_or_none(ref.thread_id),
-                notify=False,
-            )
+            await self._send_overflow(ref, chat_id, message_id, message)
         return MessageRef(
             channel_id=chat_id,
             message_id=message_id,
             raw=result if isinstance(result, dict) else ref.raw,
             thread_id=ref.thread_id,
+        )
+
+    async def _send_overflow(
+        self, ref: MessageRef, chat_id: int, message_id: int, message: RenderedMessage
+    ) -> None:
+        """The overflow parts of the split answer edited into ``ref``, as silent replies."""
+        await self._send_followups(
+            chat_id,
+            message,
+            reply_to=message_id,
+            thread_id=int_or_none(ref.thread_id),
+            notify=False,
         )
 
     async def _edit_split(
@@ -267,13 +273,7 @@ class TelegramTransport:
             is None
         ):
             return None
-        await self._send_followups(
-            chat_id,
-            message,
-            reply_to=message_id,
-            thread_id=int_or_none(ref.thread_id),
-            notify=False,
-        )
+        await self._send_overflow(ref, chat_id, message_id, message)
         committed = await self._bot.edit_message_text(
             chat_id, message_id, text, wait=True, **payload
         )

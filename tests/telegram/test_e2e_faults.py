@@ -318,14 +318,9 @@ def _long_answer() -> str:
     return "\n\n".join(f"Paragraph {i}: " + "lorem ipsum dolor sit amet " * 12 for i in range(60))
 
 
-def test_redelivered_split_answer_sends_its_overflow_once(
-    server, fake_codex, harness_factory, tmp_path
-):
-    # A long answer journaled for a chat whose finals are edits, split into several messages.
-    # Delivered once, then again by the next transport (the ack was lost): the progress
-    # message then already shows the first part ("message is not modified"), and the
-    # overflow parts must not be sent a second time.
-    user = server.send_user_message(CHAT, "a long question asked before the crash")
+def _long_answer_owed(server: Any, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A question, its progress message, and the journaled long answer still owed for it."""
+    user = server.send_user_message(CHAT, f"a long question ({run_id})")
     progress = server.handle(
         "sendMessage",
         {
@@ -334,8 +329,19 @@ def test_redelivered_split_answer_sends_its_overflow_once(
             "reply_to_message_id": user["message_id"],
         },
     )
-    record = {**_done_record("run-long", user["message_id"], progress["message_id"])}
+    record = {**_done_record(run_id, user["message_id"], progress["message_id"])}
     record["answer"] = _long_answer()
+    return progress, record
+
+
+def test_redelivered_split_answer_sends_its_overflow_once(
+    server, fake_codex, harness_factory, tmp_path
+):
+    # A long answer journaled for a chat whose finals are edits, split into several messages.
+    # Delivered once, then again by the next transport (the ack was lost): the progress
+    # message then already shows the first part ("message is not modified"), and the
+    # overflow parts must not be sent a second time.
+    progress, record = _long_answer_owed(server, "run-long")
 
     def overflow() -> list[Any]:
         return [
@@ -371,17 +377,7 @@ def test_split_answer_interrupted_while_its_overflow_went_out_is_completed(
     # The transport died after the first part was shown (still pending: the progress
     # keyboard kept) and before the last overflow part went out: the redelivery must send the
     # overflow again rather than trust "the first part is there".
-    user = server.send_user_message(CHAT, "a long question")
-    progress = server.handle(
-        "sendMessage",
-        {
-            "chat_id": CHAT,
-            "text": "working · codex · 5s",
-            "reply_to_message_id": user["message_id"],
-        },
-    )
-    record = {**_done_record("run-cut", user["message_id"], progress["message_id"])}
-    record["answer"] = _long_answer()
+    progress, record = _long_answer_owed(server, "run-cut")
     runtime = _JournalRuntime(make_runtime(tmp_path / "takopi.toml"), [record])
     h = harness_factory(
         runtime=runtime, offline_backlog="drop", final_notify=False, message_overflow="split"

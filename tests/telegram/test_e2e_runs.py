@@ -424,6 +424,7 @@ def test_split_overflow_with_final_notify_off(server, fake_codex, harness_factor
     )
     assert all(RESUME_RE.search(m.text) for m in rest)
     assert all(m.reply_to_message_id == first.message_id for m in rest)
+
     # Live, the transport knows the message still shows progress: it marks it pending (the
     # first part, progress keyboard kept), sends the rest, then commits — no commit tried first.
     def keyboards() -> list[bool]:
