@@ -150,9 +150,16 @@ class _Service:
             + "\n"
         )
         # As under a plain systemd unit: no variable that could hold a secret, so the fork
-        # server is forked from the supervisor (see worker_env.forkable_environment).
+        # server is forked from the supervisor (see worker_env.forkable_environment), and no
+        # SSL_CERT_* override (the transport then reads the system's CA directory lazily).
         env = start_env(os.environ)
-        for key in ("XDG_RUNTIME_DIR", "NOTIFY_SOCKET", "PYTHONPATH"):
+        for key in (
+            "XDG_RUNTIME_DIR",
+            "NOTIFY_SOCKET",
+            "PYTHONPATH",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+        ):
             env.pop(key, None)
         env["PATH"] = f"{bin_dir}{os.pathsep}{os.path.dirname(sys.executable)}:/usr/bin:/bin"
         env["FAKE_CODEX_DIR"] = str(base / "codex-state")
