@@ -75,9 +75,12 @@ def _restart_engine(harness: SupervisorHarness) -> int:
 
 
 def _start_command_worker(harness: SupervisorHarness) -> int:
-    harness.send("/cfgpath", op="command")
+    # A command that does not read the config file itself: one that does (load_settings)
+    # holds whatever the file holds, as in the reference — what is checked here is what
+    # takopi hands a worker (environment, handshake, snapshots, forked pages).
+    harness.send("/echo hi", op="command")
     wait_until(lambda: harness.outbox_ops("command_result"))
-    return int(harness.worker("command:cfgpath")["pid"])
+    return int(harness.worker("command:echo")["pid"])
 
 
 def _agent_environ(harness: SupervisorHarness) -> dict[str, str]:
