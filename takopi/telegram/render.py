@@ -1,11 +1,13 @@
 """Markdown → Telegram text + entities (no ``parse_mode``), trimming and splitting.
 
-As in the reference takopi: markdown-it-py renders the Markdown (CommonMark, raw HTML off,
-strikethrough on) to HTML, and sulguk turns that HTML into plain text plus ``MessageEntity``
-dicts with UTF-16 offsets — what the Bot API expects (so soft line breaks read as spaces,
-headings are upper-cased bold+underline, bullets are ``•``). Links stay ``text_link``
-entities only for ``http(s)://host`` and ``tg:`` URLs (anything else would make Telegram
-answer 400).
+As in the reference takopi, markdown-it-py parses the Markdown (CommonMark, raw HTML off,
+strikethrough on) and the result is what sulguk makes of markdown-it's HTML: plain text plus
+``MessageEntity`` dicts with UTF-16 offsets — what the Bot API expects (so soft line breaks
+read as spaces, headings are upper-cased bold+underline, bullets are ``•``). The layout is
+done from the tokens by :mod:`takopi.telegram.entities` (same output, without sulguk's
+html5lib + lxml in the transport process; the tests compare the two). Links stay
+``text_link`` entities only for ``http(s)://host`` and ``tg:`` URLs (anything else would
+make Telegram answer 400).
 
 Messages are built from three Markdown parts — header, body, footer — rendered separately and
 joined by blank lines, so a broken body (say, an unclosed code fence) can never swallow the
@@ -21,10 +23,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from markdown_it import MarkdownIt
-from sulguk import transform_html
 
 from takopi.logging import get_logger
 
+from .entities import render_tokens
 from .unicode import replace_control_chars, replace_lone_surrogates, utf16_len
 
 MAX_BODY_CHARS = 3500
@@ -35,9 +37,6 @@ _FENCE_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>[`~]{3,})(?P<info>.*)$")
 _ORDERED_RE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<marker>\d+[.)])\s+")
 _UNORDERED_RE = re.compile(r"^(?P<indent>[ \t]{0,3})[-+*]\s+")
 _SPLIT_PARAGRAPH_RE = re.compile(r"(\n{2,})")
-# sulguk 0.12 ignores ``<ol start>``; a numbered list that goes on after a code block would
-# restart at 1, so the start is also given to the first item (``<li value>``, which it honours)
-_OL_START_RE = re.compile(r'<ol start="(\d+)">\n<li>')
 
 Entity = dict[str, Any]
 
@@ -113,7 +112,7 @@ def preprocess_markdown(markdown: str) -> str:
     return keep_list_numbering(_BULLET_RE.sub(r"\1-", markdown))
 
 
-# -- Markdown → HTML → entities ------------------------------------------------------------
+# -- Markdown → entities ------------------------------------------------------------
 
 
 def _clip_entities(entities: Sequence[Any], size: int) -> list[Entity]:
@@ -132,22 +131,20 @@ def _clip_entities(entities: Sequence[Any], size: int) -> list[Entity]:
 
 
 def render_markdown(markdown: str) -> tuple[str, list[Entity]]:
-    """Render Markdown into (plain text, entities): markdown-it → HTML → sulguk.
+    """Render Markdown into (plain text, entities), as markdown-it → HTML → sulguk would.
     Lone surrogates and control characters (agent output can carry them: a cut emoji, a
-    terminal colour code) become U+FFFD first; the HTML step refuses them."""
+    terminal colour code) become U+FFFD first, as they must for the Bot API (and as the
+    reference's HTML step needs)."""
     if not markdown.strip():
         return "", []
     markdown = replace_control_chars(replace_lone_surrogates(markdown))
-    html = _OL_START_RE.sub(
-        r'<ol start="\1">\n<li value="\1">', _md.render(preprocess_markdown(markdown))
-    )
     try:
-        result = transform_html(html)
-    except Exception as exc:  # sulguk chokes on something: send the Markdown as is
+        text, entities = render_tokens(_md, _md.parse(preprocess_markdown(markdown)))
+    except Exception as exc:  # a bug of ours must not lose the message: send it as is
         log.warning("telegram.render.failed", error=f"{type(exc).__name__}: {exc}")
         return markdown.strip(), []
-    text = result.text.rstrip()
-    return text, _clip_entities(result.entities, utf16_len(text))
+    text = text.rstrip()
+    return text, _clip_entities(entities, utf16_len(text))
 
 
 # -- message assembly ---------------------------------------------------------------------
