@@ -113,6 +113,16 @@ def kill_descendants(grace: float = 1.0) -> None:
                 return
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _set_parent_death_signal(signum: int) -> bool:
     from takopi.utils.libc import PR_SET_PDEATHSIG, prctl
 
@@ -434,9 +444,13 @@ def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[
             os.dup2(out, 2)
             for fd in (null, *fds):
                 os.close(fd)
-        # Wait to be re-parented to the supervisor before asking for its death signal.
+        # Wait to be re-parented to the supervisor before asking for its death signal; a
+        # re-parenting elsewhere means the supervisor (the subreaper) is gone already.
         deadline = time.monotonic() + 2.0
-        while os.getppid() != args.supervisor_pid and time.monotonic() < deadline:
+        intermediate = os.getppid()
+        while (parent := os.getppid()) != args.supervisor_pid and time.monotonic() < deadline:
+            if parent != intermediate or not _alive(args.supervisor_pid):
+                os._exit(EXIT_PEER_LOST)
             time.sleep(0.001)
         _set_parent_death_signal(signal.SIGTERM)
         if os.getppid() != args.supervisor_pid:
