@@ -111,6 +111,19 @@ class System:
     def worker(self, kind: str) -> dict[str, Any]:
         return next(w for w in self.status()["workers"] if w["kind"] == kind)
 
+    def kill_transport(self) -> dict[str, Any]:
+        """kill -9 the transport worker and wait until it has exited; its status row."""
+        old = self.worker("transport")
+        os.kill(old["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: (
+                not psutil.pid_exists(old["pid"])
+                or psutil.Process(old["pid"]).status() == psutil.STATUS_ZOMBIE
+            ),
+            10,
+        )
+        return old
+
     def wait_bot(self, predicate: Any, timeout: float = 30.0) -> Any:
         def find() -> Any:
             if self.proc is not None and self.proc.poll() is not None:
@@ -169,15 +182,7 @@ def test_transport_worker_killed_mid_run_still_delivers(system, server, fake_cod
     user = server.send_user_message(CHAT, "wait gate_t")
     wait_until(lambda: fake_codex.calls(), 30)
     progress = system.wait_bot(lambda m: m.reply_to_message_id == user["message_id"])
-    old = system.worker("transport")
-    os.kill(old["pid"], signal.SIGKILL)
-    wait_until(
-        lambda: (
-            not psutil.pid_exists(old["pid"])
-            or psutil.Process(old["pid"]).status() == psutil.STATUS_ZOMBIE
-        ),
-        10,
-    )
+    old = system.kill_transport()
     fake_codex.open_gate("gate_t")
     final = _final_for(system, user["message_id"], timeout=60)
     assert "ok: wait gate_t" in final.text

@@ -7,13 +7,10 @@ restart instead of vanishing."""
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from takopi.supervisor.control import request
@@ -51,15 +48,7 @@ def _final(system: System, msg: dict[str, Any], timeout: float = 60.0) -> Any:
 
 def _kill_transport(system: System) -> None:
     """kill -9 the transport worker and wait for its successor to be ready."""
-    old = system.worker("transport")
-    os.kill(old["pid"], signal.SIGKILL)
-    wait_until(
-        lambda: (
-            not psutil.pid_exists(old["pid"])
-            or psutil.Process(old["pid"]).status() == psutil.STATUS_ZOMBIE
-        ),
-        10,
-    )
+    old = system.kill_transport()
     wait_until(
         lambda: (w := system.worker("transport"))["pid"] != old["pid"] and w["state"] == "ready",
         30,
