@@ -178,11 +178,13 @@ class TelegramTransport:
         reply_to: int | None,
         thread_id: int | None,
         notify: bool,
-    ) -> None:
+    ) -> bool:
+        """Send the overflow parts of ``message``; False if any of them was not sent."""
+        all_sent = True
         for followup in _followups(message):
             payload = self._payload(followup)
             payload["reply_markup"] = None
-            await self._bot.send_message(
+            sent = await self._bot.send_message(
                 chat_id,
                 followup.text or "…",
                 reply_to_message_id=reply_to,
@@ -190,6 +192,8 @@ class TelegramTransport:
                 message_thread_id=thread_id,
                 **payload,
             )
+            all_sent = all_sent and sent is not None
+        return all_sent
 
     async def edit(
         self, *, ref: MessageRef, message: RenderedMessage, wait: bool = True
@@ -221,9 +225,10 @@ class TelegramTransport:
 
     async def _send_overflow(
         self, ref: MessageRef, chat_id: int, message_id: int, message: RenderedMessage
-    ) -> None:
-        """The overflow parts of the split answer edited into ``ref``, as silent replies."""
-        await self._send_followups(
+    ) -> bool:
+        """The overflow parts of the split answer edited into ``ref``, as silent replies;
+        False if one of them was not sent."""
+        return await self._send_followups(
             chat_id,
             message,
             reply_to=message_id,
@@ -249,11 +254,18 @@ class TelegramTransport:
         (nothing more to send) from a first attempt, which then marks the message pending
         (the progress keyboard back), sends the rest and commits. A repeat after a crash
         while the rest was going out finds the message pending and sends the rest again:
-        overflow parts may repeat then, but are never lost. A message this transport still
-        shows progress on is a first attempt: no commit is tried first."""
+        overflow parts may repeat then. A message this transport still shows progress on is
+        a first attempt: no commit is tried first. When a part cannot be sent the edit fails
+        (None) without the commit, and the caller sends the whole answer anew.
+
+        One window stays open: a crash (or a failed edit, for another transport) between a
+        commit tried first that changed the message and the pending mark leaves the message
+        looking committed with its overflow unsent."""
         text = message.text or "…"
         done = MessageRef(channel_id=chat_id, message_id=message_id, thread_id=ref.thread_id)
-        if self._showing_progress.pop((chat_id, message_id), False) is False:
+        first_attempt = (chat_id, message_id) in self._showing_progress
+        self._showing_progress.pop((chat_id, message_id), None)
+        if not first_attempt:
             committed = await self._bot.edit_message_text(
                 chat_id, message_id, text, wait=True, **payload
             )
@@ -272,8 +284,14 @@ class TelegramTransport:
             await self._bot.edit_message_text(chat_id, message_id, text, wait=True, **pending)
             is None
         ):
+            self._remember_progress(chat_id, message_id)  # not committed: no probe next time
             return None
-        await self._send_overflow(ref, chat_id, message_id, message)
+        if not await self._send_overflow(ref, chat_id, message_id, message):
+            self._remember_progress(chat_id, message_id)  # still pending
+            log.warning(
+                "telegram.edit.split_overflow_failed", chat_id=chat_id, message_id=message_id
+            )
+            return None
         committed = await self._bot.edit_message_text(
             chat_id, message_id, text, wait=True, **payload
         )

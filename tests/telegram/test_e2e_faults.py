@@ -411,6 +411,26 @@ def test_split_answer_interrupted_while_its_overflow_went_out_is_completed(
     )
 
 
+def test_split_answer_whose_overflow_part_fails_is_sent_anew_not_lost(
+    server, fake_codex, harness_factory, tmp_path
+):
+    # Redelivered into the progress message, a long answer's first overflow part is refused
+    # by Telegram: the edit must not be committed as delivered (part 2 would be lost); the
+    # whole answer goes out anew instead.
+    _progress, record = _long_answer_owed(server, "run-refused")
+    server.inject("error", method="sendMessage", description="Bad Request: refused once")
+    runtime = _JournalRuntime(make_runtime(tmp_path / "takopi.toml"), [record])
+    harness_factory(
+        runtime=runtime, offline_backlog="drop", final_notify=False, message_overflow="split"
+    ).start()
+    wait_until(lambda: runtime.acked == ["run-refused"], 30)
+    assert any("refused once" in e[2] for e in server.errors)
+    parts = [m.text for m in server.bot_messages(CHAT) if "continued (" in m.text]
+    total = int(re.search(r"continued \(\d+/(\d+)\)", parts[0]).group(1))
+    for i in range(2, total + 1):
+        assert any(f"continued ({i}/{total})" in p for p in parts), (i, total)
+
+
 def test_corrupt_state_file_is_tolerated(
     server, fake_codex, harness_factory, tmp_path, log_capture
 ):
