@@ -381,8 +381,10 @@ class RouterEndpoint:
 
     def _on_unreachable(self, identity: bytes | None) -> None:
         peer = self._peers.get(identity) if identity is not None else None
-        if peer is not None:
-            self._close_unreachable(peer)
+        if peer is not None and self._loop is not None:
+            # Called from the socket driver's backlog loop: closing (and draining) there
+            # could dispatch into that loop and detach another backlogged peer under it.
+            self._loop.call_soon(self._close_unreachable, peer)
 
     def _peer_exited(self, peer: Peer, pid: int) -> None:
         """A peer's process exited. What it sent just before (an ack, a last stream item)

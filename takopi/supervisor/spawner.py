@@ -84,7 +84,7 @@ class Spawner:
             self.zygote = None
 
     def retire_helpers(self) -> bool:
-        """Stop the fork server and the spare for good, the service being idle (workers are
+        """Stop the fork server and the spare for good, their work done (workers are
         unaffected); False if there was nothing to stop or a fork is in flight."""
         if self.forking or (self.zygote is None and self.standby is None):
             return False

@@ -22,6 +22,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from .md_tree import Node, build_tree
+from .unicode import utf16_len
 
 Entity = dict[str, Any]
 
@@ -45,10 +46,6 @@ _START, _NEW_LINE, _EMPTY_LINE, _SPACE, _IN_TEXT = range(5)
 _LINE_STARTS = (_START, _NEW_LINE, _EMPTY_LINE)
 
 
-def _units(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 class _Canvas:
     """The text written so far, its UTF-16 size, and the layout state."""
 
@@ -63,7 +60,7 @@ class _Canvas:
 
     def _write(self, text: str) -> None:
         self.parts.append(text)
-        self.size += _units(text)
+        self.size += utf16_len(text)
 
     def _drop_trailing_space(self) -> None:
         if self.state == _SPACE:

@@ -238,11 +238,13 @@ class IntakeReporter:
             # The supervisor may have recorded it all the same (a call that timed out):
             # report it handled anyway, or it would stay open and be answered "interrupted"
             # at the next transport restart. Clearing an unknown message is a no-op there.
+            # It is not confirmed at a stop, though: maybe unrecorded, it had better be
+            # offered again than lost.
             log.warning("telegram.intake.failed", error=str(exc))
-        # Only now (not when cancelled during the call, maybe unrecorded): a stopping loop
-        # may confirm it to the chat service.
-        if isinstance(seq, int) and (self.last_seq is None or seq > self.last_seq):
-            self.last_seq = seq
+        else:
+            # Recorded (not cancelled during the call): a stopping loop may confirm it.
+            if isinstance(seq, int) and (self.last_seq is None or seq > self.last_seq):
+                self.last_seq = seq
         return Hold(address, self._report_done)
 
     def _report_done(self, hold: Hold) -> None:

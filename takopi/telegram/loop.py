@@ -394,8 +394,17 @@ class TelegramLoop:
         if last is None:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(CONFIRM_AT_STOP_S):
-            await self.bot.get_updates(last + 1, timeout_s=0, allowed_updates=ALLOWED_UPDATES)
-            log.info("telegram.stop.confirmed", offset=last + 1)
+            try:
+                result = await self.bot.get_updates(
+                    last + 1, timeout_s=0, allowed_updates=ALLOWED_UPDATES
+                )
+            except Exception as exc:  # a 429 or a network error must not replace the stop
+                log.warning("telegram.stop.confirm_failed", offset=last + 1, error=str(exc))
+                return
+            if result is None:
+                log.warning("telegram.stop.confirm_failed", offset=last + 1, error="no answer")
+            else:
+                log.info("telegram.stop.confirmed", offset=last + 1)
 
 
 async def _call_builtin(

@@ -139,7 +139,9 @@ def _code_language(md: MarkdownIt, tokens: Sequence[Token], idx: int) -> str:
     """The ``language-…`` class markdown-it gives a fence, read the way sulguk reads it."""
     if not tokens[idx].info:
         return ""
-    match = _CODE_CLASS_RE.match(_html(md).fence(tokens, idx, md.options, {}))
+    # Its opening tags are all that is read: render it without the code itself.
+    bare = [tokens[idx].copy(content="")]
+    match = _CODE_CLASS_RE.match(_html(md).fence(bare, 0, md.options, {}))
     classes = html.unescape(match.group(1)).replace("\x0c", " ").split() if match else []
     lang = next((c for c in classes if c.startswith(_LANGUAGE_PREFIX)), "")
     return lang[len(_LANGUAGE_PREFIX) :]

@@ -26,12 +26,24 @@ def _is_hashed_store(path: str) -> bool:
         return False
 
 
+_process_verify: ssl.SSLContext | bool | None = None
+
+
 def https_verify(
     environ: Mapping[str, str] | None = None, system_capath: str | None = None
 ) -> ssl.SSLContext | bool:
     """The ``verify`` argument for an ``httpx`` client: a context verifying against the
-    system's hashed CA directory, loaded lazily, or ``True`` (httpx's own choice)."""
-    env = os.environ if environ is None else environ
+    system's hashed CA directory, loaded lazily, or ``True`` (httpx's own choice). Without
+    arguments (this process's environment and system) the answer is made once and shared."""
+    global _process_verify
+    if environ is None and system_capath is None:
+        if _process_verify is None:
+            _process_verify = _choose(os.environ, None)
+        return _process_verify
+    return _choose(os.environ if environ is None else environ, system_capath)
+
+
+def _choose(env: Mapping[str, str], system_capath: str | None) -> ssl.SSLContext | bool:
     if env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR"):
         return True
     capath = (

@@ -118,9 +118,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return True  # PermissionError included: it exists
 
 
 def _set_parent_death_signal(signum: int) -> bool:
