@@ -4,8 +4,6 @@ loudly at encode time."""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
@@ -24,6 +22,7 @@ from takopi.runner_bridge import IncomingMessage
 from takopi.runners.run_options import EngineRunOptions
 from takopi.transport import MessageRef, RenderedMessage, SendOptions
 from takopi.transport_runtime import ResolvedMessage
+from tests.support.processes import fresh_python
 
 TOKEN = ResumeToken(engine="codex", value="019b-abc")
 REF = MessageRef(channel_id=-100123, message_id=42, thread_id=7, sender_id=99)
@@ -184,10 +183,7 @@ def test_importing_rpc_does_not_import_heavy_modules() -> None:
         "'takopi.transport_runtime', 'takopi.router', 'takopi.settings') if m in sys.modules]; "
         "print(heavy)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip() == "[]"
+    assert fresh_python(code) == ["[]"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -44,7 +46,19 @@ def kill_marked(mark: str) -> None:
             pass
 
 
-__all__ = ["MARK", "assert_gone", "kill_marked", "marked_processes"]
+__all__ = ["MARK", "assert_gone", "fresh_python", "kill_marked", "marked_processes", "terminate"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fresh_python(code: str, *, timeout: float = 60.0) -> list[str]:
+    """Run ``code`` in a fresh interpreter (this one, from the repository root): the lines it
+    printed; fails the test, with its stderr, if it did not exit 0."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
 
 
 def terminate(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> int | None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from takopi.telegram.backend import BACKEND
+from tests.support.processes import fresh_python
 from tests.telegram.conftest import CHAT
-from tests.telegram.run_transport import ROOT, transport_process
+from tests.telegram.run_transport import transport_process
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -129,11 +127,7 @@ def test_check_setup_in_a_worker_reuses_the_validated_table(tmp_path):
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('pydantic_settings', 'dotenv')) or 'none', 'takopi.settings' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["True True", "none False"]
+    assert fresh_python(code) == ["True True", "none False"]
 
 
 def test_the_telegram_client_leaves_the_httpx_cli_out():
@@ -145,11 +139,7 @@ def test_the_telegram_client_leaves_the_httpx_cli_out():
         "print(callable(httpx.main), httpx.Client.__name__)\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'click', 'pygments', 'rich'}))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["True Client", "[]"]
+    assert fresh_python(code) == ["True Client", "[]"]
 
 
 def test_startup_message_lists_engines_projects_and_mode(tmp_path):

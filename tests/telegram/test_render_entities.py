@@ -4,16 +4,11 @@ in the transport's processes."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from takopi.telegram.render import render_markdown
+from tests.support.processes import fresh_python
 from tests.support.sulguk_reference import sulguk_render, token_render
-
-ROOT = Path(__file__).resolve().parents[2]
 
 CASES = {
     "plain": "just text",
@@ -150,8 +145,4 @@ def test_the_transport_imports_neither_sulguk_nor_html5lib_nor_lxml() -> None:
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'sulguk', 'html5lib', 'lxml'}))\n"
         "print('takopi.telegram.loop' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=90
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["T|• x y", "[]", "True"]
+    assert fresh_python(code, timeout=90) == ["T|• x y", "[]", "True"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
 
 import pytest
+
+from tests.support.processes import fresh_python
 
 # behavior.md §1.10: the reference takopi.api export list (API version 1).
 REFERENCE_API = """
@@ -135,7 +135,4 @@ def test_importing_api_is_lazy() -> None:
         "if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert out.stdout.strip() == ""
+    assert "".join(fresh_python(code)).strip() == ""

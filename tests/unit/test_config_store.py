@@ -24,6 +24,7 @@ from takopi.config import (
     unset_key,
     write_config,
 )
+from tests.support.processes import fresh_python
 
 
 def test_home_config_path_and_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,8 +178,6 @@ def test_write_config_leaves_no_temp_file_on_failure(tmp_path: Path) -> None:
 
 def test_light_modules_do_not_import_pydantic() -> None:
     """Workers import these; validation (pydantic) must stay in takopi.settings."""
-    import subprocess
-    import sys
 
     code = (
         "import sys\n"
@@ -189,10 +188,7 @@ def test_light_modules_do_not_import_pydantic() -> None:
         "import takopi.settings\n"
         "print('pydantic' in sys.modules)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert proc.stdout.splitlines()[-2:] == ["[]", "True"]
+    assert fresh_python(code)[-2:] == ["[]", "True"]
 
 
 def test_api_exports_from_core_config_modules() -> None:
