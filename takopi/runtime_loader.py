@@ -30,6 +30,7 @@ from takopi.transport_runtime import TransportRuntime
 if TYPE_CHECKING:  # pragma: no cover
     from takopi.runner import Runner
     from takopi.settings import TakopiSettings
+    from takopi.settings_view import SettingsAccess
 
 log = get_logger(__name__)
 
@@ -97,7 +98,7 @@ class RuntimeSpec:
 def resolve_default_engine(
     *,
     override: str | None,
-    settings: TakopiSettings | None,
+    settings: SettingsAccess | None,
     engine_ids: Iterable[str],
 ) -> str:
     """Default engine: ``override`` → ``settings.default_engine`` → ``"codex"``.
@@ -209,7 +210,7 @@ def _without_unwanted_demo(
     if demo_engine_wanted(
         real_engine_available=real,
         chosen_default=override or settings.default_engine,
-        project_aliases=settings.projects.keys(),
+        project_aliases=settings.project_aliases(),
     ):
         return backends
     return [b for b in backends if b.id != DEMO_ENGINE]

@@ -8,7 +8,7 @@ such as ``[codex]``); nested tables that takopi owns reject unknown keys so that
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -32,9 +32,7 @@ from takopi.config import (
     write_config,
 )
 from takopi.config_migrations import migrate_config
-from takopi.ids import RESERVED_CHAT_COMMANDS
 from takopi.logging import get_logger
-from takopi.projects import ProjectConfig, ProjectsConfig
 from takopi.settings_tables import (
     DEFAULT_DENY_GLOBS,
     ChatId,
@@ -43,6 +41,12 @@ from takopi.settings_tables import (
     TelegramFilesSettings,
     TelegramTopicsSettings,
     TelegramTransportSettings,
+)
+from takopi.settings_view import (
+    ProjectTableLike,
+    SettingsAccess,
+    missing_telegram_error,
+    where,
 )
 
 log = get_logger(__name__)
@@ -104,7 +108,7 @@ class _TomlDataSource(PydanticBaseSettingsSource):
         return dict(_toml_data.get() or {})
 
 
-class TakopiSettings(BaseSettings):
+class TakopiSettings(SettingsAccess, BaseSettings):
     """The whole ``takopi.toml``, validated."""
 
     model_config = SettingsConfigDict(
@@ -146,153 +150,35 @@ class TakopiSettings(BaseSettings):
             )
         return data
 
-    # --- accessors -------------------------------------------------------------------------
+    # --- the reads :class:`SettingsAccess` builds its accessors on -------------------------
 
-    def engine_config(self, engine_id: str, *, config_path: Path | None = None) -> dict[str, Any]:
-        """The top-level ``[<engine_id>]`` table (``{}`` if absent); ConfigError if not a table."""
-        value = (self.model_extra or {}).get(engine_id)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"Invalid `{engine_id}` config{_where(config_path)}; expected a table."
-            )
-        return dict(value)
+    def _top_level_extra(self) -> Mapping[str, Any]:
+        return self.model_extra or {}
 
-    def transport_config(
-        self, transport_id: str, *, config_path: Path | None = None
-    ) -> dict[str, Any]:
-        """Config for ``transport_id``: validated telegram settings, raw TOML dict otherwise."""
-        if transport_id == "telegram":
-            return require_telegram_config(self, config_path).model_dump()
-        value = (self.transports.model_extra or {}).get(transport_id)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"Invalid `transports.{transport_id}`{_where(config_path)}; expected a table."
-            )
-        return dict(value)
+    def _transport_extra(self) -> Mapping[str, Any]:
+        return self.transports.model_extra or {}
 
-    def plugins_allowlist(self) -> list[str] | None:
-        """``plugins.enabled``, or None when empty (= every installed plugin)."""
-        enabled = [name for name in self.plugins.enabled if name]
-        return enabled or None
+    def _telegram_dump(self) -> dict[str, Any] | None:
+        telegram = self.transports.telegram
+        return None if telegram is None else telegram.model_dump()
 
-    def plugin_configs(self) -> dict[str, dict[str, Any]]:
-        """Every ``[plugins.<id>]`` table, by id."""
-        return {k: dict(v) for k, v in (self.plugins.model_extra or {}).items()}
+    def _telegram_chat_id(self) -> int | None:
+        telegram = self.transports.telegram
+        return None if telegram is None else telegram.chat_id
 
-    def plugin_config(self, plugin_id: str, *, config_path: Path | None = None) -> dict[str, Any]:
-        """``[plugins.<plugin_id>]`` (``{}`` if absent); ConfigError if not a table."""
-        value = (self.plugins.model_extra or {}).get(plugin_id)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"Invalid `plugins.{plugin_id}`{_where(config_path)}; expected a table."
-            )
-        return dict(value)
+    def _plugins_enabled(self) -> list[str]:
+        return self.plugins.enabled
 
-    def plugin_python(self, plugin_id: str, *, config_path: Path | None = None) -> str | None:
-        """``[plugins.<id>] python``: the interpreter to run that plugin's worker under."""
-        value = self.plugin_config(plugin_id, config_path=config_path).get("python")
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(
-                f"Invalid `plugins.{plugin_id}.python`{_where(config_path)}; "
-                "expected a path to a Python interpreter."
-            )
-        python = os.path.expanduser(value.strip())
-        if config_path is not None and os.sep in python and not os.path.isabs(python):
-            python = str(Path(config_path).parent / python)
-        return python
+    def _plugin_extra(self) -> Mapping[str, Any]:
+        return self.plugins.model_extra or {}
 
-    def to_projects_config(
-        self,
-        *,
-        config_path: Path,
-        engine_ids: Iterable[str],
-        reserved: Collection[str] = RESERVED_CHAT_COMMANDS,
-    ) -> ProjectsConfig:
-        """Resolve ``[projects.*]`` and ``default_project`` into a :class:`ProjectsConfig`."""
-        return _build_projects(
-            self, config_path=Path(config_path), engine_ids=engine_ids, reserved=reserved
-        )
+    def _project_tables(self) -> Mapping[str, ProjectTableLike]:
+        return self.projects
 
 
-def _where(config_path: Path | None) -> str:
-    return f" in {config_path}" if config_path is not None else ""
-
-
-def _build_projects(
-    settings: TakopiSettings,
-    *,
-    config_path: Path,
-    engine_ids: Iterable[str],
-    reserved: Collection[str],
-) -> ProjectsConfig:
-    engines = {e.lower() for e in engine_ids}
-    reserved_lower = {r.lower() for r in reserved}
-    telegram = settings.transports.telegram
-    main_chat_id = telegram.chat_id if telegram is not None else None
-    base_dir = config_path.expanduser().parent
-    projects: dict[str, ProjectConfig] = {}
-    chat_map: dict[int, str] = {}
-    for alias, raw in settings.projects.items():
-        key = alias.strip().lower()
-        if not key:
-            raise ConfigError(f"Invalid project alias {alias!r}{_where(config_path)}.")
-        if key in engines:
-            raise ConfigError(
-                f"Invalid project alias {alias!r}; aliases must not match engine ids."
-            )
-        if key in reserved_lower:
-            raise ConfigError(
-                f"Invalid project alias {alias!r}; aliases must not match reserved commands."
-            )
-        if key in projects:
-            raise ConfigError(f"Duplicate project alias {alias!r} (aliases are case-insensitive).")
-        path = Path(raw.path).expanduser()
-        if not path.is_absolute():
-            path = base_dir / path
-        if raw.default_engine is not None and raw.default_engine.lower() not in engines:
-            available = ", ".join(sorted(engines)) or "none"
-            raise ConfigError(
-                f"Unknown default engine {raw.default_engine!r} for project {alias!r}. "
-                f"Available: {available}."
-            )
-        if raw.chat_id is not None:
-            if raw.chat_id == main_chat_id:
-                raise ConfigError(
-                    f"Invalid `projects.{alias}.chat_id`; it must differ from "
-                    "`transports.telegram.chat_id`."
-                )
-            if raw.chat_id in chat_map:
-                other = projects[chat_map[raw.chat_id]].alias
-                raise ConfigError(
-                    f"Duplicate `chat_id` {raw.chat_id} for projects {other!r} and {alias!r}."
-                )
-            chat_map[raw.chat_id] = key
-        projects[key] = ProjectConfig(
-            alias=alias,
-            path=path,
-            worktrees_dir=Path(raw.worktrees_dir).expanduser(),
-            default_engine=raw.default_engine.lower() if raw.default_engine else None,
-            worktree_base=raw.worktree_base or None,
-            chat_id=raw.chat_id,
-        )
-    default_project: str | None = None
-    if settings.default_project:
-        default_project = settings.default_project.strip().lower()
-        if default_project not in projects:
-            known = ", ".join(p.alias for p in projects.values()) or "none"
-            raise ConfigError(
-                f"Invalid default_project {settings.default_project!r}; "
-                f"no such project. Known projects: {known}."
-            )
-    return ProjectsConfig(projects=projects, default_project=default_project, chat_map=chat_map)
+def settings_dump(settings: TakopiSettings) -> dict[str, Any]:
+    """The validated settings as plain data, for :class:`~takopi.settings_view.SettingsView`."""
+    return settings.model_dump()
 
 
 @overload
@@ -318,19 +204,16 @@ def require_telegram_config(
     if isinstance(settings, Mapping):
         token = settings.get("bot_token")
         if not isinstance(token, str) or not token.strip():
-            raise ConfigError(f"Missing bot token{_where(config_path)}.")
+            raise ConfigError(f"Missing bot token{where(config_path)}.")
         chat_id = settings.get("chat_id")
         if chat_id is None:
-            raise ConfigError(f"Missing chat_id{_where(config_path)}.")
+            raise ConfigError(f"Missing chat_id{where(config_path)}.")
         if isinstance(chat_id, bool) or not isinstance(chat_id, int):
-            raise ConfigError(f"Invalid `chat_id`{_where(config_path)}; expected an integer.")
+            raise ConfigError(f"Invalid `chat_id`{where(config_path)}; expected an integer.")
         return token.strip(), chat_id
     telegram = settings.transports.telegram
     if telegram is None:
-        raise ConfigError(
-            f"Missing [transports.telegram]{_where(config_path)}; "
-            "set bot_token and chat_id (or run `takopi --onboard`)."
-        )
+        raise missing_telegram_error(config_path)
     return telegram
 
 
@@ -343,7 +226,7 @@ def format_validation_error(exc: ValidationError, config_path: Path | None = Non
         msg = msg.removeprefix("Value error, ")
         # model-level validators already name the offending key in their message
         lines.append(f"{loc}: {msg}" if loc and not msg.startswith(f"{loc}.") else msg)
-    head = f"Invalid config{_where(config_path)}"
+    head = f"Invalid config{where(config_path)}"
     if len(lines) == 1:
         return f"{head}: {lines[0]}"
     return head + ":\n" + "\n".join(f"- {line}" for line in lines)
@@ -369,7 +252,7 @@ def validate_settings(
     as at startup; ``takopi config set`` validates the file alone with ``use_env=False``.
     """
     if not isinstance(data, dict):
-        raise ConfigError(f"Invalid config{_where(config_path)}: expected a table.")
+        raise ConfigError(f"Invalid config{where(config_path)}: expected a table.")
     try:
         with _toml_source(data, use_env=use_env):
             return TakopiSettings()
@@ -433,5 +316,6 @@ __all__ = [
     "normalized_value",
     "require_telegram_config",
     "resolve_config_path",
+    "settings_dump",
     "validate_settings",
 ]

@@ -25,6 +25,7 @@ class SupervisorConfig:
 
     def __init__(self, options: SupervisorOptions) -> None:
         self.options = options
+        # A SettingsView once loaded (Any: read everywhere only after config_loaded).
         self.settings: Any = None
         self.config_path = Path("takopi.toml")
         self.transport_id = ""
@@ -36,23 +37,23 @@ class SupervisorConfig:
         return self.settings is not None
 
     def load(self) -> None:
-        """Read and validate the config (``ConfigError`` on problems)."""
-        from takopi.settings import load_settings, resolve_config_path, validate_settings
+        """Read and validate the config (``ConfigError`` on problems); blocks while a child
+        process validates it (:mod:`takopi.supervisor.config_check`)."""
+        from takopi.config import resolve_config_path
+        from takopi.supervisor.config_check import load_settings_view
 
         config_path = resolve_config_path(self.options.config_path)
-        if config_path.exists():
-            settings, self.config_path = load_settings(config_path)
-        else:
-            settings, self.config_path = validate_settings({}, config_path=config_path), config_path
+        settings = load_settings_view(config_path)
+        self.config_path = config_path
         self.transport_id = self.options.transport_override or settings.transport
         if not self.transport_id:
             raise ConfigError("Invalid --transport; expected a non-empty string.")
-        self.options.apply_table((settings.model_extra or {}).get("supervisor") or {})
+        self.options.apply_table(settings.extra_table("supervisor"))
         self.settings = settings
 
     def early_plan(self) -> EarlyPlan | None:
         """Config path, transport id and engine ids read from the raw TOML, so workers can
-        start while the full settings (pydantic) load. None when environment overrides,
+        start while the full settings are validated. None when environment overrides,
         legacy keys, foreign interpreters or a broken file could change the answer."""
         from takopi.config import read_config, resolve_config_path
         from takopi.engines import list_backends
@@ -152,7 +153,7 @@ class SupervisorConfig:
             return EnvPolicy(environ, engine_env=self.options.engine_env)
         tables: list[object] = []
         with contextlib.suppress(Exception):
-            tables.append(settings.transports.model_dump())
+            tables.append(settings.transport_tables())
         api_billing = []
         for engine_id in ENGINE_CREDENTIALS:
             with contextlib.suppress(ConfigError):

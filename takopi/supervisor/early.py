@@ -156,13 +156,13 @@ def fork_zygote_process(env: dict[str, str]) -> ZygoteProcess:
 
 
 def _import_shared() -> None:
-    """Import what the workers need and the supervisor imports anyway: the worker stack and
-    pydantic (the transport validates its table with it). Modules only the supervisor uses are
-    left out: shared with a fork server that never touches them, they would only end up as two
-    copies once the supervisor writes to them."""
+    """Import what the workers need and the supervisor imports anyway: the worker stack.
+    Modules only the supervisor uses are left out: shared with a fork server that never touches
+    them, they would only end up as two copies once the supervisor writes to them. So is
+    pydantic, which the supervisor never imports (the fork server loads it for the transport:
+    :func:`takopi.worker.main._preload`)."""
     import gc
 
-    import takopi.settings_tables  # noqa: F401
     from takopi.worker_stack import import_worker_stack
 
     import_worker_stack()

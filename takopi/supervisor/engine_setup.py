@@ -97,7 +97,7 @@ class EngineSetup:
         catalog.decide(
             results,
             chosen_default=self.chosen_default(),
-            project_aliases=settings.projects.keys(),
+            project_aliases=settings.project_aliases(),
         )
         for engine, error in catalog.failures().items():
             log.warning("setup.warning", engine=engine, status="load_error", issue=error)

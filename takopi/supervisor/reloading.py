@@ -70,13 +70,13 @@ class Reloader:
             return await self._reload()
 
     async def _reload(self) -> dict[str, Any]:
-        from takopi.settings import load_settings
+        from takopi.supervisor.config_check import load_settings_view
 
         host = self._host
         host.state = "reloading" if host.state == "running" else host.state
         host.notifier.reloading()
         try:
-            settings, _path = load_settings(self._config.config_path)
+            settings = await anyio.to_thread.run_sync(load_settings_view, self._config.config_path)
         except (ConfigError, OSError) as exc:
             log.warning("config.reload.failed", error=str(exc))
             self._reloaded()
