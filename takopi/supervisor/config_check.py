@@ -59,7 +59,7 @@ def load_settings_view(config_path: Path) -> SettingsView:
 
 
 # TOML dates and times (legal in any table, e.g. an engine's) cross as msgpack extensions.
-_TOML_TIME_TYPES: tuple[tuple[int, type], ...] = (
+_TOML_TIME_TYPES: tuple[tuple[int, type[datetime.date] | type[datetime.time]], ...] = (
     (1, datetime.datetime),  # before date: a datetime is a date
     (2, datetime.date),
     (3, datetime.time),
