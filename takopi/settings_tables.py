@@ -14,6 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
+from takopi.settings_view import FILES_MAX_DOWNLOAD_BYTES, FILES_MAX_UPLOAD_BYTES
+
 _INT_STRING_RE = re.compile(r"^[+-]?\d+$")
 
 DEFAULT_DENY_GLOBS: tuple[str, ...] = (".git/**", ".env", ".envrc", "*.pem", ".ssh/**")
@@ -46,8 +48,8 @@ class TelegramTopicsSettings(OwnedTable):
 class TelegramFilesSettings(OwnedTable):
     """``[transports.telegram.files]``: ``/file put`` and ``/file get``."""
 
-    max_upload_bytes: ClassVar[int] = 20 * 1024 * 1024
-    max_download_bytes: ClassVar[int] = 50 * 1024 * 1024
+    max_upload_bytes: ClassVar[int] = FILES_MAX_UPLOAD_BYTES
+    max_download_bytes: ClassVar[int] = FILES_MAX_DOWNLOAD_BYTES
 
     enabled: bool = False
     auto_put: bool = True

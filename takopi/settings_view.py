@@ -11,6 +11,7 @@ long-lived process that only reads a dozen values).
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,43 @@ from typing import TYPE_CHECKING, Any, Protocol
 from takopi.config import ConfigError
 from takopi.ids import RESERVED_CHAT_COMMANDS
 from takopi.projects import ProjectConfig, ProjectsConfig
+
+VALIDATED_TRANSPORTS = frozenset({"telegram"})
+"""Transports whose table takopi's own config model validates (the rest are free-form)."""
+
+FILES_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+"""``/file put``: the largest file a bot may download from Telegram."""
+FILES_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+"""``/file get``: the largest file a bot may send."""
+
+
+class ValidatedTable(dict[str, Any]):
+    """A config table takopi's own model has validated already (a plain dict to plugins):
+    the supervisor hands the transport worker its ``[transports.telegram]`` as one."""
+
+
+class AttributeView:
+    """Read-only attribute access to a validated table and its sub-tables (what the pydantic
+    model gives, without pydantic)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: Mapping[str, Any]) -> None:
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self._table[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return AttributeView(value) if isinstance(value, Mapping) else value
+
+    def model_dump(self) -> dict[str, Any]:
+        """The table as plain data (a deep copy), like the model's ``model_dump()``."""
+        return copy.deepcopy(dict(self._table))
+
+    def __repr__(self) -> str:
+        return f"AttributeView({sorted(self._table)})"
 
 
 def where(config_path: Path | None) -> str:
@@ -113,7 +151,7 @@ class SettingsAccess:
         self, transport_id: str, *, config_path: Path | None = None
     ) -> dict[str, Any]:
         """Config for ``transport_id``: validated telegram settings, raw TOML dict otherwise."""
-        if transport_id == "telegram":
+        if transport_id in VALIDATED_TRANSPORTS:
             telegram = self._telegram_dump()
             if telegram is None:
                 raise missing_telegram_error(config_path)
@@ -301,10 +339,15 @@ class SettingsView(SettingsAccess):
 
 
 __all__ = [
+    "FILES_MAX_DOWNLOAD_BYTES",
+    "FILES_MAX_UPLOAD_BYTES",
+    "VALIDATED_TRANSPORTS",
+    "AttributeView",
     "ProjectTable",
     "ProjectTableLike",
     "SettingsAccess",
     "SettingsView",
+    "ValidatedTable",
     "missing_telegram_error",
     "where",
 ]

@@ -68,6 +68,8 @@ class TransportLoad:
 
     transport_config: dict[str, Any] = field(default_factory=dict)
     config_path: str | None = None
+    validated: bool = False
+    """The table was validated by takopi's own config model (the backend may trust it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import msgpack
 from takopi.config import ConfigError
 from takopi.logging import get_logger
 from takopi.settings_view import SettingsView
+from takopi.supervisor.reaper import SHORT_LIVED
 
 log = get_logger(__name__)
 
@@ -33,9 +34,7 @@ def load_settings_view(config_path: Path) -> SettingsView:
     ConfigError with the validator's message when the config is invalid or the check fails."""
     argv = [sys.executable, *_safe_path_flag(), "-m", __name__, str(config_path)]
     try:
-        done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=CHECK_TIMEOUT_S
-        )
+        done = SHORT_LIVED.run(argv, timeout=CHECK_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise ConfigError(f"config check timed out after {CHECK_TIMEOUT_S:g} s") from exc
     except OSError as exc:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
 
 import psutil
 
@@ -33,15 +35,59 @@ def set_parent_death_signal(signum: int) -> bool:
     return prctl(PR_SET_PDEATHSIG, signum)
 
 
+class ShortLivedChildren:
+    """Children the supervisor runs itself and waits for (the config check): the reaper
+    leaves them alone. Started under a lock that the reaper takes too, so that a sweep never
+    sees such a child before it is registered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pids: set[int] = set()
+
+    def run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[bytes]:
+        """Like ``subprocess.run(argv, capture_output=True, timeout=timeout)`` with stdin
+        from /dev/null (blocking: call it from a thread); the child is killed on timeout."""
+        with self._lock:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            self._pids.add(proc.pid)
+        try:
+            with proc:
+                try:
+                    out, err = proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+                    raise
+        finally:
+            with self._lock:
+                self._pids.discard(proc.pid)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[set[int]]:
+        """The children running now; none starts until the block ends."""
+        with self._lock:
+            yield set(self._pids)
+
+
+SHORT_LIVED = ShortLivedChildren()
+"""The supervisor's short-lived children (one registry per process)."""
+
+
 class Reaper:
-    """Kills and reaps children that are not known workers."""
+    """Kills and reaps children that are not known workers (nor :data:`SHORT_LIVED`)."""
 
     def __init__(self, known_pids: Callable[[], set[int]]) -> None:
         self._known_pids = known_pids
 
     def sweep(self) -> int:
         """Kill orphans adopted from dead workers and reap zombies; returns how many."""
-        known = self._known_pids()
+        with SHORT_LIVED.held() as running:  # none starts while the sweep decides
+            return self._sweep(self._known_pids() | running)
+
+    def _sweep(self, known: set[int]) -> int:
         try:
             children = psutil.Process().children()
         except psutil.Error:
@@ -63,4 +109,10 @@ class Reaper:
         return killed
 
 
-__all__ = ["Reaper", "become_subreaper", "set_parent_death_signal"]
+__all__ = [
+    "SHORT_LIVED",
+    "Reaper",
+    "ShortLivedChildren",
+    "become_subreaper",
+    "set_parent_death_signal",
+]

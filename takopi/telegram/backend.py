@@ -21,6 +21,7 @@ from takopi.backends_helpers import install_issue
 from takopi.config import ConfigError
 from takopi.logging import get_logger, register_secret
 from takopi.runner_bridge import ExecBridgeConfig
+from takopi.settings_view import AttributeView, ValidatedTable
 from takopi.transports import SetupResult
 
 from .bridge import (
@@ -41,7 +42,11 @@ log = get_logger(__name__)
 
 
 def telegram_settings(transport_config: Any, config_path: Path | None = None) -> Any:
-    """Validate ``[transports.telegram]`` (a dict or an already validated model)."""
+    """Validate ``[transports.telegram]`` (a dict or an already validated model). A table the
+    supervisor validated already (:class:`~takopi.settings_view.ValidatedTable`) is read as
+    it is: this transport then never imports pydantic."""
+    if isinstance(transport_config, ValidatedTable):
+        return AttributeView(transport_config)
     from pydantic import ValidationError
 
     from takopi.settings_tables import TelegramTransportSettings

@@ -27,7 +27,7 @@ from takopi.config import ConfigError
 from takopi.context import RunContext
 from takopi.directives import DirectiveError, parse_directives
 from takopi.logging import get_logger
-from takopi.settings_tables import TelegramFilesSettings
+from takopi.settings_view import FILES_MAX_DOWNLOAD_BYTES, FILES_MAX_UPLOAD_BYTES
 
 from .attachments import (
     FetchError,
@@ -54,8 +54,8 @@ from .files import (
 )
 from .types import Reply, TelegramIncomingMessage
 
-MAX_UPLOAD_BYTES = TelegramFilesSettings.max_upload_bytes
-MAX_DOWNLOAD_BYTES = TelegramFilesSettings.max_download_bytes
+MAX_UPLOAD_BYTES = FILES_MAX_UPLOAD_BYTES
+MAX_DOWNLOAD_BYTES = FILES_MAX_DOWNLOAD_BYTES
 ADMIN_STATUSES = frozenset({"creator", "administrator"})
 
 FILES_DISABLED = "file transfer disabled; enable `[transports.telegram.files]`."

@@ -40,6 +40,7 @@ from takopi.protocol import (
     TransportStart,
     TransportStarted,
 )
+from takopi.settings_view import ValidatedTable
 from takopi.worker.codes import EX_CONFIG, EXIT_CRASHED, EXIT_OK, EXIT_PLUGIN_FAILED
 from takopi.worker.foreign_deliveries import ForeignDeliveries, is_third_party
 from takopi.worker.proxies import (
@@ -95,7 +96,8 @@ class TransportHost:
         """Import the backend and compute its lock token."""
         from takopi.transports import get_transport
 
-        self.transport_config = dict(request.transport_config)
+        table = request.transport_config
+        self.transport_config = ValidatedTable(table) if request.validated else dict(table)
         config_path = request.config_path
         self.config_path = Path(config_path) if config_path else Path.cwd() / "takopi.toml"
         try:

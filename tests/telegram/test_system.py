@@ -177,6 +177,23 @@ def test_prompt_and_reply_through_the_supervisor(system, server, fake_codex):
     assert f"(resumed {thread})" in final2.text
 
 
+def test_no_process_of_the_service_loads_pydantic(system, server, fake_codex):
+    """The supervisor validates the config in a short-lived child; the transport reads its
+    table as validated there; engines never needed pydantic (about 5 MiB per process)."""
+    system.start()
+    user = server.send_user_message(CHAT, "hello pydantic")
+    assert "ok: hello pydantic" in _final_for(system, user["message_id"]).text
+    assert system.proc is not None
+    pids = {"supervisor": system.proc.pid}
+    pids.update({w["name"]: w["pid"] for w in system.status()["workers"] if w["pid"]})
+    assert {"supervisor", "transport:telegram", "engine:codex"} <= set(pids)
+    mapped = {
+        name: "_pydantic_core" in Path(f"/proc/{pid}/maps").read_text()
+        for name, pid in pids.items()
+    }
+    assert not any(mapped.values()), mapped
+
+
 def test_transport_worker_killed_mid_run_still_delivers(system, server, fake_codex):
     system.start()
     user = server.send_user_message(CHAT, "wait gate_t")

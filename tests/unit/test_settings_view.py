@@ -170,3 +170,30 @@ def test_toml_dates_and_times_come_back_as_written(tmp_path: Path) -> None:
     assert table == load_settings(path)[0].engine_config("scripted")
     assert type(table["on"]).__name__ == "date" and type(table["at"]).__name__ == "time"
     assert table["zoned"].utcoffset() is not None
+
+
+def test_a_validated_telegram_table_reads_like_the_model(tmp_path: Path) -> None:
+    """What the transport worker gets (the supervisor's validated table) answers every
+    attribute as the pydantic model does, without importing pydantic."""
+    from takopi.settings_view import AttributeView, ValidatedTable
+    from takopi.telegram.backend import telegram_settings
+
+    path = _write(tmp_path, FULL)
+    table = load_settings_view(path).transport_config("telegram", config_path=path)
+    view = telegram_settings(ValidatedTable(table), path)
+    model = telegram_settings(dict(table), path)
+    assert isinstance(view, AttributeView) and not isinstance(model, AttributeView)
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if hasattr(value, "model_dump"):
+            assert getattr(view, name).model_dump() == value.model_dump(), name
+            for sub in type(value).model_fields:
+                assert getattr(getattr(view, name), sub) == getattr(value, sub), (name, sub)
+        else:
+            assert getattr(view, name) == value, name
+    assert view.model_dump() == model.model_dump()
+    dumped = view.model_dump()
+    dumped["files"]["deny_globs"].append("changed")
+    assert "changed" not in view.files.deny_globs  # a copy, as the model's
+    with pytest.raises(AttributeError):
+        _ = view.no_such_setting

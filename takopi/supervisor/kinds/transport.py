@@ -16,6 +16,7 @@ from takopi.protocol import (
     TransportLoaded,
     TransportStart,
 )
+from takopi.settings_view import VALIDATED_TRANSPORTS
 from takopi.supervisor.kinds.engine import load_error
 from takopi.supervisor.options import (
     EXIT_ERROR,
@@ -99,7 +100,11 @@ class TransportKind:
         table = config.settings.transport_config(watcher.plugin_id, config_path=config.config_path)
         result = await peer.call(
             "load",
-            TransportLoad(transport_config=dict(table), config_path=str(config.config_path)),
+            TransportLoad(
+                transport_config=dict(table),
+                config_path=str(config.config_path),
+                validated=watcher.plugin_id in VALIDATED_TRANSPORTS,
+            ),
         )
         if not isinstance(result, TransportLoaded):
             return watcher.fail_load(load_error(result))
