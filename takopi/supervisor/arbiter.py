@@ -408,6 +408,7 @@ class Arbiter:
 
     def _plan(self) -> tuple[EarlyPlan | None, list[str]]:
         """Load the config (or only its early plan) and the state dir; engine ids to run."""
+        self.config.start_check()
         plan = self.config.early_plan()
         if plan is None:
             self.config.load()

@@ -7,12 +7,15 @@ import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from takopi.config import ConfigError
 from takopi.logging import get_logger
 from takopi.supervisor.options import SupervisorOptions
 from takopi.supervisor.worker_env import ENGINE_CREDENTIALS, EnvPolicy, secret_values
+
+if TYPE_CHECKING:
+    from takopi.supervisor.config_check import PendingCheck
 
 log = get_logger(__name__)
 
@@ -30,21 +33,31 @@ class SupervisorConfig:
         self.config_path = Path("takopi.toml")
         self.transport_id = ""
         self._foreign_commands: dict[str, set[str]] = {}
+        self._pending: PendingCheck | None = None
 
     @property
     def loaded(self) -> bool:
         """Whether the full settings were loaded (not only an early plan)."""
         return self.settings is not None
 
+    def start_check(self) -> None:
+        """Start validating the config in a child process now (:meth:`load` collects it), so
+        that the check overlaps the rest of the start-up."""
+        from takopi.config import resolve_config_path
+        from takopi.supervisor.config_check import PendingCheck
+
+        self._pending = PendingCheck(resolve_config_path(self.options.config_path))
+
     def load(self) -> None:
         """Read and validate the config (``ConfigError`` on problems); blocks while a child
-        process validates it (:mod:`takopi.supervisor.config_check`)."""
-        from takopi.config import resolve_config_path
-        from takopi.supervisor.config_check import load_settings_view
-
-        config_path = resolve_config_path(self.options.config_path)
-        settings = load_settings_view(config_path)
-        self.config_path = config_path
+        process validates it (:mod:`takopi.supervisor.config_check`), the one
+        :meth:`start_check` started if any."""
+        if self._pending is None:
+            self.start_check()
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        settings = pending.result()
+        self.config_path = pending.config_path
         self.transport_id = self.options.transport_override or settings.transport
         if not self.transport_id:
             raise ConfigError("Invalid --transport; expected a non-empty string.")

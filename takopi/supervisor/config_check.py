@@ -29,16 +29,40 @@ CHECK_TIMEOUT_S = 60.0
 """Bound on one validation (a cold interpreter importing pydantic takes well under 1 s)."""
 
 
+class PendingCheck:
+    """A config check started ahead of need (the supervisor starts it first thing, so it
+    overlaps the supervisor's own start-up); :meth:`result` waits for it."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        argv = [sys.executable, *_safe_path_flag(), "-m", __name__, str(config_path)]
+        self._error: ConfigError | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        try:
+            self._proc = SHORT_LIVED.start(argv)
+        except OSError as exc:
+            self._error = ConfigError(f"config check could not start: {exc}")
+
+    def result(self) -> SettingsView:
+        """The validated settings (blocking: call it from a thread); ConfigError with the
+        validator's message when the config is invalid or the check failed. Once only."""
+        if self._proc is None:
+            raise self._error or ConfigError("config check already collected")
+        proc, self._proc = self._proc, None
+        try:
+            done = SHORT_LIVED.finish(proc, timeout=CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            raise ConfigError(f"config check timed out after {CHECK_TIMEOUT_S:g} s") from exc
+        return _settings_from(done)
+
+
 def load_settings_view(config_path: Path) -> SettingsView:
     """Validate ``config_path`` (defaults when the file does not exist) in a child process;
     ConfigError with the validator's message when the config is invalid or the check fails."""
-    argv = [sys.executable, *_safe_path_flag(), "-m", __name__, str(config_path)]
-    try:
-        done = SHORT_LIVED.run(argv, timeout=CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise ConfigError(f"config check timed out after {CHECK_TIMEOUT_S:g} s") from exc
-    except OSError as exc:
-        raise ConfigError(f"config check could not start: {exc}") from exc
+    return PendingCheck(config_path).result()
+
+
+def _settings_from(done: subprocess.CompletedProcess[bytes]) -> SettingsView:
     try:
         answer = msgpack.unpackb(done.stdout, ext_hook=_decode_toml_value) if done.stdout else None
     except (ValueError, msgpack.UnpackException):
@@ -122,4 +146,4 @@ if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
 
-__all__ = ["CHECK_TIMEOUT_S", "load_settings_view"]
+__all__ = ["CHECK_TIMEOUT_S", "PendingCheck", "load_settings_view"]

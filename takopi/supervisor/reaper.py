@@ -44,14 +44,21 @@ class ShortLivedChildren:
         self._lock = threading.Lock()
         self._pids: set[int] = set()
 
-    def run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[bytes]:
-        """Like ``subprocess.run(argv, capture_output=True, timeout=timeout)`` with stdin
-        from /dev/null (blocking: call it from a thread); the child is killed on timeout."""
+    def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` (stdin /dev/null, stdout and stderr piped), registered; collect it
+        with :meth:`finish`."""
         with self._lock:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
             self._pids.add(proc.pid)
+        return proc
+
+    def finish(
+        self, proc: subprocess.Popen[bytes], *, timeout: float
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Wait for a child from :meth:`start` (blocking: call it from a thread); killed on
+        timeout (``TimeoutExpired``)."""
         try:
             with proc:
                 try:
@@ -63,7 +70,12 @@ class ShortLivedChildren:
         finally:
             with self._lock:
                 self._pids.discard(proc.pid)
-        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def run(self, argv: list[str], *, timeout: float) -> subprocess.CompletedProcess[bytes]:
+        """Like ``subprocess.run(argv, capture_output=True, timeout=timeout)`` with stdin
+        from /dev/null: :meth:`start` then :meth:`finish`."""
+        return self.finish(self.start(argv), timeout=timeout)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[set[int]]:
