@@ -101,3 +101,15 @@ def test_a_clean_stop_drains_open_intakes_and_orphans() -> None:
     assert drained == {"telegram": [msg(4), msg(1)], "console": [msg(3, channel_id=8)]}
     assert intakes.count() == 0
     assert intakes.drain() == {}
+
+
+def test_an_update_passed_over_without_opening_it_still_owes_earlier_orphans() -> None:
+    """A re-offered message answered already is not opened again, but its ``seq`` still
+    tells that the orphans before it are lost."""
+    intakes = Intakes(Clock())
+    intakes.accept("telegram", msg(1), seq=10)
+    intakes.accept("telegram", msg(2), seq=12)
+    intakes.orphan("telegram", grace=60)
+    assert intakes.passed("telegram", 11) == [msg(1)]
+    assert intakes.passed("telegram", None) == []
+    assert intakes.count("telegram") == 1  # orphan 12, nothing opened
