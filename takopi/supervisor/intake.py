@@ -43,7 +43,8 @@ from takopi.logging import get_logger
 log = get_logger(__name__)
 
 ORPHAN_GRACE = 15.0
-"""How long a dead transport's open intakes wait to be taken again by its successor."""
+"""How long a dead transport's open intakes wait to be taken again by its successor (the
+default of ``[supervisor] orphan_grace``)."""
 INTAKE_LOST_ERROR = (
     "interrupted: takopi restarted before this message was run; send it again to run it"
 )

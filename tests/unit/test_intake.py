@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from takopi.supervisor.intake import Intakes, intake_key
+import pytest
+
+from takopi.config import ConfigError
+from takopi.supervisor.intake import ORPHAN_GRACE, Intakes, intake_key
+from takopi.supervisor.options import SupervisorOptions
 
 
 class Clock:
@@ -113,3 +117,13 @@ def test_an_update_passed_over_without_opening_it_still_owes_earlier_orphans() -
     assert intakes.passed("telegram", 11) == [msg(1)]
     assert intakes.passed("telegram", None) == []
     assert intakes.count("telegram") == 1  # orphan 12, nothing opened
+
+
+def test_the_orphan_grace_is_a_supervisor_setting() -> None:
+    options = SupervisorOptions()
+    assert options.orphan_grace == ORPHAN_GRACE
+    options.apply_table({"orphan_grace": 2})
+    assert options.orphan_grace == 2.0
+    for bad in (0, -1, True, "15"):
+        with pytest.raises(ConfigError, match="orphan_grace"):
+            SupervisorOptions().apply_table({"orphan_grace": bad})
