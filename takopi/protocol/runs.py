@@ -67,10 +67,10 @@ class RunnerChoice:
 
 
 ALREADY_ANSWERED = "already_answered"
-"""``run.intake``'s answer (``note_incoming``'s result) when the message was already answered
-(``interrupted``, journaled): the chat service offered it again because its confirmation was
-lost. The transport ignores it (no run, no reply). Any other answer (``True``, ``None`` from
-older runtimes) means a new message."""
+"""``run.intake``'s answer (``note_incoming``'s result) when the message was answered already
+(a run began for it, or an ``interrupted`` reply is owed or sent): the chat service offered
+it again because its confirmation was lost. The transport ignores it (no run, no reply). Any
+other answer (``True``, ``None`` from older runtimes) means a new message."""
 
 
 __all__ = [

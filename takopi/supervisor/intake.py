@@ -21,14 +21,15 @@ next start's transport; when the supervisor dies (kill -9) the transport's chat 
 re-offers unconfirmed updates only (confirmed ones are covered by the offline-backlog policy
 of the next start).
 
-Owing ``interrupted`` does not assume the chat service was told the message was taken: it
-was not when a transport was killed before its next poll, when the stop-time confirm failed
-(service unreachable, 429), or when a successor polls only after the orphan grace. So each
-message owed ``interrupted`` is also remembered in the journal (an ``answered`` record, kept
-48 h: Telegram keeps an unconfirmed update 24 h at most). When the chat service offers it
-again, ``run.intake`` answers :data:`~takopi.protocol.runs.ALREADY_ANSWERED`; the transport
-then ignores it (no run, no notice, no reply: the journaled outcome, delivered or still
-pending, is its one reply) and its next poll confirms it.
+None of this assumes the chat service was told the message was taken: it was not when a
+transport was killed before its next poll, when the stop-time confirm failed (service
+unreachable, 429), or when a successor polls only after the orphan grace. The journal knows
+every message a run began for — an ``interrupted`` reply is such a run — for 48 h (Telegram
+keeps an unconfirmed update 24 h at most; :meth:`~takopi.supervisor.journal.Journal.
+already_answered`). When the chat service offers one again, ``run.intake`` answers
+:data:`~takopi.protocol.runs.ALREADY_ANSWERED`; the transport then ignores it (no run, no
+notice, no reply: the run's outcome, delivered or still pending, is its one reply) and its
+next poll confirms it.
 """
 
 from __future__ import annotations

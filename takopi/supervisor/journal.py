@@ -12,15 +12,19 @@ Record shapes (``op`` discriminates; every record has ``run_id`` and ``ts``):
   (``pending`` = the consumer was gone, a transport must deliver it)
 - ``{"op": "delivered", "run_id", "ts"}``
 - ``{"op": "answered", "run_id", "ts", "transport", "key"}``: the chat message ``key``
-  (``channel:message``) of ``transport`` is answered by run ``run_id``'s (``interrupted``)
-  outcome, so the message must not be handled again if its chat service offers it again
-  (its confirmation may have been lost, see :mod:`takopi.supervisor.intake`). Kept for
-  :data:`ANSWERED_RETENTION` (Telegram keeps an unconfirmed update for 24 h at most),
-  independently of the run's entry.
+  (``channel:message``) of ``transport`` is answered by run ``run_id`` (written by compaction
+  for runs whose entry is gone; see below).
+
+*Answered messages*: every run begun for a chat message (a ``begin`` whose origin names one;
+an ``interrupted`` reply to a message that never ran is such a run too) answers that message,
+so it must not be handled again if its chat service offers it again — its confirmation may
+have been lost (see :mod:`takopi.supervisor.intake`). :meth:`Journal.already_answered` knows
+these keys for :data:`ANSWERED_RETENTION` (Telegram keeps an unconfirmed update 24 h at most),
+independently of the run's entry.
 
 An entry is *finished* once it has an outcome that is not pending or a ``delivered`` record.
-Compaction rewrites the file (temp file + fsync + rename) with only unfinished entries and the
-answered keys younger than :data:`ANSWERED_RETENTION`.
+Compaction rewrites the file (temp file + fsync + rename) with only unfinished entries and
+``answered`` records for the keys younger than :data:`ANSWERED_RETENTION`.
 On load, entries without an outcome (the supervisor died mid-run) become ``interrupted``
 deliveries carrying the resume line seen at ``started``; invalid lines are reported and
 skipped (:mod:`takopi.supervisor.journal_records`). Write failures: see :class:`Journal`.
@@ -38,6 +42,7 @@ from typing import Any
 
 from takopi.logging import get_logger
 from takopi.protocol.delivery import INTERRUPTED_ERROR, Delivery, DeliveryStatus
+from takopi.supervisor.intake import intake_key
 from takopi.supervisor.journal_records import BadRecord, parse_record, serialize
 
 log = get_logger(__name__)
@@ -223,6 +228,9 @@ class Journal:
             entry.engine = str(record.get("engine") or "")
             entry.origin = dict(record.get("origin") or {})
             entry.resume_line = record.get("resume_line") or entry.resume_line
+            key = intake_key(entry.origin)
+            if key is not None and entry.transport:
+                self._answered[(entry.transport, key)] = (entry.ts, run_id)
         elif op == "started":
             entry.resume = record.get("resume")
             entry.resume_line = record.get("resume_line") or entry.resume_line
@@ -350,22 +358,9 @@ class Journal:
         self._append({"op": "delivered", "run_id": run_id})
         return True
 
-    def answered(self, run_id: str, *, transport: str, key: str) -> None:
-        """Message ``key`` of ``transport`` is answered by run ``run_id``'s outcome: it is
-        :meth:`already_answered` for :data:`ANSWERED_RETENTION` from now. A failed write keeps
-        it in memory (rewritten by the next write that works, see :class:`Journal`)."""
-        ts = self._clock()
-        record = {"op": "answered", "run_id": run_id, "ts": ts, "transport": transport, "key": key}
-        try:
-            self._write(record)
-        except JournalWriteError:
-            self._dirty = True
-        self._answered[(transport, key)] = (ts, run_id)
-        self._records_since_compact += 1
-
     def already_answered(self, transport: str, key: str) -> bool:
-        """Whether message ``key`` of ``transport`` was answered (:meth:`answered`) within
-        :data:`ANSWERED_RETENTION`."""
+        """Whether a run (an ``interrupted`` reply included) began for message ``key`` of
+        ``transport`` within :data:`ANSWERED_RETENTION` (see the module docstring)."""
         seen = self._answered.get((transport, key))
         return seen is not None and self._clock() - seen[0] < ANSWERED_RETENTION
 

@@ -160,9 +160,10 @@ class RunService:
 
     def note_intake(self, transport: str, origin: dict[str, Any], seq: Any) -> bool | str:
         """``run.intake``: the transport took a message (update ``seq``) and has not
-        confirmed it yet. :data:`ALREADY_ANSWERED` when the message is owed or was sent an
-        ``interrupted`` reply already (its chat service offered it again): the transport must
-        ignore it; else True (it is open until handled, see :mod:`takopi.supervisor.intake`)."""
+        confirmed it yet. :data:`ALREADY_ANSWERED` when a run began for the message already
+        (an ``interrupted`` reply included: its chat service offered it again): the transport
+        must ignore it; else True (it is open until handled, see
+        :mod:`takopi.supervisor.intake`)."""
         seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
         key = intake_key(origin)
         if key is not None and self._journal.already_answered(transport, key):
@@ -196,8 +197,9 @@ class RunService:
         self._owe_interrupted(transport, self.intakes.expired(transport))
 
     def _owe_interrupted(self, transport: str, origins: list[dict[str, Any]]) -> None:
-        """Journal an ``interrupted`` reply to each message (delivered by a transport), and
-        remember it answered: offered again by its chat service, it is not handled again."""
+        """Journal an ``interrupted`` reply to each message (delivered by a transport); the
+        journal then knows it answered: offered again by its chat service, it is not handled
+        again."""
         for origin in origins:
             run_id = uuid.uuid4().hex
             try:
@@ -205,9 +207,6 @@ class RunService:
             except JournalWriteError as exc:
                 log.error("intake.undeliverable", transport=transport, error=str(exc))
                 continue
-            key = intake_key(origin)
-            if key is not None:  # before the outcome: a crash in between still owes it once
-                self._journal.answered(run_id, transport=transport, key=key)
             self._journal.outcome(
                 run_id, status="interrupted", error=INTAKE_LOST_ERROR, pending=True
             )

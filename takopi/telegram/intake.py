@@ -19,10 +19,10 @@ has one terminal outcome, the combined run's. A message whose handling is cut sh
 cancellation (the worker is stopping) is *abandoned*: never reported handled, so the
 supervisor still owes it a reply (re-taken by the successor or ``interrupted``).
 
-A message the runtime already answered ``interrupted`` (Telegram offered it again because
-its confirmation was lost: a worker killed before its next poll, a failed stop-time confirm)
-is reported :data:`ANSWERED` by :meth:`IntakeReporter.taken`: the loop ignores it entirely,
-and its next poll confirms it.
+A message the runtime answered already (its run began, or it was answered ``interrupted``;
+Telegram offered it again because its confirmation was lost: a worker killed before its next
+poll, a failed stop-time confirm) is reported :data:`ANSWERED` by
+:meth:`IntakeReporter.taken`: the loop ignores it entirely, and its next poll confirms it.
 """
 
 from __future__ import annotations

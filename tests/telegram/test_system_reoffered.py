@@ -6,7 +6,8 @@ The ``interrupted`` reply for a message taken but never run assumed that Telegra
 the update was taken (confirmed by the next ``getUpdates``). It was not when the transport
 was killed before that poll, when the stop-time confirm failed, or when a successor polled
 only after the orphan grace: Telegram then offered the update again and the next transport
-handled it once more (a run, or the offline-backlog notice), two replies for one message."""
+handled it once more (a run, or the offline-backlog notice), two replies for one message. The
+same held for a message whose run had begun (it is answered by that run's outcome)."""
 
 from __future__ import annotations
 
@@ -131,4 +132,66 @@ def test_a_message_offered_to_a_successor_after_the_orphan_grace_is_answered_onc
     assert [m.text for m in _replies(server, msg)] == [reply.text]
     assert not any(BACKLOG_NOTICE in m.text for m in server.bot_messages(CHAT))
     assert fake_codex.calls() == []
+    assert "already_answered" in system.log_path.read_text()
+
+
+def _terminal_replies(server: Any, msg: dict[str, Any]) -> list[str]:
+    """Replies to ``msg`` that answer it (progress messages aside)."""
+    return [
+        m.text
+        for m in _replies(server, msg)
+        if m.text.startswith(("done", "error", "cancelled", "interrupted"))
+        or BACKLOG_NOTICE in m.text
+    ]
+
+
+def test_a_run_in_flight_at_a_stop_whose_confirm_failed_is_answered_once(
+    system: System, server: Any, fake_codex: Any
+) -> None:
+    """A message whose run is still going at a clean stop, and whose update the stop could
+    not confirm (429): the run's terminal reply is its one answer; offered again to the next
+    start, it is neither run again nor answered with the offline-backlog notice."""
+    system.start()
+    server.inject("429", method="getUpdates", count=FOREVER, retry_after=1, confirming=True)
+    msg = server.send_user_message(CHAT, "wait gate_stop")
+    wait_until(lambda: fake_codex.calls(), 30)
+    assert server.pending_updates() == 1
+    wait_until(lambda: time.time() >= msg["date"] + 1, 5)
+    system.stop()
+    assert server.pending_updates() == 1
+    server.clear_faults()
+    system.start()
+    wait_until(lambda: server.pending_updates() == 0, 30)
+    later = server.send_user_message(CHAT, "a later prompt")
+    assert "ok: a later prompt" in _final(system, later).text
+    wait_until(lambda: _settled(system), 30)
+    (reply,) = _terminal_replies(server, msg)
+    assert reply.startswith("error") and "shutting down" in reply
+    assert [c["prompt"] for c in fake_codex.calls()] == ["wait gate_stop", "a later prompt"]
+    assert "already_answered" in system.log_path.read_text()
+
+
+def test_a_run_whose_transport_was_killed_before_the_confirm_is_not_run_again(
+    system: System, server: Any, fake_codex: Any
+) -> None:
+    """The transport is killed while a message's run goes on and before the update was
+    confirmed: its successor is offered the message again and ignores it; the run's answer,
+    journaled, is the one reply."""
+    system.start()
+    server.inject("429", method="getUpdates", count=FOREVER, retry_after=1, confirming=True)
+    msg = server.send_user_message(CHAT, "wait gate_kill")
+    wait_until(lambda: fake_codex.calls(), 30)
+    assert server.pending_updates() == 1
+    wait_until(lambda: time.time() >= msg["date"] + 1, 5)
+    system.kill_transport()
+    server.clear_faults()
+    wait_until(lambda: server.pending_updates() == 0, 30)  # the successor took it again
+    fake_codex.open_gate("gate_kill")
+    assert "ok: wait gate_kill" in _final(system, msg).text
+    later = server.send_user_message(CHAT, "a later prompt")
+    assert "ok: a later prompt" in _final(system, later).text
+    wait_until(lambda: _settled(system), 30)
+    (reply,) = _terminal_replies(server, msg)
+    assert reply.startswith("done")
+    assert [c["prompt"] for c in fake_codex.calls()] == ["wait gate_kill", "a later prompt"]
     assert "already_answered" in system.log_path.read_text()

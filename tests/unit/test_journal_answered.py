@@ -1,7 +1,7 @@
-"""Messages answered ``interrupted`` are remembered in the delivery journal (``answered``
-records) so that a message its chat service offers again is not handled a second time:
-found across reloads and compactions, forgotten after ``ANSWERED_RETENTION``, and never
-growing the file without bound."""
+"""Messages a run began for (an ``interrupted`` reply included) are remembered by the
+delivery journal so that a message its chat service offers again is not handled a second
+time: found across reloads and compactions (``answered`` records outlive the run's entry),
+forgotten after ``ANSWERED_RETENTION``, and never growing the file without bound."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ def _owe_interrupted(journal: Journal, run_id: str, message_id: int) -> None:
     """What the run service journals for a message it answers ``interrupted``."""
     origin = {"channel_id": 7, "message_id": message_id}
     journal.begin(run_id, transport="telegram", engine="", origin=origin)
-    journal.answered(run_id, transport="telegram", key=f"7:{message_id}")
     journal.outcome(run_id, status="interrupted", error="send it again", pending=True)
 
 
@@ -122,15 +121,34 @@ def test_a_damaged_answered_record_is_skipped(tmp_path: Path) -> None:
     assert journal.already_answered("telegram", "7:9")
 
 
-def test_an_answered_record_that_failed_to_write_is_rewritten_by_the_next_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_run_answers_its_message_and_an_address_without_one_answers_nothing(
+    tmp_path: Path,
 ) -> None:
-    """A failed write (disk full) keeps the key in memory and puts it on disk again with the
-    next write that works (the journal's failure contract)."""
     path = tmp_path / "journal.jsonl"
     journal = Journal(path)
     journal.load()
+    origin = {"channel_id": 7, "message_id": 4, "progress_message_id": 5}
+    journal.begin("run", transport="telegram", engine="codex", origin=origin)
+    journal.begin("no-message", transport="telegram", engine="codex", origin={"channel_id": 7})
+    journal.outcome("run", status="done", answer="ok", pending=False)  # delivered live
+    journal.outcome("no-message", status="done", answer="ok", pending=False)
+    journal.compact()
+    assert journal.already_answered("telegram", "7:4")
+    assert not journal.already_answered("telegram", "7:5")  # the progress message
+    assert journal.answered_count() == 1
+    assert [(r["op"], r["run_id"]) for r in _records(path)] == [("answered", "run")]
+
+
+def test_answered_keys_missed_by_a_failed_write_are_rewritten_by_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails (disk full) after a run's entry finished: the rewrite that puts
+    the journal back on disk keeps the message's key (the journal's failure contract)."""
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path, compact_every=1)
+    journal.load()
     journal.begin("r1", transport="telegram", engine="", origin={"channel_id": 7, "message_id": 3})
+    journal.outcome("r1", status="interrupted", pending=True)
     full = True
     real_write = os.write
 
@@ -145,12 +163,13 @@ def test_an_answered_record_that_failed_to_write_is_rewritten_by_the_next_write(
             return real_write(fd, data)
 
     monkeypatch.setattr(journal_module, "os", _Os())
-    journal.answered("r1", transport="telegram", key="7:3")
+    assert journal.delivered("r1")  # finished in memory only
     assert journal.write_errors == 1
-    assert "answered" not in path.read_text()
     assert journal.already_answered("telegram", "7:3")
     full = False
-    journal.outcome("r1", status="interrupted", pending=True)
+    journal.begin("r2", transport="telegram", engine="", origin={"channel_id": 7, "message_id": 8})
     restarted = Journal(path)
     restarted.load()
     assert restarted.already_answered("telegram", "7:3")
+    assert restarted.already_answered("telegram", "7:8")
+    assert [e.run_id for e in restarted.pending()] == ["r2"]
