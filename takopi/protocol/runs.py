@@ -66,4 +66,18 @@ class RunnerChoice:
     issue: str | None = None
 
 
-__all__ = ["EngineRun", "ResumeLine", "RunAddress", "RunnerChoice", "StartRun"]
+ALREADY_ANSWERED = "already_answered"
+"""``run.intake``'s answer (``note_incoming``'s result) when the message was answered already
+(a run began for it, or an ``interrupted`` reply is owed or sent): the chat service offered
+it again because its confirmation was lost. The transport ignores it (no run, no reply). Any
+other answer (``True``, ``None`` from older runtimes) means a new message."""
+
+
+__all__ = [
+    "ALREADY_ANSWERED",
+    "EngineRun",
+    "ResumeLine",
+    "RunAddress",
+    "RunnerChoice",
+    "StartRun",
+]

@@ -133,6 +133,7 @@ class Arbiter:
             tasks=self,
             resume_lines=self.resume_lines,
             engine_wait=lambda: self.options.engine_wait,
+            orphan_grace=lambda: self.options.orphan_grace,
         )
         runtime_service = RuntimeService(
             runtime=lambda: self.routing.runtime,

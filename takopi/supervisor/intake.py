@@ -11,15 +11,25 @@ still open when the transport worker exits is *orphaned*: the chat service may h
 message to the successor (an update taken but not confirmed yet), which then simply handles it.
 An orphan becomes an ``interrupted`` delivery in the journal (sent by the successor replying
 to the message: "send it again") once it is known to be lost — the successor took a later
-update (``seq``) without it — or after :data:`ORPHAN_GRACE`: every accepted message ends in
-exactly one terminal reply.
+update (``seq``) without it — or after the orphan grace (:data:`ORPHAN_GRACE` by default,
+``[supervisor] orphan_grace``): every accepted message ends in exactly one terminal reply.
 
 Held in the supervisor's memory: the supervisor outlives transport workers. A clean stop of
-the supervisor (its transports stopped first, having confirmed what they took) owes every
-intake still open or orphaned an ``interrupted`` reply at once (:meth:`Intakes.drain`), sent by
-the next start's transport; when the supervisor dies (kill -9) the transport's chat service
+the supervisor (its transports stopped first, confirming what they took) owes every intake
+still open or orphaned an ``interrupted`` reply at once (:meth:`Intakes.drain`), sent by the
+next start's transport; when the supervisor dies (kill -9) the transport's chat service
 re-offers unconfirmed updates only (confirmed ones are covered by the offline-backlog policy
 of the next start).
+
+None of this assumes the chat service was told the message was taken: it was not when a
+transport was killed before its next poll, when the stop-time confirm failed (service
+unreachable, 429), or when a successor polls only after the orphan grace. The journal knows
+every message a run began for — an ``interrupted`` reply is such a run — for 48 h (Telegram
+keeps an unconfirmed update 24 h at most; :meth:`~takopi.supervisor.journal.Journal.
+already_answered`). When the chat service offers one again, ``run.intake`` answers
+:data:`~takopi.protocol.runs.ALREADY_ANSWERED`; the transport then ignores it (no run, no
+notice, no reply: the run's outcome, delivered or still pending, is its one reply) and its
+next poll confirms it.
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ from takopi.logging import get_logger
 log = get_logger(__name__)
 
 ORPHAN_GRACE = 15.0
-"""How long a dead transport's open intakes wait to be taken again by its successor."""
+"""How long a dead transport's open intakes wait to be taken again by its successor (the
+default of ``[supervisor] orphan_grace``)."""
 INTAKE_LOST_ERROR = (
     "interrupted: takopi restarted before this message was run; send it again to run it"
 )
@@ -67,11 +78,16 @@ class Intakes:
         key = intake_key(origin)
         if key is None:
             return []
-        orphans = self._orphans.get(transport, {})
-        orphans.pop(key, None)  # taken again by the successor: it is handled there
+        self._orphans.get(transport, {}).pop(key, None)  # taken again by the successor
         self._open.setdefault(transport, {})[key] = _Intake(dict(origin), seq, 0.0)
+        return self.passed(transport, seq)
+
+    def passed(self, transport: str, seq: int | None) -> list[dict[str, Any]]:
+        """The transport took update ``seq`` (kept or not): orphans before it are lost
+        (removed here and returned)."""
         if seq is None:
             return []
+        orphans = self._orphans.get(transport, {})
         gone = [k for k, o in orphans.items() if o.seq is not None and o.seq < seq]
         return [orphans.pop(k).origin for k in gone]
 

@@ -11,9 +11,20 @@ Record shapes (``op`` discriminates; every record has ``run_id`` and ``ts``):
   "answer": str, "error": str|null, "resume_line": str|null, "pending": bool}``
   (``pending`` = the consumer was gone, a transport must deliver it)
 - ``{"op": "delivered", "run_id", "ts"}``
+- ``{"op": "answered", "run_id", "ts", "transport", "key"}``: the chat message ``key``
+  (``channel:message``) of ``transport`` is answered by run ``run_id`` (written by compaction
+  for runs whose entry is gone; see below).
+
+*Answered messages*: every run begun for a chat message (a ``begin`` whose origin names one;
+an ``interrupted`` reply to a message that never ran is such a run too) answers that message,
+so it must not be handled again if its chat service offers it again — its confirmation may
+have been lost (see :mod:`takopi.supervisor.intake`). :meth:`Journal.already_answered` knows
+these keys for :data:`ANSWERED_RETENTION` (Telegram keeps an unconfirmed update 24 h at most),
+independently of the run's entry.
 
 An entry is *finished* once it has an outcome that is not pending or a ``delivered`` record.
-Compaction rewrites the file (temp file + fsync + rename) with only unfinished entries.
+Compaction rewrites the file (temp file + fsync + rename) with only unfinished entries and
+``answered`` records for the keys younger than :data:`ANSWERED_RETENTION`.
 On load, entries without an outcome (the supervisor died mid-run) become ``interrupted``
 deliveries carrying the resume line seen at ``started``; invalid lines are reported and
 skipped (:mod:`takopi.supervisor.journal_records`). Write failures: see :class:`Journal`.
@@ -24,17 +35,23 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from takopi.logging import get_logger
 from takopi.protocol.delivery import INTERRUPTED_ERROR, Delivery, DeliveryStatus
+from takopi.supervisor.intake import intake_key
 from takopi.supervisor.journal_records import BadRecord, parse_record, serialize
 
 log = get_logger(__name__)
 
 Status = DeliveryStatus
+
+ANSWERED_RETENTION = 48 * 3600.0
+"""How long (seconds, wall clock) an answered message key is remembered: twice the 24 h a
+chat service (Telegram) keeps an update it could offer again."""
 
 
 @dataclass(slots=True)
@@ -94,9 +111,14 @@ class Journal:
     whole file from memory, so the records that were missed are on disk again.
     """
 
-    def __init__(self, path: Path, *, compact_every: int = 512) -> None:
+    def __init__(
+        self, path: Path, *, compact_every: int = 512, clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = Path(path)
         self.entries: dict[str, JournalEntry] = {}
+        self._answered: dict[tuple[str, str], tuple[float, str]] = {}
+        """(transport, message key) → when it was answered (wall clock), by which run."""
+        self._clock = clock
         self._records_since_compact = 0
         self._compact_every = compact_every
         self._fd: int | None = None
@@ -118,6 +140,7 @@ class Journal:
         is valid. If it cannot be rewritten (disk full) it is kept and appended to."""
         self.close()
         self.entries.clear()
+        self._answered.clear()
         self.skipped_records = 0
         raw = self._read()
         lines = raw.split(b"\n")
@@ -133,6 +156,10 @@ class Journal:
             except (BadRecord, UnicodeDecodeError) as exc:
                 self.skipped_records += 1
                 log.warning("journal.bad_record", path=str(self.path), line=lineno, error=str(exc))
+                continue
+            if record["op"] == "answered":  # stands alone: its run may be long gone
+                key = (record["transport"], record["key"])
+                self._answered[key] = (record["ts"], record["run_id"])
                 continue
             if record["op"] != "begin" and record["run_id"] not in self.entries:
                 self.skipped_records += 1
@@ -201,6 +228,9 @@ class Journal:
             entry.engine = str(record.get("engine") or "")
             entry.origin = dict(record.get("origin") or {})
             entry.resume_line = record.get("resume_line") or entry.resume_line
+            key = intake_key(entry.origin)
+            if key is not None and entry.transport:
+                self._answered[(entry.transport, key)] = (entry.ts, run_id)
         elif op == "started":
             entry.resume = record.get("resume")
             entry.resume_line = record.get("resume_line") or entry.resume_line
@@ -250,7 +280,7 @@ class Journal:
         """Write then apply ``record``. A failed write raises when ``required`` (nothing is
         applied); otherwise the record is applied in memory only and the file is marked for
         a rewrite (see the class docstring)."""
-        record.setdefault("ts", time.time())
+        record.setdefault("ts", self._clock())
         try:
             self._write(record)
         except JournalWriteError:
@@ -328,6 +358,16 @@ class Journal:
         self._append({"op": "delivered", "run_id": run_id})
         return True
 
+    def already_answered(self, transport: str, key: str) -> bool:
+        """Whether a run (an ``interrupted`` reply included) began for message ``key`` of
+        ``transport`` within :data:`ANSWERED_RETENTION` (see the module docstring)."""
+        seen = self._answered.get((transport, key))
+        return seen is not None and self._clock() - seen[0] < ANSWERED_RETENTION
+
+    def answered_count(self) -> int:
+        """Answered message keys remembered (expired ones go at the next compaction)."""
+        return len(self._answered)
+
     def pending(self, transport: str | None = None) -> list[JournalEntry]:
         """Outcomes owed to users (optionally only those of one transport), oldest first."""
         items = [
@@ -343,16 +383,24 @@ class Journal:
         return [entry.delivery() for entry in self.pending(transport)]
 
     def compact(self) -> None:
-        """Rewrite the file keeping only unfinished entries (atomic, fsync'd). ``OSError``
-        (disk full) leaves the current file and its handle as they were."""
+        """Rewrite the file keeping only unfinished entries and answered keys still within
+        :data:`ANSWERED_RETENTION` (atomic, fsync'd). ``OSError`` (disk full) leaves the
+        current file and its handle as they were."""
         self._records_since_compact = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
+        horizon = self._clock() - ANSWERED_RETENTION
+        answered = {k: seen for k, seen in self._answered.items() if seen[0] > horizon}
         data = b"".join(
             serialize(record)
             for entry in self.entries.values()
             if not entry.finished
             for record in _entry_records(entry)
+        ) + b"".join(
+            serialize(
+                {"op": "answered", "run_id": run_id, "ts": ts, "transport": transport, "key": key}
+            )
+            for (transport, key), (ts, run_id) in answered.items()
         )
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -375,6 +423,7 @@ class Journal:
         finally:
             os.close(dir_fd)
         self.entries = {k: v for k, v in self.entries.items() if not v.finished}
+        self._answered = answered
         self._dirty = False
         self._open()
 
@@ -424,4 +473,10 @@ def _entry_records(entry: JournalEntry) -> list[dict[str, Any]]:
     return records
 
 
-__all__ = ["INTERRUPTED_ERROR", "Journal", "JournalEntry", "JournalWriteError"]
+__all__ = [
+    "ANSWERED_RETENTION",
+    "INTERRUPTED_ERROR",
+    "Journal",
+    "JournalEntry",
+    "JournalWriteError",
+]

@@ -13,7 +13,7 @@ from typing import Any
 
 from takopi.protocol.delivery import STATUSES
 
-OPS = ("begin", "started", "outcome", "delivered")
+OPS = ("begin", "started", "outcome", "delivered", "answered")
 _ORIGIN_KEYS = (
     "channel_id",
     "message_id",
@@ -95,6 +95,12 @@ def parse_record(line: str) -> dict[str, Any]:
             resume_line=_opt_str(record, "resume_line"),
             pending=pending,
         )
+    elif op == "answered":
+        for key in ("transport", "key"):
+            value = record.get(key)
+            if not isinstance(value, str) or not value:
+                raise BadRecord(f"{key} must be a non-empty string")
+            clean[key] = value
     return clean
 
 

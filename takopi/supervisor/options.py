@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from takopi.config import ConfigError
+from takopi.supervisor.intake import ORPHAN_GRACE
 from takopi.supervisor.policy import PolicyConfig
 
 EXIT_OK = 0
@@ -25,6 +26,7 @@ _POSITIVE_TUNABLES = (
     "load_timeout",
     "shutdown_grace",
     "engine_wait",
+    "orphan_grace",
 )
 
 
@@ -48,6 +50,9 @@ class SupervisorOptions:
     """In-flight runs get this long to finish at shutdown before they are cancelled."""
     engine_wait: float = 30.0
     """How long a run waits for its engine worker to (re)start."""
+    orphan_grace: float = ORPHAN_GRACE
+    """How long messages a dead transport worker took (and never ran) wait for its successor
+    to take them again before they are answered ``interrupted``."""
     engine_idle_s: float = 600.0
     """An engine worker no run used for this long is stopped (the next run starts it again).
     0 keeps started workers."""
@@ -77,8 +82,9 @@ class SupervisorOptions:
 
     def apply_table(self, table: Any) -> None:
         """``[supervisor]`` tunables: ping_interval, ping_timeout, load_timeout,
-        shutdown_grace, engine_wait, engine_idle_s, helper_idle_s, max_frame_bytes, extra_transports,
-        engine_env, and a ``[supervisor.restart]`` table with :class:`PolicyConfig` fields."""
+        shutdown_grace, engine_wait, orphan_grace, engine_idle_s, helper_idle_s,
+        max_frame_bytes, extra_transports, engine_env, and a ``[supervisor.restart]`` table
+        with :class:`PolicyConfig` fields."""
         if not isinstance(table, dict):
             raise ConfigError("Invalid `supervisor` config; expected a table.")
         for key in _POSITIVE_TUNABLES:

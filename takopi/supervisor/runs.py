@@ -33,9 +33,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 from takopi.logging import get_logger
 from takopi.model import CompletedEvent, ResumeToken, StartedEvent, TakopiEvent
 from takopi.protocol import EngineRun, ResumeLine, RunAddress, StartRun
+from takopi.protocol.runs import ALREADY_ANSWERED
 from takopi.rpc import PeerGone
 from takopi.rpc.peer import RawBatch
-from takopi.supervisor.intake import INTAKE_LOST_ERROR, ORPHAN_GRACE, Intakes
+from takopi.supervisor.intake import INTAKE_LOST_ERROR, ORPHAN_GRACE, Intakes, intake_key
 from takopi.supervisor.journal import Journal, JournalWriteError, Status
 from takopi.supervisor.ports import EngineAccess, ResumeLines, TaskSpawner
 from takopi.supervisor.registry import RunRecord, RunRegistry, thread_key
@@ -122,6 +123,7 @@ class RunService:
         tasks: TaskSpawner,
         resume_lines: ResumeLines,
         engine_wait: Callable[[], float],
+        orphan_grace: Callable[[], float] = lambda: ORPHAN_GRACE,
     ) -> None:
         self._registry = registry
         self._journal = journal
@@ -129,6 +131,7 @@ class RunService:
         self._tasks = tasks
         self.resume_lines = resume_lines
         self._engine_wait = engine_wait
+        self._orphan_grace = orphan_grace
         self.intakes = Intakes()
         self.drivers = 0
         self.idle = anyio.Event()
@@ -140,12 +143,8 @@ class RunService:
         def run(request: StartRun) -> AsyncIterator[Any]:
             return self.run_stream(request, transport=transport)
 
-        def intake(address: RunAddress, seq: int | None = None) -> bool:
-            lost = self.intakes.accept(
-                transport, asdict(address), seq if isinstance(seq, int) else None
-            )
-            self._owe_interrupted(transport, lost)
-            return True
+        def intake(address: RunAddress, seq: int | None = None) -> bool | str:
+            return self.note_intake(transport, asdict(address), seq)
 
         def intake_done(address: RunAddress) -> None:
             self.intakes.settle(transport, asdict(address))
@@ -155,15 +154,32 @@ class RunService:
         peer.register("run.ack", self.ack)
         peer.register("run.intake", intake)
         peer.register("run.intake_done", intake_done)
-        if self.intakes.regrace(transport, ORPHAN_GRACE):
-            self._tasks.spawn_task(self._expire_orphans, transport, ORPHAN_GRACE)
+        grace = self._orphan_grace()
+        if self.intakes.regrace(transport, grace):
+            self._tasks.spawn_task(self._expire_orphans, transport, grace)
+
+    def note_intake(self, transport: str, origin: dict[str, Any], seq: Any) -> bool | str:
+        """``run.intake``: the transport took a message (update ``seq``) and has not
+        confirmed it yet. :data:`ALREADY_ANSWERED` when a run began for the message already
+        (an ``interrupted`` reply included: its chat service offered it again): the transport
+        must ignore it; else True (it is open until handled, see
+        :mod:`takopi.supervisor.intake`)."""
+        seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        key = intake_key(origin)
+        if key is not None and self._journal.already_answered(transport, key):
+            log.info("intake.already_answered", transport=transport, message=key, seq=seq)
+            self._owe_interrupted(transport, self.intakes.passed(transport, seq))
+            return ALREADY_ANSWERED
+        self._owe_interrupted(transport, self.intakes.accept(transport, origin, seq))
+        return True
 
     def transport_lost(self, transport: str) -> None:
         """A transport worker exited: messages it took but never ran are owed a reply
         (``interrupted``, delivered by its successor from the journal) unless the successor
         takes them again (see :mod:`takopi.supervisor.intake`)."""
-        if self.intakes.orphan(transport, ORPHAN_GRACE):
-            self._tasks.spawn_task(self._expire_orphans, transport, ORPHAN_GRACE)
+        grace = self._orphan_grace()
+        if self.intakes.orphan(transport, grace):
+            self._tasks.spawn_task(self._expire_orphans, transport, grace)
 
     def stopped(self) -> int:
         """The supervisor is stopping and its transports are gone: every message they took
@@ -181,6 +197,9 @@ class RunService:
         self._owe_interrupted(transport, self.intakes.expired(transport))
 
     def _owe_interrupted(self, transport: str, origins: list[dict[str, Any]]) -> None:
+        """Journal an ``interrupted`` reply to each message (delivered by a transport); the
+        journal then knows it answered: offered again by its chat service, it is not handled
+        again."""
         for origin in origins:
             run_id = uuid.uuid4().hex
             try:

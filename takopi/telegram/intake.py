@@ -18,6 +18,11 @@ is handed to the launcher (:func:`run_launched`) or the lead's handling ends: ea
 has one terminal outcome, the combined run's. A message whose handling is cut short by
 cancellation (the worker is stopping) is *abandoned*: never reported handled, so the
 supervisor still owes it a reply (re-taken by the successor or ``interrupted``).
+
+A message the runtime answered already (its run began, or it was answered ``interrupted``;
+Telegram offered it again because its confirmation was lost: a worker killed before its next
+poll, a failed stop-time confirm) is reported :data:`ANSWERED` by
+:meth:`IntakeReporter.taken`: the loop ignores it entirely, and its next poll confirms it.
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final, Literal
 
 import anyio
 
 from takopi.logging import get_logger
+from takopi.protocol.runs import ALREADY_ANSWERED
 
 from .types import TelegramIncomingMessage
 
 log = get_logger(__name__)
+
+ANSWERED: Final = "answered"
+""":meth:`IntakeReporter.taken` for a message the runtime answered already."""
 
 
 class Hold:
@@ -221,9 +230,11 @@ class IntakeReporter:
         """The highest ``seq`` (Telegram ``update_id``) reported taken (None: none, or the
         runtime does not track messages)."""
 
-    async def taken(self, msg: TelegramIncomingMessage) -> Hold | None:
-        """Report ``msg`` (before the next poll confirms it); its hold, or None when the
-        runtime does not track messages."""
+    async def taken(self, msg: TelegramIncomingMessage) -> Hold | Literal["answered"] | None:
+        """Report ``msg`` (before the next poll confirms it); its hold, None when the runtime
+        does not track messages, or :data:`ANSWERED` when the runtime answered it already
+        (it must not be handled again). Any answer of ``note_incoming`` but
+        ``ALREADY_ANSWERED`` (``None``, ``True``: older runtimes) means a new message."""
         if self._note is None:
             return None
         seq = getattr(msg, "update_id", None)
@@ -233,7 +244,7 @@ class IntakeReporter:
             "thread_id": msg.thread_id,
         }
         try:
-            await self._note(**address, seq=seq)
+            answer = await self._note(**address, seq=seq)
         except Exception as exc:  # the message is still handled, only maybe not protected
             # The supervisor may have recorded it all the same (a call that timed out):
             # report it handled anyway, or it would stay open and be answered "interrupted"
@@ -245,6 +256,8 @@ class IntakeReporter:
             # Recorded (not cancelled during the call): a stopping loop may confirm it.
             if isinstance(seq, int) and (self.last_seq is None or seq > self.last_seq):
                 self.last_seq = seq
+            if isinstance(answer, str) and answer == ALREADY_ANSWERED:
+                return ANSWERED
         return Hold(address, self._report_done)
 
     def _report_done(self, hold: Hold) -> None:
@@ -270,6 +283,7 @@ class IntakeReporter:
 
 
 __all__ = [
+    "ANSWERED",
     "CURRENT",
     "HeldMessages",
     "Hold",

@@ -42,8 +42,8 @@ from .deliveries import deliver_pending
 from .dispatch import PluginCommands
 from .executor import CaptureTransport, TelegramCommandExecutor
 from .gate import BACKLOG_NOTICE, ChatGate
+from .intake import ANSWERED, Hold, HoldingTaskGroup, IntakeReporter, release_held
 from .intake import CURRENT as INTAKE
-from .intake import Hold, HoldingTaskGroup, IntakeReporter, release_held
 from .media import build_media_handlers
 from .media_steps import DocumentStep, FileStep, MediaGroupStep, VoiceStep
 from .menu import CommandMenu
@@ -300,17 +300,28 @@ class TelegramLoop:
 
     async def handle_message(self, msg: TelegramIncomingMessage) -> None:
         verdict = self.gate.check_message(msg)
+        if verdict == "ignore":
+            return
+        # Reported before the next poll confirms the update (see .intake), and before any
+        # reply: a message already answered (Telegram offered it again, its confirmation was
+        # lost) gets nothing more, neither the backlog notice nor a run.
+        hold = await self.intake.taken(msg)
+        if hold == ANSWERED:
+            log.info(
+                "update.ignored",
+                reason="already_answered",
+                chat_id=msg.chat_id,
+                message_id=msg.message_id,
+                update_id=msg.update_id,
+            )
+            return
         if verdict == "notify":
             # Reported like any handled message: one a killed predecessor had taken (its
             # restart moved our start time past it) then gets the notice, not also an
             # "interrupted" reply from the supervisor.
-            hold = await self.intake.taken(msg)
             self.background.spawn(partial(self._notify_backlog, msg, hold))
-        if verdict != "accept":
             return
         log.info("handle.incoming_update", chat_id=msg.chat_id, message_id=msg.message_id)
-        # Reported before the next poll confirms the update (see .intake).
-        hold = await self.intake.taken(msg)
         token = INTAKE.set(hold)
         error: BaseException | None = None
         try:
@@ -387,9 +398,10 @@ class TelegramLoop:
 
     async def confirm_taken(self) -> None:
         """At a clean stop, confirm to Telegram every update this loop took (the supervisor
-        answers those it never ran ``interrupted``; re-offered to the next start they would
-        be answered twice). Only under a supervisor that tracks intake (else they are left
-        to the next start's offline-backlog policy); bounded, best effort."""
+        answers those it never ran ``interrupted``; re-offered to the next start they are
+        only recognised and ignored, see :mod:`.intake`). Only under a supervisor that
+        tracks intake (else they are left to the next start's offline-backlog policy);
+        bounded, best effort."""
         last = self.intake.last_seq
         if last is None:
             return

@@ -32,6 +32,7 @@ from takopi.protocol import (
     RuntimeSnapshot,
     StartRun,
 )
+from takopi.protocol.runs import ALREADY_ANSWERED
 from takopi.transport import MessageRef
 from takopi.worker.drain import TRACKER
 
@@ -418,13 +419,16 @@ class RuntimeProxy:
 
     async def note_incoming(
         self, *, channel_id: Any, message_id: Any, thread_id: Any = None, seq: int | None = None
-    ) -> bool:
+    ) -> bool | str:
         """A message was taken from the chat (call before confirming it to the chat
         service; ``seq``: its position there, e.g. the Telegram ``update_id``): if this
         worker dies before it ran, the next one replies ``interrupted``
-        (:mod:`takopi.supervisor.intake`)."""
+        (:mod:`takopi.supervisor.intake`). True for a new message;
+        :data:`~takopi.protocol.runs.ALREADY_ANSWERED` when it was answered already (offered
+        again by the chat service): the transport must ignore it."""
         address = RunAddress(channel_id=channel_id, message_id=message_id, thread_id=thread_id)
-        return bool(await self._peer.call("run.intake", address, seq, timeout=30))
+        answer = await self._peer.call("run.intake", address, seq, timeout=30)
+        return ALREADY_ANSWERED if answer == ALREADY_ANSWERED else bool(answer)
 
     async def incoming_handled(
         self, *, channel_id: Any, message_id: Any, thread_id: Any = None

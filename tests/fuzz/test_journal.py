@@ -136,7 +136,7 @@ def assert_clean_file(path: Path) -> None:
     data = path.read_bytes()
     assert not data or data.endswith(b"\n")
     for record in file_records(data):
-        assert record["op"] in ("begin", "started", "outcome", "delivered")
+        assert record["op"] in ("begin", "started", "outcome", "delivered", "answered")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from takopi.supervisor.intake import Intakes, intake_key
+import pytest
+
+from takopi.config import ConfigError
+from takopi.supervisor.intake import ORPHAN_GRACE, Intakes, intake_key
+from takopi.supervisor.options import SupervisorOptions
 
 
 class Clock:
@@ -101,3 +105,25 @@ def test_a_clean_stop_drains_open_intakes_and_orphans() -> None:
     assert drained == {"telegram": [msg(4), msg(1)], "console": [msg(3, channel_id=8)]}
     assert intakes.count() == 0
     assert intakes.drain() == {}
+
+
+def test_an_update_passed_over_without_opening_it_still_owes_earlier_orphans() -> None:
+    """A re-offered message answered already is not opened again, but its ``seq`` still
+    tells that the orphans before it are lost."""
+    intakes = Intakes(Clock())
+    intakes.accept("telegram", msg(1), seq=10)
+    intakes.accept("telegram", msg(2), seq=12)
+    intakes.orphan("telegram", grace=60)
+    assert intakes.passed("telegram", 11) == [msg(1)]
+    assert intakes.passed("telegram", None) == []
+    assert intakes.count("telegram") == 1  # orphan 12, nothing opened
+
+
+def test_the_orphan_grace_is_a_supervisor_setting() -> None:
+    options = SupervisorOptions()
+    assert options.orphan_grace == ORPHAN_GRACE
+    options.apply_table({"orphan_grace": 2})
+    assert options.orphan_grace == 2.0
+    for bad in (0, -1, True, "15"):
+        with pytest.raises(ConfigError, match="orphan_grace"):
+            SupervisorOptions().apply_table({"orphan_grace": bad})

@@ -24,6 +24,8 @@ class Fault:
     delay: float = 0.0
     description: str = "Bad Request"
     chat_id: int | None = None
+    confirming: bool = False
+    """Only ``getUpdates`` requests that would confirm a queued update (offset beyond it)."""
 
 
 class FaultsMixin:
@@ -31,6 +33,7 @@ class FaultsMixin:
 
     _cond: threading.Condition
     _faults: list[Fault]
+    _updates: list[dict[str, Any]]
     _flood: _FloodControl | None
     errors: list[tuple[str, int, str]]
 
@@ -45,12 +48,15 @@ class FaultsMixin:
         delay: float = 0.0,
         description: str = "Bad Request",
         chat_id: int | None = None,
+        confirming: bool = False,
     ) -> Fault:
         """Make the next ``count`` matching requests fail.
 
         ``kind``: ``"429"`` (Too Many Requests with ``retry_after``; None omits it), ``"5xx"``
         (HTTP ``status``), ``"slow"`` (answer normally after ``delay`` seconds), ``"drop"``
-        (close the connection without answering), ``"error"`` (400 with ``description``)."""
+        (close the connection without answering), ``"error"`` (400 with ``description``).
+        ``confirming``: only ``getUpdates`` requests whose offset would confirm an update still
+        queued (the poll after one that handed an update out; earlier polls pass)."""
         fault = Fault(
             kind=kind,
             method=method,
@@ -60,6 +66,7 @@ class FaultsMixin:
             delay=delay,
             description=description,
             chat_id=chat_id,
+            confirming=confirming,
         )
         with self._cond:
             self._faults.append(fault)
@@ -101,9 +108,17 @@ class FaultsMixin:
                     continue
                 if fault.chat_id is not None and _as_int(params.get("chat_id")) != fault.chat_id:
                     continue
+                if fault.confirming and not self._would_confirm(params):
+                    continue
                 fault.count -= 1
                 return fault
         return None
+
+    def _would_confirm(self, params: dict[str, Any]) -> bool:
+        offset = _as_int(params.get("offset")) or 0
+        return any(
+            isinstance(u.get("update_id"), int) and u["update_id"] < offset for u in self._updates
+        )
 
 
 __all__ = ["Fault", "FaultsMixin"]
