@@ -16,6 +16,7 @@ from takopi.telegram.loop import BACKLOG_NOTICE
 from tests.fakes.bot_api import utf16_len
 from tests.support.waiting import wait_until
 from tests.telegram.conftest import CHAT, make_runtime
+from tests.telegram.intake_runtime import IntakeRuntime
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -475,29 +476,6 @@ def test_runtime_failures_never_kill_the_loop(
     assert "ok: hello again" in h.final_for(CHAT, second["message_id"]).text
 
 
-class _IntakeRuntime:
-    """The in-process runtime plus the supervisor's intake extension (taken / handled)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.taken: list[int] = []
-        self.handled: list[int] = []
-
-    async def note_incoming(
-        self, *, channel_id: Any, message_id: Any, thread_id: Any = None, seq: Any = None
-    ) -> bool:
-        self.taken.append(message_id)
-        return True
-
-    async def incoming_handled(
-        self, *, channel_id: Any, message_id: Any, thread_id: Any = None
-    ) -> None:
-        self.handled.append(message_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 def test_a_backlog_notice_settles_the_message_with_the_supervisor(
     server, fake_codex, harness_factory, tmp_path
 ):
@@ -505,7 +483,7 @@ def test_a_backlog_notice_settles_the_message_with_the_supervisor(
     restart moved the start time): answered with the notice, it must also be reported
     handled, or the supervisor would owe it an 'interrupted' reply as well."""
     old = server.send_user_message(CHAT, "taken by the killed worker", date=int(time.time()) - 5)
-    runtime = _IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
+    runtime = IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
     h = harness_factory(runtime=runtime).start()
     notice = h.reply_to(CHAT, old["message_id"])
     assert notice.text == BACKLOG_NOTICE
@@ -519,7 +497,7 @@ def test_a_queued_follow_up_stays_open_until_its_run_ends(
 ):
     """A follow-up queued behind its thread is plain data in the scheduler: its message must
     stay open with the supervisor (owed a reply if the transport dies) until it has run."""
-    runtime = _IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
+    runtime = IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
     h = harness_factory(runtime=runtime).start()
     first = server.send_user_message(CHAT, "wait gate_q")
     progress = h.reply_to(CHAT, first["message_id"], contains="wait gate_q")
@@ -544,7 +522,7 @@ def test_a_stopping_loop_confirms_what_it_took_and_leaves_it_owed(
     prompt = server.send_user_message(CHAT, "taken, then stopped", date=int(time.time()) + 3600)
     server.inject("slow", method="getUpdates", count=1, delay=0.0)  # hands out the prompt
     server.inject("429", method="getUpdates", count=1, retry_after=60)  # the confirming poll
-    runtime = _IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
+    runtime = IntakeRuntime(make_runtime(tmp_path / "takopi.toml"))
     h = harness_factory(runtime=runtime, forward_coalesce_s=30).start()
     wait_until(lambda: prompt["message_id"] in runtime.taken)
     wait_until(lambda: any(e[0] == "getUpdates" and e[1] == 429 for e in server.errors))

@@ -10,32 +10,20 @@ from typing import Any
 from takopi.protocol.runs import ALREADY_ANSWERED
 from tests.support.waiting import wait_until
 from tests.telegram.conftest import CHAT, make_runtime
+from tests.telegram.intake_runtime import IntakeRuntime
 
 
-class _AnsweringRuntime:
-    """The in-process runtime plus the intake extension, answering ``ALREADY_ANSWERED`` for
-    the messages in ``answered`` and ``legacy`` (an old runtime's None) for the others."""
+class _AnsweringRuntime(IntakeRuntime):
+    """Answers ``ALREADY_ANSWERED`` for the messages in ``answered`` and ``legacy`` (an old
+    runtime's None, or True) for the others."""
 
     def __init__(self, inner: Any, legacy: Any) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._legacy = legacy
         self.answered: set[int] = set()
-        self.taken: list[int] = []
-        self.handled: list[int] = []
 
-    async def note_incoming(
-        self, *, channel_id: Any, message_id: Any, thread_id: Any = None, seq: Any = None
-    ) -> Any:
-        self.taken.append(message_id)
+    def answer(self, message_id: int) -> Any:
         return ALREADY_ANSWERED if message_id in self.answered else self._legacy
-
-    async def incoming_handled(
-        self, *, channel_id: Any, message_id: Any, thread_id: Any = None
-    ) -> None:
-        self.handled.append(message_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 def _run(server: Any, fake_codex: Any, harness_factory: Any, tmp_path: Any, legacy: Any) -> None:

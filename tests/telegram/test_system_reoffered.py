@@ -145,6 +145,17 @@ def _terminal_replies(server: Any, msg: dict[str, Any]) -> list[str]:
     ]
 
 
+def _running_not_confirmed(server: Any, fake_codex: Any, text: str) -> dict[str, Any]:
+    """The user sends ``text``; its run begins but no poll may confirm the update (429)."""
+    server.inject("429", method="getUpdates", count=FOREVER, retry_after=1, confirming=True)
+    msg = server.send_user_message(CHAT, text)
+    wait_until(lambda: fake_codex.calls(), 30)
+    assert server.pending_updates() == 1
+    # A later start sees it as offline backlog (sent before that start's second).
+    wait_until(lambda: time.time() >= msg["date"] + 1, 5)
+    return msg
+
+
 def test_a_run_in_flight_at_a_stop_whose_confirm_failed_is_answered_once(
     system: System, server: Any, fake_codex: Any
 ) -> None:
@@ -152,11 +163,7 @@ def test_a_run_in_flight_at_a_stop_whose_confirm_failed_is_answered_once(
     not confirm (429): the run's terminal reply is its one answer; offered again to the next
     start, it is neither run again nor answered with the offline-backlog notice."""
     system.start()
-    server.inject("429", method="getUpdates", count=FOREVER, retry_after=1, confirming=True)
-    msg = server.send_user_message(CHAT, "wait gate_stop")
-    wait_until(lambda: fake_codex.calls(), 30)
-    assert server.pending_updates() == 1
-    wait_until(lambda: time.time() >= msg["date"] + 1, 5)
+    msg = _running_not_confirmed(server, fake_codex, "wait gate_stop")
     system.stop()
     assert server.pending_updates() == 1
     server.clear_faults()
@@ -178,11 +185,7 @@ def test_a_run_whose_transport_was_killed_before_the_confirm_is_not_run_again(
     confirmed: its successor is offered the message again and ignores it; the run's answer,
     journaled, is the one reply."""
     system.start()
-    server.inject("429", method="getUpdates", count=FOREVER, retry_after=1, confirming=True)
-    msg = server.send_user_message(CHAT, "wait gate_kill")
-    wait_until(lambda: fake_codex.calls(), 30)
-    assert server.pending_updates() == 1
-    wait_until(lambda: time.time() >= msg["date"] + 1, 5)
+    msg = _running_not_confirmed(server, fake_codex, "wait gate_kill")
     system.kill_transport()
     server.clear_faults()
     wait_until(lambda: server.pending_updates() == 0, 30)  # the successor took it again
