@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 
-from takopi.supervisor.worker_env import forkable_environment, start_env
+from takopi.supervisor.worker_env import forkable_environment, start_env, worker_command
 
 
 class ZygoteProcess:
@@ -45,7 +45,7 @@ class ZygoteProcess:
 
 
 def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
-    """``python -m takopi.worker --zygote`` with a SEQPACKET socket as ``--secret-fd``.
+    """``python -P -m takopi.worker --zygote`` with a SEQPACKET socket as ``--secret-fd``.
 
     Its stderr is ours (it only writes there when a fork or a preload fails; a pipe nobody
     drains could fill up and block it), stdout and stdin are /dev/null, and it leads its own
@@ -55,9 +55,7 @@ def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
     try:
         fd = theirs.fileno()
         argv = [
-            sys.executable,
-            "-m",
-            "takopi.worker",
+            *worker_command(),
             "--zygote",
             "--supervisor-pid",
             str(os.getpid()),

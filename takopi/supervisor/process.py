@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ import anyio
 import psutil
 
 from takopi.logging import get_logger
+from takopi.supervisor.worker_env import worker_command
 
 log = get_logger(__name__)
 
@@ -363,11 +363,9 @@ def kill_pids(pids: set[int] | Sequence[int], *, exclude: set[int] | None = None
 def worker_argv(
     python: str | None, *, kind: str, plugin_id: str, endpoint: str, identity: str
 ) -> list[str]:
-    """``<python> -m takopi.worker --kind K --id X --endpoint E --identity I``."""
+    """``<python> -P -m takopi.worker --kind K --id X --endpoint E --identity I``."""
     return [
-        python or sys.executable,
-        "-m",
-        "takopi.worker",
+        *worker_command(python),
         "--kind",
         kind,
         "--id",
