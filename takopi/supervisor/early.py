@@ -139,7 +139,8 @@ def fork_zygote_process(env: dict[str, str]) -> ZygoteProcess:
             os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
             os.environ.clear()
             os.environ.update(env)
-            # What ``python -m takopi.worker ARGV`` would run, in this already loaded process.
+            _drop_cwd_entry()
+            # What ``python -P -m takopi.worker ARGV`` would run, in this already loaded process.
             sys.argv = ["takopi.worker", *argv]
             runpy.run_module("takopi.worker", run_name="__main__", alter_sys=True)
         except SystemExit as exc:
@@ -151,6 +152,18 @@ def fork_zygote_process(env: dict[str, str]) -> ZygoteProcess:
     theirs.close()
     ours.setblocking(False)
     return ZygoteProcess(ForkedPopen(pid, ["takopi.worker", *argv]), ours, env)
+
+
+def _drop_cwd_entry() -> None:
+    """Remove the current directory from the front of ``sys.path``, where ``python -m`` or
+    ``-c`` put it for this process: a forked fork server must not import from it any more
+    than a spawned one (started with ``-P``, see
+    :func:`~takopi.supervisor.worker_env.worker_command`) does."""
+    if sys.flags.safe_path or not sys.path:
+        return
+    first = sys.path[0]
+    if first == "" or os.path.realpath(first) == os.path.realpath(os.getcwd()):
+        del sys.path[0]
 
 
 def _import_shared() -> None:
