@@ -166,7 +166,7 @@ def installation_commands() -> tuple[list[str], list[str]]:
     if os.access(takopi, os.X_OK) and os.access(ctl, os.X_OK):
         return [str(takopi)], [str(ctl)]
     python = str(Path(sys.executable).absolute())
-    return [python, "-m", "takopi.cli"], [python, "-m", "takopi.cli.ctl"]
+    return [python, "-P", "-m", "takopi.cli"], [python, "-P", "-m", "takopi.cli.ctl"]
 
 
 def unit_dir() -> Path:

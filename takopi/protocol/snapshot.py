@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -22,6 +23,15 @@ class ResumeCodecInfo:
     line_suffix: str = ""
 
 
+def reads_back_token(regex: re.Pattern[str], line: str, value: str) -> bool:
+    """Whether ``regex`` finds exactly ``value`` as the ``token`` group of ``line``: the check
+    a resume line template must pass, when the engine worker derives it from a sample token
+    and when the supervisor fills it with a real one (whose characters the line may not
+    carry as they are)."""
+    match = regex.search(line)
+    return match is not None and match.groupdict().get("token") == value
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeSnapshot:
     """The supervisor's routing view; sent at load/start and as ``runtime.changed``."""
@@ -34,4 +44,4 @@ class RuntimeSnapshot:
     engines: dict[str, ResumeCodecInfo] = field(default_factory=dict)
 
 
-__all__ = ["ResumeCodecInfo", "RuntimeSnapshot"]
+__all__ = ["ResumeCodecInfo", "RuntimeSnapshot", "reads_back_token"]

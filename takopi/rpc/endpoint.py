@@ -402,7 +402,7 @@ class RouterEndpoint:
         self._exiting[peer.identity] = (peer, PeerGone(f"worker process {pid} exited"))
         self._loop.call_later(_EXIT_DRAIN_MAX, self._finish_exit, peer)
         # Its connection may already be gone (the disconnect was reported first).
-        self._loop.call_soon(self._close_disconnected)
+        self._loop.call_soon(self._close_if_disconnected, [peer])
 
     def _finish_exit(self, peer: Peer) -> None:
         """The fallback: ``peer``'s connection end was never seen; close it anyway."""
@@ -443,12 +443,18 @@ class RouterEndpoint:
             return True
         return False
 
-    def _close_disconnected(self) -> None:
-        """Close the peers whose connection went away — and only those: a peer whose
+    def _close_if_disconnected(self, peers: list[Peer]) -> None:
+        """Close those of ``peers`` whose connection went away — and only those: a peer whose
         process exited but whose connection is still being read keeps waiting for it."""
-        for identity, peer in list(self._peers.items()):
-            if not peer.closed and self._connection_gone(identity):
+        for peer in peers:
+            if not peer.closed and self._connection_gone(peer.identity):
                 self._close_unreachable(peer)
+
+    def _close_disconnected(self) -> None:
+        """After a disconnect: probe every peer. Which one it was is not told, and it may be
+        one whose process lives on (zmq drops the connection of a peer that sent an
+        oversized frame), so nothing else would report it."""
+        self._close_if_disconnected(list(self._peers.values()))
 
     def _on_monitor(self, event: int, value: int) -> None:
         # A connection went away. Which peer it carried is not told (the fd is already

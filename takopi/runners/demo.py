@@ -53,7 +53,7 @@ class DemoRunner(ResumeTokenMixin, JsonlSubprocessRunner):
         return sys.executable
 
     def build_args(self, prompt: str, resume: ResumeToken | None, *, state: Any) -> list[str]:
-        args = ["-m", "takopi.runners.demo_agent", "--delay", str(self.delay)]
+        args = ["-P", "-m", "takopi.runners.demo_agent", "--delay", str(self.delay)]
         if resume is not None:
             args += ["--resume", resume.value]
         return args

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 
-from takopi.supervisor.worker_env import forkable_environment, start_env
+from takopi.supervisor.worker_env import forkable_environment, start_env, worker_command
 
 
 class ZygoteProcess:
@@ -45,7 +45,7 @@ class ZygoteProcess:
 
 
 def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
-    """``python -m takopi.worker --zygote`` with a SEQPACKET socket as ``--secret-fd``.
+    """``python -P -m takopi.worker --zygote`` with a SEQPACKET socket as ``--secret-fd``.
 
     Its stderr is ours (it only writes there when a fork or a preload fails; a pipe nobody
     drains could fill up and block it), stdout and stdin are /dev/null, and it leads its own
@@ -55,9 +55,7 @@ def spawn_zygote_process(env: dict[str, str]) -> ZygoteProcess:
     try:
         fd = theirs.fileno()
         argv = [
-            sys.executable,
-            "-m",
-            "takopi.worker",
+            *worker_command(),
             "--zygote",
             "--supervisor-pid",
             str(os.getpid()),
@@ -141,7 +139,8 @@ def fork_zygote_process(env: dict[str, str]) -> ZygoteProcess:
             os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
             os.environ.clear()
             os.environ.update(env)
-            # What ``python -m takopi.worker ARGV`` would run, in this already loaded process.
+            _drop_cwd_entry()
+            # What ``python -P -m takopi.worker ARGV`` would run, in this already loaded process.
             sys.argv = ["takopi.worker", *argv]
             runpy.run_module("takopi.worker", run_name="__main__", alter_sys=True)
         except SystemExit as exc:
@@ -153,6 +152,18 @@ def fork_zygote_process(env: dict[str, str]) -> ZygoteProcess:
     theirs.close()
     ours.setblocking(False)
     return ZygoteProcess(ForkedPopen(pid, ["takopi.worker", *argv]), ours, env)
+
+
+def _drop_cwd_entry() -> None:
+    """Remove the current directory from the front of ``sys.path``, where ``python -m`` or
+    ``-c`` put it for this process: a forked fork server must not import from it any more
+    than a spawned one (started with ``-P``, see
+    :func:`~takopi.supervisor.worker_env.worker_command`) does."""
+    if sys.flags.safe_path or not sys.path:
+        return
+    first = sys.path[0]
+    if first == "" or os.path.realpath(first) == os.path.realpath(os.getcwd()):
+        del sys.path[0]
 
 
 def _import_shared() -> None:

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from takopi.protocol.snapshot import reads_back_token
+
 if TYPE_CHECKING:
     from takopi.model import ResumeToken
     from takopi.protocol import Delivery, ResumeCodecInfo
@@ -108,10 +110,7 @@ class ResumeLines:
             return None
         prefix, suffix, regex = template
         line = f"{prefix}{token.value}{suffix}"
-        match = regex.search(line)
-        if match is None or match.groupdict().get("token") != token.value:
-            return None
-        return line
+        return line if reads_back_token(regex, line, token.value) else None
 
 
 __all__ = ["DeliveryBook", "EngineAccess", "ResumeLines", "TaskSpawner"]

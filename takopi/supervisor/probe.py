@@ -150,15 +150,18 @@ class EngineProber:
         os.close(out_w)
         if proc.pid is not None:
             self.pids.add(proc.pid)
+        # Reading the request and answering for the first engine share one deadline: a
+        # probe that reads slowly gets no extra time to answer.
+        deadline = anyio.current_time() + self.timeout
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(proc.watch)
-                with anyio.move_on_after(self.timeout) as sending:
+                with anyio.CancelScope(deadline=deadline) as sending:
                     await _send(req_w, request)
                 if sending.cancelled_caught:
                     attempt.problem = f"did not read its request within {self.timeout:g}s"
                     proc.kill()
-                elif await _read_answers(out_r, attempt, proc, self.timeout):
+                elif await _read_answers(out_r, attempt, proc, deadline, self.timeout):
                     attempt.problem = f"did not finish loading within {self.timeout:g}s"
                     proc.kill()
                 with anyio.move_on_after(EXIT_WAIT):
@@ -168,8 +171,7 @@ class EngineProber:
             with contextlib.suppress(OSError):
                 os.close(out_r)
             if proc.exit is None:
-                proc.kill()
-                proc.release()  # it outlived EXIT_WAIT: its pidfd and stderr pipe go now
+                proc.release()  # outlived EXIT_WAIT: killed, reaped in the background
             proc.kill_leftovers()
             if proc.pid is not None:
                 self.pids.discard(proc.pid)
@@ -206,12 +208,15 @@ async def _send(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
-async def _read_answers(fd: int, attempt: _Attempt, proc: WorkerProcess, timeout: float) -> bool:
-    """Read frames until EOF; True if one engine took longer than ``timeout``."""
+async def _read_answers(
+    fd: int, attempt: _Attempt, proc: WorkerProcess, deadline: float, timeout: float
+) -> bool:
+    """Read frames until EOF; True if nothing came by ``deadline`` (the first answer's), which
+    moves to ``timeout`` after each piece of output (one engine's load time)."""
     os.set_blocking(fd, False)
     buffer = b""
     while True:
-        with anyio.move_on_after(timeout) as scope:
+        with anyio.CancelScope(deadline=deadline) as scope:
             await anyio.wait_readable(fd)
         if scope.cancelled_caught:
             return True
@@ -223,6 +228,7 @@ async def _read_answers(fd: int, attempt: _Attempt, proc: WorkerProcess, timeout
             chunk = b""
         if not chunk:
             return False
+        deadline = anyio.current_time() + timeout
         buffer += chunk
         try:
             while True:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,6 +23,7 @@ import anyio
 import psutil
 
 from takopi.logging import get_logger
+from takopi.supervisor.worker_env import worker_command
 
 log = get_logger(__name__)
 
@@ -242,13 +243,24 @@ class WorkerProcess:
         return self.exit
 
     def release(self) -> None:
-        """Stop watching a process that outlived every wait (its :meth:`watch` cancelled):
-        close the pidfd and the output pipes. The process, if it ever ends, is the reaper's."""
+        """Give up on a process that outlived every wait (its :meth:`watch` cancelled): SIGKILL
+        it, close the pidfd and the output pipes, and reap it from a background thread once it
+        is gone. Without that, a forked process (adopted, so no :class:`subprocess.Popen`
+        reaps it) would stay a zombie until the reaper's next sweep, or for good where no
+        sweep runs."""
+        self.kill()
         if self.pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.pidfd)
             self.pidfd = None
         self._close_pipes()
+        if self.pid is not None and self.exit is None:
+            # Blocking on this one pid (never -1): a status that is not ours is never taken.
+            threading.Thread(target=self._reap_quietly, name="reap-released", daemon=True).start()
+
+    def _reap_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # reaped by the sweep already: nothing to do
+            self._reap()
 
     def _pipes_closed(self) -> bool:
         return all(s.closed for s in self._streams())
@@ -363,11 +375,9 @@ def kill_pids(pids: set[int] | Sequence[int], *, exclude: set[int] | None = None
 def worker_argv(
     python: str | None, *, kind: str, plugin_id: str, endpoint: str, identity: str
 ) -> list[str]:
-    """``<python> -m takopi.worker --kind K --id X --endpoint E --identity I``."""
+    """``<python> -P -m takopi.worker --kind K --id X --endpoint E --identity I``."""
     return [
-        python or sys.executable,
-        "-m",
-        "takopi.worker",
+        *worker_command(python),
         "--kind",
         kind,
         "--id",

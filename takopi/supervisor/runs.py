@@ -181,16 +181,12 @@ class RunService:
         if self.intakes.orphan(transport, grace):
             self._tasks.spawn_task(self._expire_orphans, transport, grace)
 
-    def stopped(self) -> int:
+    def stopped(self) -> None:
         """The supervisor is stopping and its transports are gone: every message they took
-        and never ran is owed ``interrupted`` now (the next start's transport sends it);
-        the number owed."""
-        owed = 0
+        and never ran is owed ``interrupted`` now (the next start's transport sends it)."""
         for transport, origins in self.intakes.drain().items():
             log.warning("intake.interrupted_at_stop", transport=transport, messages=len(origins))
             self._owe_interrupted(transport, origins)
-            owed += len(origins)
-        return owed
 
     async def _expire_orphans(self, transport: str, delay: float) -> None:
         await anyio.sleep(delay)

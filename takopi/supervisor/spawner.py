@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,7 @@ from takopi.config import CONFIG_PATH_ENV
 from takopi.logging import get_logger
 from takopi.supervisor.early import discard_early
 from takopi.supervisor.process import ExitInfo, WorkerProcess, worker_argv
-from takopi.supervisor.worker_env import start_env
+from takopi.supervisor.worker_env import start_env, worker_command
 from takopi.supervisor.zygote import Zygote
 
 if TYPE_CHECKING:
@@ -161,7 +160,7 @@ class Spawner:
                 stdio=(stdin, stdout),
             )
             return proc
-        argv = [python or sys.executable, "-m", "takopi.worker", "--probe"]
+        argv = [*worker_command(python), "--probe"]
         argv += ["--supervisor-pid", str(os.getpid())]
         popen = subprocess.Popen(
             argv,
@@ -262,9 +261,7 @@ class Spawner:
         ):
             return
         argv = [
-            sys.executable,
-            "-m",
-            "takopi.worker",
+            *worker_command(),
             "--standby",
             "--endpoint",
             self.rpc_address,

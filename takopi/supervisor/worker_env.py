@@ -41,6 +41,7 @@ the supervisor has imported anything else).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 
 SUPERVISOR_ONLY = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
@@ -135,6 +136,19 @@ def start_env(environ: Mapping[str, str]) -> dict[str, str]:
         for k, v in environ.items()
         if k not in SUPERVISOR_ONLY and _is_start_name(k) and not is_credential_name(k)
     }
+
+
+def worker_command(python: str | None = None) -> list[str]:
+    """``<python> -P -m takopi.worker``: how every fresh worker, probe, standby and fork server
+    is executed (``python`` defaults to this interpreter).
+
+    ``-m`` alone would put the current directory first on ``sys.path``, so a directory holding
+    ``msgpack/`` or ``takopi/`` would shadow the real modules in the worker. ``-P`` leaves it
+    out for this process only; ``PYTHONSAFEPATH`` would do the same but would be inherited by
+    the agent CLIs and by the user's own ``python script.py``. Every interpreter a worker runs
+    on has takopi installed, so it is 3.11 or newer (``-P`` exists from 3.11 on).
+    """
+    return [python or sys.executable, "-P", "-m", "takopi.worker"]
 
 
 _HARMLESS_NAMES = frozenset(
@@ -298,4 +312,5 @@ __all__ = [
     "secret_values",
     "start_env",
     "transport_override_values",
+    "worker_command",
 ]

@@ -31,6 +31,7 @@ from takopi.protocol import (
     LoadFailed,
     ResumeCodecInfo,
 )
+from takopi.protocol.snapshot import reads_back_token
 from takopi.worker.codes import EX_CONFIG, EXIT_PLUGIN_FAILED
 
 if TYPE_CHECKING:
@@ -61,10 +62,10 @@ def _line_template(runner: Any, resume_re: Any) -> tuple[str, str] | None:
     for sample in _SAMPLE_TOKENS:
         try:
             line = runner.format_resume(ResumeToken(engine=engine, value=sample))
-            match = resume_re.search(line) if isinstance(line, str) else None
+            fits = isinstance(line, str) and reads_back_token(resume_re, line, sample)
         except Exception:  # a plugin's code: anything may go wrong, the template is optional
             return None
-        if match is None or match.groupdict().get("token") != sample:
+        if not fits:
             continue
         if line.count(sample) != 1:
             return None

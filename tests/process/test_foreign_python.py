@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.shadowing import plant_shadows, shadow_hits
 from tests.support.supervisor import REPO, SupervisorHarness, assert_no_leftovers
 from tests.support.waiting import wait_until
 
@@ -75,5 +76,23 @@ def test_engine_worker_under_python_313(supervisor: SupervisorHarness) -> None:
     assert worker["python_executable"] == str(python)
     transport = supervisor.worker("transport:recorder")
     assert transport["python"].startswith("3.11")
+    assert supervisor.stop() == 0
+    assert_no_leftovers(supervisor)
+
+
+def test_python_313_worker_ignores_shadowing_packages_in_its_cwd(
+    supervisor: SupervisorHarness,
+) -> None:
+    # The supervisor (with -P) runs in a directory shadowing msgpack, zmq, anyio and takopi;
+    # the 3.13 probe and worker, fresh interpreters started there, must not import them.
+    python = py313_venv()
+    hits = plant_shadows(supervisor.base)
+    supervisor.write_config(extra=f'[plugins.scripted]\npython = "{python}"\n')
+    supervisor.start(python_flags=("-P",))
+    supervisor.send("cross-version answer=no-shadow")
+    final = wait_until(lambda: supervisor.finals())[0]
+    assert final["text"].startswith("done") and "no-shadow" in final["text"]
+    assert supervisor.worker("engine:scripted")["python_executable"] == str(python)
+    assert shadow_hits(hits) == ""
     assert supervisor.stop() == 0
     assert_no_leftovers(supervisor)

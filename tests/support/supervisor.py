@@ -74,13 +74,16 @@ class SupervisorHarness:
         env: dict[str, str] | None = None,
         wait_ready: bool = True,
         secret_free_env: bool = False,
+        python_flags: tuple[str, ...] = (),
     ) -> None:
         """Start the supervisor (``secret_free_env``: with only the variables of :meth:`env`
         that :func:`~takopi.supervisor.worker_env.forkable_environment` accepts, as under a
-        plain systemd unit, so its fork server is forked from it)."""
+        plain systemd unit, so its fork server is forked from it; ``python_flags`` go before
+        ``-m``). Its cwd is :attr:`base`."""
         if not self.config_path.exists():
             self.write_config()
-        argv = [sys.executable, "-m", "takopi.supervisor", "--config", str(self.config_path)]
+        argv = [sys.executable, *python_flags, "-m", "takopi.supervisor"]
+        argv += ["--config", str(self.config_path)]
         for engine in engines:
             argv += ["--engine", engine]
         argv += list(args)
