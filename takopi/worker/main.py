@@ -277,22 +277,36 @@ def _preload() -> None:
     setup_logging(stream=sys.stderr)
 
 
-_BUILTIN_PLUGIN_MODULES = (
+BUILTIN_RUNNER_MODULES = (
     "takopi.runners.codex",
     "takopi.runners.claude",
     "takopi.runners.opencode",
     "takopi.runners.pi",
-    "takopi.worker.transport",
 )
+RUNNER_PRELOAD_IDLE_S = 2.0
+"""The zygote imports the builtin runners once it forked a transport worker, or when no
+request came for this long, whichever is first."""
 
 
-def _preload_builtin_plugins() -> None:
-    """Zygote only: import takopi's own runners and the transport host, so a forked worker
-    starts with its plugin already loaded. Third-party plugins are never imported here: one
-    that fails or misbehaves at import must only affect its own worker."""
+def _preload_transport_host() -> None:
+    """Zygote only, before its first fork: the transport host every transport worker needs."""
+    _import_quietly(("takopi.worker.transport",))
+
+
+def _preload_builtin_runners() -> None:
+    """Zygote only: import takopi's own runners, so that an engine worker forked later starts
+    with its runner already loaded. Done after the transport worker was forked (it never runs
+    a runner, and once the zygote retires, pages it inherited are its alone). Third-party
+    plugins are never imported here: one that fails or misbehaves at import must only affect
+    its own worker."""
+    _import_quietly(BUILTIN_RUNNER_MODULES)
+    gc.freeze()  # as for the first preload (see _zygote)
+
+
+def _import_quietly(names: tuple[str, ...]) -> None:
     import importlib
 
-    for name in _BUILTIN_PLUGIN_MODULES:
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception as exc:  # its worker reports the real error when it loads it
@@ -362,13 +376,14 @@ def _zygote(args: argparse.Namespace) -> int:
     supervisor (a child subreaper): it reaps them and gets their exit codes; each answer is
     ``{"pid": N}`` (0 on failure)."""
     import json
+    import select
     import socket
 
     sock = socket.socket(fileno=args.secret_fd)
     _install_signals(args.supervisor_pid)
     _name_process("zygote", "")
     _preload()
-    _preload_builtin_plugins()
+    _preload_transport_host()
     # Keep the imported objects out of the collector's reach: a full collection in a forked
     # worker would otherwise write to (and so copy) every page they live on.
     gc.freeze()
@@ -376,7 +391,12 @@ def _zygote(args: argparse.Namespace) -> int:
         sock.send(b'{"ready": true}')
     except OSError:  # the supervisor is gone (e.g. `takopi` stopped at a config error)
         return EXIT_PEER_LOST
+    runners_loaded = False
     while True:
+        if not runners_loaded and not select.select([sock], [], [], RUNNER_PRELOAD_IDLE_S)[0]:
+            _preload_builtin_runners()
+            runners_loaded = True
+            continue
         try:
             msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
         except OSError:
@@ -384,8 +404,10 @@ def _zygote(args: argparse.Namespace) -> int:
         if not msg:
             return EXIT_OK  # the supervisor closed its end
         pid = 0
+        kind = None
         try:
             request = json.loads(msg)
+            kind = request.get("kind")
             pid = _fork_worker(args, request, fds, sock)
         except Exception as exc:
             print(f"takopi zygote: fork failed: {exc}", file=sys.stderr)
@@ -397,6 +419,9 @@ def _zygote(args: argparse.Namespace) -> int:
             sock.send(json.dumps({"pid": pid}).encode())
         except OSError:
             return EXIT_PEER_LOST
+        if kind == "transport" and pid and not runners_loaded:
+            _preload_builtin_runners()
+            runners_loaded = True
 
 
 def _fork_worker(
