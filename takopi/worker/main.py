@@ -62,6 +62,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="load-check the engines named on stdin and exit (see takopi.worker.probe)",
     )
+    parser.add_argument(
+        "--entrypoint",
+        help="the plugin's entry point value (module:attr) as the supervisor found it in this "
+        "interpreter: imported without reading every distribution's metadata",
+    )
+    parser.add_argument("--distribution", help="the distribution declaring --entrypoint")
     parser.add_argument("--secret-fd", type=int, default=None)
     parser.add_argument("--supervisor-pid", type=int, default=None)
     return parser.parse_args(argv)
@@ -174,6 +180,18 @@ def _distribution(kind: str, plugin_id: str) -> str | None:
         return find_entrypoint(GROUPS[kind], plugin_id).distribution
     except Exception:
         return None
+
+
+def _remember_entrypoint(args: argparse.Namespace) -> None:
+    """Take the entry point the supervisor told us (if any) as our plugin's."""
+    if not isinstance(args.entrypoint, str) or not args.entrypoint:
+        return
+    from takopi.plugins import PluginEntryPoint, remember_entrypoint
+
+    distribution = args.distribution if isinstance(args.distribution, str) else None
+    remember_entrypoint(
+        PluginEntryPoint(GROUPS[args.kind], args.plugin_id, args.entrypoint, distribution)
+    )
 
 
 def _make_host(kind: str, plugin_id: str) -> Any:
@@ -325,6 +343,8 @@ def _await_assignment(args: argparse.Namespace) -> str | None:
         args.kind = assignment["kind"]
         args.plugin_id = assignment["id"]
         args.identity = assignment["identity"]
+        args.entrypoint = assignment.get("entrypoint")
+        args.distribution = assignment.get("distribution")
         secret = assignment["secret"]
     except (ValueError, KeyError, TypeError):
         return None
@@ -357,7 +377,7 @@ def _run_worker(args: argparse.Namespace, secret: str) -> NoReturn:
     from takopi.logging import setup_logging
 
     _name_process(args.kind, args.plugin_id)
-
+    _remember_entrypoint(args)
     setup_logging(stream=sys.stderr)
     import anyio
 
@@ -484,6 +504,8 @@ def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[
         args.kind = request["kind"]
         args.plugin_id = request["id"]
         args.identity = request["identity"]
+        args.entrypoint = request.get("entrypoint")
+        args.distribution = request.get("distribution")
         args.standby = args.zygote = False
         _run_worker(args, str(request["secret"]))
     finally:
