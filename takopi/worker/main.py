@@ -12,7 +12,6 @@ Exit codes: see :mod:`takopi.worker.codes`.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import os
@@ -22,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 from takopi.worker.codes import (
@@ -40,37 +40,73 @@ GROUPS = {
 }
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m takopi.worker", add_help=True)
-    parser.add_argument("--kind", choices=KINDS)
-    parser.add_argument("--id", dest="plugin_id")
-    parser.add_argument("--endpoint", help="the supervisor's RPC address (zygote: per request)")
-    parser.add_argument("--identity")
-    parser.add_argument(
-        "--zygote",
-        action="store_true",
-        help="pre-import, then fork workers on request (SEQPACKET socket on --secret-fd)",
-    )
-    parser.add_argument(
-        "--standby",
-        action="store_true",
-        help="pre-import, then wait for a JSON assignment (kind, id, identity, secret) on "
-        "--secret-fd: a warm spare the supervisor hands a restarting slot",
-    )
-    parser.add_argument(
-        "--probe",
-        action="store_true",
-        help="load-check the engines named on stdin and exit (see takopi.worker.probe)",
-    )
-    parser.add_argument(
-        "--entrypoint",
-        help="the plugin's entry point value (module:attr) as the supervisor found it in this "
-        "interpreter: imported without reading every distribution's metadata",
-    )
-    parser.add_argument("--distribution", help="the distribution declaring --entrypoint")
-    parser.add_argument("--secret-fd", type=int, default=None)
-    parser.add_argument("--supervisor-pid", type=int, default=None)
-    return parser.parse_args(argv)
+WorkerArgs = SimpleNamespace
+"""The worker's command line (see :data:`USAGE` and :func:`_parse`)."""
+
+SYNOPSIS = """usage: python -m takopi.worker [--kind {engine,transport,command}] [--id ID]
+       [--endpoint ENDPOINT] [--identity IDENTITY] [--entrypoint VALUE] [--distribution NAME]
+       [--zygote | --standby | --probe] [--secret-fd N] [--supervisor-pid PID]
+"""
+USAGE = (
+    SYNOPSIS
+    + """
+  --kind, --id          the plugin to host
+  --endpoint            the supervisor's RPC address (zygote: per request)
+  --identity            this worker's identity on the supervisor's socket
+  --entrypoint          the plugin's entry point value (module:attr) as the supervisor found
+                        it in this interpreter: imported without reading every
+                        distribution's metadata
+  --distribution        the distribution declaring --entrypoint
+  --zygote              pre-import, then fork workers on request (SEQPACKET socket on
+                        --secret-fd)
+  --standby             pre-import, then wait for a JSON assignment (kind, id, identity,
+                        secret) on --secret-fd: a warm spare the supervisor hands a
+                        restarting slot
+  --probe               load-check the engines named on stdin and exit (see
+                        takopi.worker.probe)
+"""
+)
+
+_OPTIONS = {
+    "--kind": "kind",
+    "--id": "plugin_id",
+    "--endpoint": "endpoint",
+    "--identity": "identity",
+    "--entrypoint": "entrypoint",
+    "--distribution": "distribution",
+    "--secret-fd": "secret_fd",
+    "--supervisor-pid": "supervisor_pid",
+}
+_FLAGS = {"--zygote": "zygote", "--standby": "standby", "--probe": "probe"}
+
+
+def _parse(argv: list[str] | None) -> WorkerArgs:
+    """Read the command line (getopt: argparse and its gettext cost a fresh worker ~0.3 MiB);
+    a usage error exits with :data:`EXIT_USAGE`, ``--help`` with 0."""
+    import getopt
+
+    longopts = [o[2:] + "=" for o in _OPTIONS] + [f[2:] for f in _FLAGS] + ["help"]
+    args = WorkerArgs(**dict.fromkeys(_OPTIONS.values()), **dict.fromkeys(_FLAGS.values(), False))
+    try:
+        opts, rest = getopt.getopt(sys.argv[1:] if argv is None else argv, "h", longopts)
+        if rest:
+            raise getopt.GetoptError(f"unrecognized arguments: {' '.join(rest)}")
+        for opt, value in opts:
+            if opt in ("-h", "--help"):
+                sys.stdout.write(USAGE)
+                raise SystemExit(EXIT_OK)
+            if opt in _FLAGS:
+                setattr(args, _FLAGS[opt], True)
+            elif opt in ("--secret-fd", "--supervisor-pid"):
+                setattr(args, _OPTIONS[opt], int(value))
+            else:
+                setattr(args, _OPTIONS[opt], value)
+        if args.kind is not None and args.kind not in KINDS:
+            raise getopt.GetoptError(f"--kind must be one of {', '.join(KINDS)}")
+    except (getopt.GetoptError, ValueError) as exc:
+        print(f"{SYNOPSIS}python -m takopi.worker: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    return args
 
 
 def _read_secret(fd: int | None) -> str | None:
@@ -182,7 +218,7 @@ def _distribution(kind: str, plugin_id: str) -> str | None:
         return None
 
 
-def _remember_entrypoint(args: argparse.Namespace) -> None:
+def _remember_entrypoint(args: WorkerArgs) -> None:
     """Take the entry point the supervisor told us (if any) as our plugin's."""
     if not isinstance(args.entrypoint, str) or not args.entrypoint:
         return
@@ -208,7 +244,7 @@ def _make_host(kind: str, plugin_id: str) -> Any:
     return CommandHost(plugin_id)
 
 
-async def _serve(args: argparse.Namespace, secret: str) -> int:
+async def _serve(args: WorkerArgs, secret: str) -> int:
     import asyncio
 
     import anyio
@@ -331,7 +367,7 @@ def _import_quietly(names: tuple[str, ...]) -> None:
             print(f"takopi zygote: preloading {name} failed: {exc}", file=sys.stderr)
 
 
-def _await_assignment(args: argparse.Namespace) -> str | None:
+def _await_assignment(args: WorkerArgs) -> str | None:
     """Standby: block until the supervisor writes ``{"kind", "id", "identity", "secret"}``."""
     import json
 
@@ -372,7 +408,7 @@ def _name_process(kind: str, plugin_id: str) -> None:
         comm.write(name)
 
 
-def _run_worker(args: argparse.Namespace, secret: str) -> NoReturn:
+def _run_worker(args: WorkerArgs, secret: str) -> NoReturn:
     """Serve the assigned plugin until done, then exit the process with its code."""
     from takopi.logging import setup_logging
 
@@ -389,7 +425,7 @@ def _run_worker(args: argparse.Namespace, secret: str) -> NoReturn:
     os._exit(code)
 
 
-def _zygote(args: argparse.Namespace) -> int:
+def _zygote(args: WorkerArgs) -> int:
     """Pre-import once, then fork a worker per request (``{"kind", "id", "identity",
     "secret"}`` plus one fd for its stdout+stderr) received on the SEQPACKET socket
     ``--secret-fd``. Workers are double-forked so that they are re-parented to the
@@ -444,9 +480,7 @@ def _zygote(args: argparse.Namespace) -> int:
             runners_loaded = True
 
 
-def _fork_worker(
-    args: argparse.Namespace, request: dict[str, Any], fds: list[int], sock: Any
-) -> int:
+def _fork_worker(args: WorkerArgs, request: dict[str, Any], fds: list[int], sock: Any) -> int:
     read_fd, write_fd = os.pipe()
     middle = os.fork()
     if middle == 0:  # intermediate: start the worker, report its pid, vanish
@@ -470,7 +504,7 @@ def _fork_worker(
     return int(data or b"0")
 
 
-def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[int]) -> NoReturn:
+def _become_worker(args: WorkerArgs, request: dict[str, Any], fds: list[int]) -> NoReturn:
     code = EXIT_USAGE
     try:
         if len(fds) == 3:  # stdin, stdout, stderr given (a transport on the terminal)

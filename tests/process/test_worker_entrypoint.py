@@ -4,6 +4,9 @@ with it: email, zipfile, csv...). A worker not told falls back to the scan."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from takopi.plugins import (
@@ -15,6 +18,7 @@ from takopi.plugins import (
     load_entrypoint,
     remember_entrypoint,
 )
+from takopi.worker.codes import EXIT_USAGE
 from tests.process.procmem import memory_contains
 from tests.support.processes import fresh_python
 from tests.support.supervisor import SupervisorHarness, assert_no_leftovers
@@ -49,7 +53,8 @@ def test_a_worker_told_its_entry_point_loads_it_without_the_metadata() -> None:
         "main._remember_entrypoint(args)\n"
         "from takopi.engines import get_backend\n"
         "print(get_backend('codex').id, main._distribution('engine', 'codex'))\n"
-        "print(sorted({'importlib.metadata', 'email', 'zipfile', 'csv'} & set(sys.modules)))\n"
+        "print(sorted({'importlib.metadata', 'email', 'zipfile', 'csv', 'argparse'}\n"
+        "    & set(sys.modules)))\n"
         "print(main._distribution('engine', 'claude'), 'importlib.metadata' in sys.modules)\n"
     )
     assert fresh_python(code) == ["codex takopi", "[]", "takopi True"]
@@ -71,3 +76,28 @@ def test_a_remembered_entry_point_is_still_validated() -> None:
 
         plugins._known.clear()
         clear_load_errors()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--kind", "bogus"], ["--secret-fd", "x"], ["--nope"], ["--kind", "engine", "stray"]],
+)
+def test_a_bad_worker_command_line_is_a_usage_error(argv: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "takopi.worker", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == EXIT_USAGE
+    assert "usage: python -m takopi.worker" in out.stderr
+    assert "error:" in out.stderr.splitlines()[-1] and "Traceback" not in out.stderr
+
+
+def test_worker_help_lists_the_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "takopi.worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0
+    for option in ("--kind", "--entrypoint", "--distribution", "--zygote", "--secret-fd"):
+        assert option in out.stdout
