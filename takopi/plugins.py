@@ -9,13 +9,14 @@ its own venv, possibly another Python version) with :func:`list_entrypoints_for_
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import re
 import subprocess
 import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from takopi.config import ConfigError
@@ -30,6 +31,8 @@ CORE_DISTRIBUTION = "takopi"
 """takopi's own distribution: its built-in plugins are never filtered out by an allowlist."""
 
 _DIST_SEP_RE = re.compile(r"[-_.]+")
+_VALUE_RE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]*)\s*)?((?P<extras>\[.*\])\s*)?$")
+"""An entry point's ``module:attr [extras]`` value (as :mod:`importlib.metadata` reads it)."""
 
 log = get_logger(__name__)
 
@@ -87,6 +90,7 @@ _lock = threading.RLock()
 _errors: dict[tuple[str, str, str | None, str], PluginLoadError] = {}
 _loaded: dict[tuple[str, str, str | None], Any] = {}
 _failed: dict[tuple[str, str, str | None], PluginLoadError] = {}
+_known: dict[tuple[str, str], PluginEntryPoint] = {}
 
 
 def canonicalize_name(name: str) -> str:
@@ -141,8 +145,19 @@ def clear_load_errors() -> None:
         _failed.clear()
 
 
+def remember_entrypoint(ep: PluginEntryPoint) -> None:
+    """Take ``ep`` as what this interpreter declares for ``(ep.group, ep.name)``, so that
+    :func:`find_entrypoint` and :func:`load_entrypoint` need not read every distribution's
+    metadata for it (a worker is told its plugin's entry point by the supervisor, which listed
+    it in the same interpreter). It is still validated (allowlist, id, reserved ids)."""
+    with _lock:
+        _known[(ep.group, ep.name)] = ep
+
+
 def _raw_entrypoints(group: str) -> list[PluginEntryPoint]:
     """Entry points of ``group`` in this interpreter, first distribution per name wins."""
+    from importlib import metadata  # ~1.5 MiB of imports a worker told its entry point skips
+
     seen: set[str] = set()
     found: list[PluginEntryPoint] = []
     for dist in metadata.distributions():
@@ -243,6 +258,12 @@ def find_entrypoint(
     reserved_ids: Collection[str] | None = None,
 ) -> PluginEntryPoint:
     """The entry point ``name`` of ``group``; :class:`PluginNotFoundError` if absent."""
+    with _lock:
+        known = _known.get((group, name))
+    if known is not None:
+        valid = _validate([known], allowlist=allowlist, reserved_ids=reserved_ids)
+        if valid:
+            return valid[0]
     eps = list_entrypoints(group, allowlist=allowlist, reserved_ids=reserved_ids)
     for ep in eps:
         if ep.name == name:
@@ -272,7 +293,7 @@ def load_entrypoint(
         if key in _failed:
             raise PluginLoadFailed(_failed[key])
     try:
-        obj = metadata.EntryPoint(name=ep.name, value=ep.value, group=group).load()
+        obj = _load_value(ep.value)
     except BaseException as exc:  # plugin import code may raise anything, even SystemExit
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -289,6 +310,16 @@ def load_entrypoint(
     with _lock:
         _loaded[key] = obj
     return obj
+
+
+def _load_value(value: str) -> Any:
+    """Import the object an entry point's value names (``module`` or ``module:attr.attr``)."""
+    match = _VALUE_RE.match(value)
+    if match is None:
+        raise ValueError(f"malformed entry point value {value!r}")
+    module = importlib.import_module(match.group("module"))
+    attrs = [a for a in (match.group("attr") or "").split(".") if a]
+    return functools.reduce(getattr, attrs, module)
 
 
 def _fail(key: tuple[str, str, str | None], error: PluginLoadError) -> Any:
@@ -388,4 +419,5 @@ __all__ = [
     "list_ids",
     "load_entrypoint",
     "normalize_allowlist",
+    "remember_entrypoint",
 ]

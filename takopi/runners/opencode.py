@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,8 @@ def lookup_session_directory(session_id: str, db_path: Path | None = None) -> st
     path = db_path or opencode_db_path()
     if not path.is_file():
         return None
+    import sqlite3  # only here: an opencode worker that never resumes a session skips it
+
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
         try:

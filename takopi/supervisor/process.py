@@ -174,7 +174,16 @@ class WorkerProcess:
             return 255  # not our child (no subreaper): the status is lost
         return os.waitstatus_to_exitcode(status)
 
-    def assign(self, *, name: str, kind: str, plugin_id: str, identity: str, secret: bytes) -> bool:
+    def assign(
+        self,
+        *,
+        name: str,
+        kind: str,
+        plugin_id: str,
+        identity: str,
+        secret: bytes,
+        entrypoint: EntryPointHint | None = None,
+    ) -> bool:
         """Hand a standby process its slot; False if it is gone (spawn a fresh one then)."""
         import json
 
@@ -183,9 +192,15 @@ class WorkerProcess:
         if self.popen.poll() is not None:
             self.discard()
             return False
-        payload = json.dumps(
-            {"kind": kind, "id": plugin_id, "identity": identity, "secret": secret.decode()}
-        )
+        assignment = {
+            "kind": kind,
+            "id": plugin_id,
+            "identity": identity,
+            "secret": secret.decode(),
+        }
+        if entrypoint is not None:
+            assignment.update(entrypoint.to_json())
+        payload = json.dumps(assignment)
         try:
             os.write(self._assign_fd, payload.encode() + b"\n")
         except OSError:
@@ -372,10 +387,41 @@ def kill_pids(pids: set[int] | Sequence[int], *, exclude: set[int] | None = None
     return killed
 
 
+@dataclass(frozen=True, slots=True)
+class EntryPointHint:
+    """The entry point the supervisor found for a worker's plugin in its own interpreter: the
+    worker imports ``value`` without reading every distribution's metadata."""
+
+    value: str
+    distribution: str | None
+
+    def to_json(self) -> dict[str, str]:
+        """The ``entrypoint``/``distribution`` keys of a fork request or standby assignment."""
+        hint = {"entrypoint": self.value}
+        if self.distribution is not None:
+            hint["distribution"] = self.distribution
+        return hint
+
+    def to_argv(self) -> list[str]:
+        """The ``--entrypoint``/``--distribution`` options of a fresh worker."""
+        argv = ["--entrypoint", self.value]
+        if self.distribution is not None:
+            argv += ["--distribution", self.distribution]
+        return argv
+
+
 def worker_argv(
-    python: str | None, *, kind: str, plugin_id: str, endpoint: str, identity: str
+    python: str | None,
+    *,
+    kind: str,
+    plugin_id: str,
+    endpoint: str,
+    identity: str,
+    entrypoint: EntryPointHint | None = None,
 ) -> list[str]:
-    """``<python> -P -m takopi.worker --kind K --id X --endpoint E --identity I``."""
+    """``<python> -P -m takopi.worker --kind K --id X --endpoint E --identity I
+    [--entrypoint V [--distribution D]]``."""
+    hint = entrypoint.to_argv() if entrypoint is not None else []
     return [
         *worker_command(python),
         "--kind",
@@ -386,7 +432,8 @@ def worker_argv(
         endpoint,
         "--identity",
         identity,
+        *hint,
     ]
 
 
-__all__ = ["ExitInfo", "WorkerProcess", "kill_pids", "worker_argv"]
+__all__ = ["EntryPointHint", "ExitInfo", "WorkerProcess", "kill_pids", "worker_argv"]

@@ -32,7 +32,7 @@ import anyio
 from takopi.config import CONFIG_PATH_ENV
 from takopi.logging import get_logger
 from takopi.supervisor.early import discard_early
-from takopi.supervisor.process import ExitInfo, WorkerProcess, worker_argv
+from takopi.supervisor.process import EntryPointHint, ExitInfo, WorkerProcess, worker_argv
 from takopi.supervisor.worker_env import start_env, worker_command
 from takopi.supervisor.zygote import Zygote
 
@@ -181,6 +181,7 @@ class Spawner:
             plugin_id=watcher.plugin_id,
             endpoint=self.rpc_address,
             identity=incarnation.identity.decode(),
+            entrypoint=self._entrypoint(watcher),
         )
         argv += ["--supervisor-pid", str(os.getpid())]
         proc = WorkerProcess(
@@ -211,10 +212,32 @@ class Spawner:
             secret=incarnation.secret,
             timeout=self.fork_timeout,
             inherit_stdio=watcher.behaviour.inherit_stdio,
+            entrypoint=self._entrypoint(watcher),
         )
         if proc is None:
             log.warning("zygote.fork_failed", worker=watcher.name)
         return proc
+
+    @staticmethod
+    def _entrypoint(watcher: Watcher) -> EntryPointHint | None:
+        """The entry point of the watcher's plugin in our interpreter (looked up at each
+        start: a reinstalled plugin may have moved), which spares the worker reading every
+        distribution's metadata; None for a plugin in another interpreter or not found (the
+        worker looks for it itself and reports what is wrong)."""
+        if watcher.python is not None:
+            return None
+        from takopi import plugins
+
+        groups = {
+            "engine": plugins.ENGINE_GROUP,
+            "transport": plugins.TRANSPORT_GROUP,
+            "command": plugins.COMMAND_GROUP,
+        }
+        try:
+            ep = plugins.find_entrypoint(groups[watcher.kind], watcher.plugin_id)
+        except (plugins.PluginNotFoundError, KeyError):
+            return None
+        return EntryPointHint(ep.value, ep.distribution)
 
     def _replace_lost_zygote(self, zygote: Zygote) -> None:
         proc = zygote.process
@@ -239,6 +262,7 @@ class Spawner:
             plugin_id=watcher.plugin_id,
             identity=incarnation.identity.decode(),
             secret=incarnation.secret.encode(),
+            entrypoint=self._entrypoint(watcher),
         ):
             return None
         if self.on_standby_used is not None:

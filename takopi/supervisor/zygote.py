@@ -28,7 +28,7 @@ import anyio
 
 from takopi.logging import get_logger
 from takopi.supervisor.early import ForkedPopen, spawn_zygote_process, take_early
-from takopi.supervisor.process import WorkerProcess
+from takopi.supervisor.process import EntryPointHint, WorkerProcess
 from takopi.supervisor.worker_env import start_env
 
 log = get_logger(__name__)
@@ -108,6 +108,7 @@ class Zygote:
         timeout: float = 5.0,
         inherit_stdio: bool = False,
         stdio: tuple[int, int] | None = None,
+        entrypoint: EntryPointHint | None = None,
     ) -> WorkerProcess | None:
         """A new worker for a slot, or None (then spawn one the ordinary way).
 
@@ -122,15 +123,16 @@ class Zygote:
             fds = [stdio[0], stdio[1], write_fd]
         else:
             fds = [0, 1, write_fd] if inherit_stdio else [write_fd]
-        payload = json.dumps(
-            {
-                "endpoint": self._rpc_address,
-                "kind": kind,
-                "id": plugin_id,
-                "identity": identity,
-                "secret": secret,
-            }
-        )
+        request = {
+            "endpoint": self._rpc_address,
+            "kind": kind,
+            "id": plugin_id,
+            "identity": identity,
+            "secret": secret,
+        }
+        if entrypoint is not None:
+            request.update(entrypoint.to_json())
+        payload = json.dumps(request)
         self.in_flight += 1
         try:
             async with self._lock:

@@ -10,7 +10,7 @@ which message the album is handled as). A failing ``on_flush`` is logged, never 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -95,4 +95,9 @@ class MediaGroupBuffer:
             album.held.drop_all(error)  # whatever on_flush did not handle
 
 
-__all__ = ["MediaGroupBuffer"]
+def album_lead(messages: Sequence[TelegramIncomingMessage]) -> TelegramIncomingMessage:
+    """The message an album is answered as: the first with a caption, else the first."""
+    return next((m for m in messages if m.text.strip()), messages[0])
+
+
+__all__ = ["MediaGroupBuffer", "album_lead"]

@@ -24,11 +24,10 @@ from anyio.abc import TaskGroup
 from .background import Background
 from .intake import HeldMessages
 from .media import MediaHandlers
-from .media_groups import MediaGroupBuffer
+from .media_groups import MediaGroupBuffer, album_lead
 from .routing import Route
 from .scope import ChatScope
 from .types import TelegramIncomingMessage
-from .uploads import album_lead
 
 RouteAfter = Callable[[str, Route], Awaitable[str | None]]
 """:meth:`MessageRouter.route_after`: continue a route after the named step."""

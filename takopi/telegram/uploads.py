@@ -31,6 +31,7 @@ from .file_transfer import (
     UploadOutcome,
 )
 from .files import parse_file_command
+from .media_groups import album_lead
 from .types import Reply, TelegramIncomingMessage
 
 log = get_logger(__name__)
@@ -47,11 +48,6 @@ def annotate_uploads(caption: str, saved: Sequence[SavedFile]) -> str:
     """The prompt of a captioned album: the caption, then ``[uploaded files]`` and a list."""
     listing = "\n".join(f"- {s.rel}" for s in saved)
     return f"{caption}\n\n[uploaded files]\n{listing}"
-
-
-def album_lead(messages: Sequence[TelegramIncomingMessage]) -> TelegramIncomingMessage:
-    """The message an album is answered as: the first with a caption, else the first."""
-    return next((m for m in messages if m.text.strip()), messages[0])
 
 
 class Uploads:
@@ -173,4 +169,4 @@ class Uploads:
         return False
 
 
-__all__ = ["Uploads", "album_lead", "annotate_upload", "annotate_uploads"]
+__all__ = ["Uploads", "annotate_upload", "annotate_uploads"]

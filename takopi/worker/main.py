@@ -12,7 +12,6 @@ Exit codes: see :mod:`takopi.worker.codes`.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import os
@@ -22,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 from takopi.worker.codes import (
@@ -40,31 +40,73 @@ GROUPS = {
 }
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m takopi.worker", add_help=True)
-    parser.add_argument("--kind", choices=KINDS)
-    parser.add_argument("--id", dest="plugin_id")
-    parser.add_argument("--endpoint", help="the supervisor's RPC address (zygote: per request)")
-    parser.add_argument("--identity")
-    parser.add_argument(
-        "--zygote",
-        action="store_true",
-        help="pre-import, then fork workers on request (SEQPACKET socket on --secret-fd)",
-    )
-    parser.add_argument(
-        "--standby",
-        action="store_true",
-        help="pre-import, then wait for a JSON assignment (kind, id, identity, secret) on "
-        "--secret-fd: a warm spare the supervisor hands a restarting slot",
-    )
-    parser.add_argument(
-        "--probe",
-        action="store_true",
-        help="load-check the engines named on stdin and exit (see takopi.worker.probe)",
-    )
-    parser.add_argument("--secret-fd", type=int, default=None)
-    parser.add_argument("--supervisor-pid", type=int, default=None)
-    return parser.parse_args(argv)
+WorkerArgs = SimpleNamespace
+"""The worker's command line (see :data:`USAGE` and :func:`_parse`)."""
+
+SYNOPSIS = """usage: python -m takopi.worker [--kind {engine,transport,command}] [--id ID]
+       [--endpoint ENDPOINT] [--identity IDENTITY] [--entrypoint VALUE] [--distribution NAME]
+       [--zygote | --standby | --probe] [--secret-fd N] [--supervisor-pid PID]
+"""
+USAGE = (
+    SYNOPSIS
+    + """
+  --kind, --id          the plugin to host
+  --endpoint            the supervisor's RPC address (zygote: per request)
+  --identity            this worker's identity on the supervisor's socket
+  --entrypoint          the plugin's entry point value (module:attr) as the supervisor found
+                        it in this interpreter: imported without reading every
+                        distribution's metadata
+  --distribution        the distribution declaring --entrypoint
+  --zygote              pre-import, then fork workers on request (SEQPACKET socket on
+                        --secret-fd)
+  --standby             pre-import, then wait for a JSON assignment (kind, id, identity,
+                        secret) on --secret-fd: a warm spare the supervisor hands a
+                        restarting slot
+  --probe               load-check the engines named on stdin and exit (see
+                        takopi.worker.probe)
+"""
+)
+
+_OPTIONS = {
+    "--kind": "kind",
+    "--id": "plugin_id",
+    "--endpoint": "endpoint",
+    "--identity": "identity",
+    "--entrypoint": "entrypoint",
+    "--distribution": "distribution",
+    "--secret-fd": "secret_fd",
+    "--supervisor-pid": "supervisor_pid",
+}
+_FLAGS = {"--zygote": "zygote", "--standby": "standby", "--probe": "probe"}
+
+
+def _parse(argv: list[str] | None) -> WorkerArgs:
+    """Read the command line (getopt: argparse and its gettext cost a fresh worker ~0.3 MiB);
+    a usage error exits with :data:`EXIT_USAGE`, ``--help`` with 0."""
+    import getopt
+
+    longopts = [o[2:] + "=" for o in _OPTIONS] + [f[2:] for f in _FLAGS] + ["help"]
+    args = WorkerArgs(**dict.fromkeys(_OPTIONS.values()), **dict.fromkeys(_FLAGS.values(), False))
+    try:
+        opts, rest = getopt.getopt(sys.argv[1:] if argv is None else argv, "h", longopts)
+        if rest:
+            raise getopt.GetoptError(f"unrecognized arguments: {' '.join(rest)}")
+        for opt, value in opts:
+            if opt in ("-h", "--help"):
+                sys.stdout.write(USAGE)
+                raise SystemExit(EXIT_OK)
+            if opt in _FLAGS:
+                setattr(args, _FLAGS[opt], True)
+            elif opt in ("--secret-fd", "--supervisor-pid"):
+                setattr(args, _OPTIONS[opt], int(value))
+            else:
+                setattr(args, _OPTIONS[opt], value)
+        if args.kind is not None and args.kind not in KINDS:
+            raise getopt.GetoptError(f"--kind must be one of {', '.join(KINDS)}")
+    except (getopt.GetoptError, ValueError) as exc:
+        print(f"{SYNOPSIS}python -m takopi.worker: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    return args
 
 
 def _read_secret(fd: int | None) -> str | None:
@@ -176,6 +218,18 @@ def _distribution(kind: str, plugin_id: str) -> str | None:
         return None
 
 
+def _remember_entrypoint(args: WorkerArgs) -> None:
+    """Take the entry point the supervisor told us (if any) as our plugin's."""
+    if not isinstance(args.entrypoint, str) or not args.entrypoint:
+        return
+    from takopi.plugins import PluginEntryPoint, remember_entrypoint
+
+    distribution = args.distribution if isinstance(args.distribution, str) else None
+    remember_entrypoint(
+        PluginEntryPoint(GROUPS[args.kind], args.plugin_id, args.entrypoint, distribution)
+    )
+
+
 def _make_host(kind: str, plugin_id: str) -> Any:
     if kind == "engine":
         from takopi.worker.engine import EngineHost
@@ -190,7 +244,7 @@ def _make_host(kind: str, plugin_id: str) -> Any:
     return CommandHost(plugin_id)
 
 
-async def _serve(args: argparse.Namespace, secret: str) -> int:
+async def _serve(args: WorkerArgs, secret: str) -> int:
     import asyncio
 
     import anyio
@@ -277,29 +331,43 @@ def _preload() -> None:
     setup_logging(stream=sys.stderr)
 
 
-_BUILTIN_PLUGIN_MODULES = (
+BUILTIN_RUNNER_MODULES = (
     "takopi.runners.codex",
     "takopi.runners.claude",
     "takopi.runners.opencode",
     "takopi.runners.pi",
-    "takopi.worker.transport",
 )
+RUNNER_PRELOAD_IDLE_S = 2.0
+"""The zygote imports the builtin runners once it forked a transport worker, or when no
+request came for this long, whichever is first."""
 
 
-def _preload_builtin_plugins() -> None:
-    """Zygote only: import takopi's own runners and the transport host, so a forked worker
-    starts with its plugin already loaded. Third-party plugins are never imported here: one
-    that fails or misbehaves at import must only affect its own worker."""
+def _preload_transport_host() -> None:
+    """Zygote only, before its first fork: the transport host every transport worker needs."""
+    _import_quietly(("takopi.worker.transport",))
+
+
+def _preload_builtin_runners() -> None:
+    """Zygote only: import takopi's own runners, so that an engine worker forked later starts
+    with its runner already loaded. Done after the transport worker was forked (it never runs
+    a runner, and once the zygote retires, pages it inherited are its alone). Third-party
+    plugins are never imported here: one that fails or misbehaves at import must only affect
+    its own worker."""
+    _import_quietly(BUILTIN_RUNNER_MODULES)
+    gc.freeze()  # as for the first preload (see _zygote)
+
+
+def _import_quietly(names: tuple[str, ...]) -> None:
     import importlib
 
-    for name in _BUILTIN_PLUGIN_MODULES:
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception as exc:  # its worker reports the real error when it loads it
             print(f"takopi zygote: preloading {name} failed: {exc}", file=sys.stderr)
 
 
-def _await_assignment(args: argparse.Namespace) -> str | None:
+def _await_assignment(args: WorkerArgs) -> str | None:
     """Standby: block until the supervisor writes ``{"kind", "id", "identity", "secret"}``."""
     import json
 
@@ -311,6 +379,8 @@ def _await_assignment(args: argparse.Namespace) -> str | None:
         args.kind = assignment["kind"]
         args.plugin_id = assignment["id"]
         args.identity = assignment["identity"]
+        args.entrypoint = assignment.get("entrypoint")
+        args.distribution = assignment.get("distribution")
         secret = assignment["secret"]
     except (ValueError, KeyError, TypeError):
         return None
@@ -338,12 +408,12 @@ def _name_process(kind: str, plugin_id: str) -> None:
         comm.write(name)
 
 
-def _run_worker(args: argparse.Namespace, secret: str) -> NoReturn:
+def _run_worker(args: WorkerArgs, secret: str) -> NoReturn:
     """Serve the assigned plugin until done, then exit the process with its code."""
     from takopi.logging import setup_logging
 
     _name_process(args.kind, args.plugin_id)
-
+    _remember_entrypoint(args)
     setup_logging(stream=sys.stderr)
     import anyio
 
@@ -355,20 +425,21 @@ def _run_worker(args: argparse.Namespace, secret: str) -> NoReturn:
     os._exit(code)
 
 
-def _zygote(args: argparse.Namespace) -> int:
+def _zygote(args: WorkerArgs) -> int:
     """Pre-import once, then fork a worker per request (``{"kind", "id", "identity",
     "secret"}`` plus one fd for its stdout+stderr) received on the SEQPACKET socket
     ``--secret-fd``. Workers are double-forked so that they are re-parented to the
     supervisor (a child subreaper): it reaps them and gets their exit codes; each answer is
     ``{"pid": N}`` (0 on failure)."""
     import json
+    import select
     import socket
 
     sock = socket.socket(fileno=args.secret_fd)
     _install_signals(args.supervisor_pid)
     _name_process("zygote", "")
     _preload()
-    _preload_builtin_plugins()
+    _preload_transport_host()
     # Keep the imported objects out of the collector's reach: a full collection in a forked
     # worker would otherwise write to (and so copy) every page they live on.
     gc.freeze()
@@ -376,7 +447,12 @@ def _zygote(args: argparse.Namespace) -> int:
         sock.send(b'{"ready": true}')
     except OSError:  # the supervisor is gone (e.g. `takopi` stopped at a config error)
         return EXIT_PEER_LOST
+    runners_loaded = False
     while True:
+        if not runners_loaded and not select.select([sock], [], [], RUNNER_PRELOAD_IDLE_S)[0]:
+            _preload_builtin_runners()
+            runners_loaded = True
+            continue
         try:
             msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
         except OSError:
@@ -384,8 +460,10 @@ def _zygote(args: argparse.Namespace) -> int:
         if not msg:
             return EXIT_OK  # the supervisor closed its end
         pid = 0
+        kind = None
         try:
             request = json.loads(msg)
+            kind = request.get("kind")
             pid = _fork_worker(args, request, fds, sock)
         except Exception as exc:
             print(f"takopi zygote: fork failed: {exc}", file=sys.stderr)
@@ -397,11 +475,12 @@ def _zygote(args: argparse.Namespace) -> int:
             sock.send(json.dumps({"pid": pid}).encode())
         except OSError:
             return EXIT_PEER_LOST
+        if kind == "transport" and pid and not runners_loaded:
+            _preload_builtin_runners()
+            runners_loaded = True
 
 
-def _fork_worker(
-    args: argparse.Namespace, request: dict[str, Any], fds: list[int], sock: Any
-) -> int:
+def _fork_worker(args: WorkerArgs, request: dict[str, Any], fds: list[int], sock: Any) -> int:
     read_fd, write_fd = os.pipe()
     middle = os.fork()
     if middle == 0:  # intermediate: start the worker, report its pid, vanish
@@ -425,7 +504,7 @@ def _fork_worker(
     return int(data or b"0")
 
 
-def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[int]) -> NoReturn:
+def _become_worker(args: WorkerArgs, request: dict[str, Any], fds: list[int]) -> NoReturn:
     code = EXIT_USAGE
     try:
         if len(fds) == 3:  # stdin, stdout, stderr given (a transport on the terminal)
@@ -459,6 +538,8 @@ def _become_worker(args: argparse.Namespace, request: dict[str, Any], fds: list[
         args.kind = request["kind"]
         args.plugin_id = request["id"]
         args.identity = request["identity"]
+        args.entrypoint = request.get("entrypoint")
+        args.distribution = request.get("distribution")
         args.standby = args.zygote = False
         _run_worker(args, str(request["secret"]))
     finally:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.transcription_server import TranscriptionServer
+from tests.process.procmem import memory_contains
 from tests.support.waiting import wait_until
 from tests.telegram.conftest import CHAT
 from tests.telegram.test_system import System, system_in_tmp
@@ -93,3 +94,34 @@ def test_files_and_voice_through_the_supervisor(
     assert (repo / "incoming" / "b.csv").read_bytes() == b"data"
     assert stt.requests[0].authorization == f"Bearer {API_KEY}"
     assert API_KEY not in system.log_path.read_text()
+
+
+FILE_TRANSFER_TEXT = b"files between a chat and a project's repo or worktree."
+"""From the docstring of ``takopi.telegram.file_transfer``: in memory once it is imported."""
+
+
+def test_file_transfer_is_loaded_by_the_first_file_message(
+    system: System, server: Any, fake_codex: Any, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "notes.txt").write_text("notes\n")
+    system.start(
+        tables=[
+            "[transports.telegram.files]",
+            "enabled = true",
+            "[projects.repo]",
+            f'path = "{repo}"',
+        ]
+    )
+    user = server.send_user_message(CHAT, "hello")
+    system.wait_bot(lambda m: m.reply_to_message_id == user["message_id"] and "done" in m.text)
+    transport = system.worker("transport")["pid"]
+    assert not memory_contains(transport, FILE_TRANSFER_TEXT)
+    get = server.send_user_message(CHAT, "/file get /repo notes.txt")
+    sent = system.wait_bot(
+        lambda m: m.document is not None and m.reply_to_message_id == get["message_id"]
+    )
+    assert sent.document.content == b"notes\n"
+    assert system.worker("transport")["pid"] == transport
+    assert memory_contains(transport, FILE_TRANSFER_TEXT)
