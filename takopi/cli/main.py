@@ -287,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not is_tool_invocation(args):
-        from takopi.supervisor.early import start_early
+        from takopi.supervisor.early import start_config_check, start_early
 
+        start_config_check(_config_from_argv(args))  # overlaps our imports
         start_early()  # before the config is read: the fork server may be forked from us
     setup_cli_logging(args)
     try:

@@ -7,7 +7,6 @@ click CLI is the user-facing entry point; this one is handy for tests and system
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from takopi.supervisor import early
@@ -15,10 +14,6 @@ from takopi.supervisor import early
 
 def main(argv: list[str] | None = None) -> int:
     """Parse argv and run the supervisor."""
-    if "--no-zygote" not in (sys.argv[1:] if argv is None else argv):
-        early.start_early()  # before anything is read: it may fork the zygote from us
-    from takopi.supervisor.arbiter import SupervisorOptions, run_supervisor
-
     parser = argparse.ArgumentParser(prog="python -m takopi.supervisor")
     parser.add_argument("--config", type=Path, default=None, help="path to takopi.toml")
     parser.add_argument("--transport", default=None, help="transport id override")
@@ -39,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-standby", action="store_true", help="keep no pre-imported spare worker"
     )
     args = parser.parse_args(argv)
+    early.start_config_check(str(args.config) if args.config is not None else None)
+    if not args.no_zygote:
+        early.start_early()  # before anything is read: it may fork the zygote from us
+    from takopi.supervisor.arbiter import SupervisorOptions, run_supervisor
+
     options = SupervisorOptions(
         config_path=args.config,
         transport_override=args.transport,

@@ -45,8 +45,10 @@ class SupervisorConfig:
         that the check overlaps the rest of the start-up."""
         from takopi.config import resolve_config_path
         from takopi.supervisor.config_check import PendingCheck
+        from takopi.supervisor.early import take_config_check
 
-        self._pending = PendingCheck(resolve_config_path(self.options.config_path))
+        path = resolve_config_path(self.options.config_path)
+        self._pending = take_config_check(path) or PendingCheck(path)
 
     def load(self) -> None:
         """Read and validate the config (``ConfigError`` on problems); blocks while a child

@@ -10,20 +10,23 @@ environment, so ``TAKOPI__…`` overrides apply) and writes the plain dump back 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
-import msgpack
+from typing import TYPE_CHECKING, Any
 
 from takopi.config import ConfigError
-from takopi.logging import get_logger
-from takopi.settings_view import SettingsView
-from takopi.supervisor.reaper import SHORT_LIVED
+from takopi.supervisor.short_lived import SHORT_LIVED
 
-log = get_logger(__name__)
+# msgpack, logging and the view load only when a check is collected: the check starts before
+# the supervisor's own imports (takopi.supervisor.early), where only the stdlib is wanted.
+if TYPE_CHECKING:
+    import msgpack
+
+    from takopi.settings_view import SettingsView
 
 CHECK_TIMEOUT_S = 60.0
 """Bound on one validation (a cold interpreter importing pydantic takes well under 1 s)."""
@@ -35,6 +38,8 @@ class PendingCheck:
 
     def __init__(self, config_path: Path) -> None:
         self.config_path = config_path
+        self._signature = _signature(config_path)
+        self._overrides = _overrides()
         argv = [sys.executable, *_safe_path_flag(), "-m", __name__, str(config_path)]
         self._error: ConfigError | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -42,6 +47,19 @@ class PendingCheck:
             self._proc = SHORT_LIVED.start(argv)
         except OSError as exc:
             self._error = ConfigError(f"config check could not start: {exc}")
+
+    def stale(self) -> bool:
+        """Whether the file changed (or appeared, or went) or the ``TAKOPI__…`` overrides
+        changed (the CLI sets one for the demo fallback) since the check started."""
+        return _signature(self.config_path) != self._signature or _overrides() != self._overrides
+
+    def discard(self) -> None:
+        """Stop a check nobody will collect (and reap it)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                SHORT_LIVED.finish(proc, timeout=CHECK_TIMEOUT_S)
 
     def result(self) -> SettingsView:
         """The validated settings (blocking: call it from a thread); ConfigError with the
@@ -56,6 +74,18 @@ class PendingCheck:
         return _settings_from(done)
 
 
+def _overrides() -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("TAKOPI__"))
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def load_settings_view(config_path: Path) -> SettingsView:
     """Validate ``config_path`` (defaults when the file does not exist) in a child process;
     ConfigError with the validator's message when the config is invalid or the check fails."""
@@ -63,6 +93,12 @@ def load_settings_view(config_path: Path) -> SettingsView:
 
 
 def _settings_from(done: subprocess.CompletedProcess[bytes]) -> SettingsView:
+    import msgpack
+
+    from takopi.logging import get_logger
+    from takopi.settings_view import SettingsView
+
+    log = get_logger(__name__)
     try:
         answer = msgpack.unpackb(done.stdout, ext_hook=_decode_toml_value) if done.stdout else None
     except (ValueError, msgpack.UnpackException):
@@ -90,6 +126,8 @@ _TOML_TIME_TYPES: tuple[tuple[int, type[datetime.date] | type[datetime.time]], .
 
 
 def _encode_toml_value(value: Any) -> msgpack.ExtType:
+    import msgpack
+
     for code, kind in _TOML_TIME_TYPES:
         if isinstance(value, kind):
             return msgpack.ExtType(code, value.isoformat().encode())
@@ -97,6 +135,8 @@ def _encode_toml_value(value: Any) -> msgpack.ExtType:
 
 
 def _decode_toml_value(code: int, data: bytes) -> Any:
+    import msgpack
+
     for known, kind in _TOML_TIME_TYPES:
         if code == known:
             return kind.fromisoformat(data.decode())
@@ -137,6 +177,8 @@ def main(argv: list[str]) -> int:
 
     setup_logging(stream=sys.stderr)  # stdout carries the answer only
     answer = _check(Path(argv[0]))
+    import msgpack
+
     sys.stdout.buffer.write(msgpack.packb(answer, default=_encode_toml_value))
     sys.stdout.buffer.flush()
     return 0

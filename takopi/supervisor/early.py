@@ -27,8 +27,13 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from takopi.supervisor.worker_env import forkable_environment, start_env, worker_command
+
+if TYPE_CHECKING:
+    from takopi.supervisor.config_check import PendingCheck
 
 
 class ZygoteProcess:
@@ -214,6 +219,33 @@ def spawn_early() -> None:
         _early = spawn_zygote_process(start_env(os.environ))
     except OSError:
         _early = None
+
+
+_early_check: PendingCheck | None = None
+
+
+def start_config_check(config_arg: str | None) -> None:
+    """Start validating the config (``--config`` as given, or the default) in a child process
+    now, before the supervisor's own imports, so that the check overlaps them; the supervisor
+    collects it with :func:`take_config_check`."""
+    global _early_check
+    from takopi.config import resolve_config_path
+    from takopi.supervisor.config_check import PendingCheck  # stdlib + takopi.config only
+
+    if _early_check is None:
+        _early_check = PendingCheck(resolve_config_path(config_arg))
+
+
+def take_config_check(config_path: Path) -> PendingCheck | None:
+    """The check :func:`start_config_check` started, if it is for ``config_path`` and the file
+    did not change since (then it is yours); any other is discarded (onboarding may have
+    written the config meanwhile)."""
+    global _early_check
+    check, _early_check = _early_check, None
+    if check is None or (check.config_path == config_path and not check.stale()):
+        return check
+    check.discard()
+    return None
 
 
 def take_early() -> ZygoteProcess | None:

@@ -11,7 +11,8 @@ pytestmark = [pytest.mark.process, pytest.mark.timeout(60)]
 
 CODE = """
 import subprocess, sys, threading, time
-from takopi.supervisor.reaper import SHORT_LIVED, Reaper
+from takopi.supervisor.reaper import Reaper
+from takopi.supervisor.short_lived import SHORT_LIVED
 
 stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
 done = {}

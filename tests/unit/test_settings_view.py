@@ -197,3 +197,39 @@ def test_a_validated_telegram_table_reads_like_the_model(tmp_path: Path) -> None
     assert "changed" not in view.files.deny_globs  # a copy, as the model's
     with pytest.raises(AttributeError):
         _ = view.no_such_setting
+
+
+def test_the_check_started_before_the_supervisors_imports_is_taken_for_its_path(
+    tmp_path: Path,
+) -> None:
+    from takopi.supervisor import early
+
+    path = _write(tmp_path, {"default_engine": "pi"})
+    early.start_config_check(str(path))
+    assert early.take_config_check(tmp_path / "other.toml") is None  # discarded
+    assert early.take_config_check(path) is None  # nothing left
+    early.start_config_check(str(path))
+    check = early.take_config_check(path)
+    assert check is not None and check.result().default_engine == "pi"
+
+
+def test_an_early_check_of_a_file_written_since_is_not_used(tmp_path: Path) -> None:
+    """Onboarding writes the config after the check started: the check is stale."""
+    from takopi.supervisor import early
+
+    path = tmp_path / "takopi.toml"
+    early.start_config_check(str(path))  # no file yet
+    _write(tmp_path, {"default_engine": "pi"})
+    assert early.take_config_check(path) is None
+
+
+def test_an_early_check_is_not_used_once_an_override_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI sets ``TAKOPI__DEFAULT_ENGINE`` (demo fallback) after the check started."""
+    from takopi.supervisor import early
+
+    path = _write(tmp_path, {})
+    early.start_config_check(str(path))
+    monkeypatch.setenv("TAKOPI__DEFAULT_ENGINE", "demo")
+    assert early.take_config_check(path) is None
