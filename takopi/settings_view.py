@@ -99,6 +99,15 @@ class ProjectTable:
     chat_id: int | None = None
 
 
+def _table(value: Any, what: str) -> dict[str, Any]:
+    """A config table (a copy; ``{}`` if absent); ConfigError naming ``what`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"Invalid {what}; expected a table.")
+    return dict(value)
+
+
 class SettingsAccess:
     """Accessors shared by the pydantic settings and their plain view. Subclasses provide
     the fields below and the ``_…`` reads."""
@@ -136,12 +145,7 @@ class SettingsAccess:
 
     def extra_table(self, name: str, *, what: str | None = None) -> dict[str, Any]:
         """The top-level ``[<name>]`` table (``{}`` if absent); ConfigError if not a table."""
-        value = self._top_level_extra().get(name)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"Invalid `{name}` {what or 'config'}; expected a table.")
-        return dict(value)
+        return _table(self._top_level_extra().get(name), f"`{name}` {what or 'config'}")
 
     def engine_config(self, engine_id: str, *, config_path: Path | None = None) -> dict[str, Any]:
         """The top-level ``[<engine_id>]`` table (``{}`` if absent); ConfigError if not a table."""
@@ -156,18 +160,14 @@ class SettingsAccess:
             if telegram is None:
                 raise missing_telegram_error(config_path)
             return telegram
-        value = self._transport_extra().get(transport_id)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"Invalid `transports.{transport_id}`{where(config_path)}; expected a table."
-            )
-        return dict(value)
+        return _table(
+            self._transport_extra().get(transport_id),
+            f"`transports.{transport_id}`{where(config_path)}",
+        )
 
     def transport_tables(self) -> dict[str, Any]:
         """Every ``[transports.<id>]`` table by id (telegram's validated)."""
-        tables = {k: v for k, v in self._transport_extra().items()}
+        tables = dict(self._transport_extra())
         telegram = self._telegram_dump()
         if telegram is not None:
             tables["telegram"] = telegram
@@ -184,14 +184,9 @@ class SettingsAccess:
 
     def plugin_config(self, plugin_id: str, *, config_path: Path | None = None) -> dict[str, Any]:
         """``[plugins.<plugin_id>]`` (``{}`` if absent); ConfigError if not a table."""
-        value = self._plugin_extra().get(plugin_id)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"Invalid `plugins.{plugin_id}`{where(config_path)}; expected a table."
-            )
-        return dict(value)
+        return _table(
+            self._plugin_extra().get(plugin_id), f"`plugins.{plugin_id}`{where(config_path)}"
+        )
 
     def plugin_python(self, plugin_id: str, *, config_path: Path | None = None) -> str | None:
         """``[plugins.<id>] python``: the interpreter to run that plugin's worker under."""
@@ -295,7 +290,6 @@ class SettingsView(SettingsAccess):
     :func:`takopi.settings.settings_dump`), which it trusts to be valid."""
 
     def __init__(self, dump: Mapping[str, Any]) -> None:
-        self._dump = dict(dump)
         self.watch_config = bool(dump.get("watch_config", False))
         self.default_engine = str(dump.get("default_engine") or "codex")
         self.default_project = dump.get("default_project")
@@ -311,10 +305,6 @@ class SettingsView(SettingsAccess):
             str(alias): ProjectTable(**table)
             for alias, table in (dump.get("projects") or {}).items()
         }
-
-    def dump(self) -> dict[str, Any]:
-        """The plain settings this view was built from."""
-        return dict(self._dump)
 
     def _top_level_extra(self) -> Mapping[str, Any]:
         return self._extra
